@@ -1,0 +1,57 @@
+"""Event codec: a registry of type names, JSON encoding, and upcasters for old schemas."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from events.event import Event
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class UnknownEventType(Exception):
+    """The log holds a type name this codec was not told about."""
+
+
+def canonical_json(value: Any) -> str:
+    """One text for one value: sorted keys, no spaces, no NaN. Hashes are taken over it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+class EventCodec:
+    """Maps event classes to stable names and back, upcasting old schema versions on read."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, type[Event]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, *classes: type[Event]) -> None:
+        for cls in classes:
+            known = self._types.get(cls.type_name)
+            if known is not None and known is not cls:
+                raise ValueError(f"event type name {cls.type_name!r} is registered twice")
+            self._types[cls.type_name] = cls
+
+    def register_upcaster(self, type_name: str, from_version: int, upcast: Upcaster) -> None:
+        """`upcast` turns the data of `from_version` into the data of `from_version + 1`."""
+        self._upcasters[(type_name, from_version)] = upcast
+
+    def encode(self, event: Event) -> tuple[str, int, str]:
+        if self._types.get(event.type_name) is not type(event):
+            raise UnknownEventType(event.type_name)
+        return event.type_name, event.schema_version, canonical_json(dataclasses.asdict(event))
+
+    def decode(self, type_name: str, schema_version: int, data_json: str) -> Event:
+        cls = self._types.get(type_name)
+        if cls is None:
+            raise UnknownEventType(type_name)
+        data = json.loads(data_json)
+        version = schema_version
+        while version < cls.schema_version:
+            data = self._upcasters[(type_name, version)](data)
+            version += 1
+        return cls(**data)

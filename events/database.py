@@ -1,0 +1,100 @@
+"""The seed's Database: a thin async access layer over one aiosqlite connection.
+
+Driver errors that mean "cannot write now" or "the file is damaged" are wrapped here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiosqlite
+
+from events.errors import StoreCorrupted, StoreError, StoreUnavailable
+
+Params = tuple[Any, ...] | dict[str, Any]
+
+_UNAVAILABLE = ("full", "readonly", "read-only", "locked", "busy", "i/o", "unable to open")
+_CORRUPT = ("malformed", "not a database", "corrupt")
+
+
+def wrap_sqlite_error(exc: sqlite3.Error) -> StoreError | None:
+    """The store error an operating fault maps to, or None for a programming error."""
+    text = str(exc).lower()
+    if any(word in text for word in _CORRUPT):
+        return StoreCorrupted(str(exc))
+    if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _UNAVAILABLE):
+        return StoreUnavailable(str(exc))
+    return None
+
+
+class Database:
+    """execute / fetchall / fetchone, as the seed names them; rows come back as dicts."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def connect(cls, path: str | Path, *, readonly: bool = False) -> Database:
+        # A URI, so `mode=ro` can be asked for; quote() keeps '?' and '#' in names literal.
+        where = quote(os.path.abspath(path))  # noqa: ASYNC240 - getcwd, not file I/O
+        uri = f"file:{where}{'?mode=ro' if readonly else ''}"
+        try:
+            conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise wrap_sqlite_error(exc) or exc from exc
+        conn.row_factory = sqlite3.Row
+        db = cls(conn)
+        # Another process may hold the write lock for a moment; wait rather than fail.
+        await db.execute("PRAGMA busy_timeout = 10000")
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    async def execute(self, query: str, params: Params = ()) -> None:
+        try:
+            await self.conn.execute(query, params)
+        except sqlite3.Error as exc:
+            raise wrap_sqlite_error(exc) or exc from exc
+
+    async def executescript(self, script: str) -> None:
+        try:
+            await self.conn.executescript(script)
+        except sqlite3.Error as exc:
+            raise wrap_sqlite_error(exc) or exc from exc
+
+    async def fetchall(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
+        try:
+            async with self.conn.execute(query, params) as cursor:
+                return [dict(row) for row in await cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise wrap_sqlite_error(exc) or exc from exc
+
+    async def fetchone(self, query: str, params: Params = ()) -> dict[str, Any] | None:
+        try:
+            async with self.conn.execute(query, params) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise wrap_sqlite_error(exc) or exc from exc
+        return None if row is None else dict(row)
+
+    async def iterate(
+        self, query: str, params: Params = (), batch_size: int = 500
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Rows in batches, so a large result never sits in memory whole."""
+        try:
+            async with self.conn.execute(query, params) as cursor:
+                while rows := await cursor.fetchmany(batch_size):
+                    for row in rows:
+                        yield dict(row)
+        except sqlite3.Error as exc:
+            raise wrap_sqlite_error(exc) or exc from exc

@@ -1,0 +1,71 @@
+"""The stored form of an event, shared by every store, and sealing it into the chain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from events.codec import EventCodec, canonical_json
+from events.event import Event, Metadata, RecordedEvent
+from events.hashing import chain_hash
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredRow:
+    """One row of the `events` table, exactly as its hash covers it."""
+
+    position: int
+    stream_id: str
+    version: int
+    type_name: str
+    schema_version: int
+    data_json: str
+    metadata_json: str
+    recorded_at: str
+    hash: str
+
+    def expected_hash(self, previous_hash: str) -> str:
+        return chain_hash(
+            previous_hash, position=self.position, stream_id=self.stream_id,
+            version=self.version, type_name=self.type_name,
+            schema_version=self.schema_version, data_json=self.data_json,
+            metadata_json=self.metadata_json, recorded_at=self.recorded_at,
+        )
+
+    def to_recorded(self, codec: EventCodec) -> RecordedEvent:
+        return RecordedEvent(
+            position=self.position, stream_id=self.stream_id, version=self.version,
+            event=codec.decode(self.type_name, self.schema_version, self.data_json),
+            metadata=Metadata.from_dict(json.loads(self.metadata_json)),
+            recorded_at=datetime.fromisoformat(self.recorded_at), hash=self.hash,
+        )
+
+
+def seal(
+    codec: EventCodec,
+    *,
+    previous_hash: str,
+    position: int,
+    stream_id: str,
+    version: int,
+    event: Event,
+    metadata: Metadata,
+    recorded_at: datetime,
+) -> StoredRow:
+    """Encode an event and chain it onto the previous hash."""
+    type_name, schema_version, data_json = codec.encode(event)
+    fields = dict(
+        position=position, stream_id=stream_id, version=version, type_name=type_name,
+        schema_version=schema_version, data_json=data_json,
+        metadata_json=canonical_json(metadata.to_dict()),
+        recorded_at=recorded_at.astimezone(UTC).isoformat(timespec="microseconds"),
+    )
+    return StoredRow(**fields, hash=chain_hash(previous_hash, **fields))  # type: ignore[arg-type]

@@ -1,0 +1,50 @@
+"""The EventStore protocol every store implements, and the session a write runs in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from events.event import Event, Metadata, RecordedEvent
+
+T = TypeVar("T")
+S = TypeVar("S", bound="Session", contravariant=True)
+
+
+class Session(Protocol):
+    """What a write may do, inside one transaction that commits or rolls back whole."""
+
+    async def stream_version(self, stream_id: str) -> int: ...
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]: ...
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: Metadata = ...,
+    ) -> list[RecordedEvent]: ...
+
+
+class EventStore(Protocol):
+    """An append-only log of events, with per-stream versions and a global position."""
+
+    async def transact(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run `work` as one transaction; its appends are durable when this returns."""
+        ...
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: Metadata = ...,
+    ) -> list[RecordedEvent]: ...
+
+    def read_stream(self, stream_id: str, from_version: int = 1) -> AsyncIterator[RecordedEvent]:
+        ...
+
+    def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]: ...
+
+    async def head_position(self) -> int: ...

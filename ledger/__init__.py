@@ -1,0 +1,42 @@
+"""Credits: the account fold, pure decisions, projections, LedgerService and the audit.
+
+The seed's User, Transaction and UserService live here, async, writing only through events.
+"""
+
+from ledger.errors import (
+    AccountNotFound,
+    BalanceLimitExceeded,
+    IdempotencyConflict,
+    InsufficientCredits,
+    InvalidAmount,
+    InvalidCredentials,
+    LedgerError,
+    OperationInProgress,
+    UnknownHold,
+    UsernameTaken,
+)
+from ledger.service import LedgerService, TaskDraft, TaskTicket
+from ledger.store import ledger_store
+from ledger.users import InvalidInput, Passwords, Transaction, User, UserService
+
+__all__ = [
+    "AccountNotFound",
+    "BalanceLimitExceeded",
+    "IdempotencyConflict",
+    "InsufficientCredits",
+    "InvalidAmount",
+    "InvalidCredentials",
+    "InvalidInput",
+    "LedgerError",
+    "LedgerService",
+    "OperationInProgress",
+    "Passwords",
+    "TaskDraft",
+    "TaskTicket",
+    "Transaction",
+    "UnknownHold",
+    "User",
+    "UserService",
+    "UsernameTaken",
+    "ledger_store",
+]

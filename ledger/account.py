@@ -1,0 +1,138 @@
+"""An account's state as a fold over its events, and the pure decisions that extend it.
+
+Decisions take the current state and return new events, or raise a named error. They do no
+I/O, so the property tests can run them millions of times against a plain model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from events import Event
+from ledger.errors import BalanceLimitExceeded, InsufficientCredits, InvalidAmount, UnknownHold
+from ledger.events import (
+    AccountOpened,
+    CreditsDeposited,
+    CreditsHeld,
+    CreditsWithdrawn,
+    HoldReleased,
+    HoldSettled,
+    TaskRejected,
+    TaskSubmitted,
+)
+
+MIN_TOP_UP_CREDITS = 1
+MAX_TOP_UP_CREDITS = 1_000_000
+# Far below SQLite's 2**63 - 1, so no sum of balances can overflow a 64-bit integer.
+MAX_BALANCE_CREDITS = 10**12
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    user_id: int
+    username: str
+    version: int = 0
+    balance_credits: int = 0
+    held_credits: int = 0
+    open_holds: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def available_credits(self) -> int:
+        return self.balance_credits - self.held_credits
+
+    def check_invariants(self) -> None:
+        assert 0 <= self.held_credits <= self.balance_credits <= MAX_BALANCE_CREDITS, self
+        assert self.held_credits == sum(self.open_holds.values()), self
+
+
+def evolve(account: Account | None, event: Event) -> Account:
+    """One step of the fold. Events that do not move credits only advance the version."""
+    if isinstance(event, AccountOpened):
+        assert account is None, "an account is opened once"
+        return Account(user_id=event.user_id, username=event.username, version=1)
+    assert account is not None, f"{event.type_name} before AccountOpened"
+    account = replace(account, version=account.version + 1)
+    if isinstance(event, CreditsDeposited):
+        account = replace(account, balance_credits=account.balance_credits + event.amount_credits)
+    elif isinstance(event, CreditsWithdrawn):
+        account = replace(account, balance_credits=account.balance_credits - event.amount_credits)
+    elif isinstance(event, CreditsHeld):
+        holds = {**account.open_holds, event.task_id: event.amount_credits}
+        account = replace(account, held_credits=account.held_credits + event.amount_credits,
+                          open_holds=MappingProxyType(holds))
+    elif isinstance(event, HoldSettled | HoldReleased):
+        holds = dict(account.open_holds)
+        amount = holds.pop(event.task_id)
+        charged = amount if isinstance(event, HoldSettled) else 0
+        account = replace(account, held_credits=account.held_credits - amount,
+                          balance_credits=account.balance_credits - charged,
+                          open_holds=MappingProxyType(holds))
+    account.check_invariants()
+    return account
+
+
+def fold(events: Iterable[Event]) -> Account | None:
+    account: Account | None = None
+    for event in events:
+        account = evolve(account, event)
+    return account
+
+
+def deposit(account: Account, amount_credits: int, description: str) -> list[Event]:
+    if type(amount_credits) is not int or not (
+            MIN_TOP_UP_CREDITS <= amount_credits <= MAX_TOP_UP_CREDITS):
+        raise InvalidAmount(
+            f"a top-up is a whole number of credits from {MIN_TOP_UP_CREDITS:,} "
+            f"to {MAX_TOP_UP_CREDITS:,}")
+    if account.balance_credits + amount_credits > MAX_BALANCE_CREDITS:
+        raise BalanceLimitExceeded(
+            f"a balance cannot exceed {MAX_BALANCE_CREDITS:,} credits")
+    return [CreditsDeposited(user_id=account.user_id, amount_credits=amount_credits,
+                             description=description)]
+
+
+def withdraw(account: Account, amount_credits: int, description: str) -> list[Event]:
+    if type(amount_credits) is not int or amount_credits < 1:
+        raise InvalidAmount("a charge is a whole, positive number of credits")
+    if account.available_credits < amount_credits:
+        raise InsufficientCredits(account.available_credits, amount_credits)
+    return [CreditsWithdrawn(user_id=account.user_id, amount_credits=amount_credits,
+                             description=description)]
+
+
+def submit_task(account: Account, submitted: TaskSubmitted, owner: str) -> list[Event]:
+    """Accept a task and hold its cost, or raise when the available balance cannot cover it.
+
+    Nothing runs on an available balance that is not positive, even a task that costs 0.
+    """
+    assert submitted.user_id == account.user_id
+    assert submitted.cost_credits >= 0
+    available = account.available_credits
+    if available <= 0 or available < submitted.cost_credits:
+        raise InsufficientCredits(available, submitted.cost_credits)
+    held = CreditsHeld(user_id=account.user_id, task_id=submitted.task_id,
+                       amount_credits=submitted.cost_credits, owner=owner)
+    return [submitted, held]
+
+
+def reject_task(submitted: TaskSubmitted, reason: str) -> TaskRejected:
+    return TaskRejected(
+        user_id=submitted.user_id, task_id=submitted.task_id, model_id=submitted.model_id,
+        input_data=submitted.input_data, input_indexes=submitted.input_indexes,
+        invalid=submitted.invalid, cost_credits=submitted.cost_credits, reason=reason)
+
+
+def settle(account: Account, task_id: int, description: str) -> HoldSettled:
+    if task_id not in account.open_holds:
+        raise UnknownHold(f"task {task_id} has no open hold")
+    return HoldSettled(user_id=account.user_id, task_id=task_id,
+                       amount_credits=account.open_holds[task_id], description=description)
+
+
+def release(account: Account, task_id: int, reason: str) -> HoldReleased:
+    if task_id not in account.open_holds:
+        raise UnknownHold(f"task {task_id} has no open hold")
+    return HoldReleased(user_id=account.user_id, task_id=task_id,
+                        amount_credits=account.open_holds[task_id], reason=reason)

@@ -1,0 +1,94 @@
+"""Control-plane tables: credentials, API/session tokens, and operation ids.
+
+They are not events: an immutable log should not keep old secrets forever, and operation ids
+are bookkeeping for retries. They are written in the same transaction as the events they
+accompany, so a registration or an operation is never half recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from events import Database
+from ledger.errors import IdempotencyConflict, OperationInProgress
+
+CONTROL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS credentials (
+    user_id       INTEGER PRIMARY KEY,
+    password_hash TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT    PRIMARY KEY,
+    user_id    INTEGER NOT NULL,
+    kind       TEXT    NOT NULL CHECK (kind IN ('api', 'session')),
+    created_at TEXT    NOT NULL,
+    expires_at TEXT    NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user_id);
+CREATE TABLE IF NOT EXISTS operations (
+    user_id      INTEGER NOT NULL,
+    operation_id TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,
+    fingerprint  TEXT    NOT NULL,
+    status       TEXT    NOT NULL CHECK (status IN ('pending', 'done')),
+    task_id      INTEGER,
+    outcome      TEXT,
+    created_at   TEXT    NOT NULL,
+    PRIMARY KEY (user_id, operation_id)
+);
+CREATE INDEX IF NOT EXISTS operations_by_task ON operations (task_id);
+CREATE TABLE IF NOT EXISTS login_attempts (
+    bucket       TEXT    PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    window_start REAL    NOT NULL,
+    locked_until REAL    NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    user_id: int
+    operation_id: str
+    kind: str
+    fingerprint: str
+
+
+async def replay_operation(db: Database, op: Operation) -> dict[str, Any] | None:
+    """The stored outcome of an operation seen before, or None if it is new.
+
+    Raises when the id was used for a different request, or while the first is still running.
+    """
+    row = await db.fetchone(
+        "SELECT kind, fingerprint, status, outcome FROM operations "
+        "WHERE user_id = ? AND operation_id = ?", (op.user_id, op.operation_id))
+    if row is None:
+        return None
+    if row["kind"] != op.kind or row["fingerprint"] != op.fingerprint:
+        raise IdempotencyConflict(
+            "this idempotency key was already used with a different request")
+    if row["status"] == "pending":
+        raise OperationInProgress("a request with this idempotency key is still running")
+    outcome: dict[str, Any] = json.loads(row["outcome"])
+    return outcome
+
+
+async def record_operation(
+    db: Database, op: Operation, *, created_at: str, outcome: dict[str, Any] | None,
+    task_id: int | None = None,
+) -> None:
+    status = "pending" if outcome is None else "done"
+    await db.execute(
+        "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (op.user_id, op.operation_id, op.kind, op.fingerprint, status, task_id,
+         None if outcome is None else json.dumps(outcome), created_at))
+
+
+async def finish_task_operation(db: Database, task_id: int, outcome: dict[str, Any]) -> None:
+    await db.execute(
+        "UPDATE operations SET status = 'done', outcome = ? WHERE task_id = ? "
+        "AND status = 'pending'", (json.dumps(outcome), task_id))

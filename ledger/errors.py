@@ -1,0 +1,54 @@
+"""The ledger's named errors; the web layer maps each to one HTTP answer."""
+
+
+class LedgerError(Exception):
+    """Base of every error a ledger use case raises on purpose."""
+
+    code = "ledger_error"
+
+
+class InvalidAmount(LedgerError):
+    code = "validation_error"
+
+
+class BalanceLimitExceeded(LedgerError):
+    code = "balance_limit_exceeded"
+
+
+class InsufficientCredits(LedgerError):
+    code = "insufficient_balance"
+
+    def __init__(self, available_credits: int, cost_credits: int) -> None:
+        super().__init__(f"available {available_credits} credits do not cover {cost_credits}")
+        self.available_credits = available_credits
+        self.cost_credits = cost_credits
+
+
+class AccountNotFound(LedgerError):
+    code = "account_not_found"
+
+
+class UsernameTaken(LedgerError):
+    code = "username_taken"
+
+
+class InvalidCredentials(LedgerError):
+    code = "invalid_credentials"
+
+
+class UnknownHold(LedgerError):
+    """Settling or releasing a hold that is not open: each hold resolves exactly once."""
+
+    code = "unknown_hold"
+
+
+class IdempotencyConflict(LedgerError):
+    """The operation id was used before for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class OperationInProgress(LedgerError):
+    """The operation id belongs to a request that is still running."""
+
+    code = "request_in_progress"

@@ -1,0 +1,189 @@
+"""Read models folded from the log, written in the same transaction as their events.
+
+accounts + holds: balances and open reservations; transactions + postings: every credit
+movement, as the user sees it and as double entry; tasks: every prediction request.
+"""
+
+from __future__ import annotations
+
+from events import Database, Projector, RecordedEvent
+from events.codec import canonical_json
+from ledger.events import (
+    AccountOpened,
+    CreditsDeposited,
+    CreditsHeld,
+    CreditsWithdrawn,
+    HoldReleased,
+    HoldSettled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRejected,
+    TaskSubmitted,
+)
+
+TOP_UPS_ACCOUNT = "system:top_ups"
+REVENUE_ACCOUNT = "system:ml_revenue"
+
+
+def user_account(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def _at(recorded: RecordedEvent) -> str:
+    return recorded.recorded_at.isoformat(timespec="microseconds")
+
+
+class AccountsProjector:
+    name = "accounts"
+    tables: tuple[str, ...] = ("accounts", "holds")
+    # The CHECKs restate the ledger's invariants: a bug that breaks one aborts the write.
+    schema = """
+    CREATE TABLE IF NOT EXISTS accounts (
+        user_id         INTEGER PRIMARY KEY,
+        username        TEXT    NOT NULL,
+        username_key    TEXT    NOT NULL UNIQUE,
+        created_at      TEXT    NOT NULL,
+        version         INTEGER NOT NULL,
+        balance_credits INTEGER NOT NULL CHECK (balance_credits >= 0),
+        held_credits    INTEGER NOT NULL CHECK (held_credits BETWEEN 0 AND balance_credits)
+    );
+    CREATE TABLE IF NOT EXISTS holds (
+        task_id         INTEGER PRIMARY KEY,
+        user_id         INTEGER NOT NULL,
+        amount_credits  INTEGER NOT NULL CHECK (amount_credits >= 0),
+        owner           TEXT    NOT NULL,
+        status          TEXT    NOT NULL CHECK (status IN ('open', 'settled', 'released')),
+        opened_at       TEXT    NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS holds_open ON holds (status, user_id);
+    """
+
+    async def apply(self, db: Database, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        if isinstance(event, AccountOpened):
+            await db.execute(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, 0, 0)",
+                (event.user_id, event.username, event.username.lower(), _at(recorded),
+                 recorded.version))
+            return
+        balance_change, held_change = 0, 0
+        if isinstance(event, CreditsDeposited):
+            balance_change = event.amount_credits
+        elif isinstance(event, CreditsWithdrawn):
+            balance_change = -event.amount_credits
+        elif isinstance(event, CreditsHeld):
+            held_change = event.amount_credits
+            await db.execute("INSERT INTO holds VALUES (?, ?, ?, ?, 'open', ?)",
+                             (event.task_id, event.user_id, event.amount_credits, event.owner,
+                              _at(recorded)))
+        elif isinstance(event, HoldSettled | HoldReleased):
+            held_change = -event.amount_credits
+            balance_change = -event.amount_credits if isinstance(event, HoldSettled) else 0
+            status = "settled" if isinstance(event, HoldSettled) else "released"
+            await db.execute("UPDATE holds SET status = ? WHERE task_id = ? AND status = 'open'",
+                             (status, event.task_id))
+        await db.execute(
+            "UPDATE accounts SET version = ?, balance_credits = balance_credits + ?, "
+            "held_credits = held_credits + ? WHERE user_id = ?",
+            (recorded.version, balance_change, held_change, _user_of(recorded)))
+
+
+def _user_of(recorded: RecordedEvent) -> int:
+    return int(recorded.stream_id.removeprefix("account-"))
+
+
+class TransactionsProjector:
+    name = "transactions"
+    tables: tuple[str, ...] = ("transactions", "postings")
+    schema = """
+    CREATE TABLE IF NOT EXISTS transactions (
+        id                    INTEGER PRIMARY KEY,
+        user_id               INTEGER NOT NULL,
+        kind                  TEXT    NOT NULL CHECK (kind IN ('top_up', 'charge')),
+        amount_credits        INTEGER NOT NULL,
+        balance_after_credits INTEGER NOT NULL CHECK (balance_after_credits >= 0),
+        description           TEXT    NOT NULL,
+        task_id               INTEGER,
+        created_at            TEXT    NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS transactions_by_user ON transactions (user_id, id);
+    CREATE TABLE IF NOT EXISTS postings (
+        position       INTEGER NOT NULL,
+        account        TEXT    NOT NULL,
+        amount_credits INTEGER NOT NULL,
+        PRIMARY KEY (position, account)
+    );
+    """
+
+    async def apply(self, db: Database, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        movement: tuple[str, int, str, int | None, str]
+        if isinstance(event, CreditsDeposited):
+            movement = ("top_up", event.amount_credits, event.description, None,
+                        TOP_UPS_ACCOUNT)
+        elif isinstance(event, HoldSettled | CreditsWithdrawn):
+            task_id = event.task_id if isinstance(event, HoldSettled) else None
+            movement = ("charge", -event.amount_credits, event.description, task_id,
+                        REVENUE_ACCOUNT)
+        else:
+            return
+        kind, amount, description, task_id, system_account = movement
+        last = await db.fetchone(
+            "SELECT balance_after_credits AS b FROM transactions WHERE user_id = ? "
+            "ORDER BY id DESC LIMIT 1", (event.user_id,))
+        balance_after = (last["b"] if last else 0) + amount
+        await db.execute("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (recorded.position, event.user_id, kind, amount, balance_after,
+                          description, task_id, _at(recorded)))
+        # Double entry: the user's side and the system's side of one movement sum to zero.
+        await db.execute("INSERT INTO postings VALUES (?, ?, ?), (?, ?, ?)",
+                         (recorded.position, user_account(event.user_id), amount,
+                          recorded.position, system_account, -amount))
+
+
+class TasksProjector:
+    name = "tasks"
+    tables: tuple[str, ...] = ("tasks",)
+    schema = """
+    CREATE TABLE IF NOT EXISTS tasks (
+        id            INTEGER PRIMARY KEY,
+        user_id       INTEGER NOT NULL,
+        model_id      INTEGER NOT NULL,
+        status        TEXT    NOT NULL
+                      CHECK (status IN ('pending', 'completed', 'failed', 'rejected')),
+        input_data    TEXT    NOT NULL,
+        input_indexes TEXT    NOT NULL,
+        output_data   TEXT,
+        invalid       TEXT    NOT NULL,
+        quoted_credits INTEGER NOT NULL,
+        cost_credits  INTEGER NOT NULL CHECK (cost_credits >= 0),
+        error         TEXT,
+        created_at    TEXT    NOT NULL,
+        updated_at    TEXT    NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, id);
+    """
+
+    async def apply(self, db: Database, recorded: RecordedEvent) -> None:
+        event, at = recorded.event, _at(recorded)
+        if isinstance(event, TaskSubmitted | TaskRejected):
+            status = "pending" if isinstance(event, TaskSubmitted) else "rejected"
+            error = event.reason if isinstance(event, TaskRejected) else None
+            await db.execute(
+                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 0, ?, ?, ?)",
+                (event.task_id, event.user_id, event.model_id, status,
+                 canonical_json(event.input_data), canonical_json(event.input_indexes),
+                 canonical_json(event.invalid), event.cost_credits, error, at, at))
+        elif isinstance(event, TaskCompleted):
+            await db.execute(
+                "UPDATE tasks SET status = 'completed', output_data = ?, cost_credits = ?, "
+                "updated_at = ? WHERE id = ?",
+                (canonical_json(event.output_data), event.cost_credits, at, event.task_id))
+        elif isinstance(event, TaskFailed):
+            await db.execute(
+                "UPDATE tasks SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
+                (event.error, at, event.task_id))
+
+
+def ledger_projectors() -> list[Projector]:
+    return [AccountsProjector(), TransactionsProjector(), TasksProjector()]

@@ -1,0 +1,119 @@
+"""Read-side queries over the projections. Every query is scoped to one user."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from events import Database
+from ledger.account import Account
+from ledger.errors import AccountNotFound
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    data: list[dict[str, Any]]
+    has_more: bool
+
+
+async def load_account(db: Database, user_id: int) -> Account:
+    """The account as the projection holds it: the fold of its stream, kept up to date."""
+    row = await db.fetchone("SELECT * FROM accounts WHERE user_id = ?", (user_id,))
+    if row is None:
+        raise AccountNotFound(f"no account {user_id}")
+    holds = await db.fetchall(
+        "SELECT task_id, amount_credits FROM holds WHERE user_id = ? AND status = 'open'",
+        (user_id,))
+    account = Account(
+        user_id=row["user_id"], username=row["username"], version=row["version"],
+        balance_credits=row["balance_credits"], held_credits=row["held_credits"],
+        open_holds={h["task_id"]: h["amount_credits"] for h in holds})
+    account.check_invariants()
+    return account
+
+
+async def get_account_row(db: Database, user_id: int) -> dict[str, Any] | None:
+    return await db.fetchone("SELECT * FROM accounts WHERE user_id = ?", (user_id,))
+
+
+async def find_user_id(db: Database, username: str) -> int | None:
+    row = await db.fetchone("SELECT user_id FROM accounts WHERE username_key = ?",
+                            (username.lower(),))
+    return None if row is None else int(row["user_id"])
+
+
+async def get_balance(db: Database, user_id: int) -> dict[str, int]:
+    row = await db.fetchone(
+        "SELECT balance_credits, held_credits FROM accounts WHERE user_id = ?", (user_id,))
+    if row is None:
+        raise AccountNotFound(f"no account {user_id}")
+    return balance_view(row["balance_credits"], row["held_credits"])
+
+
+def balance_view(balance_credits: int, held_credits: int) -> dict[str, int]:
+    return {"balance": balance_credits, "held": held_credits,
+            "available": balance_credits - held_credits}
+
+
+def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "kind": row["kind"], "amount": row["amount_credits"],
+            "balance_after": row["balance_after_credits"], "description": row["description"],
+            "task_id": row["task_id"], "created_at": row["created_at"]}
+
+
+async def get_transaction(db: Database, user_id: int, transaction_id: int) -> dict[str, Any]:
+    row = await db.fetchone("SELECT * FROM transactions WHERE id = ? AND user_id = ?",
+                            (transaction_id, user_id))
+    assert row is not None, f"transaction {transaction_id} of user {user_id} is missing"
+    return transaction_view(row)
+
+
+async def _page(
+    db: Database, table: str, user_id: int, limit: int, starting_after: int | None,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Newest first. A cursor (`starting_after`, an id) is stable while new rows arrive."""
+    assert 1 <= limit <= MAX_PAGE
+    cursor = starting_after if starting_after is not None else 2**63 - 1
+    rows = await db.fetchall(
+        f"SELECT * FROM {table} WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        (user_id, cursor, limit + 1, offset))
+    return rows[:limit], len(rows) > limit
+
+
+async def list_transactions(
+    db: Database, user_id: int, *, limit: int = 20, starting_after: int | None = None,
+    offset: int = 0,
+) -> Page:
+    rows, more = await _page(db, "transactions", user_id, limit, starting_after, offset)
+    return Page(data=[transaction_view(r) for r in rows], has_more=more)
+
+
+def task_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "model_id": row["model_id"], "status": row["status"],
+        "input_data": json.loads(row["input_data"]),
+        "input_indexes": json.loads(row["input_indexes"]),
+        "output_data": None if row["output_data"] is None else json.loads(row["output_data"]),
+        "invalid": json.loads(row["invalid"]), "cost": row["cost_credits"],
+        "quoted_cost": row["quoted_credits"], "error": row["error"],
+        "created_at": row["created_at"], "updated_at": row["updated_at"],
+    }
+
+
+async def get_task(db: Database, user_id: int, task_id: int) -> dict[str, Any] | None:
+    """Another user's task is reported as absent, exactly like one that does not exist."""
+    row = await db.fetchone("SELECT * FROM tasks WHERE id = ? AND user_id = ?",
+                            (task_id, user_id))
+    return None if row is None else task_view(row)
+
+
+async def list_tasks(
+    db: Database, user_id: int, *, limit: int = 20, starting_after: int | None = None,
+    offset: int = 0,
+) -> Page:
+    rows, more = await _page(db, "tasks", user_id, limit, starting_after, offset)
+    return Page(data=[task_view(r) for r in rows], has_more=more)

@@ -1,0 +1,202 @@
+"""LedgerService: one method per use case, each one transaction: load, decide, append.
+
+Every decision runs inside the write transaction, after the account is read in it, so no
+interleaving of requests (or of processes sharing the file) can overdraw an account.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from events import Metadata, SQLiteEventStore, SQLiteSession
+from ledger import account as decide
+from ledger import queries
+from ledger.control import Operation, finish_task_operation, record_operation, replay_operation
+from ledger.errors import InsufficientCredits, UnknownHold, UsernameTaken
+from ledger.events import AccountOpened, TaskCompleted, TaskFailed, TaskSubmitted
+
+
+def account_stream(user_id: int) -> str:
+    return f"account-{user_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskDraft:
+    """A validated prediction request, priced, before the ledger accepts it."""
+
+    model_id: int
+    input_data: list[float]
+    input_indexes: list[int]
+    invalid: list[dict[str, object]]
+    cost_credits: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskTicket:
+    """What submitting a task gave: a hold to run the model under, or a final outcome."""
+
+    task_id: int
+    run: bool
+    outcome: dict[str, Any] | None
+
+
+class LedgerService:
+    """The credits use cases. `owner` names this process in the holds it opens."""
+
+    def __init__(self, store: SQLiteEventStore, *, owner: str | None = None) -> None:
+        self.store = store
+        self.owner = owner or uuid.uuid4().hex
+
+    def _now(self) -> str:
+        return self.store.clock().isoformat(timespec="microseconds")
+
+    async def open_account(self, username: str, password_hash: str) -> dict[str, Any]:
+        async def work(s: SQLiteSession) -> dict[str, Any]:
+            if await queries.find_user_id(s.db, username) is not None:
+                raise UsernameTaken(f"the username {username!r} is taken")
+            row = await s.db.fetchone("SELECT COALESCE(MAX(user_id), 0) + 1 AS id FROM accounts")
+            assert row is not None
+            user_id = int(row["id"])
+            opened = AccountOpened(user_id=user_id, username=username)
+            await s.append(account_stream(user_id), 0, [opened], Metadata(actor="anonymous"))
+            await s.db.execute("INSERT INTO credentials VALUES (?, ?, ?)",
+                               (user_id, password_hash, self._now()))
+            account = await queries.get_account_row(s.db, user_id)
+            assert account is not None
+            return {"id": user_id, "username": username, "balance": 0,
+                    "created_at": account["created_at"]}
+
+        try:
+            return await self.store.transact(work)
+        except sqlite3.IntegrityError as exc:  # the UNIQUE backstop: another process won
+            raise UsernameTaken(f"the username {username!r} is taken") from exc
+
+    async def top_up(
+        self, user_id: int, amount_credits: int, operation_id: str | None = None,
+        description: str = "Top-up",
+    ) -> dict[str, Any]:
+        """Deposit credits. A repeated operation id returns the first outcome unchanged."""
+        op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
+                       kind="top_up", fingerprint=f"amount={amount_credits!r}")
+
+        async def work(s: SQLiteSession) -> dict[str, Any]:
+            if (stored := await replay_operation(s.db, op)) is not None:
+                return stored
+            account = await queries.load_account(s.db, user_id)
+            new = decide.deposit(account, amount_credits, description)
+            recorded = await s.append(account_stream(user_id), account.version, new,
+                                      Metadata(operation_id=op.operation_id,
+                                               actor=f"user:{user_id}"))
+            outcome = {
+                "transaction": await queries.get_transaction(s.db, user_id,
+                                                             recorded[-1].position),
+                "balance": await queries.get_balance(s.db, user_id),
+            }
+            await record_operation(s.db, op, created_at=self._now(), outcome=outcome)
+            return outcome
+
+        return await self.store.transact(work)
+
+    async def withdraw(self, user_id: int, amount_credits: int, description: str) -> dict[str, Any]:
+        async def work(s: SQLiteSession) -> dict[str, Any]:
+            account = await queries.load_account(s.db, user_id)
+            new = decide.withdraw(account, amount_credits, description)
+            recorded = await s.append(account_stream(user_id), account.version, new,
+                                      Metadata(actor=f"user:{user_id}"))
+            return {
+                "transaction": await queries.get_transaction(s.db, user_id,
+                                                             recorded[-1].position),
+                "balance": await queries.get_balance(s.db, user_id),
+            }
+
+        return await self.store.transact(work)
+
+    async def submit_task(self, user_id: int, draft: TaskDraft, op: Operation) -> TaskTicket:
+        """Accept the task and hold its cost, or record it as rejected for lack of credits."""
+
+        async def work(s: SQLiteSession) -> TaskTicket:
+            if (stored := await replay_operation(s.db, op)) is not None:
+                return TaskTicket(task_id=stored["task_id"], run=False, outcome=stored)
+            account = await queries.load_account(s.db, user_id)
+            row = await s.db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM tasks")
+            assert row is not None
+            task_id = int(row["id"])
+            submitted = TaskSubmitted(
+                user_id=user_id, task_id=task_id, model_id=draft.model_id,
+                input_data=draft.input_data, input_indexes=draft.input_indexes,
+                invalid=draft.invalid, cost_credits=draft.cost_credits)
+            try:
+                new = decide.submit_task(account, submitted, self.owner)
+                outcome = None
+            except InsufficientCredits:
+                new = [decide.reject_task(submitted, "insufficient_balance")]
+            await s.append(account_stream(user_id), account.version, new,
+                           Metadata(operation_id=op.operation_id, actor=f"user:{user_id}"))
+            if len(new) == 1:  # rejected: the outcome is final now
+                outcome = {"task_id": task_id, "cost": draft.cost_credits,
+                           "balance": await queries.get_balance(s.db, user_id)}
+            await record_operation(s.db, op, created_at=self._now(), outcome=outcome,
+                                   task_id=task_id)
+            return TaskTicket(task_id=task_id, run=outcome is None, outcome=outcome)
+
+        return await self.store.transact(work)
+
+    async def complete_task(
+        self, user_id: int, task_id: int, output_data: list[float], description: str,
+    ) -> dict[str, Any]:
+        """Charge the held cost and record the predictions, in one append."""
+
+        async def work(s: SQLiteSession) -> dict[str, Any]:
+            account = await queries.load_account(s.db, user_id)
+            settled = decide.settle(account, task_id, description)
+            completed = TaskCompleted(user_id=user_id, task_id=task_id, output_data=output_data,
+                                      cost_credits=settled.amount_credits)
+            await s.append(account_stream(user_id), account.version, [settled, completed])
+            return await self._finish(s, user_id, task_id, settled.amount_credits)
+
+        return await self.store.transact(work)
+
+    async def fail_task(self, user_id: int, task_id: int, error: str) -> dict[str, Any]:
+        """Release the hold uncharged and record why the task failed."""
+
+        async def work(s: SQLiteSession) -> dict[str, Any]:
+            account = await queries.load_account(s.db, user_id)
+            released = decide.release(account, task_id, error)
+            failed = TaskFailed(user_id=user_id, task_id=task_id, error=error)
+            await s.append(account_stream(user_id), account.version, [released, failed])
+            return await self._finish(s, user_id, task_id, released.amount_credits)
+
+        return await self.store.transact(work)
+
+    async def _finish(
+        self, s: SQLiteSession, user_id: int, task_id: int, cost_credits: int
+    ) -> dict[str, Any]:
+        outcome = {"task_id": task_id, "cost": cost_credits,
+                   "balance": await queries.get_balance(s.db, user_id)}
+        await finish_task_operation(s.db, task_id, outcome)
+        return outcome
+
+    async def release_orphaned_holds(self, owner_is_alive: Callable[[str], bool]) -> int:
+        """Fail the tasks whose process died mid-run, releasing their holds as events."""
+        rows = await self.store.read_db().fetchall(
+            "SELECT task_id, user_id, owner FROM holds WHERE status = 'open' ORDER BY task_id")
+        released = 0
+        for row in rows:
+            if row["owner"] == self.owner or owner_is_alive(row["owner"]):
+                continue
+            try:
+                await self.fail_task(row["user_id"], row["task_id"],
+                                     "interrupted: the service restarted while it ran")
+                released += 1
+            except UnknownHold:
+                continue  # another process released it first
+        return released
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get_balance(self, user_id: int) -> dict[str, int]:
+        return await queries.get_balance(self.store.read_db(), user_id)

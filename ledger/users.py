@@ -1,0 +1,254 @@
+"""People: registration, login, tokens, and the seed's User, Transaction and UserService.
+
+Password hashes are argon2id, computed in a worker thread so the event loop never stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import argon2
+
+from events import Database
+from ledger import queries
+from ledger.errors import InsufficientCredits, InvalidCredentials, LedgerError
+from ledger.service import LedgerService
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+MIN_PASSWORD, MAX_PASSWORD = 8, 256
+
+
+class InvalidInput(LedgerError):
+    code = "validation_error"
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def check_username(username: str) -> None:
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
+        raise InvalidInput("username", "3–32 letters, digits, '_', '.' or '-'")
+
+
+def check_password(password: str) -> None:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput("password", f"{MIN_PASSWORD}–{MAX_PASSWORD} characters")
+
+
+class Passwords:
+    """argon2id hashing off the event loop, with a dummy hash so unknown users cost the same."""
+
+    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+        self.hasher = hasher or argon2.PasswordHasher()
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    @classmethod
+    def cheap(cls) -> Passwords:
+        """Fast parameters for tests only."""
+        return cls(argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
+        def run() -> bool:
+            try:
+                return self.hasher.verify(stored_hash or self._dummy_hash, password)
+            except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+                return False
+
+        ok = await asyncio.to_thread(run)
+        return ok and stored_hash is not None
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(stored_hash)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserService:
+    """The seed's UserService: register, login, add_balance, get_user_balance, and tokens."""
+
+    def __init__(
+        self, ledger: LedgerService, passwords: Passwords, *,
+        api_token_ttl: timedelta = timedelta(hours=24),
+        session_ttl: timedelta = timedelta(days=7),
+    ) -> None:
+        self.ledger = ledger
+        self.passwords = passwords
+        self.ttl = {"api": api_token_ttl, "session": session_ttl}
+
+    @property
+    def db(self) -> Database:
+        return self.ledger.store.read_db()
+
+    async def register(self, username: str, password: str) -> dict[str, Any]:
+        check_username(username)
+        check_password(password)
+        return await self.ledger.open_account(username, await self.passwords.hash(password))
+
+    async def authenticate(self, username: str, password: str) -> int:
+        """The user id, or InvalidCredentials, the same for an unknown user and a bad password."""
+        user_id = await queries.find_user_id(self.db, username) if isinstance(
+            username, str) else None
+        row = None if user_id is None else await self.db.fetchone(
+            "SELECT password_hash FROM credentials WHERE user_id = ?", (user_id,))
+        stored = None if row is None else row["password_hash"]
+        if user_id is None or not await self.passwords.verify(stored, password):
+            raise InvalidCredentials("wrong username or password")
+        assert stored is not None
+        if self.passwords.needs_rehash(stored):
+            await self._store_hash(user_id, await self.passwords.hash(password))
+        return user_id
+
+    async def _store_hash(self, user_id: int, password_hash: str) -> None:
+        async def work(s: Any) -> None:
+            await s.db.execute(
+                "UPDATE credentials SET password_hash = ?, updated_at = ? WHERE user_id = ?",
+                (password_hash, self.ledger.store.clock().isoformat(), user_id))
+
+        await self.ledger.store.transact(work)
+
+    async def login(self, username: str, password: str, kind: str = "api") -> dict[str, Any]:
+        user_id = await self.authenticate(username, password)
+        return {"user_id": user_id, **await self.issue_token(user_id, kind)}
+
+    async def issue_token(self, user_id: int, kind: str) -> dict[str, Any]:
+        token = secrets.token_urlsafe(32)
+        now = self.ledger.store.clock()
+        expires_at = now + self.ttl[kind]
+
+        async def work(s: Any) -> None:
+            await s.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
+                               (token_digest(token), user_id, kind, now.isoformat(),
+                                expires_at.isoformat()))
+
+        await self.ledger.store.transact(work)
+        return {"access_token": token, "token_type": "bearer",
+                "expires_at": expires_at.isoformat(timespec="seconds")}
+
+    async def user_for_token(self, token: str, kind: str = "api") -> int | None:
+        row = await self.db.fetchone(
+            "SELECT user_id, expires_at FROM tokens WHERE token_hash = ? AND kind = ? "
+            "AND revoked_at IS NULL", (token_digest(token), kind))
+        if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
+            return None
+        return int(row["user_id"])
+
+    async def logout(self, token: str) -> None:
+        async def work(s: Any) -> None:
+            await s.db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+                (self.ledger.store.clock().isoformat(), token_digest(token)))
+
+        await self.ledger.store.transact(work)
+
+    async def add_balance(
+        self, user_id: int, amount: int, operation_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self.ledger.top_up(user_id, amount, operation_id)
+
+    async def get_user_balance(self, user_id: int) -> dict[str, Any]:
+        return {"user_id": user_id, **await self.ledger.get_balance(user_id)}
+
+    async def get_user(self, user_id: int) -> User:
+        row = await queries.get_account_row(self.db, user_id)
+        if row is None:
+            raise InvalidCredentials("no such user")
+        return User(id=user_id, username=row["username"], balance=row["balance_credits"],
+                    created_at=row["created_at"], users=self)
+
+
+@dataclass(kw_only=True)
+class User:
+    """The seed's User. Its balance is a snapshot; every change goes through an event."""
+
+    id: int
+    username: str
+    balance: int
+    created_at: str = ""
+    users: UserService = field(repr=False, compare=False)
+
+    @classmethod
+    async def create(cls, users: UserService, username: str, password: str) -> User:
+        opened = await users.register(username, password)
+        return await users.get_user(opened["id"])
+
+    @classmethod
+    async def get(cls, users: UserService, username: str, password: str) -> User | None:
+        try:
+            return await users.get_user(await users.authenticate(username, password))
+        except InvalidCredentials:
+            return None
+
+    async def check_password(self, password: str) -> bool:
+        try:
+            return await self.users.authenticate(self.username, password) == self.id
+        except InvalidCredentials:
+            return False
+
+    async def add_balance(self, amount: int) -> None:
+        outcome = await self.users.add_balance(self.id, amount)
+        self.balance = outcome["balance"]["balance"]
+
+    async def subtract_balance(self, amount: int) -> bool:
+        try:
+            outcome = await self.users.ledger.withdraw(self.id, amount, "Charge")
+        except InsufficientCredits:
+            return False
+        self.balance = outcome["balance"]["balance"]
+        return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transaction:
+    """The seed's Transaction: one credit movement, read from the transactions projection."""
+
+    id: int
+    user_id: int
+    amount: int
+    timestamp: str
+    description: str
+    kind: str
+    balance_after: int
+    task_id: int | None
+
+    @classmethod
+    async def create(
+        cls, ledger: LedgerService, user_id: int, amount: int, description: str
+    ) -> Transaction:
+        """A positive amount is a top-up, a negative one a direct charge; both are events."""
+        if amount >= 0:
+            outcome = await ledger.top_up(user_id, amount, description=description)
+        else:
+            outcome = await ledger.withdraw(user_id, -amount, description)
+        return cls._from_view(user_id, outcome["transaction"])
+
+    @classmethod
+    async def get_user_transactions(cls, db: Database, user_id: int) -> list[Transaction]:
+        page = await queries.list_transactions(db, user_id, limit=queries.MAX_PAGE)
+        found = [cls._from_view(user_id, view) for view in page.data]
+        while page.has_more:
+            page = await queries.list_transactions(db, user_id, limit=queries.MAX_PAGE,
+                                                   starting_after=found[-1].id)
+            found += [cls._from_view(user_id, view) for view in page.data]
+        return found
+
+    @classmethod
+    def _from_view(cls, user_id: int, view: dict[str, Any]) -> Transaction:
+        return cls(id=view["id"], user_id=user_id, amount=view["amount"],
+                   timestamp=view["created_at"], description=view["description"],
+                   kind=view["kind"], balance_after=view["balance_after"],
+                   task_id=view["task_id"])
+
+
+__all__ = ["InsufficientCredits", "Passwords", "Transaction", "User", "UserService"]

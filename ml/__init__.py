@@ -1,0 +1,27 @@
+"""Models, the MLModelManager registry, item-by-item validation, MLTask and MLService."""
+
+from ml.errors import EmptyInput, MlError, ModelNotFound, NoValidData, TooManyItems
+from ml.models import AffineModel, MLModel, SimpleMLModel
+from ml.registry import MLModelManager, ModelSpec, default_models
+from ml.service import MLService
+from ml.tasks import MLTask
+from ml.validation import check_items, split_csv, split_text
+
+__all__ = [
+    "AffineModel",
+    "EmptyInput",
+    "MLModel",
+    "MLModelManager",
+    "MLService",
+    "MLTask",
+    "MlError",
+    "ModelNotFound",
+    "ModelSpec",
+    "NoValidData",
+    "SimpleMLModel",
+    "TooManyItems",
+    "check_items",
+    "default_models",
+    "split_csv",
+    "split_text",
+]
