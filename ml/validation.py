@@ -21,7 +21,8 @@ SHOWN_CHARS = 60  # an invalid value is echoed back at most this long
 class FiniteNumber(fields.Field[float]):
     """A JSON number that is finite in float range. bool is refused though Python calls it int."""
 
-    default_error_messages = {"null": "null is not a number", "required": "missing"}
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own class attribute
+        "null": "null is not a number", "required": "missing"}
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
@@ -88,8 +89,10 @@ def _short_repr(value: object) -> str:
     if isinstance(value, float):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, int):
-        digits = len(str(abs(value))) if value.bit_length() < 20_000 else value.bit_length()
-        return f"an integer of {digits} digits"
+        # str() refuses an int over 4,300 digits (CPython's limit): estimate those from the bits.
+        if value.bit_length() < 14_000:
+            return f"an integer of {len(str(abs(value)))} digits"
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
     if isinstance(value, list | tuple):
         return f"a list of {len(value)} items"
     if isinstance(value, dict):

@@ -150,6 +150,9 @@
       var inner = 'array of ' + typeLabel(schema.items, depth + 1);
       return Array.isArray(schema.type) ? schema.type.join(' | ').replace('array', inner) : inner;
     }
+    if (type === 'object' && !schema.properties && isObject(schema.additionalProperties)) {
+      return 'map of string → ' + typeLabel(schema.additionalProperties, depth + 1);
+    }
     var label = type || 'any';
     if (schema.format) {
       label += ' (' + schema.format + ')';
@@ -327,8 +330,7 @@
       append(box, el('p', 'schema-note', typeLabel(schema)));
       append(box, constraintsNode(schema));
       var items = deref(schema.items);
-      if (isObject(items) && (items.properties || items.allOf || items.oneOf || items.anyOf ||
-          (isObject(schema.items) && schema.items.$ref && isObject(items) && typeOf(items) === 'object'))) {
+      if (isObject(items) && (items.properties || items.allOf || items.oneOf || items.anyOf)) {
         append(box, renderSchema(schema.items, depth + 1, seen));
       }
       return box;
@@ -370,16 +372,18 @@
     // Constraints may sit on the property itself or on the schema it points to.
     append(item, constraintsNode(isObject(propSchema) && !propSchema.$ref ? propSchema : resolved));
 
-    var nested = resolved;
-    if (isObject(resolved) && (typeOf(resolved) === 'array')) {
-      nested = deref(resolved.items);
+    // For arrays, describe the item schema directly ("array of X" is already in the type).
+    var target = propSchema;
+    if (isObject(resolved) && typeOf(resolved) === 'array' && isObject(resolved.items)) {
+      target = resolved.items;
     }
+    var nested = deref(target);
     if (isObject(nested) && (nested.properties || nested.allOf || nested.oneOf || nested.anyOf)) {
-      var refStr = isObject(propSchema) && propSchema.$ref;
+      var refStr = isObject(target) && target.$ref;
       if (refStr && seen.indexOf(refStr) !== -1) {
         append(item, el('p', 'schema-note', '↻ ' + refName(refStr) + ' (recursive, shown above)'));
       } else {
-        append(item, renderSchema(propSchema, depth + 1, seen));
+        append(item, renderSchema(target, depth + 1, seen));
       }
     }
     return item;
@@ -620,10 +624,19 @@
         append(head, el('span', 'status-code ' + statusClass(code), code),
           el('span', 'response-desc', response.description || ''));
         append(item, head);
+        var content = null;
         if (isObject(response.content) && Object.keys(response.content).length) {
-          append(item, contentBlock(response.content, 'response'));
+          content = contentBlock(response.content, 'response');
         } else if (response.schema) { // Swagger 2 style
-          append(item, contentBlock({ 'application/json': { schema: response.schema } }, 'response'));
+          content = contentBlock({ 'application/json': { schema: response.schema } }, 'response');
+        }
+        if (content && /^[2]/.test(code)) {
+          append(item, content);
+        } else if (content) {
+          // Error bodies repeat the same problem shape: keep them folded.
+          var fold = el('details', 'example');
+          append(fold, el('summary', null, 'Response body'), content);
+          append(item, fold);
         }
         append(list, item);
       });
@@ -760,17 +773,20 @@
     clear(root);
     var box = el('div', 'alert alert-error');
     box.setAttribute('role', 'alert');
-    append(box, el('strong', null, 'Could not load the API specification. '),
-      (err && err.message) ? err.message + ' ' : '');
+    append(box, el('strong', null, 'Could not load the API specification.'));
+    if (err && err.message) {
+      append(box, el('p', 'alert-detail', err.message));
+    }
     var link = el('a', null, 'Open the raw specification');
     link.href = specUrl;
-    append(box, link, '.');
+    append(box, append(el('p', 'alert-detail'), link, ' or reload the page to try again.'));
     append(root, box);
   }
 
   var loading = el('p', 'docs-loading', 'Loading the API specification…');
   loading.setAttribute('role', 'status');
   append(root, loading);
+  root.setAttribute('aria-busy', 'true');
 
   window.addEventListener('hashchange', openFromHash);
 
@@ -782,5 +798,8 @@
       return response.json();
     })
     .then(render)
-    .catch(showError);
+    .catch(showError)
+    .then(function () {
+      root.removeAttribute('aria-busy');
+    });
 }());

@@ -1,0 +1,271 @@
+"""The account fold and its pure decisions: deposit, withdraw, hold, settle, release."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from events import Event
+from ledger import account as decide
+from ledger.account import MAX_BALANCE_CREDITS, MAX_TOP_UP_CREDITS, Account, evolve, fold
+from ledger.errors import (
+    BalanceLimitExceeded,
+    InsufficientCredits,
+    InvalidAmount,
+    LedgerError,
+    UnknownHold,
+)
+from ledger.events import (
+    AccountOpened,
+    CreditsDeposited,
+    CreditsHeld,
+    HoldReleased,
+    HoldSettled,
+    TaskRejected,
+    TaskSubmitted,
+)
+
+
+def opened(balance_credits: int = 0) -> Account:
+    account = evolve(None, AccountOpened(user_id=7, username="alice"))
+    if balance_credits:
+        account = replace_balance(account, balance_credits)
+    return account
+
+
+def replace_balance(account: Account, balance_credits: int) -> Account:
+    return Account(user_id=account.user_id, username=account.username, version=account.version,
+                   balance_credits=balance_credits, held_credits=account.held_credits,
+                   open_holds=account.open_holds)
+
+
+def apply(account: Account, events: list[Event]) -> Account:
+    for event in events:
+        account = evolve(account, event)
+    return account
+
+
+def submitted(task_id: int, cost_credits: int) -> TaskSubmitted:
+    return TaskSubmitted(user_id=7, task_id=task_id, model_id=1, input_data=[1.0],
+                         input_indexes=[0], invalid=[], cost_credits=cost_credits)
+
+
+# -- deposit ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("amount", [1, 2, 999_999, MAX_TOP_UP_CREDITS])
+def test_deposit_accepts_whole_credits_within_bounds(amount: int) -> None:
+    account = apply(opened(), decide.deposit(opened(), amount, "Top-up"))
+    assert account.balance_credits == amount
+    assert account.available_credits == amount
+
+
+@pytest.mark.parametrize("amount", [0, -1, MAX_TOP_UP_CREDITS + 1, True, False, 1.5, 1.0, "5",
+                                    None])
+def test_deposit_refuses_anything_but_a_whole_number_in_bounds(amount: object) -> None:
+    with pytest.raises(InvalidAmount):
+        decide.deposit(opened(), amount, "Top-up")  # type: ignore[arg-type]
+
+
+def test_deposit_records_the_exact_int_it_was_given() -> None:
+    [event] = decide.deposit(opened(), 5, "Top-up")
+    assert isinstance(event, CreditsDeposited)
+    assert type(event.amount_credits) is int
+    assert (event.user_id, event.amount_credits, event.description) == (7, 5, "Top-up")
+
+
+def test_a_balance_may_reach_the_ceiling_but_not_pass_it() -> None:
+    near = opened(MAX_BALANCE_CREDITS - 10)
+    at_ceiling = apply(near, decide.deposit(near, 10, "Top-up"))
+    assert at_ceiling.balance_credits == MAX_BALANCE_CREDITS == 10**12
+    with pytest.raises(BalanceLimitExceeded):
+        decide.deposit(near, 11, "Top-up")
+    with pytest.raises(BalanceLimitExceeded):
+        decide.deposit(at_ceiling, 1, "Top-up")
+
+
+# -- withdraw --------------------------------------------------------------------------------
+
+def test_withdraw_takes_only_what_is_available() -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 4), "me"))
+    assert account.available_credits == 6
+    with pytest.raises(InsufficientCredits) as raised:
+        decide.withdraw(account, 7, "Charge")
+    assert (raised.value.available_credits, raised.value.cost_credits) == (6, 7)
+    account = apply(account, decide.withdraw(account, 6, "Charge"))
+    assert (account.balance_credits, account.held_credits, account.available_credits) == (4, 4, 0)
+
+
+@pytest.mark.parametrize("amount", [0, -3, True, 2.0])
+def test_withdraw_refuses_amounts_that_are_not_positive_whole_credits(amount: object) -> None:
+    with pytest.raises(InvalidAmount):
+        decide.withdraw(opened(10), amount, "Charge")  # type: ignore[arg-type]
+
+
+# -- tasks: hold, settle, release --------------------------------------------------------------
+
+def test_submit_task_holds_the_cost_without_charging_it() -> None:
+    account = opened(10)
+    new = decide.submit_task(account, submitted(1, 3), "worker-a")
+    assert new[0] == submitted(1, 3)
+    assert new[1] == CreditsHeld(user_id=7, task_id=1, amount_credits=3, owner="worker-a")
+    account = apply(account, new)
+    assert (account.balance_credits, account.held_credits, account.available_credits) == (10, 3, 7)
+    assert dict(account.open_holds) == {1: 3}
+
+
+@pytest.mark.parametrize(("balance", "held", "cost"), [
+    (0, 0, 0),      # nothing runs on an empty balance, even for free
+    (0, 0, 1),
+    (5, 5, 0),      # everything is held already
+    (5, 0, 6),      # the cost is more than is available
+    (5, 2, 4),
+])
+def test_submit_task_refuses_when_the_available_balance_cannot_cover_it(
+        balance: int, held: int, cost: int) -> None:
+    account = Account(user_id=7, username="alice", version=3, balance_credits=balance,
+                      held_credits=held, open_holds=MappingProxyType({99: held} if held else {}))
+    with pytest.raises(InsufficientCredits) as raised:
+        decide.submit_task(account, submitted(1, cost), "me")
+    assert raised.value.available_credits == balance - held
+    assert raised.value.cost_credits == cost
+
+
+@pytest.mark.parametrize("cost", [0, 1, 5])
+def test_submit_task_accepts_a_cost_up_to_the_available_balance(cost: int) -> None:
+    account = opened(5)
+    assert apply(account, decide.submit_task(account, submitted(1, cost), "me")).held_credits \
+        == cost
+
+
+def test_settle_charges_the_held_cost_exactly_once() -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 4), "me"))
+    settled = decide.settle(account, 1, "Prediction #1")
+    assert settled == HoldSettled(user_id=7, task_id=1, amount_credits=4,
+                                  description="Prediction #1")
+    account = evolve(account, settled)
+    assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (6, 0, {})
+    with pytest.raises(UnknownHold):
+        decide.settle(account, 1, "Prediction #1")
+    with pytest.raises(UnknownHold):
+        decide.release(account, 1, "too late")
+
+
+def test_release_gives_the_held_cost_back_exactly_once() -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 4), "me"))
+    released = decide.release(account, 1, "the model failed")
+    assert released == HoldReleased(user_id=7, task_id=1, amount_credits=4,
+                                    reason="the model failed")
+    account = evolve(account, released)
+    assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (10, 0, {})
+    with pytest.raises(UnknownHold):
+        decide.release(account, 1, "again")
+    with pytest.raises(UnknownHold):
+        decide.settle(account, 1, "after release")
+
+
+def test_settle_and_release_refuse_a_task_that_never_held() -> None:
+    with pytest.raises(UnknownHold):
+        decide.settle(opened(10), 42, "Prediction")
+    with pytest.raises(UnknownHold):
+        decide.release(opened(10), 42, "nothing")
+
+
+def test_a_rejected_task_keeps_its_request_and_moves_no_credits() -> None:
+    rejected = decide.reject_task(submitted(3, 8), "insufficient_balance")
+    assert isinstance(rejected, TaskRejected)
+    assert (rejected.task_id, rejected.cost_credits, rejected.input_data, rejected.reason) == (
+        3, 8, [1.0], "insufficient_balance")
+    account = evolve(opened(5), rejected)
+    assert (account.balance_credits, account.held_credits, account.version) == (5, 0, 2)
+
+
+# -- the fold -----------------------------------------------------------------------------------
+
+def test_fold_of_nothing_is_no_account() -> None:
+    assert fold([]) is None
+
+
+def test_fold_counts_versions_and_replays_every_movement() -> None:
+    events: list[Event] = [
+        AccountOpened(user_id=7, username="alice"),
+        CreditsDeposited(user_id=7, amount_credits=20, description="Top-up"),
+        submitted(1, 5), CreditsHeld(user_id=7, task_id=1, amount_credits=5, owner="a"),
+        submitted(2, 6), CreditsHeld(user_id=7, task_id=2, amount_credits=6, owner="a"),
+        HoldSettled(user_id=7, task_id=1, amount_credits=5, description="charged"),
+        HoldReleased(user_id=7, task_id=2, amount_credits=6, reason="failed"),
+    ]
+    account = fold(events)
+    assert account is not None
+    assert account.version == len(events)
+    assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (15, 0, {})
+
+
+def test_fold_refuses_a_history_that_breaks_an_invariant() -> None:
+    with pytest.raises(KeyError):  # a settle without a hold
+        fold([AccountOpened(user_id=7, username="alice"),
+              HoldSettled(user_id=7, task_id=1, amount_credits=1, description="x")])
+    with pytest.raises(AssertionError):  # a hold larger than the balance
+        fold([AccountOpened(user_id=7, username="alice"),
+              CreditsHeld(user_id=7, task_id=1, amount_credits=1, owner="a")])
+    with pytest.raises(AssertionError):  # an account is opened once
+        fold([AccountOpened(user_id=7, username="alice"),
+              AccountOpened(user_id=7, username="alice")])
+    with pytest.raises(AssertionError):  # nothing happens before the account is opened
+        fold([CreditsDeposited(user_id=7, amount_credits=1, description="Top-up")])
+
+
+# -- property: any sequence of decisions keeps the books -------------------------------------
+
+amounts = st.one_of(st.integers(-2, MAX_TOP_UP_CREDITS + 2), st.booleans(),
+                    st.floats(allow_nan=True))
+steps = st.lists(st.one_of(
+    st.tuples(st.just("deposit"), amounts),
+    st.tuples(st.just("withdraw"), amounts),
+    st.tuples(st.just("submit"), st.integers(0, 2 * MAX_TOP_UP_CREDITS)),
+    st.tuples(st.just("settle"), st.integers(1, 12)),
+    st.tuples(st.just("release"), st.integers(1, 12)),
+), max_size=60)
+
+
+def decide_step(account: Account, kind: str, value: Any, task_id: int) -> list[Event]:
+    if kind == "deposit":
+        return decide.deposit(account, value, "Top-up")
+    if kind == "withdraw":
+        return decide.withdraw(account, value, "Charge")
+    if kind == "submit":
+        return decide.submit_task(account, submitted(task_id, value), "me")
+    if kind == "settle":
+        return [decide.settle(account, value, "charged")]
+    return [decide.release(account, value, "failed")]
+
+
+@given(steps)
+def test_decisions_never_overdraw_and_holds_always_add_up(ops: list[tuple[str, Any]]) -> None:
+    account = opened()
+    balance, holds = 0, dict[int, int]()  # a plain model of what the account must hold
+    for task_id, (kind, value) in enumerate(ops, start=1):
+        try:
+            account = apply(account, decide_step(account, kind, value, task_id))
+        except LedgerError:
+            continue
+        if kind == "deposit":
+            balance += value
+        elif kind == "withdraw":
+            balance -= value
+        elif kind == "submit":
+            holds[task_id] = value
+        elif kind == "settle":
+            balance -= holds.pop(value)
+        else:
+            holds.pop(value)
+        assert account.balance_credits == balance >= 0
+        assert account.available_credits >= 0
+        assert account.held_credits == sum(holds.values()) == sum(account.open_holds.values())
+        assert dict(account.open_holds) == holds

@@ -1,0 +1,171 @@
+"""REST API v1 handlers: parse, call one use case, shape the reply. Nothing else."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from ledger import InvalidCredentials, queries
+from ml.validation import split_csv, split_text
+from web import schemas
+from web.auth import api_user, bearer_token
+from web.bodies import load, read_json, read_multipart
+from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.problems import Problem
+
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+register_schema, login_schema = schemas.RegisterRequest(), schemas.LoginRequest()
+top_up_schema, predict_schema = schemas.TopUpRequest(), schemas.PredictRequest()
+page_query = schemas.PageQuery()
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise Problem(422, "validation_error", "The request is not valid",
+                      "Idempotency-Key is 1–255 visible ASCII characters",
+                      errors={"Idempotency-Key": ["1–255 visible ASCII characters"]})
+    return None if key is None else f"api:{key}"
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def register(request: web.Request) -> web.Response:
+    body = load(register_schema, await read_json(request))
+    user = await request.app[USERS].register(body["username"], body["password"])
+    return web.json_response({k: user[k] for k in ("id", "username", "balance")}, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    body = load(login_schema, await read_json(request))
+    throttle, client = request.app[THROTTLE], client_address(request)
+    if wait := throttle.retry_after(body["username"], client):
+        raise Problem(429, "too_many_attempts", "Too many login attempts",
+                      f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
+    try:
+        issued = await request.app[USERS].login(body["username"], body["password"], "api")
+    except InvalidCredentials:
+        throttle.failed(body["username"], client)
+        raise
+    throttle.succeeded(body["username"], client)
+    return web.json_response({k: issued[k] for k in ("access_token", "token_type",
+                                                     "expires_at")})
+
+
+async def logout(request: web.Request) -> web.Response:
+    await api_user(request)
+    token = bearer_token(request)
+    assert token is not None
+    await request.app[USERS].logout(token)
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    row = await queries.get_account_row(request.app[USERS].db, user_id)
+    assert row is not None
+    return web.json_response({
+        "id": user_id, "username": row["username"], "created_at": row["created_at"],
+        **queries.balance_view(row["balance_credits"], row["held_credits"])})
+
+
+async def balance(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    return web.json_response(await request.app[LEDGER].get_balance(user_id))
+
+
+async def top_up(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    key = idempotency_key(request)
+    body = load(top_up_schema, await read_json(request))
+    outcome = await request.app[LEDGER].top_up(user_id, body["amount"], key)
+    return web.json_response(outcome, status=201)
+
+
+def _page(request: web.Request) -> dict[str, Any]:
+    return load(page_query, dict(request.query))
+
+
+async def transactions(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    query = _page(request)
+    page = await queries.list_transactions(request.app[USERS].db, user_id, **query)
+    return web.json_response({"data": page.data, "has_more": page.has_more})
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"data": [s.public() for s in request.app[MODELS].specs()]})
+
+
+async def predict(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    key = idempotency_key(request)
+    if request.content_type == "multipart/form-data":
+        model_id, items, as_text = await _predict_upload(request)
+    else:
+        body = load(predict_schema, await read_json(request))
+        model_id, items, as_text = body["model_id"], body["data"], False
+    result = await request.app[ML].process_task(user_id, model_id, items, key, as_text=as_text)
+    return prediction_response(result)
+
+
+async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
+    upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
+    raw_id = upload.fields.get("model_id", "")
+    if not raw_id.strip().isdigit() or len(raw_id) > 10:
+        raise Problem(422, "validation_error", "The request is not valid",
+                      "model_id: a whole number", errors={"model_id": ["a whole number"]})
+    if upload.file_text is not None:
+        items = split_csv(upload.file_text)
+    else:
+        items = split_text(upload.fields.get("data", ""))
+    return int(raw_id), items, True
+
+
+def prediction_response(result: dict[str, Any]) -> web.Response:
+    """The same stored result always gives the same status and body."""
+    task = schemas.public_task(result["task"])
+    if result["status"] == "rejected":
+        raise Problem(402, "insufficient_balance", "Not enough credits",
+                      f"this prediction costs {result['quoted_cost']} credits and "
+                      f"{result['balance']['available']} are available; nothing was charged",
+                      balance=result["balance"], cost=result["quoted_cost"], task=task)
+    if result["status"] == "failed":
+        raise Problem(503, "prediction_failed", "The prediction failed",
+                      f"{task['error']}; nothing was charged", task=task,
+                      balance=result["balance"])
+    return web.json_response({"task": task, "predictions": result["predictions"],
+                              "invalid": result["invalid"], "cost": result["cost"],
+                              "balance": result["balance"]})
+
+
+async def tasks(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    query = _page(request)
+    page = await queries.list_tasks(request.app[USERS].db, user_id, **query)
+    return web.json_response({"data": [schemas.public_task(t) for t in page.data],
+                              "has_more": page.has_more})
+
+
+async def task(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    raw = request.match_info["task_id"]
+    found = None
+    if raw.isdigit() and len(raw) <= 18:
+        found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
+    if found is None:
+        raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
+    return web.json_response(schemas.public_task(found))

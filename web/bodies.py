@@ -1,0 +1,102 @@
+"""Reading request bodies within limits: JSON objects, form posts and CSV uploads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from marshmallow import Schema, ValidationError
+
+from web.problems import Problem
+
+MAX_FIELD_BYTES = 64 * 1024  # a pasted list of numbers fits; a novel does not
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise Problem(415, "unsupported_media_type", "Send JSON",
+                      "the body must be application/json")
+    raw = await request.read()  # aiohttp enforces client_max_size here (413)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise Problem(400, "malformed_json", "The body is not valid JSON",
+                      "the body could not be parsed as UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise Problem(422, "validation_error", "The request is not valid",
+                      "the body must be a JSON object", errors={"_schema": ["not an object"]})
+    return data
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {
+            "_schema": error.messages}
+        raise Problem(422, "validation_error", "The request is not valid",
+                      "; ".join(f"{k}: {_text(v)}" for k, v in messages.items()),
+                      errors={str(k): _flat(v) for k, v in messages.items()}) from None
+    return loaded
+
+
+def _flat(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, dict):
+        return [f"{k}: {_text(v)}" for k, v in value.items()]
+    return [str(value)]
+
+
+def _text(value: Any) -> str:
+    return " ".join(_flat(value))
+
+
+@dataclass
+class Upload:
+    fields: dict[str, str]
+    file_text: str | None
+
+
+async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
+    """Text fields and one file, each counted as it streams in: aiohttp's body limit does not
+    cover a multipart read, so this is where an oversized upload is stopped."""
+    fields: dict[str, str] = {}
+    file_text: str | None = None
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        raise Problem(400, "bad_request", "Malformed form data", "") from None
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise Problem(400, "bad_request", "Nested multipart is not supported", "")
+        if part.filename is not None and part.name == "file":
+            raw = await _read_limited(part, max_file_bytes, "the file")
+            if raw:
+                file_text = _decode(raw)
+        elif part.name:
+            fields[part.name] = _decode(await _read_limited(part, MAX_FIELD_BYTES, part.name))
+        if len(fields) > 20:
+            raise Problem(400, "bad_request", "Too many form fields", "")
+    return Upload(fields=fields, file_text=file_text)
+
+
+async def _read_limited(part: BodyPartReader, limit: int, what: str) -> bytes:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "payload_too_large", "Upload too large",
+                          f"{what} is larger than {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Problem(422, "validation_error", "The file is not text",
+                      "upload a UTF-8 CSV file", errors={"file": ["not UTF-8 text"]}) from None

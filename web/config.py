@@ -1,0 +1,53 @@
+"""Settings, frozen, from command-line arguments and ML_CABINET_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    db_path: Path = Path("ml_cabinet.db")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Cookies get the Secure flag; turn on when the service sits behind https.
+    secure_cookies: bool = False
+    # 2 MiB covers the largest valid JSON request with room to spare.
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024
+    synchronous: str = "FULL"
+    cheap_password_hashing: bool = False
+    verify_on_start: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Config:
+        env = os.environ
+        values: dict[str, object] = {
+            "db_path": Path(env.get("ML_CABINET_DB", "ml_cabinet.db")),
+            "host": env.get("ML_CABINET_HOST", "127.0.0.1"),
+            "port": int(env.get("ML_CABINET_PORT", "8080")),
+            "secure_cookies": env.get("ML_CABINET_SECURE_COOKIES", "") == "1",
+            "synchronous": env.get("ML_CABINET_SYNCHRONOUS", "FULL").upper(),
+            "cheap_password_hashing": env.get("ML_CABINET_CHEAP_HASHING", "") == "1",
+            "verify_on_start": env.get("ML_CABINET_VERIFY_ON_START", "1") != "0",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def session_key(self) -> bytes:
+        """The cookie encryption key, kept beside the database so restarts keep sessions.
+
+        Created once with O_EXCL, so two processes starting together agree on one key.
+        """
+        path = Path(f"{self.db_path}.session-key")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()[:32].ljust(32, b"\0")
+        key = secrets.token_bytes(32)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        return key

@@ -1,0 +1,24 @@
+"""Typed application keys: the app's resources, set up in cleanup contexts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from events import SQLiteEventStore
+from ledger import LedgerService, UserService
+from ml import MLModelManager, MLService
+from web.config import Config
+from web.throttle import LoginThrottle
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", SQLiteEventStore)
+LEDGER = web.AppKey("ledger", LedgerService)
+USERS = web.AppKey("users", UserService)
+MODELS = web.AppKey("models", MLModelManager)
+ML = web.AppKey("ml", MLService)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+OPENAPI = web.AppKey("openapi", dict)
+
+# Per-request values set by the middlewares.
+REQUEST_ID = "request_id"
+USER_ID = "user_id"

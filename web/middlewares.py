@@ -1,0 +1,103 @@
+"""The request id, the security headers, and the one error middleware."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+
+from events import StoreError
+from ledger import LedgerError
+from ml import MlError
+from web.keys import REQUEST_ID
+from web.problems import PROBLEM_JSON, Problem, http_problem, problem_for
+
+log = logging.getLogger("ml_cabinet")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "object-src 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith(("/api/", "/healthz"))
+
+
+@web.middleware
+async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    sent = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = sent if REQUEST_ID_RE.fullmatch(sent) else uuid.uuid4().hex
+    return await handler(request)
+
+
+async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, error pages and static files included."""
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
+    if is_api(request):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return await render(request, problem)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return await render(request, http_problem(exc))
+    except (LedgerError, MlError, StoreError) as exc:
+        problem = problem_for(exc)
+        if problem is None:
+            log.exception("unmapped domain error")
+            problem = Problem(500, "internal_error", "Something went wrong on our side")
+        return await render(request, problem)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return await render(request, Problem(
+            500, "internal_error", "Something went wrong on our side",
+            f"quote request id {request.get(REQUEST_ID)} when you report it"))
+
+
+async def render(request: web.Request, problem: Problem) -> web.StreamResponse:
+    if is_api(request):
+        return problem.response()
+    context = {"status": problem.status_code, "title": problem.title,
+               "detail": problem.detail if problem.status_code < 500 else problem.title}
+    try:
+        response = aiohttp_jinja2.render_template("error.html", request, context,
+                                                  status=problem.status_code)
+    except Exception:  # the page itself failed (the database is down): plain text will do
+        log.exception("error page failed")
+        return web.Response(status=problem.status_code, text=problem.title)
+    response.headers.update(problem.headers)
+    if problem.status_code == 503:
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+    return response
+
+
+class RequestLog(AbstractAccessLogger):
+    """One line per request, with its id, so a user's report can be found in the log."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %.1fms id=%s', request.remote, request.method,
+                         request.path_qs[:200], response.status, time * 1000,
+                         request.get(REQUEST_ID, "-"))
+
+
+__all__ = ["PROBLEM_JSON", "RequestLog", "add_headers", "errors", "request_id"]

@@ -1,0 +1,231 @@
+"""Server-rendered pages. Every form POST checks CSRF, then redirects (303) or re-renders
+the form with a message; a failed form is never a 500 page."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ledger import InvalidCredentials, LedgerError, UsernameTaken, queries
+from ml import MlError, NoValidData
+from ml.validation import split_csv, split_text
+from web import schemas
+from web.api import client_address
+from web.auth import check_csrf, end_session, page_user, start_session
+from web.bodies import read_multipart
+from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.problems import Problem
+
+PAGE_SIZE = 10
+PRESETS = [10, 50, 100, 500]
+
+
+async def index(request: web.Request) -> web.Response:
+    specs = [s.public() for s in request.app[MODELS].specs()]
+    return aiohttp_jinja2.render_template("index.html", request, {"models": specs})
+
+
+async def docs(request: web.Request) -> web.Response:
+    return aiohttp_jinja2.render_template("docs.html", request, {})
+
+
+def _form_page(request: web.Request, name: str, status: int = 200, **context: Any
+               ) -> web.Response:
+    context.setdefault("form", {})
+    context.setdefault("error", None)
+    context.setdefault("field_errors", {})
+    return aiohttp_jinja2.render_template(name, request, context, status=status)
+
+
+async def register_page(request: web.Request) -> web.Response:
+    return _form_page(request, "register.html")
+
+
+async def register_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    await check_csrf(request, form)
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    errors = schemas.RegisterRequest().validate({"username": username, "password": password})
+    if errors:
+        return _form_page(request, "register.html", 422, form={"username": username},
+                          error="Please correct the fields below.", field_errors=errors)
+    try:
+        user = await request.app[USERS].register(username, password)
+    except UsernameTaken:
+        return _form_page(request, "register.html", 409, form={"username": username},
+                          field_errors={"username": ["This username is taken."]},
+                          error="This username is taken.")
+    await start_session(request, user["id"])
+    await flash(request, message=f"Welcome, {username}! Top up to run your first prediction.")
+    raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return _form_page(request, "login.html")
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    await check_csrf(request, form)
+    username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
+    throttle, client = request.app[THROTTLE], client_address(request)
+    if wait := throttle.retry_after(username, client):
+        return _form_page(request, "login.html", 429, form={"username": username},
+                          error=f"Too many attempts. Try again in {wait} seconds.")
+    try:
+        user_id = await request.app[USERS].authenticate(username, password[:256])
+    except InvalidCredentials:
+        throttle.failed(username, client)
+        return _form_page(request, "login.html", 401, form={"username": username},
+                          error="Wrong username or password.")
+    throttle.succeeded(username, client)
+    await start_session(request, user_id)
+    raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+
+
+async def logout(request: web.Request) -> web.Response:
+    await check_csrf(request, await request.post())
+    await end_session(request)
+    raise web.HTTPSeeOther(request.app.router["index"].url_for())
+
+
+async def flash(request: web.Request, **notice: str) -> None:
+    (await get_session(request))["flash"] = notice
+
+
+async def _require_user(request: web.Request) -> int:
+    user_id = await page_user(request)
+    if user_id is None:
+        raise web.HTTPSeeOther(request.app.router["login"].url_for())
+    return user_id
+
+
+def _page_number(request: web.Request, name: str) -> int:
+    raw = request.query.get(name, "1")
+    return min(int(raw), 10_000) if raw.isdigit() and 0 < len(raw) < 6 and int(raw) else 1
+
+
+async def cabinet(request: web.Request, **extra: Any) -> web.Response:
+    user_id = await _require_user(request)
+    db = request.app[USERS].db
+    session = await get_session(request)
+    notice = session.pop("flash", {})
+    tasks_page, tx_page = _page_number(request, "tasks_page"), _page_number(request, "tx_page")
+    tasks = await queries.list_tasks(db, user_id, limit=PAGE_SIZE,
+                                     offset=(tasks_page - 1) * PAGE_SIZE)
+    moves = await queries.list_transactions(db, user_id, limit=PAGE_SIZE,
+                                            offset=(tx_page - 1) * PAGE_SIZE)
+    last_task = session.get("last_task")
+    last = await queries.get_task(db, user_id, last_task) if isinstance(last_task, int) else None
+    context = {
+        "balance": await request.app[LEDGER].get_balance(user_id),
+        "models": [s.public() for s in request.app[MODELS].specs()],
+        "presets": PRESETS, "operation_id": uuid.uuid4().hex,
+        "message": notice.get("message"), "error": notice.get("error"),
+        "last_result": None if last is None else result_view(request, last),
+        "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
+                  "has_prev": tasks_page > 1, "has_next": tasks.has_more},
+        "transactions": {"items": moves.data, "page": tx_page, "has_prev": tx_page > 1,
+                         "has_next": moves.has_more},
+    }
+    context.update(extra)
+    status = 422 if extra.get("last_result") else 200
+    response = aiohttp_jinja2.render_template("cabinet.html", request, context, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def task_view(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
+    spec = request.app[MODELS].get_spec(task["model_id"])
+    return {**task, "model_name": spec.name if spec else f"model {task['model_id']}"}
+
+
+def result_view(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
+    outputs = task["output_data"] or []
+    predictions = [{"index": i, "input": x, "output": y} for i, x, y in
+                   zip(task["input_indexes"], task["input_data"], outputs, strict=False)]
+    return {"task": task_view(request, task), "predictions": predictions,
+            "invalid": task["invalid"], "cost": task["cost"], "error": task["error"]}
+
+
+async def top_up(request: web.Request) -> web.Response:
+    user_id = await _require_user(request)
+    form = await request.post()
+    await check_csrf(request, form)
+    choice = str(form.get("amount", ""))
+    raw = str(form.get("custom_amount", "")).strip() if choice == "custom" else choice
+    if not raw.isdigit() or len(raw) > 9:
+        await flash(request, error="Enter a whole number of credits from 1 to 1,000,000.")
+        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+    operation = f"form-top-up:{str(form.get('operation_id', ''))[:64] or uuid.uuid4().hex}"
+    try:
+        outcome = await request.app[LEDGER].top_up(user_id, int(raw), operation)
+        await flash(request, message=f"Added {outcome['transaction']['amount']:,} credits.")
+    except LedgerError as error:
+        await flash(request, error=page_message(error))
+    raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+
+
+def page_message(error: Exception) -> str:
+    if error.__class__.__name__ == "IdempotencyConflict":
+        return "This form was already submitted. The page has been refreshed; try again."
+    if error.__class__.__name__ == "OperationInProgress":
+        return "This request is still running. Refresh the page in a moment."
+    return str(error)[:300] or "The request could not be completed."
+
+
+async def predict(request: web.Request) -> web.Response:
+    user_id = await _require_user(request)
+    try:
+        upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
+    except Problem as problem:
+        await flash(request, error=problem.detail or problem.title)
+        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
+    await check_csrf(request, upload.fields)
+    raw_id = upload.fields.get("model_id", "")
+    items = split_csv(upload.file_text) if upload.file_text is not None else split_text(
+        upload.fields.get("data", ""))
+    operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
+    try:
+        model_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 10 else 0
+        result = await request.app[ML].process_task(user_id, model_id, items, operation,
+                                                    as_text=True)
+    except NoValidData as error:
+        return await cabinet(request, error="No item is a valid number; nothing was charged.",
+                             last_result={"task": None, "predictions": [],
+                                          "invalid": error.invalid, "cost": 0, "error": None})
+    except (MlError, LedgerError) as error:
+        await flash(request, error=page_message(error))
+        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
+    (await get_session(request))["last_task"] = result["task"]["id"]
+    await flash(request, **_outcome_notice(result))
+    raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+
+
+def _outcome_notice(result: dict[str, Any]) -> dict[str, str]:
+    if result["status"] == "completed":
+        bad = f" {len(result['invalid'])} invalid items were skipped." if result[
+            "invalid"] else ""
+        return {"message": f"Predicted {len(result['predictions'])} items for "
+                           f"{result['cost']:,} credits.{bad}"}
+    if result["status"] == "rejected":
+        return {"error": f"Not enough credits: this prediction costs {result['quoted_cost']:,} "
+                         f"and {result['balance']['available']:,} are available. "
+                         "Nothing was charged."}
+    return {"error": f"The prediction failed ({result['task']['error']}). Nothing was charged."}
+
+
+async def task(request: web.Request) -> web.Response:
+    user_id = await _require_user(request)
+    raw = request.match_info["task_id"]
+    found = None
+    if raw.isdigit() and len(raw) <= 18:
+        found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
+    if found is None:
+        raise web.HTTPNotFound(text="There is no such task in your history.")
+    return aiohttp_jinja2.render_template("task.html", request, {
+        "task": task_view(request, found), **result_view(request, found)})

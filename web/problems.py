@@ -1,0 +1,100 @@
+"""RFC 9457 problem details, and the one table that maps domain errors to HTTP answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from events import StoreCorrupted, StoreUnavailable
+from ledger import (
+    AccountNotFound,
+    BalanceLimitExceeded,
+    IdempotencyConflict,
+    InsufficientCredits,
+    InvalidAmount,
+    InvalidCredentials,
+    InvalidInput,
+    OperationInProgress,
+    UsernameTaken,
+)
+from ml import EmptyInput, ModelNotFound, NoValidData, TooManyItems
+
+PROBLEM_JSON = "application/problem+json"
+
+# error class -> (HTTP status, code, title)
+ERRORS: dict[type[Exception], tuple[int, str, str]] = {
+    InvalidAmount: (422, "validation_error", "The request is not valid"),
+    InvalidInput: (422, "validation_error", "The request is not valid"),
+    BalanceLimitExceeded: (422, "balance_limit_exceeded", "The balance would be too large"),
+    InsufficientCredits: (402, "insufficient_balance", "Not enough credits"),
+    UsernameTaken: (409, "username_taken", "This username is taken"),
+    InvalidCredentials: (401, "invalid_credentials", "Wrong username or password"),
+    AccountNotFound: (401, "unauthorized", "Authentication required"),
+    IdempotencyConflict: (422, "idempotency_key_reused", "Idempotency key reused"),
+    OperationInProgress: (409, "request_in_progress", "The first request is still running"),
+    ModelNotFound: (404, "model_not_found", "No such model"),
+    EmptyInput: (422, "empty_input", "No data"),
+    TooManyItems: (413, "too_many_items", "Too many items"),
+    NoValidData: (422, "no_valid_data", "No valid data"),
+    StoreUnavailable: (503, "service_unavailable", "The service cannot write right now"),
+    StoreCorrupted: (503, "service_unavailable", "The service cannot write right now"),
+}
+
+
+class Problem(Exception):
+    """An HTTP error answered as problem+json. Raise it from any API handler."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str = "",
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status_code, self.headers = status, headers or {}
+        self.code, self.title, self.detail, self.extra = code, title, detail, extra
+
+    def body(self) -> dict[str, Any]:
+        return {"type": f"/problems/{self.code.replace('_', '-')}", "title": self.title,
+                "status": self.status_code, "detail": self.detail, "code": self.code,
+                **self.extra}
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.status_code, text=json.dumps(self.body()),
+                            content_type=PROBLEM_JSON, headers=self.headers)
+
+
+def problem_for(exc: Exception) -> Problem | None:
+    """The problem a domain error stands for, or None when it is not one of ours."""
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            status, code, title = ERRORS[cls]  # type: ignore[index]
+            return Problem(status, code, title, str(exc), headers=_headers(exc), **_extra(exc))
+    return None
+
+
+def _headers(exc: Exception) -> dict[str, str] | None:
+    if isinstance(exc, StoreUnavailable | StoreCorrupted | OperationInProgress):
+        return {"Retry-After": "1"}
+    return None
+
+
+def _extra(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, NoValidData):
+        return {"invalid": exc.invalid}
+    if isinstance(exc, InsufficientCredits):
+        return {"available": exc.available_credits, "cost": exc.cost_credits}
+    if isinstance(exc, TooManyItems):
+        return {"max_items": exc.max_items}
+    if isinstance(exc, InvalidInput):
+        return {"errors": {exc.field: [str(exc)]}}
+    if isinstance(exc, InvalidAmount):
+        return {"errors": {"amount": [str(exc)]}}
+    return {}
+
+
+def http_problem(exc: web.HTTPException) -> Problem:
+    """aiohttp's own errors (404, 405, 413…) in the same problem+json shape."""
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+             415: "unsupported_media_type", 400: "bad_request"}
+    code = codes.get(exc.status, "http_error")
+    headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+    return Problem(exc.status, code, exc.reason, exc.text or exc.reason, headers=headers or None)

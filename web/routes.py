@@ -1,0 +1,40 @@
+"""The one route table; every route is named so handlers and templates can build URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from web import api, pages
+
+
+def setup_routes(app: web.Application, static_dir: Path) -> None:
+    router = app.router
+    router.add_get("/", pages.index, name="index")
+    router.add_get("/register", pages.register_page, name="register")
+    router.add_post("/register", pages.register_submit)
+    router.add_get("/login", pages.login_page, name="login")
+    router.add_post("/login", pages.login_submit)
+    router.add_post("/logout", pages.logout, name="logout")
+    router.add_get("/cabinet", pages.cabinet, name="cabinet")
+    router.add_post("/cabinet/top-up", pages.top_up, name="cabinet_top_up")
+    router.add_post("/cabinet/predict", pages.predict, name="cabinet_predict")
+    router.add_get("/cabinet/tasks/{task_id}", pages.task, name="cabinet_task")
+    router.add_get("/docs", pages.docs, name="docs")
+    router.add_static("/static", static_dir, name="static")
+
+    router.add_get("/healthz", api.health, name="health")
+    router.add_get("/api/openapi.json", api.openapi, name="openapi")
+    v1 = "/api/v1"
+    router.add_post(f"{v1}/auth/register", api.register, name="api_register")
+    router.add_post(f"{v1}/auth/login", api.login, name="api_login")
+    router.add_post(f"{v1}/auth/logout", api.logout, name="api_logout")
+    router.add_get(f"{v1}/me", api.me, name="api_me")
+    router.add_get(f"{v1}/balance", api.balance, name="api_balance")
+    router.add_post(f"{v1}/balance/top-up", api.top_up, name="api_top_up")
+    router.add_get(f"{v1}/transactions", api.transactions, name="api_transactions")
+    router.add_get(f"{v1}/models", api.models, name="api_models")
+    router.add_post(f"{v1}/predict", api.predict, name="api_predict")
+    router.add_get(f"{v1}/tasks", api.tasks, name="api_tasks")
+    router.add_get(f"{v1}/tasks/{{task_id}}", api.task, name="api_task")

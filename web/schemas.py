@@ -1,0 +1,174 @@
+"""marshmallow schemas: requests are loaded through them, and the OpenAPI document is built
+from all of them, so the reference and the behaviour cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from ledger.account import MAX_TOP_UP_CREDITS, MIN_TOP_UP_CREDITS
+from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: no bool (Python's int subclass), no float, no string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+# -- requests ------------------------------------------------------------------------------
+
+class RegisterRequest(Schema):
+    username = fields.String(required=True, validate=validate.Regexp(
+        USERNAME_RE.pattern + r"\Z", error="3–32 letters, digits, '_', '.' or '-'"))
+    password = fields.String(required=True, validate=validate.Length(MIN_PASSWORD, MAX_PASSWORD))
+
+
+class LoginRequest(Schema):
+    username = fields.String(required=True, validate=validate.Length(1, 64))
+    password = fields.String(required=True, validate=validate.Length(1, MAX_PASSWORD))
+
+
+class TopUpRequest(Schema):
+    amount = StrictInteger(required=True, validate=validate.Range(
+        MIN_TOP_UP_CREDITS, MAX_TOP_UP_CREDITS))
+
+
+class PredictRequest(Schema):
+    model_id = StrictInteger(required=True, validate=validate.Range(1, 2**31))
+    data = fields.List(fields.Raw(allow_none=True), required=True, metadata={
+        "description": "Numbers to predict on; each invalid item is reported, not fatal."})
+
+
+class PageQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    starting_after = fields.Integer(validate=validate.Range(1, 2**62))
+
+
+# -- responses -----------------------------------------------------------------------------
+
+class Balance(Schema):
+    balance = fields.Integer(required=True)
+    held = fields.Integer(required=True)
+    available = fields.Integer(required=True)
+
+
+class RegisteredUser(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    balance = fields.Integer(required=True)
+
+
+class Me(Balance):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    created_at = fields.String(required=True)
+
+
+class Token(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, validate=validate.OneOf(["bearer"]))
+    expires_at = fields.String(required=True)
+
+
+class TransactionView(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge"]))
+    amount = fields.Integer(required=True)
+    balance_after = fields.Integer(required=True)
+    description = fields.String(required=True)
+    task_id = fields.Integer(required=True, allow_none=True)
+    created_at = fields.String(required=True)
+
+
+class TopUpResult(Schema):
+    transaction = fields.Nested(TransactionView, required=True)
+    balance = fields.Nested(Balance, required=True)
+
+
+class TransactionPage(Schema):
+    data = fields.List(fields.Nested(TransactionView), required=True)
+    has_more = fields.Boolean(required=True)
+
+
+class ModelView(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    price_per_item = fields.Integer(required=True)
+    max_items = fields.Integer(required=True)
+
+
+class ModelList(Schema):
+    data = fields.List(fields.Nested(ModelView), required=True)
+
+
+class InvalidItem(Schema):
+    index = fields.Integer(required=True)
+    value = fields.Raw(required=True, allow_none=True)
+    error = fields.String(required=True)
+
+
+class TaskView(Schema):
+    id = fields.Integer(required=True)
+    model_id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["pending", "completed", "failed", "rejected"]))
+    input_data = fields.List(fields.Float(), required=True)
+    output_data = fields.List(fields.Float(), required=True, allow_none=True)
+    invalid = fields.List(fields.Nested(InvalidItem), required=True)
+    cost = fields.Integer(required=True)
+    error = fields.String(required=True, allow_none=True)
+    created_at = fields.String(required=True)
+
+
+class TaskPage(Schema):
+    data = fields.List(fields.Nested(TaskView), required=True)
+    has_more = fields.Boolean(required=True)
+
+
+class PredictionItem(Schema):
+    index = fields.Integer(required=True)
+    input = fields.Float(required=True)
+    output = fields.Float(required=True)
+
+
+class PredictResult(Schema):
+    task = fields.Nested(TaskView, required=True)
+    predictions = fields.List(fields.Nested(PredictionItem), required=True)
+    invalid = fields.List(fields.Nested(InvalidItem), required=True)
+    cost = fields.Integer(required=True)
+    balance = fields.Nested(Balance, required=True)
+
+
+class Health(Schema):
+    status = fields.String(required=True)
+
+
+class ProblemView(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    code = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    invalid = fields.List(fields.Nested(InvalidItem))
+
+
+TASK_FIELDS = ("id", "model_id", "status", "input_data", "output_data", "invalid", "cost",
+               "error", "created_at")
+
+
+def public_task(task: dict[str, Any]) -> dict[str, Any]:
+    return {name: task[name] for name in TASK_FIELDS}

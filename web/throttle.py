@@ -1,0 +1,74 @@
+"""Login throttling per client, per account and per (account, client) pair.
+
+An attacker who guesses one account from one address is slowed down hard; an account is
+locked for everyone only briefly, so nobody can keep a real user out for long.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    failures: int        # failures allowed in the window
+    window_s: float      # the window, in seconds
+    lock_s: float        # the first lock; it doubles with each failure past the limit
+    max_lock_s: float
+
+
+PAIR = Rule(failures=5, window_s=900, lock_s=30, max_lock_s=900)
+CLIENT = Rule(failures=30, window_s=600, lock_s=60, max_lock_s=600)
+ACCOUNT = Rule(failures=50, window_s=600, lock_s=15, max_lock_s=60)
+MAX_TRACKED = 100_000  # bounded memory under a spray of usernames
+
+
+@dataclass
+class _Bucket:
+    failures: int
+    window_start: float
+    locked_until: float
+
+
+class LoginThrottle:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def _keys(self, username: str, client: str) -> list[tuple[str, Rule]]:
+        account = username.lower()[:64]
+        return [(f"pair:{account}:{client}", PAIR), (f"client:{client}", CLIENT),
+                (f"account:{account}", ACCOUNT)]
+
+    def retry_after(self, username: str, client: str) -> int:
+        """Seconds to wait before the next attempt is heard; 0 when it may go ahead."""
+        now = self.clock()
+        waits = [bucket.locked_until - now for key, _ in self._keys(username, client)
+                 if (bucket := self._buckets.get(key)) is not None]
+        return max(0, math.ceil(max(waits, default=0)))
+
+    def failed(self, username: str, client: str) -> None:
+        now = self.clock()
+        if len(self._buckets) > MAX_TRACKED:
+            self._forget_expired(now)
+        for key, rule in self._keys(username, client):
+            bucket = self._buckets.get(key)
+            if bucket is None or now - bucket.window_start > rule.window_s:
+                bucket = self._buckets[key] = _Bucket(0, now, 0.0)
+            bucket.failures += 1
+            over = bucket.failures - rule.failures
+            if over > 0:
+                lock = min(rule.lock_s * 2 ** min(over - 1, 20), rule.max_lock_s)
+                bucket.locked_until = now + lock
+
+    def succeeded(self, username: str, client: str) -> None:
+        """A right password clears this pair's record; the account and client ones stay."""
+        self._buckets.pop(self._keys(username, client)[0][0], None)
+
+    def _forget_expired(self, now: float) -> None:
+        for key in [k for k, b in self._buckets.items()
+                    if b.locked_until < now and now - b.window_start > PAIR.window_s]:
+            del self._buckets[key]
