@@ -44,8 +44,7 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
     for code in sorted(codes):
         responses[str(code)] = _problem(code)
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
-    if auth:
-        operation["security"] = [{"bearer": []}]
+    operation["security"] = [{"bearer": []}] if auth else []
     if params:
         operation["parameters"] = params
     if body:
