@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,17 @@ def credits(amount: int | None) -> str:
     return "—" if amount is None else f"{amount:,}"
 
 
+def when(iso: str | None) -> str:
+    """'2026-11-26T19:52:09.257964+00:00' → '2026-11-26 19:52:09 UTC'."""
+    if not iso:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(iso).astimezone(UTC)
+    except ValueError:
+        return iso
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def create_app(config: Config | None = None, models: MLModelManager | None = None
                ) -> web.Application:
     config = config or Config.from_env()
@@ -97,6 +109,7 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
         context_processors=[aiohttp_jinja2.request_processor, page_context])
     env.filters["credits"] = credits
+    env.filters["when"] = when
     app.on_response_prepare.append(middlewares.add_headers)
     app.cleanup_ctx.append(services_ctx)
     setup_routes(app, HERE / "static")
