@@ -187,6 +187,8 @@ class SQLiteEventStore:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the event store is not open")
         job = _Job(work)
+        # The job runs to the end even if the caller goes away; its error is then dropped.
+        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         await self._queue.put(job)
         result: T = await asyncio.shield(job.future)
         return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +17,7 @@ from aiohttp import web
 from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from events import StoreCorrupted
+from events import StoreCorrupted, StoreError
 from events.instances import InstanceRegistry
 from events.verify import verify_chain
 from ledger import LedgerService, Passwords, UserService, ledger_store
@@ -47,14 +49,35 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[USERS] = UserService(ledger, passwords)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
-        released = await ledger.release_orphaned_holds(instances.is_alive)
-        if released:
-            log.warning("released %d holds of tasks interrupted by a crash", released)
+        await sweep_orphaned_holds(ledger, instances)
+        sweeper = asyncio.create_task(sweep_forever(ledger, instances), name="hold-sweeper")
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         executor.shutdown(wait=True)
     finally:
         await store.close()
         instances.unregister()
+
+
+# Another process sharing the file may die at any time; its holds are released this often.
+SWEEP_EVERY_S = 30.0
+
+
+async def sweep_orphaned_holds(ledger: LedgerService, instances: InstanceRegistry) -> None:
+    released = await ledger.release_orphaned_holds(instances.is_alive)
+    if released:
+        log.warning("released %d holds of tasks interrupted by a crash", released)
+
+
+async def sweep_forever(ledger: LedgerService, instances: InstanceRegistry) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S)  # a timer, not a synchronisation
+        try:
+            await sweep_orphaned_holds(ledger, instances)
+        except StoreError as error:
+            log.warning("hold sweep skipped: %s", error)
 
 
 async def check_log(store: Any) -> None:

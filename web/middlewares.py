@@ -62,11 +62,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return await render(request, http_problem(exc))
     except (LedgerError, MlError, StoreError) as exc:
-        problem = problem_for(exc)
-        if problem is None:
+        mapped = problem_for(exc)
+        if mapped is None:
             log.exception("unmapped domain error")
-            problem = Problem(500, "internal_error", "Something went wrong on our side")
-        return await render(request, problem)
+            mapped = Problem(500, "internal_error", "Something went wrong on our side")
+        return await render(request, mapped)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return await render(request, Problem(

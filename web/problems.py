@@ -66,7 +66,7 @@ def problem_for(exc: Exception) -> Problem | None:
     """The problem a domain error stands for, or None when it is not one of ours."""
     for cls in type(exc).__mro__:
         if cls in ERRORS:
-            status, code, title = ERRORS[cls]  # type: ignore[index]
+            status, code, title = ERRORS[cls]
             return Problem(status, code, title, str(exc), headers=_headers(exc), **_extra(exc))
     return None
 
