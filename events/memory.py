@@ -87,7 +87,8 @@ class InMemoryEventStore:
                 yield row.to_recorded(self.codec)
 
     async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
-        for row in list(self.rows[from_position - 1:]):
+        # Clamped: a position before the first means all of them, as in SQLite's `>=`.
+        for row in list(self.rows[max(from_position, 1) - 1:]):
             yield row.to_recorded(self.codec)
 
     async def head_position(self) -> int:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from ledger.audit import audit
+from ledger.audit import audit, parse_anchor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,9 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("audit", help="verify the hash chain and replay the log")
     run.add_argument("--db", required=True, help="path of the SQLite file")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--anchor", action="append", default=[], type=parse_anchor,
+                     metavar="POSITION:HASH",
+                     help="a head printed by an earlier audit; it must still be in the log")
     args = parser.parse_args(argv)
     try:
-        report = asyncio.run(audit(args.db, show_progress=not args.quiet))
+        report = asyncio.run(audit(args.db, show_progress=not args.quiet, anchors=args.anchor))
     except Exception as exc:  # an unreadable file is a failed audit, said plainly
         print(f"AUDIT FAILED: cannot read {args.db}: {exc}", file=sys.stderr)
         return 2

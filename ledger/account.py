@@ -64,6 +64,7 @@ def evolve(account: Account | None, event: Event) -> Account:
                           open_holds=MappingProxyType(holds))
     elif isinstance(event, HoldSettled | HoldReleased):
         holds = dict(account.open_holds)
+        assert event.task_id in holds, f"task {event.task_id} has no open hold to resolve"
         amount = holds.pop(event.task_id)
         charged = amount if isinstance(event, HoldSettled) else 0
         account = replace(account, held_credits=account.held_credits - amount,

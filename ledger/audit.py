@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
 
 from events import Database, StoreError
 from events.sqlite import row_from_db
@@ -31,6 +32,7 @@ class AuditReport:
     accounts_differ: list[int] = field(default_factory=list)
     postings_sum_credits: int = 0
     balances: int = 0
+    head_hash: str = ""
 
     @property
     def ok(self) -> bool:
@@ -38,6 +40,10 @@ class AuditReport:
                 and self.postings_sum_credits == 0)
 
     def render(self) -> str:
+        if self.integrity != "ok":  # nothing was read from the file, so nothing is claimed
+            return "\n".join([f"file integrity:        {self.integrity}",
+                              "hash chain, postings and projections: not checked",
+                              "AUDIT FAILED"])
         lines = [f"events in the log:     {self.events:,}",
                  f"file integrity:        {self.integrity}"]
         if self.first_break:
@@ -45,6 +51,9 @@ class AuditReport:
                          f" ({self.first_break.reason})")
         else:
             lines.append("hash chain:            intact")
+            lines.append(f"head:                  position {self.events}, hash {self.head_hash}")
+            lines.append(f"                       (keep it; a later audit with --anchor "
+                         f"{self.events}:{self.head_hash} proves nothing before it was rewritten)")
         lines.append(f"postings sum:          {self.postings_sum_credits} credits "
                      f"({'balanced' if self.postings_sum_credits == 0 else 'UNBALANCED'})")
         if self.differences:
@@ -77,7 +86,35 @@ def progress_bar(total: int, stream: TextIO = sys.stderr) -> Callable[[int], Non
     return draw
 
 
-async def audit(path: str | Path, *, show_progress: bool = True) -> AuditReport:
+Anchor = tuple[int, str]
+
+
+def parse_anchor(text: str) -> Anchor:
+    """'1234:9f86d0…' → (1234, '9f86d0…'): a head the auditor wrote down earlier."""
+    position, _, digest = text.partition(":")
+    if not position.isdigit() or len(digest) != 64:
+        raise ValueError("an anchor is POSITION:SHA256HEX, as a passing audit prints it")
+    return int(position), digest.lower()
+
+
+async def _check_anchors(live: Database, anchors: Sequence[Anchor], report: AuditReport) -> None:
+    """A chain recomputed end to end after an edit is self-consistent; only a hash kept
+    outside the file can tell. Each anchor must still be in the log, unchanged."""
+    for position, digest in sorted(anchors):
+        row = await live.fetchone("SELECT hash FROM events WHERE position = ?", (position,))
+        if row is None:
+            report.first_break = ChainBreak(position, "the log is shorter than an anchor: "
+                                                      "events were removed")
+            return
+        if row["hash"] != digest:
+            report.first_break = ChainBreak(position, "the hash differs from the anchor: "
+                                                      "history up to here was rewritten")
+            return
+
+
+async def audit(
+    path: str | Path, *, show_progress: bool = True, anchors: Sequence[Anchor] = (),
+) -> AuditReport:
     report = AuditReport()
     live = await Database.connect(path, readonly=True)
     try:
@@ -91,6 +128,9 @@ async def audit(path: str | Path, *, show_progress: bool = True) -> AuditReport:
             (row_from_db(r) async for r in live.iterate("SELECT * FROM events ORDER BY position")),
             progress=draw)
         report.events, report.first_break = chain.events, chain.first_break
+        report.head_hash = chain.head_hash
+        if report.first_break is None:
+            await _check_anchors(live, anchors, report)
     finally:
         await live.close()
     with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-") as scratch:
@@ -110,7 +150,8 @@ async def _check_file(live: Database, report: AuditReport) -> None:
 
 async def _replay_and_compare(live_path: Path, replay_path: Path, report: AuditReport) -> None:
     codec, projectors = ledger_codec(), ledger_projectors()
-    live_uri = f"file:{live_path.resolve()}?mode=ro"  # noqa: ASYNC240 - a path, not I/O
+    # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
+    live_uri = f"file:{quote(str(live_path.resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
     replay = await Database.connect(replay_path)
     try:
         await replay.executescript("\n".join(p.schema for p in projectors))
@@ -145,10 +186,12 @@ async def _replay_and_compare(live_path: Path, replay_path: Path, report: AuditR
 
 async def _compare_table(replay: Database, table: str, report: AuditReport) -> None:
     key = KEYS[table]
+    # Each EXCEPT in its own subquery: compound operators chain left to right, so without them
+    # "A EXCEPT B UNION ALL B EXCEPT A" is ((A - B) + B) - A and loses rows missing from live.
     differing = await replay.fetchall(
-        f"SELECT {key} AS k FROM (SELECT * FROM main.{table} EXCEPT SELECT * FROM live.{table}"
-        f" UNION ALL SELECT * FROM live.{table} EXCEPT SELECT * FROM main.{table}) "
-        "GROUP BY k ORDER BY k")
+        f"SELECT k FROM (SELECT {key} AS k FROM (SELECT * FROM main.{table} EXCEPT "
+        f"SELECT * FROM live.{table}) UNION ALL SELECT {key} AS k FROM (SELECT * FROM "
+        f"live.{table} EXCEPT SELECT * FROM main.{table})) GROUP BY k ORDER BY k")
     if not differing:
         return
     report.differences[table] = [int(r["k"]) for r in differing]

@@ -127,5 +127,13 @@ def output_problem(output: object, expected: int) -> str | None:
 
 def fingerprint(model_id: int, items: Sequence[object]) -> str:
     """The same request gives the same text; repr covers NaN and other non-JSON values."""
-    text = json.dumps([model_id, list(items)], default=repr, sort_keys=True)
+    text = json.dumps([model_id, [_printable(item) for item in items]], default=repr,
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _printable(item: object) -> object:
+    # Python refuses str() of an int past 4,300 digits; hex has no such limit.
+    if isinstance(item, int) and item.bit_length() > 10_000:
+        return f"int:{item:x}"
+    return item

@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 # Decimal notation only: "nan", "inf", "0x10" and "1_000" are not numbers a person typed.
-NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 SHOWN_CHARS = 60  # an invalid value is echoed back at most this long
 
 
