@@ -92,6 +92,9 @@ async def check_log(store: Any) -> None:
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
+    # aiohttp-jinja2 runs this for every request; only pages need a user and a CSRF token.
+    if request.path.startswith(("/api/", "/static/", "/healthz")):
+        return {}
     user_id = await page_user(request)
     user = None
     if user_id is not None:

@@ -41,7 +41,7 @@ async def api_user(request: web.Request) -> int:
 
 async def page_user(request: web.Request) -> int | None:
     if USER_ID in request:
-        return request[USER_ID]  # type: ignore[no-any-return]
+        return request[USER_ID]
     session = await get_session(request)
     token = session.get("token")
     user_id = None

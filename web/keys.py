@@ -20,5 +20,5 @@ THROTTLE = web.AppKey("throttle", LoginThrottle)
 OPENAPI = web.AppKey("openapi", dict)
 
 # Per-request values set by the middlewares.
-REQUEST_ID = "request_id"
-USER_ID = "user_id"
+REQUEST_ID = web.RequestKey("request_id", str)
+USER_ID = web.RequestKey[int | None]("user_id")

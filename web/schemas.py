@@ -27,8 +27,10 @@ class StrictInteger(fields.Integer):
 # -- requests ------------------------------------------------------------------------------
 
 class RegisterRequest(Schema):
+    # Python's \Z is not ECMA-262: the document gets a pattern every OpenAPI client can run.
     username = fields.String(required=True, validate=validate.Regexp(
-        USERNAME_RE.pattern + r"\Z", error="3–32 letters, digits, '_', '.' or '-'"))
+        USERNAME_RE.pattern + r"\Z", error="3–32 letters, digits, '_', '.' or '-'"),
+        metadata={"pattern": f"^{USERNAME_RE.pattern}$"})
     password = fields.String(required=True, validate=validate.Length(MIN_PASSWORD, MAX_PASSWORD))
 
 
@@ -164,6 +166,14 @@ class ProblemView(Schema):
     code = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     invalid = fields.List(fields.Nested(InvalidItem))
+    # Extension members (RFC 9457 §3.2) of the problems that carry them.
+    available = fields.Integer(metadata={"description": "insufficient_balance: credits free"})
+    cost = fields.Integer(metadata={"description": "insufficient_balance: the price asked"})
+    balance = fields.Nested(Balance, metadata={
+        "description": "insufficient_balance, prediction_failed: the balance, unchanged"})
+    task = fields.Nested(TaskView, metadata={
+        "description": "insufficient_balance, prediction_failed: the task as recorded"})
+    max_items = fields.Integer(metadata={"description": "too_many_items: the model's limit"})
 
 
 TASK_FIELDS = ("id", "model_id", "status", "input_data", "output_data", "invalid", "cost",
