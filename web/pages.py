@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ledger import InvalidCredentials, LedgerError, UsernameTaken, queries
+from ledger.account import MAX_TOP_UP_CREDITS
 from ml import MlError, NoValidData
 from ml.validation import split_csv, split_text
 from web import schemas
@@ -106,7 +107,9 @@ async def _require_user(request: web.Request) -> int:
 
 def _page_number(request: web.Request, name: str) -> int:
     raw = request.query.get(name, "1")
-    return min(int(raw), 10_000) if raw.isdigit() and 0 < len(raw) < 6 and int(raw) else 1
+    # str.isdigit() is true for "²", which int() refuses: ASCII digits only.
+    ok = raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw)
+    return min(int(raw), 10_000) if ok else 1
 
 
 async def cabinet(request: web.Request, **extra: Any) -> web.Response:
@@ -158,7 +161,8 @@ async def top_up(request: web.Request) -> web.Response:
     await check_csrf(request, form)
     choice = str(form.get("amount", ""))
     raw = str(form.get("custom_amount", "")).strip() if choice == "custom" else choice
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not (
+            1 <= int(raw) <= MAX_TOP_UP_CREDITS):
         await flash(request, error="Enter a whole number of credits from 1 to 1,000,000.")
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
     operation = f"form-top-up:{str(form.get('operation_id', ''))[:64] or uuid.uuid4().hex}"
@@ -187,12 +191,14 @@ async def predict(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
     await check_csrf(request, upload.fields)
     raw_id = upload.fields.get("model_id", "")
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 9:
+        await flash(request, error="Choose a model from the list.")
+        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
     items = split_csv(upload.file_text) if upload.file_text is not None else split_text(
         upload.fields.get("data", ""))
     operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
-        model_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 10 else 0
-        result = await request.app[ML].process_task(user_id, model_id, items, operation,
+        result = await request.app[ML].process_task(user_id, int(raw_id), items, operation,
                                                     as_text=True)
     except NoValidData as error:
         return await cabinet(request, error="No item is a valid number; nothing was charged.",
@@ -208,8 +214,9 @@ async def predict(request: web.Request) -> web.Response:
 
 def _outcome_notice(result: dict[str, Any]) -> dict[str, str]:
     if result["status"] == "completed":
-        bad = f" {len(result['invalid'])} invalid items were skipped." if result[
-            "invalid"] else ""
+        skipped = len(result["invalid"])
+        bad = (f" {skipped} invalid {'item was' if skipped == 1 else 'items were'} skipped."
+               if skipped else "")
         return {"message": f"Predicted {len(result['predictions'])} items for "
                            f"{result['cost']:,} credits.{bad}"}
     if result["status"] == "rejected":
@@ -223,7 +230,7 @@ async def task(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     raw = request.match_info["task_id"]
     found = None
-    if raw.isdigit() and len(raw) <= 18:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
         found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")
