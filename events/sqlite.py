@@ -161,10 +161,15 @@ class SQLiteEventStore:
 
     async def open(self) -> None:
         self._writer = await Database.connect(self.path)
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        await self._writer.execute(f"PRAGMA synchronous = {self.synchronous}")
-        await self.create_schema(self._writer)
-        self.reader = await Database.connect(self.path)
+        try:
+            await self._writer.execute("PRAGMA journal_mode = WAL")
+            await self._writer.execute(f"PRAGMA synchronous = {self.synchronous}")
+            await self.create_schema(self._writer)
+            self.reader = await Database.connect(self.path)
+        except BaseException:
+            # An open connection keeps its worker thread, and so the process, alive.
+            await self.close()
+            raise
         self._task = asyncio.create_task(self._write_loop(), name="event-store-writer")
 
     async def create_schema(self, db: Database) -> None:

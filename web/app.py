@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from events import StoreCorrupted, StoreError
+from events import StoreCorrupted, StoreError, StoreUnavailable
 from events.instances import InstanceRegistry
 from events.verify import verify_chain
 from ledger import LedgerService, Passwords, UserService, ledger_store
@@ -49,7 +49,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[USERS] = UserService(ledger, passwords)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
-        await sweep_orphaned_holds(ledger, instances)
+        try:
+            await sweep_orphaned_holds(ledger, instances)
+        except StoreUnavailable as error:  # a full or read-only disk: still serve reads
+            log.warning("holds of interrupted tasks stay held until writes work: %s", error)
         sweeper = asyncio.create_task(sweep_forever(ledger, instances), name="hold-sweeper")
         yield
         sweeper.cancel()
