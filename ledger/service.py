@@ -10,6 +10,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from events import Metadata, SQLiteEventStore, SQLiteSession
@@ -180,17 +181,31 @@ class LedgerService:
         await finish_task_operation(s.db, task_id, outcome)
         return outcome
 
-    async def release_orphaned_holds(self, owner_is_alive: Callable[[str], bool]) -> int:
-        """Fail the tasks whose process died mid-run, releasing their holds as events."""
+    async def release_orphaned_holds(
+        self, owner_is_alive: Callable[[str], bool],
+        is_running: Callable[[int], bool] = lambda task_id: False,
+        stale_after: timedelta = timedelta(minutes=2),
+    ) -> int:
+        """Fail the tasks nobody will finish, releasing their holds as events: those of a
+        process that died, and this process's own that are no longer running (their settle
+        failed, say on a full disk) once they are older than `stale_after`."""
         rows = await self.store.read_db().fetchall(
-            "SELECT task_id, user_id, owner FROM holds WHERE status = 'open' ORDER BY task_id")
+            "SELECT task_id, user_id, owner, opened_at FROM holds WHERE status = 'open' "
+            "ORDER BY task_id")
+        stale_before = self.store.clock() - stale_after
         released = 0
         for row in rows:
-            if row["owner"] == self.owner or owner_is_alive(row["owner"]):
+            if row["owner"] == self.owner:
+                abandoned = not is_running(row["task_id"]) and datetime.fromisoformat(
+                    row["opened_at"]) < stale_before
+                reason = "abandoned: the service could not record the result"
+            else:
+                abandoned = not owner_is_alive(row["owner"])
+                reason = "interrupted: the service restarted while it ran"
+            if not abandoned:
                 continue
             try:
-                await self.fail_task(row["user_id"], row["task_id"],
-                                     "interrupted: the service restarted while it ran")
+                await self.fail_task(row["user_id"], row["task_id"], reason)
                 released += 1
             except UnknownHold:
                 continue  # another process released it first

@@ -24,6 +24,8 @@ from ml.registry import MLModelManager, ModelSpec
 from ml.validation import Checked, check_items, split_text
 
 log = logging.getLogger(__name__)
+# A model that hangs must not keep credits on hold for ever: the task fails after this.
+PREDICT_TIMEOUT_S = 30.0
 
 
 class MLService:
@@ -35,6 +37,7 @@ class MLService:
         self.ledger = ledger
         self.models = models
         self.executor = executor
+        self.running: set[int] = set()  # tasks between hold and settle in this process
         models.load_models()
 
     def spec(self, model_id: int) -> ModelSpec:
@@ -88,19 +91,28 @@ class MLService:
     ) -> dict[str, Any]:
         model = self.models.get_model(spec.id)
         assert model is not None
+        self.running.add(task_id)
         try:
             loop = asyncio.get_running_loop()
-            output = await loop.run_in_executor(self.executor, model.predict, list(values))
+            output = await asyncio.wait_for(
+                loop.run_in_executor(self.executor, model.predict, list(values)),
+                PREDICT_TIMEOUT_S)
             problem = output_problem(output, len(values))
+        except TimeoutError:
+            problem = f"the model took longer than {PREDICT_TIMEOUT_S:.0f} seconds"
         except Exception as exc:  # any model failure releases the hold; nothing is charged
             log.exception("model %s failed on task %s", spec.id, task_id)
             problem = f"the model failed: {type(exc).__name__}"
-        if problem is not None:
-            return await self.ledger.fail_task(user_id, task_id, problem)
-        description = (f"Prediction #{task_id}: {spec.name}, {len(values)} × "
-                       f"{spec.price_per_item_credits} credits")
-        return await self.ledger.complete_task(user_id, task_id, [float(v) for v in output],
-                                               description)
+        try:
+            if problem is not None:
+                return await self.ledger.fail_task(user_id, task_id, problem)
+            description = (f"Prediction #{task_id}: {spec.name}, {len(values)} × "
+                           f"{spec.price_per_item_credits} credits")
+            return await self.ledger.complete_task(
+                user_id, task_id, [float(v) for v in output], description)
+        finally:
+            # If the settle failed (a full disk), the hold sweeper releases it later.
+            self.running.discard(task_id)
 
     async def result(self, user_id: int, outcome: dict[str, Any]) -> dict[str, Any]:
         """The reply for a finished task, rebuilt the same way for the first call and retries."""

@@ -53,7 +53,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             await sweep_orphaned_holds(ledger, instances)
         except StoreUnavailable as error:  # a full or read-only disk: still serve reads
             log.warning("holds of interrupted tasks stay held until writes work: %s", error)
-        sweeper = asyncio.create_task(sweep_forever(ledger, instances), name="hold-sweeper")
+        sweeper = asyncio.create_task(sweep_forever(ledger, instances, app[ML]),
+                                      name="hold-sweeper")
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -68,17 +69,22 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 SWEEP_EVERY_S = 30.0
 
 
-async def sweep_orphaned_holds(ledger: LedgerService, instances: InstanceRegistry) -> None:
-    released = await ledger.release_orphaned_holds(instances.is_alive)
+async def sweep_orphaned_holds(
+    ledger: LedgerService, instances: InstanceRegistry, ml: MLService | None = None
+) -> None:
+    running = (lambda task_id: True) if ml is None else ml.running.__contains__
+    released = await ledger.release_orphaned_holds(instances.is_alive, running)
     if released:
         log.warning("released %d holds of tasks interrupted by a crash", released)
 
 
-async def sweep_forever(ledger: LedgerService, instances: InstanceRegistry) -> None:
+async def sweep_forever(
+    ledger: LedgerService, instances: InstanceRegistry, ml: MLService
+) -> None:
     while True:
         await asyncio.sleep(SWEEP_EVERY_S)  # a timer, not a synchronisation
         try:
-            await sweep_orphaned_holds(ledger, instances)
+            await sweep_orphaned_holds(ledger, instances, ml)
         except StoreError as error:
             log.warning("hold sweep skipped: %s", error)
 
