@@ -103,7 +103,9 @@ class UserService:
         row = None if user_id is None else await self.db.fetchone(
             "SELECT password_hash FROM credentials WHERE user_id = ?", (user_id,))
         stored = None if row is None else row["password_hash"]
-        if user_id is None or not await self.passwords.verify(stored, password):
+        # Verified first, always: an unknown user costs one argon2 run, like a wrong password.
+        verified = await self.passwords.verify(stored, password)
+        if user_id is None or not verified:
             raise InvalidCredentials("wrong username or password")
         assert stored is not None
         if self.passwords.needs_rehash(stored):

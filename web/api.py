@@ -125,9 +125,14 @@ async def predict(request: web.Request) -> web.Response:
 async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
     upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
     raw_id = upload.fields.get("model_id", "")
-    if not raw_id.strip().isdigit() or len(raw_id) > 10:
+    # str.isdigit() is true for "²", which int() refuses: ASCII digits only.
+    if not (raw_id.isascii() and raw_id.strip().isdigit()) or len(raw_id) > 10:
         raise Problem(422, "validation_error", "The request is not valid",
                       "model_id: a whole number", errors={"model_id": ["a whole number"]})
+    if unknown := sorted(set(upload.fields) - {"model_id", "data"}):  # as for a JSON body
+        raise Problem(422, "validation_error", "The request is not valid",
+                      f"unknown fields: {', '.join(unknown)}"[:300],
+                      errors={name[:64]: ["Unknown field."] for name in unknown})
     if upload.file_text is not None:
         items = split_csv(upload.file_text)
     else:
@@ -164,7 +169,7 @@ async def task(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     raw = request.match_info["task_id"]
     found = None
-    if raw.isdigit() and len(raw) <= 18:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
         found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from marshmallow import Schema, ValidationError
 
 from web.problems import Problem
@@ -65,21 +66,22 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
     cover a multipart read, so this is where an oversized upload is stopped."""
     fields: dict[str, str] = {}
     file_text: str | None = None
-    try:
+    try:  # a missing boundary, a bad part header or a cut-off body fail deep in the parser
         reader = await request.multipart()
-    except (AssertionError, ValueError, KeyError):
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise Problem(400, "bad_request", "Nested multipart is not supported", "")
+            if part.filename is not None and part.name == "file":
+                raw = await _read_limited(part, max_file_bytes, "the file")
+                if raw:
+                    file_text = _decode(raw)
+            elif part.name:
+                fields[part.name] = _decode(await _read_limited(part, MAX_FIELD_BYTES,
+                                                                part.name))
+            if len(fields) > 20:
+                raise Problem(400, "bad_request", "Too many form fields", "")
+    except (AssertionError, ValueError, KeyError, HttpProcessingError):
         raise Problem(400, "bad_request", "Malformed form data", "") from None
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise Problem(400, "bad_request", "Nested multipart is not supported", "")
-        if part.filename is not None and part.name == "file":
-            raw = await _read_limited(part, max_file_bytes, "the file")
-            if raw:
-                file_text = _decode(raw)
-        elif part.name:
-            fields[part.name] = _decode(await _read_limited(part, MAX_FIELD_BYTES, part.name))
-        if len(fields) > 20:
-            raise Problem(400, "bad_request", "Too many form fields", "")
     return Upload(fields=fields, file_text=file_text)
 
 

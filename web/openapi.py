@@ -51,9 +51,13 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
         content: dict[str, Any] = {"application/json": {"schema": body}}
         if multipart:
             content["multipart/form-data"] = {"schema": {
-                "type": "object", "required": ["model_id", "file"],
-                "properties": {"model_id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
-                               "file": {"type": "string", "format": "binary"}}}}
+                "type": "object", "required": ["model_id"], "additionalProperties": False,
+                "properties": {
+                    "model_id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                    "file": {"type": "string", "format": "binary",
+                             "description": "A UTF-8 CSV file of numbers, at most 1 MiB."},
+                    "data": {"type": "string", "description": "Numbers separated by commas, "
+                             "spaces or new lines; read when no file is sent."}}}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation
 

@@ -41,13 +41,15 @@ class LoginRequest(Schema):
 
 class TopUpRequest(Schema):
     amount = StrictInteger(required=True, validate=validate.Range(
-        MIN_TOP_UP_CREDITS, MAX_TOP_UP_CREDITS))
+        MIN_TOP_UP_CREDITS, MAX_TOP_UP_CREDITS), metadata={"example": 100})
 
 
 class PredictRequest(Schema):
-    model_id = StrictInteger(required=True, validate=validate.Range(1, 2**31))
+    model_id = StrictInteger(required=True, validate=validate.Range(1, 2**31),
+                             metadata={"example": 1})
     data = fields.List(fields.Raw(allow_none=True), required=True, metadata={
-        "description": "Numbers to predict on; each invalid item is reported, not fatal."})
+        "description": "Numbers to predict on; each invalid item is reported, not fatal.",
+        "minItems": 1, "example": [1.5, 2, 3]})
 
 
 class PageQuery(Schema):

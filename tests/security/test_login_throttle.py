@@ -1,0 +1,194 @@
+"""Login throttling per (account, client), per client and per account, on a clock the test
+moves: a guesser is slowed down hard, and the real user is never kept out for long."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientResponse
+from security_http import (
+    PASSWORD,
+    Client,
+    MakeClient,
+    app_config,
+    csrf_from,
+    expect_problem,
+    register,
+)
+
+from web.app import create_app
+from web.keys import THROTTLE
+from web.throttle import ACCOUNT, CLIENT, PAIR, LoginThrottle
+
+ATTACKER, USER = "203.0.113.66", "198.51.100.7"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def throttle(clock: FakeClock) -> LoginThrottle:
+    return LoginThrottle(clock=clock)
+
+
+def fail(throttle: LoginThrottle, times: int, username: str = "alice",
+         client: str = ATTACKER) -> None:
+    for _ in range(times):
+        assert throttle.retry_after(username, client) == 0, "a locked attempt is not heard"
+        throttle.failed(username, client)
+
+
+# -- the throttle on its own -----------------------------------------------------------------
+
+def test_one_client_guessing_one_account_is_locked_after_five_failures(
+        throttle: LoginThrottle) -> None:
+    fail(throttle, PAIR.failures)
+    assert throttle.retry_after("alice", ATTACKER) == 0
+
+    fail(throttle, 1)
+
+    assert throttle.retry_after("alice", ATTACKER) == PAIR.lock_s
+    assert throttle.retry_after("alice", USER) == 0  # the real user, elsewhere, is not locked
+
+
+def test_each_further_failure_doubles_the_lock(
+        throttle: LoginThrottle, clock: FakeClock) -> None:
+    fail(throttle, PAIR.failures)
+    locks = []
+    for _ in range(5):
+        fail(throttle, 1)
+        locks.append(wait := throttle.retry_after("alice", ATTACKER))
+        clock.advance(wait)
+
+    assert locks == [30, 60, 120, 240, 480]
+
+
+def test_a_guesser_from_one_address_gets_about_ten_guesses_a_quarter_hour(
+        throttle: LoginThrottle, clock: FakeClock) -> None:
+    heard, start = 0, clock.now
+    while clock.now - start < 3600:  # an hour of guessing as fast as the throttle lets
+        if wait := throttle.retry_after("alice", ATTACKER):
+            clock.advance(wait)
+        else:
+            throttle.failed("alice", ATTACKER)
+            heard += 1
+
+    assert heard <= 4 * 12
+
+
+def test_the_case_of_the_username_does_not_escape_the_lock(throttle: LoginThrottle) -> None:
+    for name in ["alice", "Alice", "ALICE", "aLiCe", "alicE", "ALIce"]:
+        fail(throttle, 1, username=name)
+
+    assert throttle.retry_after("alice", ATTACKER) == PAIR.lock_s
+
+
+def test_a_client_spraying_usernames_is_locked_for_every_username(
+        throttle: LoginThrottle) -> None:
+    for n in range(CLIENT.failures + 1):
+        fail(throttle, 1, username=f"user{n}")
+
+    assert throttle.retry_after("someone-new", ATTACKER) == CLIENT.lock_s
+    assert throttle.retry_after("someone-new", USER) == 0
+
+
+def test_an_account_attacked_from_many_addresses_is_locked_only_briefly_for_its_owner(
+        throttle: LoginThrottle, clock: FakeClock) -> None:
+    addresses = iter(f"10.0.{n // 250}.{n % 250}" for n in range(10_000))
+    for _ in range(ACCOUNT.failures + 1):
+        fail(throttle, 1, client=next(addresses))
+    assert throttle.retry_after("alice", USER) == ACCOUNT.lock_s
+
+    longest = 0
+    for _ in range(50):  # the attack goes on from fresh addresses as soon as each lock ends
+        clock.advance(throttle.retry_after("alice", USER))
+        fail(throttle, 1, client=next(addresses))
+        longest = max(longest, throttle.retry_after("alice", USER))
+
+    assert longest == ACCOUNT.max_lock_s == 60
+    clock.advance(longest)
+    assert throttle.retry_after("alice", USER) == 0
+
+
+def test_a_right_password_clears_the_pairs_failures(throttle: LoginThrottle) -> None:
+    fail(throttle, PAIR.failures - 1)
+    throttle.succeeded("alice", ATTACKER)
+
+    fail(throttle, PAIR.failures)
+
+    assert throttle.retry_after("alice", ATTACKER) == 0
+
+
+def test_failures_older_than_the_window_are_forgotten(
+        throttle: LoginThrottle, clock: FakeClock) -> None:
+    fail(throttle, PAIR.failures)
+    clock.advance(PAIR.window_s + 1)
+
+    fail(throttle, PAIR.failures)
+
+    assert throttle.retry_after("alice", ATTACKER) == 0
+
+
+# -- over HTTP -------------------------------------------------------------------------------
+
+@pytest.fixture
+async def locked_out(make_client: MakeClient, db_path: Path, clock: FakeClock) -> Client:
+    """An app whose throttle runs on the test's clock, with alice registered."""
+    app = create_app(app_config(db_path))
+    app[THROTTLE] = LoginThrottle(clock=clock)  # before the app starts: its state is then frozen
+    client = await make_client(app=app)
+    await register(client, "alice")
+    return client
+
+
+async def api_login(client: Client, password: str) -> ClientResponse:
+    return await client.post("/api/v1/auth/login",
+                             json={"username": "alice", "password": password})
+
+
+async def page_login(client: Client, password: str) -> tuple[int, str]:
+    token = await csrf_from(client, "/login")
+    response = await client.post("/login", allow_redirects=False, data={
+        "csrf_token": token, "username": "alice", "password": password})
+    return response.status, await response.text()
+
+
+async def test_the_api_answers_429_with_retry_after_until_the_lock_expires(
+        locked_out: Client, clock: FakeClock) -> None:
+    for _ in range(PAIR.failures + 1):
+        await expect_problem(await api_login(locked_out, "not the password"), 401,
+                             "invalid_credentials")
+
+    locked = await api_login(locked_out, PASSWORD)  # even the right password is not heard
+
+    await expect_problem(locked, 429, "too_many_attempts")
+    assert locked.headers["Retry-After"] == str(PAIR.lock_s)
+    clock.advance(PAIR.lock_s + 1)
+    assert (await api_login(locked_out, PASSWORD)).status == 200
+
+
+async def test_the_login_page_says_how_long_to_wait_until_the_lock_expires(
+        locked_out: Client, clock: FakeClock) -> None:
+    for _ in range(PAIR.failures + 1):
+        assert (await page_login(locked_out, "not the password"))[0] == 401
+
+    status, page = await page_login(locked_out, PASSWORD)
+
+    assert status == 429
+    assert f"Too many attempts. Try again in {PAIR.lock_s} seconds." in page
+    clock.advance(PAIR.lock_s + 1)
+    assert (await page_login(locked_out, PASSWORD))[0] == 303
