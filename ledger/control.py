@@ -41,12 +41,6 @@ CREATE TABLE IF NOT EXISTS operations (
     PRIMARY KEY (user_id, operation_id)
 );
 CREATE INDEX IF NOT EXISTS operations_by_task ON operations (task_id);
-CREATE TABLE IF NOT EXISTS login_attempts (
-    bucket       TEXT    PRIMARY KEY,
-    failures     INTEGER NOT NULL,
-    window_start REAL    NOT NULL,
-    locked_until REAL    NOT NULL
-);
 """
 
 

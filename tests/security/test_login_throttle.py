@@ -192,3 +192,16 @@ async def test_the_login_page_says_how_long_to_wait_until_the_lock_expires(
     assert f"Too many attempts. Try again in {PAIR.lock_s} seconds." in page
     clock.advance(PAIR.lock_s + 1)
     assert (await page_login(locked_out, PASSWORD))[0] == 303
+
+
+def test_a_spray_of_addresses_cannot_grow_the_throttle_without_bound(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("web.throttle.MAX_TRACKED", 300)
+    throttle = LoginThrottle(clock)
+    for n in range(1_000):
+        throttle.failed(f"user{n}", f"10.0.{n // 250}.{n % 250}")
+    # Three records a failure, yet never more than the bound plus one failure's worth.
+    assert len(throttle._buckets) <= 300 + 3
+    # The newest failures are still remembered, so a fresh guesser is still counted.
+    assert "pair:user999:10.0.3.249" in throttle._buckets
