@@ -3,6 +3,7 @@ projections, and compare them with the live ones. Nothing in the live file is wr
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -17,7 +18,6 @@ from events.verify import ChainBreak, verify_chain
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
 
-BATCH = 2000
 # Columns that identify a row of each projection, to name what differs.
 KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks": "id",
         "postings": "position"}
@@ -97,11 +97,11 @@ def parse_anchor(text: str) -> Anchor:
     return int(position), digest.lower()
 
 
-async def _check_anchors(live: Database, anchors: Sequence[Anchor], report: AuditReport) -> None:
+async def _check_anchors(db: Database, anchors: Sequence[Anchor], report: AuditReport) -> None:
     """A chain recomputed end to end after an edit is self-consistent; only a hash kept
     outside the file can tell. Each anchor must still be in the log, unchanged."""
     for position, digest in sorted(anchors):
-        row = await live.fetchone("SELECT hash FROM events WHERE position = ?", (position,))
+        row = await db.fetchone("SELECT hash FROM live.events WHERE position = ?", (position,))
         if row is None:
             report.first_break = ChainBreak(position, "the log is shorter than an anchor: "
                                                       "events were removed")
@@ -115,73 +115,75 @@ async def _check_anchors(live: Database, anchors: Sequence[Anchor], report: Audi
 async def audit(
     path: str | Path, *, show_progress: bool = True, anchors: Sequence[Anchor] = (),
 ) -> AuditReport:
+    """Everything is read in ONE read transaction on the live file, so a server writing
+    meanwhile cannot make the log, the replay and the live projections disagree."""
     report = AuditReport()
-    live = await Database.connect(path, readonly=True)
-    try:
-        await _check_file(live, report)
-        if report.integrity != "ok":
-            return report
-        head = await live.fetchone("SELECT COALESCE(MAX(position), 0) AS n FROM events")
-        total = int(head["n"]) if head else 0
-        draw = progress_bar(total) if show_progress else (lambda done: None)
-        chain = await verify_chain(
-            (row_from_db(r) async for r in live.iterate("SELECT * FROM events ORDER BY position")),
-            progress=draw)
-        report.events, report.first_break = chain.events, chain.first_break
-        report.head_hash = chain.head_hash
-        if report.first_break is None:
-            await _check_anchors(live, anchors, report)
-    finally:
-        await live.close()
+    # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
+    live_uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
     with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-") as scratch:
-        await _replay_and_compare(Path(path), Path(scratch) / "replay.db", report)
+        db = await Database.connect(Path(scratch) / "replay.db")
+        try:
+            await db.executescript("\n".join(p.schema for p in ledger_projectors()))
+            # A file that cannot be opened at all is an error for the caller to report.
+            await db.execute("ATTACH DATABASE ? AS live", (live_uri,))
+            await _check_file(db, report)
+            if report.integrity != "ok":
+                return report
+            await db.execute("BEGIN")
+            await _verify(db, report, anchors, show_progress)
+            await _replay_and_compare(db, report)
+            await db.execute("COMMIT")
+        finally:
+            await db.close()
     return report
 
 
-async def _check_file(live: Database, report: AuditReport) -> None:
+async def _check_file(db: Database, report: AuditReport) -> None:
     try:
-        rows = await live.fetchall("PRAGMA quick_check")
-    except StoreError as exc:
+        rows = await db.fetchall("PRAGMA live.quick_check")
+        await db.fetchone("SELECT COUNT(*) FROM live.events")
+    except (StoreError, sqlite3.DatabaseError) as exc:
         report.integrity = f"DAMAGED ({exc})"
         return
     verdict = "; ".join(str(next(iter(r.values()))) for r in rows[:5])
     report.integrity = "ok" if verdict == "ok" else f"DAMAGED ({verdict})"
 
 
-async def _replay_and_compare(live_path: Path, replay_path: Path, report: AuditReport) -> None:
+async def _verify(
+    db: Database, report: AuditReport, anchors: Sequence[Anchor], show_progress: bool
+) -> None:
+    head = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS n FROM live.events")
+    total = int(head["n"]) if head else 0
+    draw = progress_bar(total) if show_progress else (lambda done: None)
+    chain = await verify_chain(
+        (row_from_db(r) async for r in db.iterate("SELECT * FROM live.events ORDER BY position")),
+        progress=draw)
+    report.events, report.first_break = chain.events, chain.first_break
+    report.head_hash = chain.head_hash
+    if report.first_break is None:
+        await _check_anchors(db, anchors, report)
+
+
+async def _replay_and_compare(db: Database, report: AuditReport) -> None:
     codec, projectors = ledger_codec(), ledger_projectors()
-    # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
-    live_uri = f"file:{quote(str(live_path.resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
-    replay = await Database.connect(replay_path)
-    try:
-        await replay.executescript("\n".join(p.schema for p in projectors))
-        await replay.execute("ATTACH DATABASE ? AS live", (live_uri,))
-        await replay.execute("BEGIN")
-        async for raw in replay.iterate("SELECT * FROM live.events ORDER BY position"):
-            row = row_from_db(raw)
-            if report.first_break and row.position >= report.first_break.position:
-                break  # past a break nothing is trusted, so nothing is replayed
-            try:
-                recorded = row.to_recorded(codec)
-                for projector in projectors:
-                    await projector.apply(replay, recorded)
-            except Exception as exc:  # a row the chain accepted but the domain cannot fold
-                report.first_break = ChainBreak(row.position, f"cannot be replayed: {exc}")
-                break
-            if row.position % BATCH == 0:
-                await replay.execute("COMMIT")
-                await replay.execute("BEGIN")
-        await replay.execute("COMMIT")
-        for projector in projectors:
-            for table in projector.tables:
-                await _compare_table(replay, table, report)
-        total = await replay.fetchone("SELECT COALESCE(SUM(amount_credits), 0) AS s FROM "
-                                      "live.postings")
-        report.postings_sum_credits = int(total["s"]) if total else 0
-        count = await replay.fetchone("SELECT COUNT(*) AS n FROM main.accounts")
-        report.balances = int(count["n"]) if count else 0
-    finally:
-        await replay.close()
+    async for raw in db.iterate("SELECT * FROM live.events ORDER BY position"):
+        row = row_from_db(raw)
+        if report.first_break and row.position >= report.first_break.position:
+            break  # past a break nothing is trusted, so nothing is replayed
+        try:
+            recorded = row.to_recorded(codec)
+            for projector in projectors:
+                await projector.apply(db, recorded)
+        except Exception as exc:  # a row the chain accepted but the domain cannot fold
+            report.first_break = ChainBreak(row.position, f"cannot be replayed: {exc}")
+            break
+    for projector in projectors:
+        for table in projector.tables:
+            await _compare_table(db, table, report)
+    total = await db.fetchone("SELECT COALESCE(SUM(amount_credits), 0) AS s FROM live.postings")
+    report.postings_sum_credits = int(total["s"]) if total else 0
+    count = await db.fetchone("SELECT COUNT(*) AS n FROM main.accounts")
+    report.balances = int(count["n"]) if count else 0
 
 
 async def _compare_table(replay: Database, table: str, report: AuditReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from ledger.audit import audit
 
 if TYPE_CHECKING:
     from conftest import Services
@@ -239,3 +242,27 @@ def run_audit_with_anchor(path: Path, anchor: str) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "ledger", "audit", "--db", str(path), "--anchor", anchor],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+async def test_an_audit_of_a_file_being_written_passes(services: Services, db_path: Path) -> None:
+    """The audit reads one snapshot: writes landing meanwhile never make it disagree."""
+    user = int((await services.users.register("writer", "correct horse"))["id"])
+    auditing = True
+    written = 0
+
+    async def keep_writing() -> None:
+        nonlocal written
+        while auditing and written < 5_000:
+            await services.ledger.top_up(user, 1)
+            written += 1
+
+    writer = asyncio.create_task(keep_writing())
+    await services.ledger.top_up(user, 1)
+    before = await services.store.head_position()
+    report = await audit(db_path, show_progress=False)
+    after = await services.store.head_position()
+    auditing = False
+    await writer
+    assert after > before, "the writer committed nothing while the audit ran"
+    assert report.ok, report.render()
+    assert before <= report.events <= after
