@@ -112,7 +112,9 @@ class SQLiteSession:
             self._head = (position, previous_hash)
             # Built from the stored text, so projections see what a replay will see.
             event_in_log = RecordedEvent(
-                position=position, stream_id=stream_id, version=row.version, event=event,
+                position=position, stream_id=stream_id, version=row.version,
+                event=self._store.codec.decode(row.type_name, row.schema_version,
+                                               row.data_json),
                 metadata=metadata, recorded_at=datetime.fromisoformat(row.recorded_at),
                 hash=row.hash)
             for projector in self._store.projectors:

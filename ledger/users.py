@@ -9,13 +9,14 @@ import asyncio
 import hashlib
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import argon2
 
-from events import Database
+from events import Database, SQLiteSession
 from ledger import queries
 from ledger.errors import InsufficientCredits, InvalidCredentials, LedgerError
 from ledger.service import LedgerService
@@ -40,14 +41,24 @@ def check_username(username: str) -> None:
 def check_password(password: str) -> None:
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput("password", f"{MIN_PASSWORD}–{MAX_PASSWORD} characters")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("password", "a password is text; it cannot hold lone surrogates"
+                           ) from None
 
 
 class Passwords:
     """argon2id hashing off the event loop, with a dummy hash so unknown users cost the same."""
 
+    # Each hash takes 64 MiB by default: two at a time bound the memory a flood of sign-ups
+    # or logins can take, whatever the machine's core count.
+    WORKERS = 2
+
     def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
         self.hasher = hasher or argon2.PasswordHasher()
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="argon2")
 
     @classmethod
     def cheap(cls) -> Passwords:
@@ -55,16 +66,18 @@ class Passwords:
         return cls(argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hasher.hash, password)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.hasher.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         def run() -> bool:
             try:
                 return self.hasher.verify(stored_hash or self._dummy_hash, password)
-            except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError,
+                    UnicodeEncodeError):
                 return False
 
-        ok = await asyncio.to_thread(run)
+        ok = await asyncio.get_running_loop().run_in_executor(self._pool, run)
         return ok and stored_hash is not None
 
     def needs_rehash(self, stored_hash: str) -> bool:
@@ -113,7 +126,7 @@ class UserService:
         return user_id
 
     async def _store_hash(self, user_id: int, password_hash: str) -> None:
-        async def work(s: Any) -> None:
+        async def work(s: SQLiteSession) -> None:
             await s.db.execute(
                 "UPDATE credentials SET password_hash = ?, updated_at = ? WHERE user_id = ?",
                 (password_hash, self.ledger.store.clock().isoformat(), user_id))
@@ -129,7 +142,7 @@ class UserService:
         now = self.ledger.store.clock()
         expires_at = now + self.ttl[kind]
 
-        async def work(s: Any) -> None:
+        async def work(s: SQLiteSession) -> None:
             await s.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
                                (token_digest(token), user_id, kind, now.isoformat(),
                                 expires_at.isoformat()))
@@ -147,7 +160,7 @@ class UserService:
         return int(row["user_id"])
 
     async def logout(self, token: str) -> None:
-        async def work(s: Any) -> None:
+        async def work(s: SQLiteSession) -> None:
             await s.db.execute(
                 "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
                 (self.ledger.store.clock().isoformat(), token_digest(token)))
@@ -253,4 +266,4 @@ class Transaction:
                    task_id=view["task_id"])
 
 
-__all__ = ["InsufficientCredits", "Passwords", "Transaction", "User", "UserService"]
+__all__ = ["Passwords", "Transaction", "User", "UserService"]

@@ -82,6 +82,8 @@ def shown(value: object) -> object:
     if isinstance(value, float) and math.isfinite(value):
         return value
     text = value if isinstance(value, str) else _short_repr(value)
+    # Lone surrogates cannot be stored as UTF-8; they are shown as '?'.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 

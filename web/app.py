@@ -20,7 +20,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from events import StoreCorrupted, StoreError, StoreUnavailable
 from events.instances import InstanceRegistry
 from events.verify import verify_chain
-from ledger import LedgerService, Passwords, UserService, ledger_store
+from ledger import LedgerService, Passwords, UserService, ledger_store, queries
 from ml import MLModelManager, MLService, default_models
 from web import middlewares
 from web.auth import csrf_token, page_user
@@ -59,7 +59,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
-        executor.shutdown(wait=True)
+        # A hung model must not hang the shutdown: its task is released at the next start.
+        executor.shutdown(wait=False, cancel_futures=True)
     finally:
         await store.close()
         instances.unregister()
@@ -87,6 +88,8 @@ async def sweep_forever(
             await sweep_orphaned_holds(ledger, instances, ml)
         except StoreError as error:
             log.warning("hold sweep skipped: %s", error)
+        except Exception:  # the sweeper must outlive any one bad sweep
+            log.exception("hold sweep failed")
 
 
 async def check_log(store: Any) -> None:
@@ -107,8 +110,7 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     user_id = await page_user(request)
     user = None
     if user_id is not None:
-        row = await request.app[USERS].db.fetchone(
-            "SELECT username FROM accounts WHERE user_id = ?", (user_id,))
+        row = await queries.get_account_row(request.app[USERS].db, user_id)
         user = None if row is None else {"id": user_id, "username": row["username"]}
     return {"current_user": user, "csrf_token": await csrf_token(request)}
 

@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError
 from web.problems import Problem
 
 MAX_FIELD_BYTES = 64 * 1024  # a pasted list of numbers fits; a novel does not
+MAX_PARTS = 8  # model_id, data, file, csrf_token, operation_id, and a little room
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -25,6 +26,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     except (ValueError, RecursionError, UnicodeDecodeError):
         raise Problem(400, "malformed_json", "The body is not valid JSON",
                       "the body could not be parsed as UTF-8 JSON") from None
+    try:  # json.loads lets "\ud800" through; such text can be neither stored nor hashed
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Problem(400, "malformed_json", "The body is not valid JSON",
+                      "the body holds a lone surrogate (\\ud800-\\udfff), which is not text"
+                      ) from None
     if not isinstance(data, dict):
         raise Problem(422, "validation_error", "The request is not valid",
                       "the body must be a JSON object", errors={"_schema": ["not an object"]})
@@ -66,20 +73,29 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
     cover a multipart read, so this is where an oversized upload is stopped."""
     fields: dict[str, str] = {}
     file_text: str | None = None
+    parts, seen_file = 0, False
     try:  # a missing boundary, a bad part header or a cut-off body fail deep in the parser
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise Problem(400, "bad_request", "Nested multipart is not supported", "")
+            parts += 1
+            if parts > MAX_PARTS:  # with every part bounded, this bounds the whole body
+                raise Problem(400, "bad_request", "Too many form fields",
+                              f"a form has at most {MAX_PARTS} parts")
             if part.filename is not None and part.name == "file":
+                if seen_file:
+                    raise Problem(400, "bad_request", "One file at a time", "")
+                seen_file = True
                 raw = await _read_limited(part, max_file_bytes, "the file")
                 if raw:
                     file_text = _decode(raw)
             elif part.name:
+                if part.name in fields:
+                    raise Problem(400, "bad_request", "A form field was sent twice",
+                                  f"{part.name[:40]} was sent twice")
                 fields[part.name] = _decode(await _read_limited(part, MAX_FIELD_BYTES,
                                                                 part.name))
-            if len(fields) > 20:
-                raise Problem(400, "bad_request", "Too many form fields", "")
     except (AssertionError, ValueError, KeyError, HttpProcessingError):
         raise Problem(400, "bad_request", "Malformed form data", "") from None
     return Upload(fields=fields, file_text=file_text)

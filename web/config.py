@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ class Config:
     synchronous: str = "FULL"
     cheap_password_hashing: bool = False
     verify_on_start: bool = True
+
+    def __post_init__(self) -> None:
+        # A typo must not quietly weaken durability: SQLite reads unknown words as NORMAL.
+        if self.synchronous not in ("FULL", "EXTRA", "NORMAL", "OFF"):
+            raise ValueError(f"ML_CABINET_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF, "
+                             f"not {self.synchronous!r}")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -43,11 +50,22 @@ class Config:
         Created once with O_EXCL, so two processes starting together agree on one key.
         """
         path = Path(f"{self.db_path}.session-key")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()[:32].ljust(32, b"\0")
-        key = secrets.token_bytes(32)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
+        if not path.exists():
+            # Written whole to a private name, then linked into place: a reader never sees
+            # a half-written key, and link() lets exactly one of two racing processes win.
+            draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(secrets.token_bytes(32))
+                    out.flush()
+                    os.fsync(out.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(draft, path)
+            finally:
+                draft.unlink(missing_ok=True)
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise RuntimeError(f"{path} is damaged ({len(key)} bytes, not 32): delete it; "
+                               "everyone will have to log in again")
         return key

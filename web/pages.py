@@ -10,7 +10,14 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ledger import InvalidCredentials, LedgerError, UsernameTaken, queries
+from ledger import (
+    IdempotencyConflict,
+    InvalidCredentials,
+    LedgerError,
+    OperationInProgress,
+    UsernameTaken,
+    queries,
+)
 from ledger.account import MAX_TOP_UP_CREDITS
 from ml import MlError, NoValidData
 from ml.validation import split_csv, split_text
@@ -175,9 +182,9 @@ async def top_up(request: web.Request) -> web.Response:
 
 
 def page_message(error: Exception) -> str:
-    if error.__class__.__name__ == "IdempotencyConflict":
+    if isinstance(error, IdempotencyConflict):
         return "This form was already submitted. The page has been refreshed; try again."
-    if error.__class__.__name__ == "OperationInProgress":
+    if isinstance(error, OperationInProgress):
         return "This request is still running. Refresh the page in a moment."
     return str(error)[:300] or "The request could not be completed."
 
@@ -234,5 +241,7 @@ async def task(request: web.Request) -> web.Response:
         found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")
-    return aiohttp_jinja2.render_template("task.html", request, {
+    response = aiohttp_jinja2.render_template("task.html", request, {
         "task": task_view(request, found), **result_view(request, found)})
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from events import StoreCorrupted, StoreUnavailable
+from events import ConcurrencyError, StoreCorrupted, StoreUnavailable
 from ledger import (
     AccountNotFound,
     BalanceLimitExceeded,
@@ -39,6 +39,8 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     TooManyItems: (413, "too_many_items", "Too many items"),
     NoValidData: (422, "no_valid_data", "No valid data"),
     StoreUnavailable: (503, "service_unavailable", "The service cannot write right now"),
+    # Only another process can move a stream under us; a retry reads it afresh.
+    ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
     StoreCorrupted: (503, "service_unavailable", "The service cannot write right now"),
 }
 
@@ -72,7 +74,7 @@ def problem_for(exc: Exception) -> Problem | None:
 
 
 def _headers(exc: Exception) -> dict[str, str] | None:
-    if isinstance(exc, StoreUnavailable | StoreCorrupted | OperationInProgress):
+    if isinstance(exc, StoreUnavailable | StoreCorrupted | ConcurrencyError | OperationInProgress):
         return {"Retry-After": "1"}
     return None
 

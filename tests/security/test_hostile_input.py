@@ -511,3 +511,58 @@ async def test_an_extreme_username_on_the_register_page_is_refused_without_an_ev
 
     assert response.status == 422
     assert count_rows(db_path) == 0
+
+
+# Lone surrogates: json.loads accepts "\ud800", but such text can be neither hashed, stored
+# as UTF-8, nor given to argon2. Each endpoint refuses it as malformed, writing nothing.
+SURROGATE_BODIES = {
+    "a data item": ("/api/v1/predict", '{"model_id": 1, "data": [1, "\\ud800"]}'),
+    "a registration password": ("/api/v1/auth/register",
+                                '{"username": "mallory", "password": "pass\\udfffword"}'),
+    "a login password": ("/api/v1/auth/login",
+                         '{"username": "alice", "password": "pass\\ud800word"}'),
+}
+
+
+@pytest.mark.parametrize(("endpoint", "body"), SURROGATE_BODIES.values(),
+                         ids=SURROGATE_BODIES.keys())
+async def test_a_lone_surrogate_is_malformed_json_not_a_crash(
+        client: Client, alice: Account, db_path: Path, endpoint: str, body: str) -> None:
+    events = count_rows(db_path)
+
+    response = await client.post(endpoint, data=body, headers={**JSON, **alice.auth})
+
+    await expect_problem(response, 400, "malformed_json")
+    assert count_rows(db_path) == events
+    assert (await balance(client, alice))["balance"] == 1000
+
+
+def raw_multipart(*parts: tuple[str, str | None, bytes]) -> bytes:
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename
+                                                     else "")
+        body += f"--XX\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    return body + b"--XX--\r\n"
+
+
+SPRAWLING_FORMS = {
+    "forty file parts": [("model_id", None, b"1")] + [("file", "a.csv", b"1\n" * 1000)] * 40,
+    "two files": [("model_id", None, b"1"), ("file", "a.csv", b"1\n"), ("file", "b.csv", b"2\n")],
+    "a field sent twice": [("model_id", None, b"1"), ("data", None, b"1"), ("data", None, b"2")],
+    "forty unnamed parts": [("model_id", None, b"1")] + [("", None, b"x" * 1000)] * 40,
+}
+
+
+@pytest.mark.parametrize("parts", SPRAWLING_FORMS.values(), ids=SPRAWLING_FORMS.keys())
+async def test_a_form_cannot_grow_past_its_parts(
+        client: Client, alice: Account, db_path: Path, parts: list[Any]) -> None:
+    """Every part is bounded and so is their number, so the whole body is bounded too."""
+    events = count_rows(db_path)
+
+    response = await client.post("/api/v1/predict", data=raw_multipart(*parts), headers={
+        **alice.auth, "Content-Type": "multipart/form-data; boundary=XX"})
+
+    await expect_problem(response, 400, "bad_request")
+    assert count_rows(db_path) == events
+    assert (await balance(client, alice))["balance"] == 1000

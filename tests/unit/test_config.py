@@ -1,0 +1,42 @@
+"""Settings: durability cannot be weakened by a typo, and the cookie key is whole and shared."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from web.config import Config
+
+
+@pytest.mark.parametrize("word", ["FUL", "yes", "1", ""])
+def test_an_unknown_synchronous_setting_is_refused(word: str) -> None:
+    with pytest.raises(ValueError, match="FULL, EXTRA, NORMAL or OFF"):
+        Config(synchronous=word)
+
+
+def test_the_environment_sets_durability(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ML_CABINET_SYNCHRONOUS", "normal")
+    assert Config.from_env().synchronous == "NORMAL"
+    monkeypatch.setenv("ML_CABINET_SYNCHRONOUS", "fast")
+    with pytest.raises(ValueError):
+        Config.from_env()
+
+
+def test_processes_starting_together_agree_on_one_whole_key(tmp_path: Path) -> None:
+    config = Config(db_path=tmp_path / "cabinet.db")
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: config.session_key(), range(32)))
+    assert len(keys) == 1
+    (key,) = keys
+    assert len(key) == 32 and key != bytes(32)
+    assert (tmp_path / "cabinet.db.session-key").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cabinet.db.session-key"]
+    assert config.session_key() == key  # a restart keeps everyone logged in
+
+
+def test_a_damaged_key_file_is_refused_not_padded_with_zeros(tmp_path: Path) -> None:
+    (tmp_path / "cabinet.db.session-key").write_bytes(b"")
+    with pytest.raises(RuntimeError, match="damaged"):
+        Config(db_path=tmp_path / "cabinet.db").session_key()
