@@ -86,3 +86,48 @@ async def finish_task_operation(db: Database, task_id: int, outcome: dict[str, A
     await db.execute(
         "UPDATE operations SET status = 'done', outcome = ? WHERE task_id = ? "
         "AND status = 'pending'", (json.dumps(outcome), task_id))
+
+
+# -- credentials and tokens -----------------------------------------------------------------
+
+# Expired and revoked tokens are dropped at each login, and at most this many stay live per
+# user, so no client can grow the table without bound by logging in over and over.
+MAX_LIVE_TOKENS = 50
+
+
+async def password_hash_of(db: Database, user_id: int) -> str | None:
+    row = await db.fetchone("SELECT password_hash FROM credentials WHERE user_id = ?",
+                            (user_id,))
+    return None if row is None else str(row["password_hash"])
+
+
+async def set_password_hash(db: Database, user_id: int, password_hash: str, at: str) -> None:
+    await db.execute(
+        "INSERT INTO credentials VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+        "password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+        (user_id, password_hash, at))
+
+
+async def add_token(
+    db: Database, digest: str, user_id: int, kind: str, now: str, expires_at: str
+) -> None:
+    await db.execute("DELETE FROM tokens WHERE user_id = ? AND (revoked_at IS NOT NULL OR "
+                     "expires_at <= ?)", (user_id, now))
+    await db.execute(
+        "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE "
+        "user_id = ? ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+        (user_id, MAX_LIVE_TOKENS - 1))
+    await db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
+                     (digest, user_id, kind, now, expires_at))
+
+
+async def find_token(db: Database, digest: str, kind: str) -> dict[str, Any] | None:
+    return await db.fetchone(
+        "SELECT user_id, expires_at FROM tokens WHERE token_hash = ? AND kind = ? "
+        "AND revoked_at IS NULL", (digest, kind))
+
+
+async def revoke_token(db: Database, digest: str, at: str) -> None:
+    await db.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        (at, digest))

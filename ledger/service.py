@@ -16,7 +16,13 @@ from typing import Any
 from events import Metadata, SQLiteEventStore, SQLiteSession
 from ledger import account as decide
 from ledger import queries
-from ledger.control import Operation, finish_task_operation, record_operation, replay_operation
+from ledger.control import (
+    Operation,
+    finish_task_operation,
+    record_operation,
+    replay_operation,
+    set_password_hash,
+)
 from ledger.errors import InsufficientCredits, UnknownHold, UsernameTaken
 from ledger.events import AccountOpened, TaskCompleted, TaskFailed, TaskSubmitted
 
@@ -64,8 +70,7 @@ class LedgerService:
             user_id = int(row["id"])
             opened = AccountOpened(user_id=user_id, username=username)
             await s.append(account_stream(user_id), 0, [opened], Metadata(actor="anonymous"))
-            await s.db.execute("INSERT INTO credentials VALUES (?, ?, ?)",
-                               (user_id, password_hash, self._now()))
+            await set_password_hash(s.db, user_id, password_hash, self._now())
             account = await queries.get_account_row(s.db, user_id)
             assert account is not None
             return {"id": user_id, "username": username, "balance": 0,

@@ -17,7 +17,7 @@ from typing import Any
 import argon2
 
 from events import Database, SQLiteSession
-from ledger import queries
+from ledger import control, queries
 from ledger.errors import InsufficientCredits, InvalidCredentials, LedgerError
 from ledger.service import LedgerService
 
@@ -113,9 +113,7 @@ class UserService:
         """The user id, or InvalidCredentials, the same for an unknown user and a bad password."""
         user_id = await queries.find_user_id(self.db, username) if isinstance(
             username, str) else None
-        row = None if user_id is None else await self.db.fetchone(
-            "SELECT password_hash FROM credentials WHERE user_id = ?", (user_id,))
-        stored = None if row is None else row["password_hash"]
+        stored = None if user_id is None else await control.password_hash_of(self.db, user_id)
         # Verified first, always: an unknown user costs one argon2 run, like a wrong password.
         verified = await self.passwords.verify(stored, password)
         if user_id is None or not verified:
@@ -127,9 +125,8 @@ class UserService:
 
     async def _store_hash(self, user_id: int, password_hash: str) -> None:
         async def work(s: SQLiteSession) -> None:
-            await s.db.execute(
-                "UPDATE credentials SET password_hash = ?, updated_at = ? WHERE user_id = ?",
-                (password_hash, self.ledger.store.clock().isoformat(), user_id))
+            await control.set_password_hash(s.db, user_id, password_hash,
+                                            self.ledger.store.clock().isoformat())
 
         await self.ledger.store.transact(work)
 
@@ -143,27 +140,23 @@ class UserService:
         expires_at = now + self.ttl[kind]
 
         async def work(s: SQLiteSession) -> None:
-            await s.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
-                               (token_digest(token), user_id, kind, now.isoformat(),
-                                expires_at.isoformat()))
+            await control.add_token(s.db, token_digest(token), user_id, kind, now.isoformat(),
+                                    expires_at.isoformat())
 
         await self.ledger.store.transact(work)
         return {"access_token": token, "token_type": "bearer",
                 "expires_at": expires_at.isoformat(timespec="seconds")}
 
     async def user_for_token(self, token: str, kind: str = "api") -> int | None:
-        row = await self.db.fetchone(
-            "SELECT user_id, expires_at FROM tokens WHERE token_hash = ? AND kind = ? "
-            "AND revoked_at IS NULL", (token_digest(token), kind))
+        row = await control.find_token(self.db, token_digest(token), kind)
         if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
             return None
         return int(row["user_id"])
 
     async def logout(self, token: str) -> None:
         async def work(s: SQLiteSession) -> None:
-            await s.db.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-                (self.ledger.store.clock().isoformat(), token_digest(token)))
+            await control.revoke_token(s.db, token_digest(token),
+                                       self.ledger.store.clock().isoformat())
 
         await self.ledger.store.transact(work)
 

@@ -23,7 +23,7 @@ from ledger import (
     User,
     UsernameTaken,
 )
-from ledger.control import Operation
+from ledger.control import MAX_LIVE_TOKENS, Operation
 from ml import (
     EmptyInput,
     MLModel,
@@ -499,3 +499,19 @@ async def test_rebuilding_the_projections_from_the_log_changes_nothing(
     assert after == before
     total = await db.fetchone("SELECT SUM(amount_credits) AS s FROM postings")
     assert total == {"s": 0}
+
+
+async def test_logging_in_over_and_over_keeps_the_token_table_bounded(
+    services: Services,
+) -> None:
+    user = int((await services.users.register("ada", "correct horse"))["id"])
+    tokens = [(await services.users.login("ada", "correct horse"))["access_token"]
+              for _ in range(MAX_LIVE_TOKENS + 10)]
+    await services.users.logout(tokens[-2])
+    await services.users.login("ada", "correct horse")
+    rows = await services.store.read_db().fetchone(
+        "SELECT COUNT(*) AS n FROM tokens WHERE user_id = ?", (user,))
+    assert rows is not None and rows["n"] <= MAX_LIVE_TOKENS
+    assert await services.users.user_for_token(tokens[-1]) == user  # the newest still work
+    assert await services.users.user_for_token(tokens[-2]) is None  # revoked stays revoked
+    assert await services.users.user_for_token(tokens[0]) is None  # the oldest gave way
