@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,19 @@ async def _page(
         f"SELECT * FROM {table} WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ? OFFSET ?",
         (user_id, cursor, limit + 1, offset))
     return rows[:limit], len(rows) > limit
+
+
+Lister = Callable[..., Awaitable[Page]]
+
+
+async def everything(db: Database, user_id: int, lister: Lister) -> list[dict[str, Any]]:
+    """Every row a paged query gives, newest first, walked by cursor one page at a time."""
+    page = await lister(db, user_id, limit=MAX_PAGE)
+    found = list(page.data)
+    while page.has_more:
+        page = await lister(db, user_id, limit=MAX_PAGE, starting_after=found[-1]["id"])
+        found += page.data
+    return found
 
 
 async def list_transactions(

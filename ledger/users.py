@@ -243,13 +243,8 @@ class Transaction:
 
     @classmethod
     async def get_user_transactions(cls, db: Database, user_id: int) -> list[Transaction]:
-        page = await queries.list_transactions(db, user_id, limit=queries.MAX_PAGE)
-        found = [cls._from_view(user_id, view) for view in page.data]
-        while page.has_more:
-            page = await queries.list_transactions(db, user_id, limit=queries.MAX_PAGE,
-                                                   starting_after=found[-1].id)
-            found += [cls._from_view(user_id, view) for view in page.data]
-        return found
+        views = await queries.everything(db, user_id, queries.list_transactions)
+        return [cls._from_view(user_id, view) for view in views]
 
     @classmethod
     def _from_view(cls, user_id: int, view: dict[str, Any]) -> Transaction:

@@ -39,10 +39,5 @@ class MLTask:
 
     @classmethod
     async def get_user_tasks(cls, db: Database, user_id: int) -> list[MLTask]:
-        page = await queries.list_tasks(db, user_id, limit=queries.MAX_PAGE)
-        found = [cls.from_view(user_id, view) for view in page.data]
-        while page.has_more:
-            page = await queries.list_tasks(db, user_id, limit=queries.MAX_PAGE,
-                                            starting_after=found[-1].id)
-            found += [cls.from_view(user_id, view) for view in page.data]
-        return found
+        views = await queries.everything(db, user_id, queries.list_tasks)
+        return [cls.from_view(user_id, view) for view in views]
