@@ -73,24 +73,25 @@ class Database:
             raise wrap_sqlite_error(exc) or exc from exc
 
     async def fetchall(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
+        # One trip to the connection's thread: the statement runs to its end there, so no
+        # cursor stays open between awaits. An open cursor keeps the connection's read
+        # snapshot, and every other read on the connection would see that old snapshot.
         try:
-            async with self.conn.execute(query, params) as cursor:
-                return [dict(row) for row in await cursor.fetchall()]
+            rows = await self.conn.execute_fetchall(query, params)
         except sqlite3.Error as exc:
             raise wrap_sqlite_error(exc) or exc from exc
+        return [dict(row) for row in rows]
 
     async def fetchone(self, query: str, params: Params = ()) -> dict[str, Any] | None:
-        try:
-            async with self.conn.execute(query, params) as cursor:
-                row = await cursor.fetchone()
-        except sqlite3.Error as exc:
-            raise wrap_sqlite_error(exc) or exc from exc
-        return None if row is None else dict(row)
+        """The first row; meant for queries that find one row (a key, a LIMIT 1)."""
+        rows = await self.fetchall(query, params)
+        return rows[0] if rows else None
 
     async def iterate(
         self, query: str, params: Params = (), batch_size: int = 500
     ) -> AsyncIterator[dict[str, Any]]:
-        """Rows in batches, so a large result never sits in memory whole."""
+        """Rows in batches, so a large result never sits in memory whole. The cursor holds one
+        snapshot until it ends: use it only on a connection of its own (the audit's)."""
         try:
             async with self.conn.execute(query, params) as cursor:
                 while rows := await cursor.fetchmany(batch_size):

@@ -317,10 +317,16 @@ class SQLiteEventStore:
     async def read_stream(
         self, stream_id: str, from_version: int = 1
     ) -> AsyncIterator[RecordedEvent]:
-        async for row in self.read_db().iterate(
+        version = from_version
+        while True:  # by pages, like _iterate_rows: no cursor stays open between awaits
+            rows = await self.read_db().fetchall(
                 f"SELECT {_ROW_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
-                "ORDER BY version", (stream_id, from_version)):
-            yield row_from_db(row).to_recorded(self.codec)
+                "ORDER BY version LIMIT 500", (stream_id, version))
+            for row in rows:
+                yield row_from_db(row).to_recorded(self.codec)
+            if len(rows) < 500:
+                return
+            version = rows[-1]["version"] + 1
 
     async def head_position(self) -> int:
         row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
