@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from events.codec import EventCodec
-from events.database import Database
+from events.database import Database, InlineDatabase
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
@@ -162,7 +162,7 @@ class SQLiteEventStore:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer = await Database.connect(self.path)
+        self._writer = await InlineDatabase.connect_inline(self.path)
         try:
             await self._writer.execute("PRAGMA journal_mode = WAL")
             await self._writer.execute(f"PRAGMA synchronous = {self.synchronous}")

@@ -13,6 +13,7 @@ from typing import TextIO
 from urllib.parse import quote
 
 from events import Database, StoreError
+from events.database import InlineDatabase
 from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
 from ledger.events import ledger_codec
@@ -121,7 +122,8 @@ async def audit(
     # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
     live_uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
     with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-") as scratch:
-        db = await Database.connect(Path(scratch) / "replay.db")
+        # The audit is a process of its own: its statements run inline, no thread trips.
+        db = await InlineDatabase.connect_inline(Path(scratch) / "replay.db")
         try:
             await db.executescript("\n".join(p.schema for p in ledger_projectors()))
             # A file that cannot be opened at all is an error for the caller to report.
