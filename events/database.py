@@ -142,22 +142,28 @@ class InlineDatabase(Database):
 
     async def execute(self, query: str, params: Params = ()) -> None:
         try:
+            # Each cursor is closed where it ran: a PRAGMA that returns a row and is left
+            # open keeps its statement active, and the next COMMIT then fails.
             if _WAITS.match(query):
-                await asyncio.to_thread(self.raw.execute, query, params)
+                await asyncio.to_thread(lambda: self.raw.execute(query, params).close())
             else:
-                self.raw.execute(query, params)
+                self.raw.execute(query, params).close()
         except sqlite3.Error as exc:
             raise wrap_sqlite_error(exc) or exc from exc
 
     async def executescript(self, script: str) -> None:
         try:
-            await asyncio.to_thread(self.raw.executescript, script)
+            await asyncio.to_thread(lambda: self.raw.executescript(script).close())
         except sqlite3.Error as exc:
             raise wrap_sqlite_error(exc) or exc from exc
 
     async def fetchall(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
         try:
-            return [dict(row) for row in self.raw.execute(query, params).fetchall()]
+            cursor = self.raw.execute(query, params)
+            try:
+                return [dict(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
         except sqlite3.Error as exc:
             raise wrap_sqlite_error(exc) or exc from exc
 

@@ -179,14 +179,20 @@ class SQLiteEventStore:
         await db.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
 
     async def close(self) -> None:
-        if self._task is not None:
-            await self._queue.put(None)
-            await self._task
+        try:
+            if self._task is not None:
+                await self._queue.put(None)
+                await asyncio.shield(self._task)
+        finally:
             self._task = None
-        for db in (self._writer, self.reader):
-            if db is not None:
-                await db.close()
-        self._writer = self.reader = None
+            while not self._queue.empty():  # jobs queued behind the stop: fail, never hang
+                late = self._queue.get_nowait()
+                if late is not None and not late.future.done():
+                    late.future.set_exception(StoreUnavailable("the event store is closed"))
+            for db in (self._writer, self.reader):
+                if db is not None:
+                    await db.close()
+            self._writer = self.reader = None
 
     # -- writes ----------------------------------------------------------------------------
 

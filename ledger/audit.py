@@ -3,7 +3,6 @@ projections, and compare them with the live ones. Nothing in the live file is wr
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
-from events import Database, StoreError
+from events import Database, StoreCorrupted
 from events.database import InlineDatabase
 from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
@@ -144,7 +143,7 @@ async def _check_file(db: Database, report: AuditReport) -> None:
     try:
         rows = await db.fetchall("PRAGMA live.quick_check")
         await db.fetchone("SELECT COUNT(*) FROM live.events")
-    except (StoreError, sqlite3.DatabaseError) as exc:
+    except StoreCorrupted as exc:
         report.integrity = f"DAMAGED ({exc})"
         return
     verdict = "; ".join(str(next(iter(r.values()))) for r in rows[:5])

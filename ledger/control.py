@@ -90,8 +90,9 @@ async def finish_task_operation(db: Database, task_id: int, outcome: dict[str, A
 
 # -- credentials and tokens -----------------------------------------------------------------
 
-# Expired and revoked tokens are dropped at each login, and at most this many stay live per
-# user, so no client can grow the table without bound by logging in over and over.
+# Expired and revoked tokens are dropped at each login, and at most this many of each kind
+# stay live per user, so no client can grow the table without bound by logging in over and
+# over, and API logins never push out a browser session.
 MAX_LIVE_TOKENS = 50
 
 
@@ -115,8 +116,8 @@ async def add_token(
                      "expires_at <= ?)", (user_id, now))
     await db.execute(
         "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE "
-        "user_id = ? ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
-        (user_id, MAX_LIVE_TOKENS - 1))
+        "user_id = ? AND kind = ? ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+        (user_id, kind, MAX_LIVE_TOKENS - 1))
     await db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
                      (digest, user_id, kind, now, expires_at))
 

@@ -90,7 +90,9 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
                 raw = await _read_limited(part, max_file_bytes, "the file")
                 if raw:
                     file_text = _decode(raw)
-            elif part.name:
+            elif not part.name:  # read to the end by aiohttp otherwise, unbounded
+                raise Problem(400, "bad_request", "A form part has no name", "")
+            else:
                 if part.name in fields:
                     raise Problem(400, "bad_request", "A form field was sent twice",
                                   f"{part.name[:40]} was sent twice")

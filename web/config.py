@@ -60,8 +60,13 @@ class Config:
                     out.write(secrets.token_bytes(32))
                     out.flush()
                     os.fsync(out.fileno())
-                with contextlib.suppress(FileExistsError):
+                try:
                     os.link(draft, path)
+                except FileExistsError:
+                    pass  # another process won the race; its key is read below
+                except OSError:  # no hard links on this filesystem: create exclusively
+                    with contextlib.suppress(FileExistsError):
+                        _write_exclusively(path, draft.read_bytes())
             finally:
                 draft.unlink(missing_ok=True)
         key = path.read_bytes()
@@ -69,3 +74,11 @@ class Config:
             raise RuntimeError(f"{path} is damaged ({len(key)} bytes, not 32): delete it; "
                                "everyone will have to log in again")
         return key
+
+
+def _write_exclusively(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())

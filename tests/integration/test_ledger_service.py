@@ -515,3 +515,11 @@ async def test_logging_in_over_and_over_keeps_the_token_table_bounded(
     assert await services.users.user_for_token(tokens[-1]) == user  # the newest still work
     assert await services.users.user_for_token(tokens[-2]) is None  # revoked stays revoked
     assert await services.users.user_for_token(tokens[0]) is None  # the oldest gave way
+
+
+async def test_api_logins_never_push_out_a_browser_session(services: Services) -> None:
+    user = int((await services.users.register("eve", "correct horse"))["id"])
+    session = (await services.users.issue_token(user, "session"))["access_token"]
+    for _ in range(MAX_LIVE_TOKENS + 5):
+        await services.users.login("eve", "correct horse", "api")
+    assert await services.users.user_for_token(session, "session") == user

@@ -343,3 +343,13 @@ async def test_a_caller_that_goes_away_does_not_stop_its_write(
     # One writer, in order: once a later write returns, the abandoned one has committed.
     await sqlite_store.append("b", 0, [Noted(note="after")])
     assert notes(await read_all(sqlite_store)) == ["kept", "after"]
+
+
+async def test_opening_the_store_again_and_again_never_fails(tmp_path: Path) -> None:
+    """Opening runs PRAGMAs and a schema script back to back on the writer connection; a
+    statement left open by one of them would fail the next COMMIT now and then."""
+    codec = EventCodec()
+    for attempt in range(200):  # a fresh file each time: turning on WAL writes to it
+        store = SQLiteEventStore(tmp_path / f"open-{attempt}.db", codec)
+        await store.open()
+        await store.close()

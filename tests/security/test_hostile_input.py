@@ -551,6 +551,8 @@ SPRAWLING_FORMS = {
     "two files": [("model_id", None, b"1"), ("file", "a.csv", b"1\n"), ("file", "b.csv", b"2\n")],
     "a field sent twice": [("model_id", None, b"1"), ("data", None, b"1"), ("data", None, b"2")],
     "forty unnamed parts": [("model_id", None, b"1")] + [("", None, b"x" * 1000)] * 40,
+    "one large unnamed part": [("model_id", None, b"1"), ("", None, b"x" * 300_000),
+                               ("data", None, b"1")],
 }
 
 
