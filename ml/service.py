@@ -119,13 +119,16 @@ class MLService:
         task = await ledger_queries.get_task(self.ledger.store.read_db(), user_id,
                                              outcome["task_id"])
         assert task is not None, "an outcome names a task of its own user"
-        outputs = task["output_data"] or []
-        predictions = [{"index": i, "input": x, "output": y}
-                       for i, x, y in zip(task["input_indexes"], task["input_data"], outputs,
-                                          strict=False)]
-        return {"status": task["status"], "task": task, "predictions": predictions,
+        return {"status": task["status"], "task": task, "predictions": predictions_of(task),
                 "invalid": task["invalid"], "cost": task["cost"],
                 "quoted_cost": outcome["cost"], "balance": outcome["balance"]}
+
+
+def predictions_of(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each valid input beside its output, under the index it had in the request."""
+    outputs = task["output_data"] or []  # none for a rejected or failed task
+    return [{"index": i, "input": x, "output": y}
+            for i, x, y in zip(task["input_indexes"], task["input_data"], outputs, strict=False)]
 
 
 def output_problem(output: object, expected: int) -> str | None:

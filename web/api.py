@@ -11,7 +11,7 @@ from ledger import InvalidCredentials, queries
 from ml.validation import split_csv, split_text
 from web import schemas
 from web.auth import api_user, bearer_token
-from web.bodies import load, read_json, read_multipart
+from web.bodies import load, read_json, read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
 from web.problems import Problem
 
@@ -124,9 +124,8 @@ async def predict(request: web.Request) -> web.Response:
 
 async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
     upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
-    raw_id = upload.fields.get("model_id", "")
-    # str.isdigit() is true for "²", which int() refuses: ASCII digits only.
-    if not (raw_id.isascii() and raw_id.strip().isdigit()) or len(raw_id) > 10:
+    model_id = whole_number(upload.fields.get("model_id", ""), 9)
+    if model_id is None:
         raise Problem(422, "validation_error", "The request is not valid",
                       "model_id: a whole number", errors={"model_id": ["a whole number"]})
     if unknown := sorted(set(upload.fields) - {"model_id", "data"}):  # as for a JSON body
@@ -137,7 +136,7 @@ async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
         items = split_csv(upload.file_text)
     else:
         items = split_text(upload.fields.get("data", ""))
-    return int(raw_id), items, True
+    return model_id, items, True
 
 
 def prediction_response(result: dict[str, Any]) -> web.Response:
@@ -168,9 +167,9 @@ async def tasks(request: web.Request) -> web.Response:
 async def task(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     raw = request.match_info["task_id"]
-    found = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
+    task_id = whole_number(raw, 18)
+    found = None if task_id is None else await queries.get_task(request.app[USERS].db,
+                                                                user_id, task_id)
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
     return web.json_response(schemas.public_task(found))

@@ -62,6 +62,15 @@ def _text(value: Any) -> str:
     return " ".join(_flat(value))
 
 
+def whole_number(text: str, max_digits: int) -> int | None:
+    """ASCII digits only, and not too many of them: str.isdigit() also accepts "²" and
+    "٣", which int() then refuses or reads as another number."""
+    text = text.strip()
+    if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 @dataclass
 class Upload:
     fields: dict[str, str]

@@ -20,11 +20,12 @@ from ledger import (
 )
 from ledger.account import MAX_TOP_UP_CREDITS
 from ml import MlError, NoValidData
+from ml.service import predictions_of
 from ml.validation import split_csv, split_text
 from web import schemas
 from web.api import client_address
 from web.auth import check_csrf, end_session, page_user, start_session
-from web.bodies import read_multipart
+from web.bodies import read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
 from web.problems import Problem
 
@@ -113,10 +114,8 @@ async def _require_user(request: web.Request) -> int:
 
 
 def _page_number(request: web.Request, name: str) -> int:
-    raw = request.query.get(name, "1")
-    # str.isdigit() is true for "²", which int() refuses: ASCII digits only.
-    ok = raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw)
-    return min(int(raw), 10_000) if ok else 1
+    number = whole_number(request.query.get(name, "1"), 5)
+    return min(number, 10_000) if number else 1
 
 
 async def cabinet(request: web.Request, **extra: Any) -> web.Response:
@@ -155,10 +154,7 @@ def task_view(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def result_view(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
-    outputs = task["output_data"] or []
-    predictions = [{"index": i, "input": x, "output": y} for i, x, y in
-                   zip(task["input_indexes"], task["input_data"], outputs, strict=False)]
-    return {"task": task_view(request, task), "predictions": predictions,
+    return {"task": task_view(request, task), "predictions": predictions_of(task),
             "invalid": task["invalid"], "cost": task["cost"], "error": task["error"]}
 
 
@@ -167,14 +163,14 @@ async def top_up(request: web.Request) -> web.Response:
     form = await request.post()
     await check_csrf(request, form)
     choice = str(form.get("amount", ""))
-    raw = str(form.get("custom_amount", "")).strip() if choice == "custom" else choice
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not (
-            1 <= int(raw) <= MAX_TOP_UP_CREDITS):
+    amount = whole_number(
+        str(form.get("custom_amount", "")) if choice == "custom" else choice, 9)
+    if amount is None or not 1 <= amount <= MAX_TOP_UP_CREDITS:
         await flash(request, error="Enter a whole number of credits from 1 to 1,000,000.")
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
     operation = f"form-top-up:{str(form.get('operation_id', ''))[:64] or uuid.uuid4().hex}"
     try:
-        outcome = await request.app[LEDGER].top_up(user_id, int(raw), operation)
+        outcome = await request.app[LEDGER].top_up(user_id, amount, operation)
         await flash(request, message=f"Added {outcome['transaction']['amount']:,} credits.")
     except LedgerError as error:
         await flash(request, error=page_message(error))
@@ -197,15 +193,15 @@ async def predict(request: web.Request) -> web.Response:
         await flash(request, error=problem.detail or problem.title)
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
     await check_csrf(request, upload.fields)
-    raw_id = upload.fields.get("model_id", "")
-    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 9:
+    model_id = whole_number(upload.fields.get("model_id", ""), 9)
+    if model_id is None:
         await flash(request, error="Choose a model from the list.")
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
     items = split_csv(upload.file_text) if upload.file_text is not None else split_text(
         upload.fields.get("data", ""))
     operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
-        result = await request.app[ML].process_task(user_id, int(raw_id), items, operation,
+        result = await request.app[ML].process_task(user_id, model_id, items, operation,
                                                     as_text=True)
     except NoValidData as error:
         return await cabinet(request, error="No item is a valid number; nothing was charged.",
@@ -236,9 +232,9 @@ def _outcome_notice(result: dict[str, Any]) -> dict[str, str]:
 async def task(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     raw = request.match_info["task_id"]
-    found = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        found = await queries.get_task(request.app[USERS].db, user_id, int(raw))
+    task_id = whole_number(raw, 18)
+    found = None if task_id is None else await queries.get_task(request.app[USERS].db,
+                                                                user_id, task_id)
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")
     response = aiohttp_jinja2.render_template("task.html", request, {

@@ -353,3 +353,19 @@ async def test_opening_the_store_again_and_again_never_fails(tmp_path: Path) -> 
         store = SQLiteEventStore(tmp_path / f"open-{attempt}.db", codec)
         await store.open()
         await store.close()
+
+
+async def test_a_write_that_arrives_while_the_store_closes_fails_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteEventStore(tmp_path / "closing.db", EventCodec())
+    await store.open()
+
+    async def work(session: Any) -> int:
+        return 1
+
+    # close() queues its stop first; the write lands behind it, before the writer has ended.
+    closed, late = await asyncio.wait_for(
+        asyncio.gather(store.close(), store.transact(work), return_exceptions=True), 10)
+    assert closed is None
+    assert isinstance(late, StoreUnavailable)
