@@ -10,13 +10,15 @@ from events.errors import (
     StoreCorrupted,
     StoreError,
     StoreUnavailable,
+    UniqueViolation,
 )
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH, chain_hash
 from events.memory import InMemoryEventStore
 from events.projection import Projector
+from events.sql import Params, SqlDatabase
 from events.sqlite import SQLiteEventStore, SQLiteSession
-from events.store import EventStore, Session
+from events.store import EventStore, Session, SqlEventStore, SqlSession
 
 __all__ = [
     "GENESIS_HASH",
@@ -27,14 +29,19 @@ __all__ = [
     "EventStore",
     "InMemoryEventStore",
     "Metadata",
+    "Params",
     "Projector",
     "RecordedEvent",
     "SQLiteEventStore",
     "SQLiteSession",
     "Session",
+    "SqlDatabase",
+    "SqlEventStore",
+    "SqlSession",
     "StoreCorrupted",
     "StoreError",
     "StoreUnavailable",
+    "UniqueViolation",
     "UnknownEventType",
     "chain_hash",
 ]

@@ -16,9 +16,8 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from events.errors import StoreCorrupted, StoreError, StoreUnavailable
-
-Params = tuple[Any, ...] | dict[str, Any]
+from events.errors import StoreCorrupted, StoreError, StoreUnavailable, UniqueViolation
+from events.sql import Params
 
 _UNAVAILABLE = ("full", "readonly", "read-only", "locked", "busy", "i/o", "unable to open")
 _CORRUPT = ("malformed", "not a database", "corrupt")
@@ -27,6 +26,8 @@ _CORRUPT = ("malformed", "not a database", "corrupt")
 def wrap_sqlite_error(exc: sqlite3.Error) -> StoreError | None:
     """The store error an operating fault maps to, or None for a programming error."""
     text = str(exc).lower()
+    if isinstance(exc, sqlite3.IntegrityError) and "unique constraint failed" in text:
+        return UniqueViolation(str(exc))
     if any(word in text for word in _CORRUPT):
         return StoreCorrupted(str(exc))
     if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _UNAVAILABLE):
@@ -36,6 +37,8 @@ def wrap_sqlite_error(exc: sqlite3.Error) -> StoreError | None:
 
 class Database:
     """execute / fetchall / fetchone, as the seed names them; rows come back as dicts."""
+
+    dialect = "sqlite"
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn

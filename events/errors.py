@@ -14,6 +14,11 @@ class ConcurrencyError(StoreError):
         self.expected_version = expected_version
 
 
+class UniqueViolation(StoreError):
+    """A row broke a UNIQUE or PRIMARY KEY constraint (outside the events table, where that
+    is a ConcurrencyError). Callers use it as a backstop: another writer got there first."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot write now (disk full, read-only file, lock timeout); retry later."""
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from events.database import Database
 from events.event import RecordedEvent
+from events.sql import SqlDatabase
 
 
 class Projector(Protocol):
@@ -15,4 +15,4 @@ class Projector(Protocol):
     schema: str
     tables: tuple[str, ...]
 
-    async def apply(self, db: Database, recorded: RecordedEvent) -> None: ...
+    async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None: ...

@@ -14,11 +14,13 @@ from typing import Any, Literal, TypeVar
 
 from events.codec import EventCodec
 from events.database import Database, InlineDatabase
-from events.errors import ConcurrencyError, StoreError, StoreUnavailable
+from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
 from events.projection import Projector
 from events.rows import Clock, StoredRow, seal, utc_now
+from events.sql import SqlDatabase
+from events.store import SqlSession
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -106,7 +108,7 @@ class SQLiteSession:
                     (row.position, row.stream_id, row.version, row.type_name,
                      row.schema_version, row.data_json, row.metadata_json, row.recorded_at,
                      row.hash))
-            except sqlite3.IntegrityError as exc:
+            except UniqueViolation as exc:
                 raise ConcurrencyError(stream_id, expected_version) from exc
             previous_hash = row.hash
             self._head = (position, previous_hash)
@@ -125,7 +127,7 @@ class SQLiteSession:
 
 @dataclass
 class _Job:
-    work: Callable[[SQLiteSession], Awaitable[Any]]
+    work: Callable[[SqlSession], Awaitable[Any]]
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
                                         .create_future())
 
@@ -196,7 +198,7 @@ class SQLiteEventStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def transact(self, work: Callable[[SQLiteSession], Awaitable[T]]) -> T:
+    async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the event store is not open")
         job = _Job(work)
@@ -213,7 +215,7 @@ class SQLiteEventStore:
         events: Sequence[Event],
         metadata: Metadata = Metadata(),  # noqa: B008
     ) -> list[RecordedEvent]:
-        async def work(session: SQLiteSession) -> list[RecordedEvent]:
+        async def work(session: SqlSession) -> list[RecordedEvent]:
             return await session.append(stream_id, expected_version, events, metadata)
 
         return await self.transact(work)
@@ -274,7 +276,7 @@ class SQLiteEventStore:
     async def rebuild_projections(self) -> int:
         """Empty every projection table and fold the whole log into them again."""
 
-        async def work(session: SQLiteSession) -> int:
+        async def work(session: SqlSession) -> int:
             for projector in self.projectors:
                 for table in projector.tables:
                     await session.db.execute(f"DELETE FROM {table}")
@@ -298,7 +300,7 @@ class SQLiteEventStore:
 
     @staticmethod
     async def _iterate_rows(
-        db: Database, from_position: int, batch_size: int = 500
+        db: SqlDatabase, from_position: int, batch_size: int = 500
     ) -> AsyncIterator[StoredRow]:
         # Pages by position rather than one cursor, so no read holds a snapshot for long.
         position = from_position

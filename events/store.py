@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Protocol, TypeVar
 
+from events.codec import EventCodec
 from events.event import Event, Metadata, RecordedEvent
+from events.projection import Projector
+from events.rows import StoredRow
+from events.sql import SqlDatabase
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Session", contravariant=True)
@@ -48,3 +53,34 @@ class EventStore(Protocol):
     def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]: ...
 
     async def head_position(self) -> int: ...
+
+
+class SqlSession(Session, Protocol):
+    """A write transaction of a store whose projections live in SQL tables beside the log."""
+
+    @property
+    def db(self) -> SqlDatabase: ...
+
+
+class SqlEventStore(Protocol):
+    """A store with SQL projections: what the ledger needs, whichever database runs it."""
+
+    codec: EventCodec
+    projectors: tuple[Projector, ...]
+    clock: Callable[[], datetime]
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T: ...
+
+    def read_db(self) -> SqlDatabase: ...
+
+    def read_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]: ...
+
+    def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]: ...
+
+    async def head_position(self) -> int: ...
+
+    async def rebuild_projections(self) -> int: ...

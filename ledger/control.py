@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from events import Database
+from events import SqlDatabase
 from ledger.errors import IdempotencyConflict, OperationInProgress
 
 CONTROL_SCHEMA = """
@@ -52,7 +52,7 @@ class Operation:
     fingerprint: str
 
 
-async def replay_operation(db: Database, op: Operation) -> dict[str, Any] | None:
+async def replay_operation(db: SqlDatabase, op: Operation) -> dict[str, Any] | None:
     """The stored outcome of an operation seen before, or None if it is new.
 
     Raises when the id was used for a different request, or while the first is still running.
@@ -72,7 +72,7 @@ async def replay_operation(db: Database, op: Operation) -> dict[str, Any] | None
 
 
 async def record_operation(
-    db: Database, op: Operation, *, created_at: str, outcome: dict[str, Any] | None,
+    db: SqlDatabase, op: Operation, *, created_at: str, outcome: dict[str, Any] | None,
     task_id: int | None = None,
 ) -> None:
     status = "pending" if outcome is None else "done"
@@ -82,7 +82,7 @@ async def record_operation(
          None if outcome is None else json.dumps(outcome), created_at))
 
 
-async def finish_task_operation(db: Database, task_id: int, outcome: dict[str, Any]) -> None:
+async def finish_task_operation(db: SqlDatabase, task_id: int, outcome: dict[str, Any]) -> None:
     await db.execute(
         "UPDATE operations SET status = 'done', outcome = ? WHERE task_id = ? "
         "AND status = 'pending'", (json.dumps(outcome), task_id))
@@ -96,13 +96,13 @@ async def finish_task_operation(db: Database, task_id: int, outcome: dict[str, A
 MAX_LIVE_TOKENS = 50
 
 
-async def password_hash_of(db: Database, user_id: int) -> str | None:
+async def password_hash_of(db: SqlDatabase, user_id: int) -> str | None:
     row = await db.fetchone("SELECT password_hash FROM credentials WHERE user_id = ?",
                             (user_id,))
     return None if row is None else str(row["password_hash"])
 
 
-async def set_password_hash(db: Database, user_id: int, password_hash: str, at: str) -> None:
+async def set_password_hash(db: SqlDatabase, user_id: int, password_hash: str, at: str) -> None:
     await db.execute(
         "INSERT INTO credentials VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
         "password_hash = excluded.password_hash, updated_at = excluded.updated_at",
@@ -110,7 +110,7 @@ async def set_password_hash(db: Database, user_id: int, password_hash: str, at: 
 
 
 async def add_token(
-    db: Database, digest: str, user_id: int, kind: str, now: str, expires_at: str
+    db: SqlDatabase, digest: str, user_id: int, kind: str, now: str, expires_at: str
 ) -> None:
     await db.execute("DELETE FROM tokens WHERE user_id = ? AND (revoked_at IS NOT NULL OR "
                      "expires_at <= ?)", (user_id, now))
@@ -122,13 +122,13 @@ async def add_token(
                      (digest, user_id, kind, now, expires_at))
 
 
-async def find_token(db: Database, digest: str, kind: str) -> dict[str, Any] | None:
+async def find_token(db: SqlDatabase, digest: str, kind: str) -> dict[str, Any] | None:
     return await db.fetchone(
         "SELECT user_id, expires_at FROM tokens WHERE token_hash = ? AND kind = ? "
         "AND revoked_at IS NULL", (digest, kind))
 
 
-async def revoke_token(db: Database, digest: str, at: str) -> None:
+async def revoke_token(db: SqlDatabase, digest: str, at: str) -> None:
     await db.execute(
         "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
         (at, digest))

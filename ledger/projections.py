@@ -6,7 +6,7 @@ movement, as the user sees it and as double entry; tasks: every prediction reque
 
 from __future__ import annotations
 
-from events import Database, Projector, RecordedEvent
+from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
 from ledger.events import (
     AccountOpened,
@@ -58,7 +58,7 @@ class AccountsProjector:
     CREATE INDEX IF NOT EXISTS holds_open ON holds (status, user_id);
     """
 
-    async def apply(self, db: Database, recorded: RecordedEvent) -> None:
+    async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event = recorded.event
         if isinstance(event, AccountOpened):
             await db.execute(
@@ -115,7 +115,7 @@ class TransactionsProjector:
     );
     """
 
-    async def apply(self, db: Database, recorded: RecordedEvent) -> None:
+    async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event = recorded.event
         movement: tuple[str, int, str, int | None, str]
         if isinstance(event, CreditsDeposited):
@@ -164,7 +164,7 @@ class TasksProjector:
     CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, id);
     """
 
-    async def apply(self, db: Database, recorded: RecordedEvent) -> None:
+    async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event, at = recorded.event, _at(recorded)
         if isinstance(event, TaskSubmitted | TaskRejected):
             status = "pending" if isinstance(event, TaskSubmitted) else "rejected"

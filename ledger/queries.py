@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from events import Database
+from events import SqlDatabase
 from ledger.account import Account
 from ledger.errors import AccountNotFound
 
@@ -20,7 +20,7 @@ class Page:
     has_more: bool
 
 
-async def load_account(db: Database, user_id: int) -> Account:
+async def load_account(db: SqlDatabase, user_id: int) -> Account:
     """The account as the projection holds it: the fold of its stream, kept up to date."""
     row = await db.fetchone("SELECT * FROM accounts WHERE user_id = ?", (user_id,))
     if row is None:
@@ -36,17 +36,17 @@ async def load_account(db: Database, user_id: int) -> Account:
     return account
 
 
-async def get_account_row(db: Database, user_id: int) -> dict[str, Any] | None:
+async def get_account_row(db: SqlDatabase, user_id: int) -> dict[str, Any] | None:
     return await db.fetchone("SELECT * FROM accounts WHERE user_id = ?", (user_id,))
 
 
-async def find_user_id(db: Database, username: str) -> int | None:
+async def find_user_id(db: SqlDatabase, username: str) -> int | None:
     row = await db.fetchone("SELECT user_id FROM accounts WHERE username_key = ?",
                             (username.lower(),))
     return None if row is None else int(row["user_id"])
 
 
-async def get_balance(db: Database, user_id: int) -> dict[str, int]:
+async def get_balance(db: SqlDatabase, user_id: int) -> dict[str, int]:
     row = await db.fetchone(
         "SELECT balance_credits, held_credits FROM accounts WHERE user_id = ?", (user_id,))
     if row is None:
@@ -65,7 +65,7 @@ def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
             "task_id": row["task_id"], "created_at": row["created_at"]}
 
 
-async def get_transaction(db: Database, user_id: int, transaction_id: int) -> dict[str, Any]:
+async def get_transaction(db: SqlDatabase, user_id: int, transaction_id: int) -> dict[str, Any]:
     row = await db.fetchone("SELECT * FROM transactions WHERE id = ? AND user_id = ?",
                             (transaction_id, user_id))
     assert row is not None, f"transaction {transaction_id} of user {user_id} is missing"
@@ -73,7 +73,7 @@ async def get_transaction(db: Database, user_id: int, transaction_id: int) -> di
 
 
 async def _page(
-    db: Database, table: str, user_id: int, limit: int, starting_after: int | None,
+    db: SqlDatabase, table: str, user_id: int, limit: int, starting_after: int | None,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Newest first. A cursor (`starting_after`, an id) is stable while new rows arrive."""
@@ -88,7 +88,7 @@ async def _page(
 Lister = Callable[..., Awaitable[Page]]
 
 
-async def everything(db: Database, user_id: int, lister: Lister) -> list[dict[str, Any]]:
+async def everything(db: SqlDatabase, user_id: int, lister: Lister) -> list[dict[str, Any]]:
     """Every row a paged query gives, newest first, walked by cursor one page at a time."""
     page = await lister(db, user_id, limit=MAX_PAGE)
     found = list(page.data)
@@ -99,7 +99,7 @@ async def everything(db: Database, user_id: int, lister: Lister) -> list[dict[st
 
 
 async def list_transactions(
-    db: Database, user_id: int, *, limit: int = 20, starting_after: int | None = None,
+    db: SqlDatabase, user_id: int, *, limit: int = 20, starting_after: int | None = None,
     offset: int = 0,
 ) -> Page:
     rows, more = await _page(db, "transactions", user_id, limit, starting_after, offset)
@@ -118,7 +118,7 @@ def task_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def get_task(db: Database, user_id: int, task_id: int) -> dict[str, Any] | None:
+async def get_task(db: SqlDatabase, user_id: int, task_id: int) -> dict[str, Any] | None:
     """Another user's task is reported as absent, exactly like one that does not exist."""
     row = await db.fetchone("SELECT * FROM tasks WHERE id = ? AND user_id = ?",
                             (task_id, user_id))
@@ -126,7 +126,7 @@ async def get_task(db: Database, user_id: int, task_id: int) -> dict[str, Any] |
 
 
 async def list_tasks(
-    db: Database, user_id: int, *, limit: int = 20, starting_after: int | None = None,
+    db: SqlDatabase, user_id: int, *, limit: int = 20, starting_after: int | None = None,
     offset: int = 0,
 ) -> Page:
     rows, more = await _page(db, "tasks", user_id, limit, starting_after, offset)

@@ -6,14 +6,13 @@ interleaving of requests (or of processes sharing the file) can overdraw an acco
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from events import Metadata, SQLiteEventStore, SQLiteSession
+from events import Metadata, SqlEventStore, SqlSession, UniqueViolation
 from ledger import account as decide
 from ledger import queries
 from ledger.control import (
@@ -54,7 +53,7 @@ class TaskTicket:
 class LedgerService:
     """The credits use cases. `owner` names this process in the holds it opens."""
 
-    def __init__(self, store: SQLiteEventStore, *, owner: str | None = None) -> None:
+    def __init__(self, store: SqlEventStore, *, owner: str | None = None) -> None:
         self.store = store
         self.owner = owner or uuid.uuid4().hex
 
@@ -62,7 +61,7 @@ class LedgerService:
         return self.store.clock().isoformat(timespec="microseconds")
 
     async def open_account(self, username: str, password_hash: str) -> dict[str, Any]:
-        async def work(s: SQLiteSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> dict[str, Any]:
             if await queries.find_user_id(s.db, username) is not None:
                 raise UsernameTaken(f"the username {username!r} is taken")
             row = await s.db.fetchone("SELECT COALESCE(MAX(user_id), 0) + 1 AS id FROM accounts")
@@ -78,7 +77,7 @@ class LedgerService:
 
         try:
             return await self.store.transact(work)
-        except sqlite3.IntegrityError as exc:  # the UNIQUE backstop: another process won
+        except UniqueViolation as exc:  # the UNIQUE backstop: another process won
             raise UsernameTaken(f"the username {username!r} is taken") from exc
 
     async def top_up(
@@ -89,7 +88,7 @@ class LedgerService:
         op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
                        kind="top_up", fingerprint=f"amount={amount_credits!r}")
 
-        async def work(s: SQLiteSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> dict[str, Any]:
             if (stored := await replay_operation(s.db, op)) is not None:
                 return stored
             account = await queries.load_account(s.db, user_id)
@@ -108,7 +107,7 @@ class LedgerService:
         return await self.store.transact(work)
 
     async def withdraw(self, user_id: int, amount_credits: int, description: str) -> dict[str, Any]:
-        async def work(s: SQLiteSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> dict[str, Any]:
             account = await queries.load_account(s.db, user_id)
             new = decide.withdraw(account, amount_credits, description)
             recorded = await s.append(account_stream(user_id), account.version, new,
@@ -124,7 +123,7 @@ class LedgerService:
     async def submit_task(self, user_id: int, draft: TaskDraft, op: Operation) -> TaskTicket:
         """Accept the task and hold its cost, or record it as rejected for lack of credits."""
 
-        async def work(s: SQLiteSession) -> TaskTicket:
+        async def work(s: SqlSession) -> TaskTicket:
             if (stored := await replay_operation(s.db, op)) is not None:
                 return TaskTicket(task_id=stored["task_id"], run=False, outcome=stored)
             account = await queries.load_account(s.db, user_id)
@@ -156,7 +155,7 @@ class LedgerService:
     ) -> dict[str, Any]:
         """Charge the held cost and record the predictions, in one append."""
 
-        async def work(s: SQLiteSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> dict[str, Any]:
             account = await queries.load_account(s.db, user_id)
             settled = decide.settle(account, task_id, description)
             completed = TaskCompleted(user_id=user_id, task_id=task_id, output_data=output_data,
@@ -169,7 +168,7 @@ class LedgerService:
     async def fail_task(self, user_id: int, task_id: int, error: str) -> dict[str, Any]:
         """Release the hold uncharged and record why the task failed."""
 
-        async def work(s: SQLiteSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> dict[str, Any]:
             account = await queries.load_account(s.db, user_id)
             released = decide.release(account, task_id, error)
             failed = TaskFailed(user_id=user_id, task_id=task_id, error=error)
@@ -179,7 +178,7 @@ class LedgerService:
         return await self.store.transact(work)
 
     async def _finish(
-        self, s: SQLiteSession, user_id: int, task_id: int, cost_credits: int
+        self, s: SqlSession, user_id: int, task_id: int, cost_credits: int
     ) -> dict[str, Any]:
         outcome = {"task_id": task_id, "cost": cost_credits,
                    "balance": await queries.get_balance(s.db, user_id)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import argon2
 
-from events import Database, SQLiteSession
+from events import SqlDatabase, SqlSession
 from ledger import control, queries
 from ledger.errors import InsufficientCredits, InvalidCredentials, LedgerError
 from ledger.service import LedgerService
@@ -101,7 +101,7 @@ class UserService:
         self.ttl = {"api": api_token_ttl, "session": session_ttl}
 
     @property
-    def db(self) -> Database:
+    def db(self) -> SqlDatabase:
         return self.ledger.store.read_db()
 
     async def register(self, username: str, password: str) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class UserService:
         return user_id
 
     async def _store_hash(self, user_id: int, password_hash: str) -> None:
-        async def work(s: SQLiteSession) -> None:
+        async def work(s: SqlSession) -> None:
             await control.set_password_hash(s.db, user_id, password_hash,
                                             self.ledger.store.clock().isoformat())
 
@@ -139,7 +139,7 @@ class UserService:
         now = self.ledger.store.clock()
         expires_at = now + self.ttl[kind]
 
-        async def work(s: SQLiteSession) -> None:
+        async def work(s: SqlSession) -> None:
             await control.add_token(s.db, token_digest(token), user_id, kind, now.isoformat(),
                                     expires_at.isoformat())
 
@@ -154,7 +154,7 @@ class UserService:
         return int(row["user_id"])
 
     async def logout(self, token: str) -> None:
-        async def work(s: SQLiteSession) -> None:
+        async def work(s: SqlSession) -> None:
             await control.revoke_token(s.db, token_digest(token),
                                        self.ledger.store.clock().isoformat())
 
@@ -242,7 +242,7 @@ class Transaction:
         return cls._from_view(user_id, outcome["transaction"])
 
     @classmethod
-    async def get_user_transactions(cls, db: Database, user_id: int) -> list[Transaction]:
+    async def get_user_transactions(cls, db: SqlDatabase, user_id: int) -> list[Transaction]:
         views = await queries.everything(db, user_id, queries.list_transactions)
         return [cls._from_view(user_id, view) for view in views]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from events import Database
+from events import SqlDatabase
 from ledger import queries
 
 
@@ -38,6 +38,6 @@ class MLTask:
         return cls.from_view(user_id, result["task"])
 
     @classmethod
-    async def get_user_tasks(cls, db: Database, user_id: int) -> list[MLTask]:
+    async def get_user_tasks(cls, db: SqlDatabase, user_id: int) -> list[MLTask]:
         views = await queries.everything(db, user_id, queries.list_tasks)
         return [cls.from_view(user_id, view) for view in views]

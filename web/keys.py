@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from events import SQLiteEventStore
+from events import SqlEventStore
 from ledger import LedgerService, UserService
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.throttle import LoginThrottle
 
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", SQLiteEventStore)
+STORE = web.AppKey[SqlEventStore]("store")
 LEDGER = web.AppKey("ledger", LedgerService)
 USERS = web.AppKey("users", UserService)
 MODELS = web.AppKey("models", MLModelManager)
