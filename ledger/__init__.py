@@ -3,6 +3,7 @@
 The seed's User, Transaction and UserService live here, async, writing only through events.
 """
 
+from ledger.control import Operation
 from ledger.errors import (
     AccountNotFound,
     BalanceLimitExceeded,
@@ -44,6 +45,7 @@ __all__ = [
     "JsonValue",
     "LedgerError",
     "LedgerService",
+    "Operation",
     "OperationInProgress",
     "Page",
     "Passwords",

@@ -101,7 +101,7 @@ class UserService:
         self.ttl = {"api": api_token_ttl, "session": session_ttl}
 
     @property
-    def db(self) -> SqlDatabase:
+    def _db(self) -> SqlDatabase:
         return self.ledger.store.read_db()
 
     async def register(self, username: str, password: str) -> RegisteredUser:
@@ -111,9 +111,9 @@ class UserService:
 
     async def authenticate(self, username: str, password: str) -> int:
         """The user id, or InvalidCredentials, the same for an unknown user and a bad password."""
-        user_id = await queries.find_user_id(self.db, username) if isinstance(
+        user_id = await queries.find_user_id(self._db, username) if isinstance(
             username, str) else None
-        stored = None if user_id is None else await control.password_hash_of(self.db, user_id)
+        stored = None if user_id is None else await control.password_hash_of(self._db, user_id)
         # Verified first, always: an unknown user costs one argon2 run, like a wrong password.
         verified = await self.passwords.verify(stored, password)
         if user_id is None or not verified:
@@ -147,7 +147,7 @@ class UserService:
                            expires_at=expires_at.isoformat(timespec="seconds"))
 
     async def user_for_token(self, token: str, kind: str = "api") -> int | None:
-        row = await control.find_token(self.db, token_digest(token), kind)
+        row = await control.find_token(self._db, token_digest(token), kind)
         if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
             return None
         return int(row["user_id"])

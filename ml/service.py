@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from ledger import LedgerService, TaskDraft, TaskOutcome
-from ledger.control import Operation
+from ledger import LedgerService, Operation, TaskDraft, TaskOutcome
 from ml.errors import EmptyInput, ModelNotFound, NoValidData, TooManyItems
 from ml.registry import MLModelManager, ModelSpec
 from ml.results import PredictionResult, predictions_of

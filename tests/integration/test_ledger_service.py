@@ -171,6 +171,27 @@ async def test_a_top_up_moves_credits_and_records_a_transaction(services: Servic
         "top_up", 250, 250)
 
 
+async def test_a_top_up_stored_by_the_previous_version_is_replayed_as_it_was(
+        services: Services) -> None:
+    user_id = await new_user(services)
+    old = {"transaction": {"id": 99, "kind": "top_up", "amount": 40, "balance_after": 40,
+                           "description": "Top-up", "task_id": None, "created_at": "then"},
+           "balance": {"balance": 40, "held": 0, "available": 40}}
+
+    async def write_old_row(s: Any) -> None:
+        await s.db.execute(
+            "INSERT INTO operations VALUES (?, 'op-old', 'top_up', 'amount=40', 'done', NULL, "
+            "?, 'then')", (user_id, json.dumps(old)))
+
+    await services.store.transact(write_old_row)
+    events = await count_events(services.store)
+    replayed = await services.ledger.top_up(user_id, 40, "op-old")
+    assert (replayed.transaction.id, replayed.transaction.amount_credits) == (99, 40)
+    assert replayed.balance == BalanceView(balance_credits=40, held_credits=0)
+    assert await count_events(services.store) == events  # a replay writes nothing
+    assert await balance(services, user_id) == (0, 0, 0)
+
+
 async def test_a_retried_top_up_returns_the_first_outcome_and_writes_nothing(
         services: Services) -> None:
     user_id = await new_user(services)
@@ -394,6 +415,29 @@ async def test_a_user_sees_only_their_own_tasks(services: Services) -> None:
     [task] = await MLTask.get_user_tasks(services.ledger, alice)
     assert (task.id, task.status, task.output_data, task.cost) == (
         result.task.id, "completed", [2.0], 1)
+
+
+# -- the reads the web edge uses ---------------------------------------------------------------
+
+async def test_the_ledger_reads_show_a_user_only_their_own_account_and_tasks(
+        services: Services) -> None:
+    alice = await new_user(services, "alice", credits=10)
+    bob = await new_user(services, "bob", credits=10)
+    firsts = [await services.ml.process_task(alice, 1, [i]) for i in range(3)]
+    profile = await services.ledger.profile(alice)
+    assert (profile.id, profile.username) == (alice, "alice") and profile.created_at
+    assert profile.balance == BalanceView(balance_credits=7, held_credits=0)
+    page = await services.ledger.tasks_page(alice, limit=2)
+    assert [t.id for t in page.data] == [firsts[2].task.id, firsts[1].task.id] and page.has_more
+    older = await services.ledger.tasks_page(alice, limit=2, starting_after=page.data[-1].id)
+    assert [t.id for t in older.data] == [firsts[0].task.id] and not older.has_more
+    moves = await services.ledger.transactions_page(alice, limit=1, offset=3)
+    assert [(t.kind, t.amount_credits) for t in moves.data] == [("top_up", 10)]
+    assert await services.ledger.find_task(alice, firsts[0].task.id) == firsts[0].task
+    assert await services.ledger.find_task(bob, firsts[0].task.id) is None
+    assert (await services.ledger.tasks_page(bob)).data == ()
+    with pytest.raises(AccountNotFound):
+        await services.ledger.profile(42)
 
 
 # -- the seed's classes -----------------------------------------------------------------------
