@@ -69,8 +69,8 @@ async def build_log(path: Path, target_events: int) -> tuple[int, float]:
         for k in range(users):
             opened = await ledger.open_account(f"audit{k}", "not-a-real-hash")
             if k % 50 != 49:  # one in fifty never tops up: its predictions are rejected
-                await ledger.top_up(opened["id"], 1_000_000)
-            user_ids.append(opened["id"])
+                await ledger.top_up(opened.id, 1_000_000)
+            user_ids.append(opened.id)
         tasks_left = (target_events - 2 * users) // 4
         inputs = [float(i) for i in range(ITEMS)]
 

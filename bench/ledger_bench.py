@@ -140,8 +140,8 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path) -> lis
         user_ids = []
         for k in range(USERS):
             opened = await ledger.open_account(f"bench{k}", "not-a-real-hash")
-            await ledger.top_up(opened["id"], 1_000_000)
-            user_ids.append(opened["id"])
+            await ledger.top_up(opened.id, 1_000_000)
+            user_ids.append(opened.id)
         await run_cell(ledger, user_ids, "submit+complete", next(iter(SETTINGS)), 8, 100, 5)
         if number == 0:
             for op_name, per_call in (await statements_per_call(ledger, user_ids[0])).items():

@@ -3,6 +3,7 @@
 The seed's User, Transaction and UserService live here, async, writing only through events.
 """
 
+from ledger.control import Operation
 from ledger.errors import (
     AccountNotFound,
     BalanceLimitExceeded,
@@ -18,22 +19,45 @@ from ledger.errors import (
 from ledger.service import LedgerService, TaskDraft, TaskTicket
 from ledger.store import ledger_store
 from ledger.users import InvalidInput, Passwords, Transaction, User, UserService
+from ledger.views import (
+    BalanceView,
+    IssuedToken,
+    JsonValue,
+    Page,
+    Profile,
+    RegisteredUser,
+    TaskOutcome,
+    TaskView,
+    TopUpOutcome,
+    TransactionView,
+)
 
 __all__ = [
     "AccountNotFound",
     "BalanceLimitExceeded",
+    "BalanceView",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidAmount",
     "InvalidCredentials",
     "InvalidInput",
+    "IssuedToken",
+    "JsonValue",
     "LedgerError",
     "LedgerService",
+    "Operation",
     "OperationInProgress",
+    "Page",
     "Passwords",
+    "Profile",
+    "RegisteredUser",
     "TaskDraft",
+    "TaskOutcome",
     "TaskTicket",
+    "TaskView",
+    "TopUpOutcome",
     "Transaction",
+    "TransactionView",
     "UnknownHold",
     "User",
     "UserService",

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from events import SqlDatabase
 from ledger.account import Account
 from ledger.errors import AccountNotFound
+from ledger.views import BalanceView, Page, Profile, TaskView, TransactionView
 
 MAX_PAGE = 100
-
-
-@dataclass(frozen=True, kw_only=True)
-class Page:
-    data: list[dict[str, Any]]
-    has_more: bool
 
 
 async def load_account(db: SqlDatabase, user_id: int) -> Account:
@@ -46,26 +40,31 @@ async def find_user_id(db: SqlDatabase, username: str) -> int | None:
     return None if row is None else int(row["user_id"])
 
 
-async def get_balance(db: SqlDatabase, user_id: int) -> dict[str, int]:
+async def get_balance(db: SqlDatabase, user_id: int) -> BalanceView:
     row = await db.fetchone(
         "SELECT balance_credits, held_credits FROM accounts WHERE user_id = ?", (user_id,))
     if row is None:
         raise AccountNotFound(f"no account {user_id}")
-    return balance_view(row["balance_credits"], row["held_credits"])
+    return BalanceView(balance_credits=row["balance_credits"], held_credits=row["held_credits"])
 
 
-def balance_view(balance_credits: int, held_credits: int) -> dict[str, int]:
-    return {"balance": balance_credits, "held": held_credits,
-            "available": balance_credits - held_credits}
+async def get_profile(db: SqlDatabase, user_id: int) -> Profile:
+    row = await get_account_row(db, user_id)
+    if row is None:
+        raise AccountNotFound(f"no account {user_id}")
+    return Profile(id=user_id, username=row["username"], created_at=row["created_at"],
+                   balance=BalanceView(balance_credits=row["balance_credits"],
+                                       held_credits=row["held_credits"]))
 
 
-def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "kind": row["kind"], "amount": row["amount_credits"],
-            "balance_after": row["balance_after_credits"], "description": row["description"],
-            "task_id": row["task_id"], "created_at": row["created_at"]}
+def transaction_view(row: dict[str, Any]) -> TransactionView:
+    return TransactionView(
+        id=row["id"], kind=row["kind"], amount_credits=row["amount_credits"],
+        balance_after_credits=row["balance_after_credits"], description=row["description"],
+        task_id=row["task_id"], created_at=row["created_at"])
 
 
-async def get_transaction(db: SqlDatabase, user_id: int, transaction_id: int) -> dict[str, Any]:
+async def get_transaction(db: SqlDatabase, user_id: int, transaction_id: int) -> TransactionView:
     row = await db.fetchone("SELECT * FROM transactions WHERE id = ? AND user_id = ?",
                             (transaction_id, user_id))
     assert row is not None, f"transaction {transaction_id} of user {user_id} is missing"
@@ -85,15 +84,22 @@ async def _page(
     return rows[:limit], len(rows) > limit
 
 
-Lister = Callable[..., Awaitable[Page]]
+class _Identified(Protocol):
+    @property
+    def id(self) -> int: ...
 
 
-async def everything(db: SqlDatabase, user_id: int, lister: Lister) -> list[dict[str, Any]]:
+V = TypeVar("V", bound=_Identified)
+
+
+async def everything(
+    db: SqlDatabase, user_id: int, lister: Callable[..., Awaitable[Page[V]]]
+) -> list[V]:
     """Every row a paged query gives, newest first, walked by cursor one page at a time."""
     page = await lister(db, user_id, limit=MAX_PAGE)
     found = list(page.data)
     while page.has_more:
-        page = await lister(db, user_id, limit=MAX_PAGE, starting_after=found[-1]["id"])
+        page = await lister(db, user_id, limit=MAX_PAGE, starting_after=found[-1].id)
         found += page.data
     return found
 
@@ -101,24 +107,23 @@ async def everything(db: SqlDatabase, user_id: int, lister: Lister) -> list[dict
 async def list_transactions(
     db: SqlDatabase, user_id: int, *, limit: int = 20, starting_after: int | None = None,
     offset: int = 0,
-) -> Page:
+) -> Page[TransactionView]:
     rows, more = await _page(db, "transactions", user_id, limit, starting_after, offset)
-    return Page(data=[transaction_view(r) for r in rows], has_more=more)
+    return Page(data=tuple(transaction_view(r) for r in rows), has_more=more)
 
 
-def task_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"], "model_id": row["model_id"], "status": row["status"],
-        "input_data": json.loads(row["input_data"]),
-        "input_indexes": json.loads(row["input_indexes"]),
-        "output_data": None if row["output_data"] is None else json.loads(row["output_data"]),
-        "invalid": json.loads(row["invalid"]), "cost": row["cost_credits"],
-        "quoted_cost": row["quoted_credits"], "error": row["error"],
-        "created_at": row["created_at"], "updated_at": row["updated_at"],
-    }
+def task_view(row: dict[str, Any]) -> TaskView:
+    return TaskView(
+        id=row["id"], model_id=row["model_id"], status=row["status"],
+        input_data=json.loads(row["input_data"]),
+        input_indexes=json.loads(row["input_indexes"]),
+        output_data=None if row["output_data"] is None else json.loads(row["output_data"]),
+        invalid=json.loads(row["invalid"]), cost_credits=row["cost_credits"],
+        quoted_credits=row["quoted_credits"], error=row["error"],
+        created_at=row["created_at"], updated_at=row["updated_at"])
 
 
-async def get_task(db: SqlDatabase, user_id: int, task_id: int) -> dict[str, Any] | None:
+async def get_task(db: SqlDatabase, user_id: int, task_id: int) -> TaskView | None:
     """Another user's task is reported as absent, exactly like one that does not exist."""
     row = await db.fetchone("SELECT * FROM tasks WHERE id = ? AND user_id = ?",
                             (task_id, user_id))
@@ -128,6 +133,13 @@ async def get_task(db: SqlDatabase, user_id: int, task_id: int) -> dict[str, Any
 async def list_tasks(
     db: SqlDatabase, user_id: int, *, limit: int = 20, starting_after: int | None = None,
     offset: int = 0,
-) -> Page:
+) -> Page[TaskView]:
     rows, more = await _page(db, "tasks", user_id, limit, starting_after, offset)
-    return Page(data=[task_view(r) for r in rows], has_more=more)
+    return Page(data=tuple(task_view(r) for r in rows), has_more=more)
+
+
+async def open_holds(db: SqlDatabase) -> list[dict[str, Any]]:
+    """Every hold not yet settled or released, oldest task first."""
+    return await db.fetchall(
+        "SELECT task_id, user_id, owner, opened_at FROM holds WHERE status = 'open' "
+        "ORDER BY task_id")

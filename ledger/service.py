@@ -7,7 +7,7 @@ interleaving of requests (or of processes sharing the file) can overdraw an acco
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,10 +24,31 @@ from ledger.control import (
 )
 from ledger.errors import InsufficientCredits, UnknownHold, UsernameTaken
 from ledger.events import AccountOpened, TaskCompleted, TaskFailed, TaskSubmitted
+from ledger.views import (
+    BalanceView,
+    JsonValue,
+    Page,
+    Profile,
+    RegisteredUser,
+    TaskOutcome,
+    TaskView,
+    TopUpOutcome,
+    TransactionView,
+    stored_task_outcome,
+    stored_top_up,
+    task_outcome_from_stored,
+    top_up_from_stored,
+)
 
 
 def account_stream(user_id: int) -> str:
     return f"account-{user_id}"
+
+
+def _as_event_field(values: Sequence[JsonValue]) -> Any:
+    # The task events still declare list[float] until their tabular schema version lands;
+    # the values are JSON either way, and the codec stores them as they are.
+    return list(values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +56,7 @@ class TaskDraft:
     """A validated prediction request, priced, before the ledger accepts it."""
 
     model_id: int
-    input_data: list[float]
+    input_data: Sequence[JsonValue]
     input_indexes: list[int]
     invalid: list[dict[str, object]]
     cost_credits: int
@@ -47,7 +68,7 @@ class TaskTicket:
 
     task_id: int
     run: bool
-    outcome: dict[str, Any] | None
+    outcome: TaskOutcome | None
 
 
 class LedgerService:
@@ -60,8 +81,8 @@ class LedgerService:
     def _now(self) -> str:
         return self.store.clock().isoformat(timespec="microseconds")
 
-    async def open_account(self, username: str, password_hash: str) -> dict[str, Any]:
-        async def work(s: SqlSession) -> dict[str, Any]:
+    async def open_account(self, username: str, password_hash: str) -> RegisteredUser:
+        async def work(s: SqlSession) -> RegisteredUser:
             if await queries.find_user_id(s.db, username) is not None:
                 raise UsernameTaken(f"the username {username!r} is taken")
             row = await s.db.fetchone("SELECT COALESCE(MAX(user_id), 0) + 1 AS id FROM accounts")
@@ -72,8 +93,8 @@ class LedgerService:
             await set_password_hash(s.db, user_id, password_hash, self._now())
             account = await queries.get_account_row(s.db, user_id)
             assert account is not None
-            return {"id": user_id, "username": username, "balance": 0,
-                    "created_at": account["created_at"]}
+            return RegisteredUser(id=user_id, username=username, balance_credits=0,
+                                  created_at=account["created_at"])
 
         try:
             return await self.store.transact(work)
@@ -83,56 +104,58 @@ class LedgerService:
     async def top_up(
         self, user_id: int, amount_credits: int, operation_id: str | None = None,
         description: str = "Top-up",
-    ) -> dict[str, Any]:
+    ) -> TopUpOutcome:
         """Deposit credits. A repeated operation id returns the first outcome unchanged."""
         op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
                        kind="top_up", fingerprint=f"amount={amount_credits!r}")
 
-        async def work(s: SqlSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> TopUpOutcome:
             if (stored := await replay_operation(s.db, op)) is not None:
-                return stored
+                return top_up_from_stored(stored)
             account = await queries.load_account(s.db, user_id)
             new = decide.deposit(account, amount_credits, description)
             recorded = await s.append(account_stream(user_id), account.version, new,
                                       Metadata(operation_id=op.operation_id,
                                                actor=f"user:{user_id}"))
-            outcome = {
-                "transaction": await queries.get_transaction(s.db, user_id,
-                                                             recorded[-1].position),
-                "balance": await queries.get_balance(s.db, user_id),
-            }
-            await record_operation(s.db, op, created_at=self._now(), outcome=outcome)
+            outcome = await self._moved(s, user_id, recorded[-1].position)
+            await record_operation(s.db, op, created_at=self._now(),
+                                   outcome=stored_top_up(outcome))
             return outcome
 
         return await self.store.transact(work)
 
-    async def withdraw(self, user_id: int, amount_credits: int, description: str) -> dict[str, Any]:
-        async def work(s: SqlSession) -> dict[str, Any]:
+    async def withdraw(self, user_id: int, amount_credits: int, description: str) -> TopUpOutcome:
+        """Charge credits directly (the seed's subtract_balance), outside any task."""
+
+        async def work(s: SqlSession) -> TopUpOutcome:
             account = await queries.load_account(s.db, user_id)
             new = decide.withdraw(account, amount_credits, description)
             recorded = await s.append(account_stream(user_id), account.version, new,
                                       Metadata(actor=f"user:{user_id}"))
-            return {
-                "transaction": await queries.get_transaction(s.db, user_id,
-                                                             recorded[-1].position),
-                "balance": await queries.get_balance(s.db, user_id),
-            }
+            return await self._moved(s, user_id, recorded[-1].position)
 
         return await self.store.transact(work)
+
+    @staticmethod
+    async def _moved(s: SqlSession, user_id: int, position: int) -> TopUpOutcome:
+        return TopUpOutcome(transaction=await queries.get_transaction(s.db, user_id, position),
+                            balance=await queries.get_balance(s.db, user_id))
 
     async def submit_task(self, user_id: int, draft: TaskDraft, op: Operation) -> TaskTicket:
         """Accept the task and hold its cost, or record it as rejected for lack of credits."""
 
         async def work(s: SqlSession) -> TaskTicket:
             if (stored := await replay_operation(s.db, op)) is not None:
-                return TaskTicket(task_id=stored["task_id"], run=False, outcome=stored)
+                replayed = task_outcome_from_stored(stored)
+                return TaskTicket(task_id=replayed.task_id, run=False, outcome=replayed)
             account = await queries.load_account(s.db, user_id)
             row = await s.db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM tasks")
             assert row is not None
             task_id = int(row["id"])
             submitted = TaskSubmitted(
                 user_id=user_id, task_id=task_id, model_id=draft.model_id,
-                input_data=draft.input_data, input_indexes=draft.input_indexes,
+                input_data=_as_event_field(draft.input_data),
+                input_indexes=draft.input_indexes,
                 invalid=draft.invalid, cost_credits=draft.cost_credits)
             try:
                 new = decide.submit_task(account, submitted, self.owner)
@@ -142,33 +165,36 @@ class LedgerService:
             await s.append(account_stream(user_id), account.version, new,
                            Metadata(operation_id=op.operation_id, actor=f"user:{user_id}"))
             if len(new) == 1:  # rejected: the outcome is final now
-                outcome = {"task_id": task_id, "cost": draft.cost_credits,
-                           "balance": await queries.get_balance(s.db, user_id)}
-            await record_operation(s.db, op, created_at=self._now(), outcome=outcome,
-                                   task_id=task_id)
+                outcome = TaskOutcome(task_id=task_id, cost_credits=draft.cost_credits,
+                                      balance=await queries.get_balance(s.db, user_id))
+            await record_operation(
+                s.db, op, created_at=self._now(), task_id=task_id,
+                outcome=None if outcome is None else stored_task_outcome(outcome))
             return TaskTicket(task_id=task_id, run=outcome is None, outcome=outcome)
 
         return await self.store.transact(work)
 
     async def complete_task(
-        self, user_id: int, task_id: int, output_data: list[float], description: str,
-    ) -> dict[str, Any]:
+        self, user_id: int, task_id: int, output_data: Sequence[JsonValue], description: str,
+    ) -> TaskOutcome:
         """Charge the held cost and record the predictions, in one append."""
 
-        async def work(s: SqlSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> TaskOutcome:
             account = await queries.load_account(s.db, user_id)
             settled = decide.settle(account, task_id, description)
-            completed = TaskCompleted(user_id=user_id, task_id=task_id, output_data=output_data,
-                                      cost_credits=settled.amount_credits)
+            completed = TaskCompleted(
+                user_id=user_id, task_id=task_id,
+                output_data=_as_event_field(output_data),
+                cost_credits=settled.amount_credits)
             await s.append(account_stream(user_id), account.version, [settled, completed])
             return await self._finish(s, user_id, task_id, settled.amount_credits)
 
         return await self.store.transact(work)
 
-    async def fail_task(self, user_id: int, task_id: int, error: str) -> dict[str, Any]:
+    async def fail_task(self, user_id: int, task_id: int, error: str) -> TaskOutcome:
         """Release the hold uncharged and record why the task failed."""
 
-        async def work(s: SqlSession) -> dict[str, Any]:
+        async def work(s: SqlSession) -> TaskOutcome:
             account = await queries.load_account(s.db, user_id)
             released = decide.release(account, task_id, error)
             failed = TaskFailed(user_id=user_id, task_id=task_id, error=error)
@@ -179,10 +205,10 @@ class LedgerService:
 
     async def _finish(
         self, s: SqlSession, user_id: int, task_id: int, cost_credits: int
-    ) -> dict[str, Any]:
-        outcome = {"task_id": task_id, "cost": cost_credits,
-                   "balance": await queries.get_balance(s.db, user_id)}
-        await finish_task_operation(s.db, task_id, outcome)
+    ) -> TaskOutcome:
+        outcome = TaskOutcome(task_id=task_id, cost_credits=cost_credits,
+                              balance=await queries.get_balance(s.db, user_id))
+        await finish_task_operation(s.db, task_id, stored_task_outcome(outcome))
         return outcome
 
     async def release_orphaned_holds(
@@ -193,9 +219,7 @@ class LedgerService:
         """Fail the tasks nobody will finish, releasing their holds as events: those of a
         process that died, and this process's own that are no longer running (their settle
         failed, say on a full disk) once they are older than `stale_after`."""
-        rows = await self.store.read_db().fetchall(
-            "SELECT task_id, user_id, owner, opened_at FROM holds WHERE status = 'open' "
-            "ORDER BY task_id")
+        rows = await queries.open_holds(self.store.read_db())
         stale_before = self.store.clock() - stale_after
         released = 0
         for row in rows:
@@ -217,5 +241,36 @@ class LedgerService:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def get_balance(self, user_id: int) -> dict[str, int]:
+    # Each read is scoped to one user: another user's task reads as absent.
+
+    async def get_balance(self, user_id: int) -> BalanceView:
         return await queries.get_balance(self.store.read_db(), user_id)
+
+    async def profile(self, user_id: int) -> Profile:
+        return await queries.get_profile(self.store.read_db(), user_id)
+
+    async def transactions_page(
+        self, user_id: int, *, limit: int = 20, starting_after: int | None = None,
+        offset: int = 0,
+    ) -> Page[TransactionView]:
+        return await queries.list_transactions(self.store.read_db(), user_id, limit=limit,
+                                               starting_after=starting_after, offset=offset)
+
+    async def tasks_page(
+        self, user_id: int, *, limit: int = 20, starting_after: int | None = None,
+        offset: int = 0,
+    ) -> Page[TaskView]:
+        return await queries.list_tasks(self.store.read_db(), user_id, limit=limit,
+                                        starting_after=starting_after, offset=offset)
+
+    async def find_task(self, user_id: int, task_id: int) -> TaskView | None:
+        return await queries.get_task(self.store.read_db(), user_id, task_id)
+
+    async def all_transactions(self, user_id: int) -> list[TransactionView]:
+        """Newest first, read page by page."""
+        return await queries.everything(self.store.read_db(), user_id,
+                                        queries.list_transactions)
+
+    async def all_tasks(self, user_id: int) -> list[TaskView]:
+        """Newest first, read page by page."""
+        return await queries.everything(self.store.read_db(), user_id, queries.list_tasks)

@@ -12,14 +12,14 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import argon2
 
 from events import SqlDatabase, SqlSession
 from ledger import control, queries
-from ledger.errors import InsufficientCredits, InvalidCredentials, LedgerError
+from ledger.errors import AccountNotFound, InsufficientCredits, InvalidCredentials, LedgerError
 from ledger.service import LedgerService
+from ledger.views import BalanceView, IssuedToken, RegisteredUser, TopUpOutcome, TransactionView
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
@@ -101,19 +101,19 @@ class UserService:
         self.ttl = {"api": api_token_ttl, "session": session_ttl}
 
     @property
-    def db(self) -> SqlDatabase:
+    def _db(self) -> SqlDatabase:
         return self.ledger.store.read_db()
 
-    async def register(self, username: str, password: str) -> dict[str, Any]:
+    async def register(self, username: str, password: str) -> RegisteredUser:
         check_username(username)
         check_password(password)
         return await self.ledger.open_account(username, await self.passwords.hash(password))
 
     async def authenticate(self, username: str, password: str) -> int:
         """The user id, or InvalidCredentials, the same for an unknown user and a bad password."""
-        user_id = await queries.find_user_id(self.db, username) if isinstance(
+        user_id = await queries.find_user_id(self._db, username) if isinstance(
             username, str) else None
-        stored = None if user_id is None else await control.password_hash_of(self.db, user_id)
+        stored = None if user_id is None else await control.password_hash_of(self._db, user_id)
         # Verified first, always: an unknown user costs one argon2 run, like a wrong password.
         verified = await self.passwords.verify(stored, password)
         if user_id is None or not verified:
@@ -130,11 +130,10 @@ class UserService:
 
         await self.ledger.store.transact(work)
 
-    async def login(self, username: str, password: str, kind: str = "api") -> dict[str, Any]:
-        user_id = await self.authenticate(username, password)
-        return {"user_id": user_id, **await self.issue_token(user_id, kind)}
+    async def login(self, username: str, password: str, kind: str = "api") -> IssuedToken:
+        return await self.issue_token(await self.authenticate(username, password), kind)
 
-    async def issue_token(self, user_id: int, kind: str) -> dict[str, Any]:
+    async def issue_token(self, user_id: int, kind: str) -> IssuedToken:
         token = secrets.token_urlsafe(32)
         now = self.ledger.store.clock()
         expires_at = now + self.ttl[kind]
@@ -144,11 +143,11 @@ class UserService:
                                     expires_at.isoformat())
 
         await self.ledger.store.transact(work)
-        return {"access_token": token, "token_type": "bearer",
-                "expires_at": expires_at.isoformat(timespec="seconds")}
+        return IssuedToken(user_id=user_id, access_token=token, token_type="bearer",
+                           expires_at=expires_at.isoformat(timespec="seconds"))
 
     async def user_for_token(self, token: str, kind: str = "api") -> int | None:
-        row = await control.find_token(self.db, token_digest(token), kind)
+        row = await control.find_token(self._db, token_digest(token), kind)
         if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
             return None
         return int(row["user_id"])
@@ -162,18 +161,20 @@ class UserService:
 
     async def add_balance(
         self, user_id: int, amount: int, operation_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> TopUpOutcome:
         return await self.ledger.top_up(user_id, amount, operation_id)
 
-    async def get_user_balance(self, user_id: int) -> dict[str, Any]:
-        return {"user_id": user_id, **await self.ledger.get_balance(user_id)}
+    async def get_user_balance(self, user_id: int) -> BalanceView:
+        return await self.ledger.get_balance(user_id)
 
     async def get_user(self, user_id: int) -> User:
-        row = await queries.get_account_row(self.db, user_id)
-        if row is None:
-            raise InvalidCredentials("no such user")
-        return User(id=user_id, username=row["username"], balance=row["balance_credits"],
-                    created_at=row["created_at"], users=self)
+        try:
+            profile = await self.ledger.profile(user_id)
+        except AccountNotFound:
+            raise InvalidCredentials("no such user") from None
+        return User(id=user_id, username=profile.username,
+                    balance=profile.balance.balance_credits, created_at=profile.created_at,
+                    users=self)
 
 
 @dataclass(kw_only=True)
@@ -189,7 +190,7 @@ class User:
     @classmethod
     async def create(cls, users: UserService, username: str, password: str) -> User:
         opened = await users.register(username, password)
-        return await users.get_user(opened["id"])
+        return await users.get_user(opened.id)
 
     @classmethod
     async def get(cls, users: UserService, username: str, password: str) -> User | None:
@@ -206,14 +207,14 @@ class User:
 
     async def add_balance(self, amount: int) -> None:
         outcome = await self.users.add_balance(self.id, amount)
-        self.balance = outcome["balance"]["balance"]
+        self.balance = outcome.balance.balance_credits
 
     async def subtract_balance(self, amount: int) -> bool:
         try:
             outcome = await self.users.ledger.withdraw(self.id, amount, "Charge")
         except InsufficientCredits:
             return False
-        self.balance = outcome["balance"]["balance"]
+        self.balance = outcome.balance.balance_credits
         return True
 
 
@@ -239,19 +240,21 @@ class Transaction:
             outcome = await ledger.top_up(user_id, amount, description=description)
         else:
             outcome = await ledger.withdraw(user_id, -amount, description)
-        return cls._from_view(user_id, outcome["transaction"])
+        return cls._from_view(user_id, outcome.transaction)
 
     @classmethod
-    async def get_user_transactions(cls, db: SqlDatabase, user_id: int) -> list[Transaction]:
-        views = await queries.everything(db, user_id, queries.list_transactions)
+    async def get_user_transactions(cls, ledger: LedgerService, user_id: int
+                                    ) -> list[Transaction]:
+        """Newest first. Reads go through the ledger: no caller holds a connection."""
+        views = await ledger.all_transactions(user_id)
         return [cls._from_view(user_id, view) for view in views]
 
     @classmethod
-    def _from_view(cls, user_id: int, view: dict[str, Any]) -> Transaction:
-        return cls(id=view["id"], user_id=user_id, amount=view["amount"],
-                   timestamp=view["created_at"], description=view["description"],
-                   kind=view["kind"], balance_after=view["balance_after"],
-                   task_id=view["task_id"])
+    def _from_view(cls, user_id: int, view: TransactionView) -> Transaction:
+        return cls(id=view.id, user_id=user_id, amount=view.amount_credits,
+                   timestamp=view.created_at, description=view.description,
+                   kind=view.kind, balance_after=view.balance_after_credits,
+                   task_id=view.task_id)
 
 
 __all__ = ["Passwords", "Transaction", "User", "UserService"]

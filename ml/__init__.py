@@ -3,6 +3,7 @@
 from ml.errors import EmptyInput, MlError, ModelNotFound, NoValidData, TooManyItems
 from ml.models import AffineModel, MLModel, SimpleMLModel
 from ml.registry import MLModelManager, ModelSpec, default_models
+from ml.results import Prediction, PredictionResult, predictions_of
 from ml.service import MLService
 from ml.tasks import MLTask
 from ml.validation import check_items, split_csv, split_text
@@ -18,10 +19,13 @@ __all__ = [
     "ModelNotFound",
     "ModelSpec",
     "NoValidData",
+    "Prediction",
+    "PredictionResult",
     "SimpleMLModel",
     "TooManyItems",
     "check_items",
     "default_models",
+    "predictions_of",
     "split_csv",
     "split_text",
 ]

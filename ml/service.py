@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from ledger import LedgerService, TaskDraft
-from ledger import queries as ledger_queries
-from ledger.control import Operation
+from ledger import LedgerService, Operation, TaskDraft, TaskOutcome
 from ml.errors import EmptyInput, ModelNotFound, NoValidData, TooManyItems
 from ml.registry import MLModelManager, ModelSpec
+from ml.results import PredictionResult, predictions_of
 from ml.validation import Checked, check_items, split_text
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class MLService:
     async def process_task(
         self, user: Any, model_id: int, input_data: str | Sequence[object],
         operation_id: str | None = None, *, as_text: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> PredictionResult:
         """Run a prediction for `user` (a User or a user id) and return its result.
 
         `input_data` is a list of JSON values, or text with numbers separated by commas,
@@ -88,7 +87,7 @@ class MLService:
 
     async def _run(
         self, user_id: int, task_id: int, spec: ModelSpec, values: list[float]
-    ) -> dict[str, Any]:
+    ) -> TaskOutcome:
         model = self.models.get_model(spec.id)
         assert model is not None
         self.running.add(task_id)
@@ -114,21 +113,14 @@ class MLService:
             # If the settle failed (a full disk), the hold sweeper releases it later.
             self.running.discard(task_id)
 
-    async def result(self, user_id: int, outcome: dict[str, Any]) -> dict[str, Any]:
+    async def result(self, user_id: int, outcome: TaskOutcome) -> PredictionResult:
         """The reply for a finished task, rebuilt the same way for the first call and retries."""
-        task = await ledger_queries.get_task(self.ledger.store.read_db(), user_id,
-                                             outcome["task_id"])
+        task = await self.ledger.find_task(user_id, outcome.task_id)
         assert task is not None, "an outcome names a task of its own user"
-        return {"status": task["status"], "task": task, "predictions": predictions_of(task),
-                "invalid": task["invalid"], "cost": task["cost"],
-                "quoted_cost": outcome["cost"], "balance": outcome["balance"]}
-
-
-def predictions_of(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each valid input beside its output, under the index it had in the request."""
-    outputs = task["output_data"] or []  # none for a rejected or failed task
-    return [{"index": i, "input": x, "output": y}
-            for i, x, y in zip(task["input_indexes"], task["input_data"], outputs, strict=False)]
+        return PredictionResult(
+            status=task.status, task=task, predictions=predictions_of(task),
+            invalid=task.invalid, cost_credits=task.cost_credits,
+            quoted_credits=outcome.cost_credits, balance=outcome.balance)
 
 
 def output_problem(output: object, expected: int) -> str | None:

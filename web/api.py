@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import InvalidCredentials, queries
+from ledger import InvalidCredentials
+from ml import PredictionResult
 from ml.validation import split_csv, split_text
 from web import schemas
 from web.auth import api_user, bearer_token
@@ -46,7 +47,7 @@ async def openapi(request: web.Request) -> web.Response:
 async def register(request: web.Request) -> web.Response:
     body = load(register_schema, await read_json(request))
     user = await request.app[USERS].register(body["username"], body["password"])
-    return web.json_response({k: user[k] for k in ("id", "username", "balance")}, status=201)
+    return web.json_response(schemas.registered_json(user), status=201)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -61,8 +62,7 @@ async def login(request: web.Request) -> web.Response:
         throttle.failed(body["username"], client)
         raise
     throttle.succeeded(body["username"], client)
-    return web.json_response({k: issued[k] for k in ("access_token", "token_type",
-                                                     "expires_at")})
+    return web.json_response(schemas.token_json(issued))
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -75,16 +75,12 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     user_id = await api_user(request)
-    row = await queries.get_account_row(request.app[USERS].db, user_id)
-    assert row is not None
-    return web.json_response({
-        "id": user_id, "username": row["username"], "created_at": row["created_at"],
-        **queries.balance_view(row["balance_credits"], row["held_credits"])})
+    return web.json_response(schemas.me_json(await request.app[LEDGER].profile(user_id)))
 
 
 async def balance(request: web.Request) -> web.Response:
     user_id = await api_user(request)
-    return web.json_response(await request.app[LEDGER].get_balance(user_id))
+    return web.json_response(schemas.balance_json(await request.app[LEDGER].get_balance(user_id)))
 
 
 async def top_up(request: web.Request) -> web.Response:
@@ -92,7 +88,7 @@ async def top_up(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = load(top_up_schema, await read_json(request))
     outcome = await request.app[LEDGER].top_up(user_id, body["amount"], key)
-    return web.json_response(outcome, status=201)
+    return web.json_response(schemas.top_up_json(outcome), status=201)
 
 
 def _page(request: web.Request) -> dict[str, Any]:
@@ -102,8 +98,8 @@ def _page(request: web.Request) -> dict[str, Any]:
 async def transactions(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     query = _page(request)
-    page = await queries.list_transactions(request.app[USERS].db, user_id, **query)
-    return web.json_response({"data": page.data, "has_more": page.has_more})
+    page = await request.app[LEDGER].transactions_page(user_id, **query)
+    return web.json_response(schemas.page_json(page, schemas.transaction_json))
 
 
 async def models(request: web.Request) -> web.Response:
@@ -139,37 +135,35 @@ async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
     return model_id, items, True
 
 
-def prediction_response(result: dict[str, Any]) -> web.Response:
+def prediction_response(result: PredictionResult) -> web.Response:
     """The same stored result always gives the same status and body."""
-    task = schemas.public_task(result["task"])
-    if result["status"] == "rejected":
+    task = schemas.public_task(result.task)
+    balance = schemas.balance_json(result.balance)
+    if result.status == "rejected":
         raise Problem(402, "insufficient_balance", "Not enough credits",
-                      f"this prediction costs {result['quoted_cost']} credits and "
-                      f"{result['balance']['available']} are available; nothing was charged",
-                      balance=result["balance"], cost=result["quoted_cost"], task=task)
-    if result["status"] == "failed":
+                      f"this prediction costs {result.quoted_credits} credits and "
+                      f"{result.balance.available_credits} are available; nothing was charged",
+                      balance=balance, cost=result.quoted_credits, task=task)
+    if result.status == "failed":
         raise Problem(503, "prediction_failed", "The prediction failed",
-                      f"{task['error']}; nothing was charged", task=task,
-                      balance=result["balance"])
-    return web.json_response({"task": task, "predictions": result["predictions"],
-                              "invalid": result["invalid"], "cost": result["cost"],
-                              "balance": result["balance"]})
+                      f"{result.task.error}; nothing was charged", task=task, balance=balance)
+    return web.json_response({
+        "task": task, "predictions": [schemas.prediction_json(p) for p in result.predictions],
+        "invalid": result.invalid, "cost": result.cost_credits, "balance": balance})
 
 
 async def tasks(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     query = _page(request)
-    page = await queries.list_tasks(request.app[USERS].db, user_id, **query)
-    return web.json_response({"data": [schemas.public_task(t) for t in page.data],
-                              "has_more": page.has_more})
+    page = await request.app[LEDGER].tasks_page(user_id, **query)
+    return web.json_response(schemas.page_json(page, schemas.public_task))
 
 
 async def task(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     raw = request.match_info["task_id"]
     task_id = whole_number(raw, 18)
-    found = None if task_id is None else await queries.get_task(request.app[USERS].db,
-                                                                user_id, task_id)
+    found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
     return web.json_response(schemas.public_task(found))

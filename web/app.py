@@ -20,7 +20,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from events import StoreCorrupted, StoreError, StoreUnavailable
 from events.instances import InstanceRegistry
 from events.verify import verify_chain
-from ledger import LedgerService, Passwords, UserService, ledger_store, queries
+from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store
 from ml import MLModelManager, MLService, default_models
 from web import middlewares
 from web.auth import csrf_token, page_user
@@ -110,8 +110,11 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     user_id = await page_user(request)
     user = None
     if user_id is not None:
-        row = await queries.get_account_row(request.app[USERS].db, user_id)
-        user = None if row is None else {"id": user_id, "username": row["username"]}
+        try:
+            profile = await request.app[LEDGER].profile(user_id)
+            user = {"id": user_id, "username": profile.username}
+        except AccountNotFound:  # a session that outlived its account shows as signed out
+            pass
     return {"current_user": user, "csrf_token": await csrf_token(request)}
 
 

@@ -73,7 +73,7 @@ async def start_session(request: web.Request, user_id: int) -> None:
     """A fresh session at login: a new cookie, a new CSRF token, a new server-side token."""
     issued = await request.app[USERS].issue_token(user_id, "session")
     session = await new_session(request)
-    session["token"] = issued["access_token"]
+    session["token"] = issued.access_token
     session["csrf"] = secrets.token_urlsafe(32)
     request[USER_ID] = user_id
 

@@ -15,12 +15,11 @@ from ledger import (
     InvalidCredentials,
     LedgerError,
     OperationInProgress,
+    TaskView,
     UsernameTaken,
-    queries,
 )
 from ledger.account import MAX_TOP_UP_CREDITS
-from ml import MlError, NoValidData
-from ml.service import predictions_of
+from ml import MlError, NoValidData, PredictionResult, predictions_of
 from ml.validation import split_csv, split_text
 from web import schemas
 from web.api import client_address
@@ -68,7 +67,7 @@ async def register_submit(request: web.Request) -> web.Response:
         return _form_page(request, "register.html", 409, form={"username": username},
                           field_errors={"username": ["This username is taken."]},
                           error="This username is taken.")
-    await start_session(request, user["id"])
+    await start_session(request, user.id)
     await flash(request, message=f"Welcome, {username}! Top up to run your first prediction.")
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
@@ -120,26 +119,26 @@ def _page_number(request: web.Request, name: str) -> int:
 
 async def cabinet(request: web.Request, **extra: Any) -> web.Response:
     user_id = await _require_user(request)
-    db = request.app[USERS].db
+    ledger = request.app[LEDGER]
     session = await get_session(request)
     notice = session.pop("flash", {})
     tasks_page, tx_page = _page_number(request, "tasks_page"), _page_number(request, "tx_page")
-    tasks = await queries.list_tasks(db, user_id, limit=PAGE_SIZE,
-                                     offset=(tasks_page - 1) * PAGE_SIZE)
-    moves = await queries.list_transactions(db, user_id, limit=PAGE_SIZE,
-                                            offset=(tx_page - 1) * PAGE_SIZE)
+    tasks = await ledger.tasks_page(user_id, limit=PAGE_SIZE,
+                                    offset=(tasks_page - 1) * PAGE_SIZE)
+    moves = await ledger.transactions_page(user_id, limit=PAGE_SIZE,
+                                           offset=(tx_page - 1) * PAGE_SIZE)
     last_task = session.get("last_task")
-    last = await queries.get_task(db, user_id, last_task) if isinstance(last_task, int) else None
+    last = await ledger.find_task(user_id, last_task) if isinstance(last_task, int) else None
     context = {
-        "balance": await request.app[LEDGER].get_balance(user_id),
+        "balance": schemas.balance_json(await ledger.get_balance(user_id)),
         "models": [s.public() for s in request.app[MODELS].specs()],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
         "last_result": None if last is None else result_view(request, last),
         "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
                   "has_prev": tasks_page > 1, "has_next": tasks.has_more},
-        "transactions": {"items": moves.data, "page": tx_page, "has_prev": tx_page > 1,
-                         "has_next": moves.has_more},
+        "transactions": {"items": [schemas.transaction_json(t) for t in moves.data],
+                         "page": tx_page, "has_prev": tx_page > 1, "has_next": moves.has_more},
     }
     context.update(extra)
     status = 422 if extra.get("last_result") else 200
@@ -148,14 +147,16 @@ async def cabinet(request: web.Request, **extra: Any) -> web.Response:
     return response
 
 
-def task_view(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
-    spec = request.app[MODELS].get_spec(task["model_id"])
-    return {**task, "model_name": spec.name if spec else f"model {task['model_id']}"}
+def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
+    spec = request.app[MODELS].get_spec(task.model_id)
+    return {**schemas.task_json(task),
+            "model_name": spec.name if spec else f"model {task.model_id}"}
 
 
-def result_view(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
-    return {"task": task_view(request, task), "predictions": predictions_of(task),
-            "invalid": task["invalid"], "cost": task["cost"], "error": task["error"]}
+def result_view(request: web.Request, task: TaskView) -> dict[str, Any]:
+    return {"task": task_view(request, task),
+            "predictions": [schemas.prediction_json(p) for p in predictions_of(task)],
+            "invalid": task.invalid, "cost": task.cost_credits, "error": task.error}
 
 
 async def top_up(request: web.Request) -> web.Response:
@@ -171,7 +172,7 @@ async def top_up(request: web.Request) -> web.Response:
     operation = f"form-top-up:{str(form.get('operation_id', ''))[:64] or uuid.uuid4().hex}"
     try:
         outcome = await request.app[LEDGER].top_up(user_id, amount, operation)
-        await flash(request, message=f"Added {outcome['transaction']['amount']:,} credits.")
+        await flash(request, message=f"Added {outcome.transaction.amount_credits:,} credits.")
     except LedgerError as error:
         await flash(request, error=page_message(error))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
@@ -210,31 +211,30 @@ async def predict(request: web.Request) -> web.Response:
     except (MlError, LedgerError) as error:
         await flash(request, error=page_message(error))
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
-    (await get_session(request))["last_task"] = result["task"]["id"]
+    (await get_session(request))["last_task"] = result.task.id
     await flash(request, **_outcome_notice(result))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
-def _outcome_notice(result: dict[str, Any]) -> dict[str, str]:
-    if result["status"] == "completed":
-        skipped = len(result["invalid"])
+def _outcome_notice(result: PredictionResult) -> dict[str, str]:
+    if result.status == "completed":
+        skipped = len(result.invalid)
         bad = (f" {skipped} invalid {'item was' if skipped == 1 else 'items were'} skipped."
                if skipped else "")
-        return {"message": f"Predicted {len(result['predictions'])} items for "
-                           f"{result['cost']:,} credits.{bad}"}
-    if result["status"] == "rejected":
-        return {"error": f"Not enough credits: this prediction costs {result['quoted_cost']:,} "
-                         f"and {result['balance']['available']:,} are available. "
+        return {"message": f"Predicted {len(result.predictions)} items for "
+                           f"{result.cost_credits:,} credits.{bad}"}
+    if result.status == "rejected":
+        return {"error": f"Not enough credits: this prediction costs {result.quoted_credits:,} "
+                         f"and {result.balance.available_credits:,} are available. "
                          "Nothing was charged."}
-    return {"error": f"The prediction failed ({result['task']['error']}). Nothing was charged."}
+    return {"error": f"The prediction failed ({result.task.error}). Nothing was charged."}
 
 
 async def task(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     raw = request.match_info["task_id"]
     task_id = whole_number(raw, 18)
-    found = None if task_id is None else await queries.get_task(request.app[USERS].db,
-                                                                user_id, task_id)
+    found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")
     response = aiohttp_jinja2.render_template("task.html", request, {

@@ -3,12 +3,18 @@ from all of them, so the reference and the behaviour cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+import ledger
+from ledger import BalanceView, IssuedToken, Profile, TopUpOutcome
 from ledger.account import MAX_TOP_UP_CREDITS, MIN_TOP_UP_CREDITS
 from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from ml import Prediction
+
+T = TypeVar("T")
 
 
 class StrictInteger(fields.Integer):
@@ -178,9 +184,61 @@ class ProblemView(Schema):
     max_items = fields.Integer(metadata={"description": "too_many_items: the model's limit"})
 
 
+# -- the domain's results, shaped as the replies above ----------------------------------------
+# The domain names money with its unit; the API keeps the names its clients already use.
+
+def balance_json(balance: BalanceView) -> dict[str, int]:
+    return {"balance": balance.balance_credits, "held": balance.held_credits,
+            "available": balance.available_credits}
+
+
+def transaction_json(t: ledger.TransactionView) -> dict[str, Any]:
+    return {"id": t.id, "kind": t.kind, "amount": t.amount_credits,
+            "balance_after": t.balance_after_credits, "description": t.description,
+            "task_id": t.task_id, "created_at": t.created_at}
+
+
+def top_up_json(outcome: TopUpOutcome) -> dict[str, Any]:
+    return {"transaction": transaction_json(outcome.transaction),
+            "balance": balance_json(outcome.balance)}
+
+
+def registered_json(user: ledger.RegisteredUser) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "balance": user.balance_credits}
+
+
+def token_json(issued: IssuedToken) -> dict[str, Any]:
+    return {"access_token": issued.access_token, "token_type": issued.token_type,
+            "expires_at": issued.expires_at}
+
+
+def me_json(profile: Profile) -> dict[str, Any]:
+    return {"id": profile.id, "username": profile.username, "created_at": profile.created_at,
+            **balance_json(profile.balance)}
+
+
+def task_json(task: ledger.TaskView) -> dict[str, Any]:
+    """Every field of a task, as the pages show it."""
+    return {"id": task.id, "model_id": task.model_id, "status": task.status,
+            "input_data": task.input_data, "input_indexes": task.input_indexes,
+            "output_data": task.output_data, "invalid": task.invalid,
+            "cost": task.cost_credits, "quoted_cost": task.quoted_credits,
+            "error": task.error, "created_at": task.created_at, "updated_at": task.updated_at}
+
+
 TASK_FIELDS = ("id", "model_id", "status", "input_data", "output_data", "invalid", "cost",
                "error", "created_at")
 
 
-def public_task(task: dict[str, Any]) -> dict[str, Any]:
-    return {name: task[name] for name in TASK_FIELDS}
+def public_task(task: ledger.TaskView) -> dict[str, Any]:
+    """A task as the API shows it (TaskView above)."""
+    shown = task_json(task)
+    return {name: shown[name] for name in TASK_FIELDS}
+
+
+def prediction_json(prediction: Prediction) -> dict[str, Any]:
+    return {"index": prediction.index, "input": prediction.input, "output": prediction.output}
+
+
+def page_json(page: ledger.Page[T], shape: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    return {"data": [shape(item) for item in page.data], "has_more": page.has_more}

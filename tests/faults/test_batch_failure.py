@@ -11,7 +11,7 @@ from typing import Any
 from events import Event, EventCodec, SQLiteEventStore, SQLiteSession, StoreError, StoreUnavailable
 from events.database import Database
 from events.verify import verify_chain
-from ledger import LedgerService, ledger_store
+from ledger import BalanceView, LedgerService, ledger_store
 from ledger.audit import audit
 from ledger.service import account_stream
 
@@ -23,7 +23,7 @@ async def test_a_store_failure_in_one_job_fails_every_top_up_of_its_batch(
     await store.open()
     ledger = LedgerService(store)
     try:
-        user = (await ledger.open_account("alice", "not-a-real-hash"))["id"]
+        user = (await ledger.open_account("alice", "not-a-real-hash")).id
         versions_seen: list[int] = []
 
         async def failing(session: SQLiteSession) -> None:
@@ -38,16 +38,16 @@ async def test_a_store_failure_in_one_job_fails_every_top_up_of_its_batch(
 
         assert versions_seen == [2], "the jobs did not share one transaction"
         assert [type(o) for o in outcomes] == [StoreUnavailable] * 3, outcomes
-        assert await ledger.get_balance(user) == {"balance": 0, "held": 0, "available": 0}
+        assert await ledger.get_balance(user) == BalanceView(balance_credits=0, held_credits=0)
         assert await store.head_position() == 1  # only AccountOpened
         unused = await store.read_db().fetchall("SELECT operation_id FROM operations")
         assert unused == [], "a key was recorded for a write that did not happen"
 
         # The keys were not used, so the client's retries apply each top-up exactly once.
         first = await ledger.top_up(user, 10, "key-1")
-        assert (await ledger.top_up(user, 20, "key-2"))["balance"]["balance"] == 30
+        assert (await ledger.top_up(user, 20, "key-2")).balance.balance_credits == 30
         assert await ledger.top_up(user, 10, "key-1") == first
-        assert await ledger.get_balance(user) == {"balance": 30, "held": 0, "available": 30}
+        assert await ledger.get_balance(user) == BalanceView(balance_credits=30, held_credits=0)
     finally:
         await store.close()
     report = await audit(path, show_progress=False)

@@ -21,7 +21,7 @@ async def build_ledger(path: Path) -> None:
     try:
         ledger = LedgerService(store)
         for name in ("alice", "bob"):
-            user = (await ledger.open_account(name, "not-a-real-hash"))["id"]
+            user = (await ledger.open_account(name, "not-a-real-hash")).id
             for i in range(40):
                 await ledger.top_up(user, 10 + i, f"{name}-{i}")
     finally:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import ml.service
-from ledger import TaskDraft
+from ledger import BalanceView, TaskDraft
 from ledger.control import Operation
 from ml import MLModel, MLModelManager, MLService, ModelSpec
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 async def hold_one(services: Services) -> tuple[int, int]:
-    user = int((await services.users.register("ada", "correct horse"))["id"])
+    user = int((await services.users.register("ada", "correct horse")).id)
     await services.ledger.top_up(user, 10)
     ticket = await services.ledger.submit_task(
         user, TaskDraft(model_id=1, input_data=[1.0], input_indexes=[0], invalid=[],
@@ -36,7 +36,7 @@ async def test_a_running_or_fresh_hold_of_this_process_is_left_alone(services: S
                                                stale_after=timedelta(0)) == 0
     assert await ledger.release_orphaned_holds(lambda owner: True, lambda t: False,
                                                stale_after=timedelta(minutes=5)) == 0
-    assert await ledger.get_balance(user) == {"balance": 10, "held": 4, "available": 6}
+    assert await ledger.get_balance(user) == BalanceView(balance_credits=10, held_credits=4)
 
 
 async def test_an_abandoned_hold_of_this_process_is_released_uncharged(services: Services) -> None:
@@ -44,7 +44,8 @@ async def test_an_abandoned_hold_of_this_process_is_released_uncharged(services:
     released = await services.ledger.release_orphaned_holds(
         lambda owner: True, lambda t: False, stale_after=timedelta(0))
     assert released == 1
-    assert await services.ledger.get_balance(user) == {"balance": 10, "held": 0, "available": 10}
+    assert await services.ledger.get_balance(user) == BalanceView(balance_credits=10,
+                                                                      held_credits=0)
     task = await services.store.read_db().fetchone("SELECT status, error FROM tasks WHERE id = ?",
                                                    (task_id,))
     assert task is not None and task["status"] == "failed" and "abandoned" in task["error"]
@@ -72,14 +73,14 @@ async def test_a_model_that_hangs_fails_its_task_and_charges_nothing(
                                         price_per_item_credits=1, max_items=10,
                                         factory=lambda: hanging)])
     service = MLService(services.ledger, manager)
-    user = int((await services.users.register("bob", "correct horse"))["id"])
+    user = int((await services.users.register("bob", "correct horse")).id)
     await services.ledger.top_up(user, 5)
     try:
         result = await service.process_task(user, 1, [1, 2])
     finally:
         hanging.release.set()
-    assert result["status"] == "failed"
-    assert "longer than" in result["task"]["error"]
-    assert result["cost"] == 0
-    assert result["balance"] == {"balance": 5, "held": 0, "available": 5}
+    assert result.status == "failed"
+    assert "longer than" in result.task.error
+    assert result.cost_credits == 0
+    assert result.balance == BalanceView(balance_credits=5, held_credits=0)
     assert service.running == set()

@@ -27,8 +27,8 @@ def run_audit(path: Path) -> subprocess.CompletedProcess[str]:
 
 async def build_log(services: Services) -> dict[str, int]:
     """A small honest history; returns the positions of the rows the attacks aim at."""
-    alice = int((await services.users.register("alice", "correct horse"))["id"])
-    bob = int((await services.users.register("bob", "correct horse"))["id"])
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    bob = int((await services.users.register("bob", "correct horse")).id)
     await services.ledger.top_up(alice, 100, "op-1")
     await services.ledger.top_up(bob, 50)
     await services.ml.process_task(alice, 1, [1, 2, "x"])
@@ -245,7 +245,7 @@ def run_audit_with_anchor(path: Path, anchor: str) -> subprocess.CompletedProces
 async def test_an_audit_of_a_file_being_written_passes(services: Services, db_path: Path) -> None:
     """The audit (a process of its own, as an auditor runs it) reads one snapshot: writes
     landing meanwhile never make it disagree."""
-    user = int((await services.users.register("writer", "correct horse"))["id"])
+    user = int((await services.users.register("writer", "correct horse")).id)
     await services.ledger.top_up(user, 1)
     auditor = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ledger", "audit", "--db", str(db_path), cwd=PROJECT_ROOT,

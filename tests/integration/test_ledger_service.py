@@ -13,6 +13,7 @@ import pytest
 from events import SQLiteEventStore
 from ledger import (
     AccountNotFound,
+    BalanceView,
     IdempotencyConflict,
     InvalidAmount,
     InvalidCredentials,
@@ -33,6 +34,7 @@ from ml import (
     ModelNotFound,
     ModelSpec,
     NoValidData,
+    Prediction,
     TooManyItems,
     default_models,
     split_csv,
@@ -49,7 +51,7 @@ async def count_events(store: SQLiteEventStore) -> int:
 
 
 async def new_user(services: Services, username: str = "alice", credits: int = 0) -> int:
-    user_id = int((await services.users.register(username, "correct horse"))["id"])
+    user_id = int((await services.users.register(username, "correct horse")).id)
     if credits:
         await services.ledger.top_up(user_id, credits)
     return user_id
@@ -57,7 +59,7 @@ async def new_user(services: Services, username: str = "alice", credits: int = 0
 
 async def balance(services: Services, user_id: int) -> tuple[int, int, int]:
     view = await services.ledger.get_balance(user_id)
-    return view["balance"], view["held"], view["available"]
+    return view.balance_credits, view.held_credits, view.available_credits
 
 
 async def operation_row(services: Services, user_id: int, operation_id: str) -> dict[str, Any]:
@@ -72,11 +74,11 @@ async def operation_row(services: Services, user_id: int, operation_id: str) -> 
 
 async def test_register_opens_an_empty_account(services: Services) -> None:
     opened = await services.users.register("alice", "correct horse")
-    assert opened["id"] == 1 and opened["username"] == "alice" and opened["balance"] == 0
-    assert (await services.users.register("bob", "correct horse"))["id"] == 2
+    assert opened.id == 1 and opened.username == "alice" and opened.balance_credits == 0
+    assert (await services.users.register("bob", "correct horse")).id == 2
     assert await balance(services, 1) == (0, 0, 0)
-    assert await services.users.get_user_balance(1) == {"user_id": 1, "balance": 0, "held": 0,
-                                                        "available": 0}
+    assert await services.users.get_user_balance(1) == BalanceView(balance_credits=0,
+                                                                   held_credits=0)
 
 
 @pytest.mark.parametrize("taken", ["alice", "ALICE", "Alice"])
@@ -116,9 +118,9 @@ async def test_login_gives_a_token_that_names_the_user(services: Services) -> No
     user_id = await new_user(services)
     assert await services.users.authenticate("ALICE", "correct horse") == user_id
     login = await services.users.login("alice", "correct horse")
-    assert login["user_id"] == user_id and login["token_type"] == "bearer"
-    assert await services.users.user_for_token(login["access_token"]) == user_id
-    assert await services.users.user_for_token(login["access_token"], "session") is None
+    assert login.user_id == user_id and login.token_type == "bearer"
+    assert await services.users.user_for_token(login.access_token) == user_id
+    assert await services.users.user_for_token(login.access_token, "session") is None
     assert await services.users.user_for_token("not a token") is None
 
 
@@ -136,8 +138,8 @@ async def test_an_unknown_user_and_a_wrong_password_are_told_apart_by_nothing(
 
 async def test_logout_revokes_that_token_only(services: Services) -> None:
     user_id = await new_user(services)
-    kept = (await services.users.login("alice", "correct horse"))["access_token"]
-    revoked = (await services.users.login("alice", "correct horse"))["access_token"]
+    kept = (await services.users.login("alice", "correct horse")).access_token
+    revoked = (await services.users.login("alice", "correct horse")).access_token
     await services.users.logout(revoked)
     assert await services.users.user_for_token(revoked) is None
     assert await services.users.user_for_token(kept) == user_id
@@ -145,7 +147,7 @@ async def test_logout_revokes_that_token_only(services: Services) -> None:
 
 async def test_a_token_expires(services: Services) -> None:
     user_id = await new_user(services)
-    token = (await services.users.issue_token(user_id, "api"))["access_token"]
+    token = (await services.users.issue_token(user_id, "api")).access_token
     issued_at = services.store.clock()
     services.store.clock = lambda: issued_at + timedelta(hours=24, seconds=1)
     assert await services.users.user_for_token(token) is None
@@ -153,7 +155,7 @@ async def test_a_token_expires(services: Services) -> None:
 
 async def test_only_a_digest_of_a_token_is_stored(services: Services) -> None:
     user_id = await new_user(services)
-    token = (await services.users.issue_token(user_id, "api"))["access_token"]
+    token = (await services.users.issue_token(user_id, "api")).access_token
     rows = await services.store.read_db().fetchall("SELECT * FROM tokens")
     assert token not in json.dumps(rows)
 
@@ -163,10 +165,31 @@ async def test_only_a_digest_of_a_token_is_stored(services: Services) -> None:
 async def test_a_top_up_moves_credits_and_records_a_transaction(services: Services) -> None:
     user_id = await new_user(services)
     outcome = await services.ledger.top_up(user_id, 250, "op-1")
-    assert outcome["balance"] == {"balance": 250, "held": 0, "available": 250}
-    transaction = outcome["transaction"]
-    assert (transaction["kind"], transaction["amount"], transaction["balance_after"]) == (
+    assert outcome.balance == BalanceView(balance_credits=250, held_credits=0)
+    transaction = outcome.transaction
+    assert (transaction.kind, transaction.amount_credits, transaction.balance_after_credits) == (
         "top_up", 250, 250)
+
+
+async def test_a_top_up_stored_by_the_previous_version_is_replayed_as_it_was(
+        services: Services) -> None:
+    user_id = await new_user(services)
+    old = {"transaction": {"id": 99, "kind": "top_up", "amount": 40, "balance_after": 40,
+                           "description": "Top-up", "task_id": None, "created_at": "then"},
+           "balance": {"balance": 40, "held": 0, "available": 40}}
+
+    async def write_old_row(s: Any) -> None:
+        await s.db.execute(
+            "INSERT INTO operations VALUES (?, 'op-old', 'top_up', 'amount=40', 'done', NULL, "
+            "?, 'then')", (user_id, json.dumps(old)))
+
+    await services.store.transact(write_old_row)
+    events = await count_events(services.store)
+    replayed = await services.ledger.top_up(user_id, 40, "op-old")
+    assert (replayed.transaction.id, replayed.transaction.amount_credits) == (99, 40)
+    assert replayed.balance == BalanceView(balance_credits=40, held_credits=0)
+    assert await count_events(services.store) == events  # a replay writes nothing
+    assert await balance(services, user_id) == (0, 0, 0)
 
 
 async def test_a_retried_top_up_returns_the_first_outcome_and_writes_nothing(
@@ -222,25 +245,25 @@ async def test_a_top_up_to_no_account_is_refused(services: Services) -> None:
 async def test_a_prediction_charges_the_price_of_its_valid_items(services: Services) -> None:
     user_id = await new_user(services, credits=10)
     result = await services.ml.process_task(user_id, 2, [1, "x", 2.5, None])
-    assert result["status"] == "completed"
-    assert result["cost"] == result["quoted_cost"] == 2 * 2
-    assert result["predictions"] == [{"index": 0, "input": 1.0, "output": 4.0},
-                                     {"index": 2, "input": 2.5, "output": 8.5}]
-    assert [entry["index"] for entry in result["invalid"]] == [1, 3]
-    assert result["balance"] == {"balance": 6, "held": 0, "available": 6}
+    assert result.status == "completed"
+    assert result.cost_credits == result.quoted_credits == 2 * 2
+    assert result.predictions == (Prediction(index=0, input=1.0, output=4.0),
+                                  Prediction(index=2, input=2.5, output=8.5))
+    assert [entry["index"] for entry in result.invalid] == [1, 3]
+    assert result.balance == BalanceView(balance_credits=6, held_credits=0)
     assert await balance(services, user_id) == (6, 0, 6)
-    [charge, top_up] = await Transaction.get_user_transactions(services.store.read_db(), user_id)
+    [charge, top_up] = await Transaction.get_user_transactions(services.ledger, user_id)
     assert (charge.kind, charge.amount, charge.balance_after, charge.task_id) == (
-        "charge", -4, 6, result["task"]["id"])
+        "charge", -4, 6, result.task.id)
     assert top_up.balance_after == 10
 
 
 async def test_a_prediction_from_text_reports_bad_tokens(services: Services) -> None:
     user_id = await new_user(services, credits=10)
     result = await services.ml.process_task(user_id, 1, "1, two\n3")
-    assert result["status"] == "completed"
-    assert [p["output"] for p in result["predictions"]] == [2.0, 6.0]
-    assert result["invalid"] == [{"index": 1, "value": "two", "error": "not a number"}]
+    assert result.status == "completed"
+    assert [p.output for p in result.predictions] == [2.0, 6.0]
+    assert result.invalid == [{"index": 1, "value": "two", "error": "not a number"}]
     assert await balance(services, user_id) == (8, 0, 8)
 
 
@@ -248,10 +271,10 @@ async def test_a_csv_upload_skips_its_header_and_reports_bad_cells(services: Ser
     user_id = await new_user(services, credits=10)
     cells = split_csv('value,note\n1,"2"\n,\n3," x "\n')
     result = await services.ml.process_task(user_id, 1, cells, as_text=True)
-    assert [(p["index"], p["output"]) for p in result["predictions"]] == [
+    assert [(p.index, p.output) for p in result.predictions] == [
         (0, 2.0), (1, 4.0), (2, 6.0)]
-    assert result["invalid"] == [{"index": 3, "value": "x", "error": "not a number"}]
-    assert result["cost"] == 3
+    assert result.invalid == [{"index": 3, "value": "x", "error": "not a number"}]
+    assert result.cost_credits == 3
 
 
 @pytest.mark.parametrize("credits", [0, 2])
@@ -259,14 +282,14 @@ async def test_a_prediction_the_balance_cannot_cover_is_rejected_and_kept(
         services: Services, credits: int) -> None:
     user_id = await new_user(services, credits=credits)
     result = await services.ml.process_task(user_id, 1, [1, 2, 3])
-    assert result["status"] == "rejected"
-    assert (result["cost"], result["quoted_cost"]) == (0, 3)
-    assert result["predictions"] == []
+    assert result.status == "rejected"
+    assert (result.cost_credits, result.quoted_credits) == (0, 3)
+    assert result.predictions == ()
     assert await balance(services, user_id) == (credits, 0, credits)
-    [task] = await MLTask.get_user_tasks(services.store.read_db(), user_id)
+    [task] = await MLTask.get_user_tasks(services.ledger, user_id)
     assert (task.status, task.cost, task.input_data, task.error) == (
         "rejected", 0, [1.0, 2.0, 3.0], "insufficient_balance")
-    transactions = await Transaction.get_user_transactions(services.store.read_db(), user_id)
+    transactions = await Transaction.get_user_transactions(services.ledger, user_id)
     assert all(t.kind == "top_up" for t in transactions)
 
 
@@ -279,7 +302,7 @@ async def test_a_request_with_no_valid_number_raises_and_writes_nothing(
         await services.ml.process_task(user_id, 1, items)
     assert [entry["index"] for entry in raised.value.invalid] == [0, 1, 2]
     assert await count_events(services.store) == events
-    assert await MLTask.get_user_tasks(services.store.read_db(), user_id) == []
+    assert await MLTask.get_user_tasks(services.ledger, user_id) == []
 
 
 @pytest.mark.parametrize("items", [[], "", " , \n"])
@@ -298,7 +321,7 @@ async def test_a_request_over_the_model_limit_is_refused_before_anything_runs(
     with pytest.raises(TooManyItems) as raised:
         await services.ml.process_task(user_id, 1, [1] * 1001)
     assert (raised.value.count, raised.value.max_items) == (1001, 1000)
-    assert (await services.ml.process_task(user_id, 1, [1] * 1000))["cost"] == 1000
+    assert (await services.ml.process_task(user_id, 1, [1] * 1000)).cost_credits == 1000
     assert await count_events(services.store) == events + 4  # submitted, held, settled, done
 
 
@@ -341,21 +364,21 @@ async def test_a_model_that_fails_charges_nothing_and_releases_its_hold(
         services: Services, model: type[MLModel], error: str) -> None:
     user_id = await new_user(services, credits=10)
     result = await service_with(services, model).process_task(user_id, 9, [1, 2])
-    assert result["status"] == "failed"
-    assert result["task"]["error"] == error
-    assert (result["cost"], result["quoted_cost"]) == (0, 6)
-    assert result["predictions"] == []
+    assert result.status == "failed"
+    assert result.task.error == error
+    assert (result.cost_credits, result.quoted_credits) == (0, 6)
+    assert result.predictions == ()
     assert await balance(services, user_id) == (10, 0, 10)
     [hold] = await services.store.read_db().fetchall("SELECT status, amount_credits FROM holds")
     assert hold == {"status": "released", "amount_credits": 6}
-    transactions = await Transaction.get_user_transactions(services.store.read_db(), user_id)
+    transactions = await Transaction.get_user_transactions(services.ledger, user_id)
     assert [t.kind for t in transactions] == ["top_up"]
 
 
 async def test_a_prediction_that_overflows_is_failed_not_charged(services: Services) -> None:
     user_id = await new_user(services, credits=10)
     result = await services.ml.process_task(user_id, 1, [1e308])  # doubled: infinity
-    assert result["status"] == "failed"
+    assert result.status == "failed"
     assert await balance(services, user_id) == (10, 0, 10)
 
 
@@ -379,8 +402,8 @@ async def test_a_retried_rejection_stays_rejected_after_a_top_up(services: Servi
     first = await services.ml.process_task(user_id, 1, [1, 2], "op-1")
     await services.ledger.top_up(user_id, 100)
     again = await services.ml.process_task(user_id, 1, [1, 2], "op-1")
-    assert again["status"] == first["status"] == "rejected"
-    assert again["task"]["id"] == first["task"]["id"]
+    assert again.status == first.status == "rejected"
+    assert again.task.id == first.task.id
     assert await balance(services, user_id) == (101, 0, 101)
 
 
@@ -388,10 +411,33 @@ async def test_a_user_sees_only_their_own_tasks(services: Services) -> None:
     alice = await new_user(services, "alice", credits=10)
     bob = await new_user(services, "bob", credits=10)
     result = await services.ml.process_task(alice, 1, [1])
-    assert await MLTask.get_user_tasks(services.store.read_db(), bob) == []
-    [task] = await MLTask.get_user_tasks(services.store.read_db(), alice)
+    assert await MLTask.get_user_tasks(services.ledger, bob) == []
+    [task] = await MLTask.get_user_tasks(services.ledger, alice)
     assert (task.id, task.status, task.output_data, task.cost) == (
-        result["task"]["id"], "completed", [2.0], 1)
+        result.task.id, "completed", [2.0], 1)
+
+
+# -- the reads the web edge uses ---------------------------------------------------------------
+
+async def test_the_ledger_reads_show_a_user_only_their_own_account_and_tasks(
+        services: Services) -> None:
+    alice = await new_user(services, "alice", credits=10)
+    bob = await new_user(services, "bob", credits=10)
+    firsts = [await services.ml.process_task(alice, 1, [i]) for i in range(3)]
+    profile = await services.ledger.profile(alice)
+    assert (profile.id, profile.username) == (alice, "alice") and profile.created_at
+    assert profile.balance == BalanceView(balance_credits=7, held_credits=0)
+    page = await services.ledger.tasks_page(alice, limit=2)
+    assert [t.id for t in page.data] == [firsts[2].task.id, firsts[1].task.id] and page.has_more
+    older = await services.ledger.tasks_page(alice, limit=2, starting_after=page.data[-1].id)
+    assert [t.id for t in older.data] == [firsts[0].task.id] and not older.has_more
+    moves = await services.ledger.transactions_page(alice, limit=1, offset=3)
+    assert [(t.kind, t.amount_credits) for t in moves.data] == [("top_up", 10)]
+    assert await services.ledger.find_task(alice, firsts[0].task.id) == firsts[0].task
+    assert await services.ledger.find_task(bob, firsts[0].task.id) is None
+    assert (await services.ledger.tasks_page(bob)).data == ()
+    with pytest.raises(AccountNotFound):
+        await services.ledger.profile(42)
 
 
 # -- the seed's classes -----------------------------------------------------------------------
@@ -420,7 +466,7 @@ async def test_seed_user_balance_moves_only_through_the_ledger(services: Service
     assert await balance(services, user.id) == (18, 0, 18)
     reloaded = await User.get(services.users, "alice", "correct horse")
     assert reloaded is not None and reloaded.balance == 18
-    assert (await services.ml.process_task(reloaded, 1, [1, 2]))["balance"]["balance"] == 16
+    assert (await services.ml.process_task(reloaded, 1, [1, 2])).balance.balance_credits == 16
 
 
 async def test_seed_transactions_list_every_movement_newest_first(services: Services) -> None:
@@ -428,7 +474,7 @@ async def test_seed_transactions_list_every_movement_newest_first(services: Serv
     made = [await Transaction.create(services.ledger, user_id, 2, f"top-up {i}")
             for i in range(105)]  # more than one page of the query
     made.append(await Transaction.create(services.ledger, user_id, -10, "direct charge"))
-    listed = await Transaction.get_user_transactions(services.store.read_db(), user_id)
+    listed = await Transaction.get_user_transactions(services.ledger, user_id)
     assert listed == made[::-1]
     assert [(t.kind, t.amount, t.balance_after) for t in listed[:2]] == [
         ("charge", -10, 200), ("top_up", 2, 210)]
@@ -439,7 +485,7 @@ async def test_seed_ml_task_create_runs_a_prediction(services: Services) -> None
     user_id = await new_user(services, credits=5)
     task = await MLTask.create(services.ml, user_id, 1, "1 2")
     assert (task.status, task.output_data, task.cost) == ("completed", [2.0, 4.0], 2)
-    assert await MLTask.get_user_tasks(services.store.read_db(), user_id) == [task]
+    assert await MLTask.get_user_tasks(services.ledger, user_id) == [task]
 
 
 # -- holds whose process died -----------------------------------------------------------------
@@ -461,7 +507,7 @@ async def test_an_orphaned_hold_is_released_by_another_process(services: Service
     alive = LedgerService(services.store, owner="alive")
     assert await alive.release_orphaned_holds(lambda owner: False) == 1
     assert await balance(services, user_id) == (10, 0, 10)
-    [task] = await MLTask.get_user_tasks(services.store.read_db(), user_id)
+    [task] = await MLTask.get_user_tasks(services.ledger, user_id)
     assert task.status == "failed" and "interrupted" in str(task.error)
     row = await operation_row(services, user_id, "op-1")
     assert row["status"] == "done"
@@ -504,8 +550,8 @@ async def test_rebuilding_the_projections_from_the_log_changes_nothing(
 async def test_logging_in_over_and_over_keeps_the_token_table_bounded(
     services: Services,
 ) -> None:
-    user = int((await services.users.register("ada", "correct horse"))["id"])
-    tokens = [(await services.users.login("ada", "correct horse"))["access_token"]
+    user = int((await services.users.register("ada", "correct horse")).id)
+    tokens = [(await services.users.login("ada", "correct horse")).access_token
               for _ in range(MAX_LIVE_TOKENS + 10)]
     await services.users.logout(tokens[-2])
     await services.users.login("ada", "correct horse")
@@ -518,8 +564,8 @@ async def test_logging_in_over_and_over_keeps_the_token_table_bounded(
 
 
 async def test_api_logins_never_push_out_a_browser_session(services: Services) -> None:
-    user = int((await services.users.register("eve", "correct horse"))["id"])
-    session = (await services.users.issue_token(user, "session"))["access_token"]
+    user = int((await services.users.register("eve", "correct horse")).id)
+    session = (await services.users.issue_token(user, "session")).access_token
     for _ in range(MAX_LIVE_TOKENS + 5):
         await services.users.login("eve", "correct horse", "api")
     assert await services.users.user_for_token(session, "session") == user

@@ -25,12 +25,14 @@ from hypothesis.stateful import (
 from events import Event
 from ledger import (
     BalanceLimitExceeded,
+    BalanceView,
     IdempotencyConflict,
     InsufficientCredits,
     InvalidAmount,
     LedgerService,
     OperationInProgress,
     TaskDraft,
+    TaskOutcome,
     UnknownHold,
     UsernameTaken,
     ledger_store,
@@ -53,7 +55,7 @@ class Task:
     op: Operation
     draft: TaskDraft
     state: str  # 'open', 'settled', 'released' or 'rejected'
-    outcome: dict[str, Any] | None
+    outcome: TaskOutcome | None
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -104,7 +106,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.run(self.ledger.open_account(username, "not-a-real-hash"))
             return multiple()
         opened = self.run(self.ledger.open_account(username, "not-a-real-hash"))
-        user_id = int(opened["id"])
+        user_id = int(opened.id)
         assert user_id == len(self.usernames) + 1
         self.usernames.add(username.lower())
         self.balance[user_id], self.held[user_id] = 0, 0
@@ -133,8 +135,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         outcome = self.run(call)
         self.balance[user_id] += amount
-        assert outcome["balance"]["balance"] == self.balance[user_id]
-        assert outcome["transaction"]["amount"] == amount
+        assert outcome.balance.balance_credits == self.balance[user_id]
+        assert outcome.transaction.amount_credits == amount
         if operation_id is not None:
             self.top_ups[(user_id, operation_id)] = (repr(amount), outcome)
 
@@ -166,7 +168,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if covered:
             self.held[user_id] += cost
         else:
-            assert ticket.outcome is not None and ticket.outcome["balance"]["balance"] == \
+            assert ticket.outcome is not None and ticket.outcome.balance.balance_credits == \
                 self.balance[user_id]
         self.tasks_by_id[ticket.task_id] = task
         return ticket.task_id
@@ -186,10 +188,11 @@ class LedgerMachine(RuleBasedStateMachine):
         if succeed:
             self.balance[task.user_id] -= cost
         task.state, task.outcome = ("settled" if succeed else "released"), outcome
-        assert outcome == {"task_id": task_id, "cost": cost,
-                           "balance": {"balance": self.balance[task.user_id],
-                                       "held": self.held[task.user_id],
-                                       "available": self.available(task.user_id)}}
+        assert outcome == TaskOutcome(
+            task_id=task_id, cost_credits=cost,
+            balance=BalanceView(balance_credits=self.balance[task.user_id],
+                                held_credits=self.held[task.user_id]))
+        assert outcome.balance.available_credits == self.available(task.user_id)
 
     @rule(task_id=tasks)
     def retry_task(self, task_id: int) -> None:

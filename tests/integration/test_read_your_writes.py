@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 
 async def test_a_fresh_token_works_at_once_under_concurrent_reads(services: Services) -> None:
     users = services.users
-    user = int((await users.register("ada", "correct horse"))["id"])
+    user = int((await users.register("ada", "correct horse")).id)
     await services.ledger.top_up(user, 1000)
 
     async def login_then_use() -> int | None:
-        token = (await users.issue_token(user, "api"))["access_token"]
+        token = (await users.issue_token(user, "api")).access_token
         return await users.user_for_token(token, "api")
 
     async def browse() -> None:
@@ -30,11 +30,11 @@ async def test_a_fresh_token_works_at_once_under_concurrent_reads(services: Serv
 
 
 async def test_a_balance_read_after_a_top_up_shows_it(services: Services) -> None:
-    user = int((await services.users.register("bob", "correct horse"))["id"])
+    user = int((await services.users.register("bob", "correct horse")).id)
 
     async def top_up_then_read(n: int) -> bool:
         outcome = await services.ledger.top_up(user, 1, f"op-{n}")
         seen = await services.ledger.get_balance(user)
-        return seen["balance"] >= outcome["balance"]["balance"]
+        return seen.balance_credits >= outcome.balance.balance_credits
 
     assert all(await asyncio.gather(*(top_up_then_read(n) for n in range(150))))

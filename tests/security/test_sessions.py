@@ -102,7 +102,7 @@ async def test_a_session_token_does_not_open_the_api(client: Client) -> None:
     session = await client.app[USERS].issue_token(user_id, "session")
 
     response = await client.get("/api/v1/me",
-                                headers={"Authorization": f"Bearer {session['access_token']}"})
+                                headers={"Authorization": f"Bearer {session.access_token}"})
 
     await expect_problem(response, 401, "unauthorized")
 
