@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort  # type: ignore[import-untyped]
+import onnxruntime as ort
 
 from ml.models import Outcome, TabularModel
 from ml.outputs import classification_outcomes, regression_outcomes

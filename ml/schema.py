@@ -40,15 +40,17 @@ class Feature:
 
     def json_schema(self) -> dict[str, object]:
         schema: dict[str, object] = {"type": self.type}
-        if self.default is not None:
-            schema["default"] = self.default
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
-        if self.maximum is not None:
-            schema["maximum"] = self.maximum
+        for key, bound in (("default", self.default), ("minimum", self.minimum),
+                           ("maximum", self.maximum)):
+            if bound is not None:
+                schema[key] = self._shown(bound)
         if self.categories:
-            schema["enum"] = list(self.categories)
+            schema["enum"] = [self._shown(c) for c in self.categories]
         return schema
+
+    def _shown(self, number: float) -> float | int:
+        """Whole numbers of an integer feature read as integers (1, not 1.0)."""
+        return int(number) if self.type == "integer" and float(number).is_integer() else number
 
     def public(self) -> dict[str, object]:
         return {"name": self.name, "required": self.required, **self.json_schema()}

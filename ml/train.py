@@ -131,8 +131,8 @@ def _feature(name: str, column: npt.NDArray[np.float32]) -> dict[str, Any]:
 
 
 def _onnx(model: Any, width: int, *, name: str, classifier: bool = False) -> bytes:
-    from skl2onnx import convert_sklearn  # type: ignore[import-untyped]
-    from skl2onnx.common.data_types import FloatTensorType  # type: ignore[import-untyped]
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
 
     # zipmap off: probabilities come as one float tensor [n, classes], not a list of maps.
     options = {id(model.steps[-1][1]): {"zipmap": False}} if classifier else {}
