@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from ml.errors import ModelFailed
 from ml.models import Outcome, TabularModel
 from ml.outputs import classification_outcomes, regression_outcomes
 from ml.schema import Kind
@@ -44,7 +45,10 @@ class OnnxModel(TabularModel):
 
     def predict_rows(self, matrix: npt.NDArray[np.float32]) -> list[Outcome]:
         assert matrix.dtype == np.float32 and matrix.shape[1:] == (self.features,)
-        [raw] = self._session.run([self._output], {self._input: matrix})
+        try:
+            [raw] = self._session.run([self._output], {self._input: matrix})
+        except Exception as error:  # onnxruntime's errors are untyped: wrapped once, here
+            raise ModelFailed(f"onnxruntime failed: {_first_line(error)}") from error
         rows = matrix.shape[0]
         if self.kind == "classification":
             return list(classification_outcomes(raw, self.labels, rows))

@@ -13,11 +13,25 @@ from collections.abc import Sequence
 import numpy as np
 
 from ml.errors import ModelFailed
-from ml.models import Classified, Unpredictable
+from ml.models import Classified, MLModel, Outcome, TabularModel, Unpredictable
+from ml.rows import CheckedRows
+from ml.schema import InputSchema
 
 NOT_FINITE = "the model's output for this row is not a finite number"
 BAD_PROBABILITIES = "the model's probabilities for this row are not finite numbers summing to 1"
 SUM_TOLERANCE = 1e-3  # float32 probabilities of a few classes sum to 1 within ~1e-6
+
+
+def run_model(model: MLModel | TabularModel, schema: InputSchema,
+              checked: CheckedRows) -> list[Outcome]:
+    """One call of `model` on every valid row, one outcome per row (blocking: run it in a
+    worker thread). A code model gets float64 numbers, so 1e308 stays 1e308; a tabular model
+    gets one float32 matrix."""
+    if isinstance(model, MLModel):
+        assert schema.scalar, "a code model takes one number per item"
+        return list(regression_outcomes(model.predict([row[0] for row in checked.rows]),
+                                        len(checked.rows)))
+    return model.predict_rows(checked.matrix(len(schema.features)))
 
 
 def regression_outcomes(raw: object, rows: int) -> list[float | Unpredictable]:

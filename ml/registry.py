@@ -82,6 +82,10 @@ class MLModelManager:
         model = self._models.get(model_id)
         return model if isinstance(model, MLModel) else None
 
+    def get_runtime(self, model_id: int) -> Runtime | None:
+        """The loaded model of either kind, for ml.outputs.run_model."""
+        return self._models.get(model_id)
+
     def get_tabular(self, model_id: int) -> TabularModel | None:
         """The loaded model of rows of named features (from a manifest), or None."""
         model = self._models.get(model_id)

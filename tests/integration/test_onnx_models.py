@@ -14,10 +14,20 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from tiny_onnx import linear_onnx, write_manifest
 
-from ml import Classified, MLModelManager, TabularModel, Unpredictable, catalogue, check_rows
+from ml import (
+    Classified,
+    MLModelManager,
+    ModelFailed,
+    TabularModel,
+    Unpredictable,
+    catalogue,
+    check_rows,
+)
 from ml.onnx_runtime import OnnxModel
+from ml.outputs import run_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
@@ -159,3 +169,29 @@ def test_training_again_reproduces_the_shipped_files_byte_for_byte(tmp_path: Pat
     r2 = float(done.stdout.split("held-out R² ")[1].split()[0])
     accuracy = float(done.stdout.split("held-out accuracy ")[1].split()[0])
     assert r2 > 0.3 and accuracy > 0.9, done.stdout
+
+
+def test_run_model_serves_a_mixed_iris_batch_in_one_call(manager: MLModelManager) -> None:
+    spec, model = manager.get_spec(IRIS), manager.get_runtime(IRIS)
+    assert spec is not None and model is not None
+    checked = check_rows(spec.schema, [[5.1, 3.5, 1.4, 0.2], [True, 1, 1, 1]] * 500,
+                         source="json")
+    outcomes = run_model(model, spec.schema, checked)
+    assert len(outcomes) == len(checked.indexes) == 500
+    assert {o.label for o in outcomes if isinstance(o, Classified)} == {"setosa"}
+
+
+def test_a_model_that_fails_as_a_whole_raises_model_failed(tmp_path: Path) -> None:
+    # Reshape to 3 rows: any batch whose size is not a multiple of 3 makes onnxruntime fail.
+    shape = numpy_helper.from_array(np.array([3, -1], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["X", "shape"], ["R"]),
+         helper.make_node("ReduceSum", ["R"], ["Y"], keepdims=1)],
+        "fails", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])], [shape])
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model_proto.ir_version = 8
+    (tmp_path / "fails.onnx").write_bytes(model_proto.SerializeToString())
+    model = OnnxModel(tmp_path / "fails.onnx", kind="regression", features=2)
+    with pytest.raises(ModelFailed, match=r"^onnxruntime failed: "):
+        model.predict_rows(np.zeros((2, 2), dtype=np.float32))

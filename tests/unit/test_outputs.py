@@ -75,3 +75,11 @@ def test_probabilities_of_the_wrong_shape_fail_the_call() -> None:
         classification_outcomes(np.zeros((2, 2)), ["a", "b", "c"], 2)
     with pytest.raises(ModelFailed, match="not numbers"):
         classification_outcomes([["x", "y", "z"]], ["a", "b", "c"], 1)
+
+
+def test_run_model_gives_a_code_model_its_numbers_unrounded() -> None:
+    from ml import SCALAR, check_rows
+    from ml.outputs import run_model
+
+    checked = check_rows(SCALAR, [1.5, "x", 1e308, 1e-300], source="json")
+    assert run_model(SimpleMLModel(), SCALAR, checked) == [3.0, BAD, 2e-300]
