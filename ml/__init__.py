@@ -15,8 +15,9 @@ from ml.errors import (
 )
 from ml.manifest import catalogue, load_manifests
 from ml.models import AffineModel, Classified, MLModel, SimpleMLModel, TabularModel, Unpredictable
+from ml.outputs import run_model
 from ml.registry import MLModelManager, ModelSpec, code_version, default_models
-from ml.rows import check_rows
+from ml.rows import check_rows, split_text_rows
 from ml.schema import SCALAR, Feature, InputSchema
 from ml.service import MLService
 from ml.tasks import MLTask
@@ -52,6 +53,8 @@ __all__ = [
     "default_models",
     "load_manifests",
     "parse_csv",
+    "run_model",
     "split_csv",
     "split_text",
+    "split_text_rows",
 ]

@@ -9,6 +9,7 @@ cell is a missing value. The reasons are the scalar path's (ml.validation), word
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -61,6 +62,13 @@ def check_rows(schema: InputSchema, items: Sequence[object], *, source: Source,
             rows.append(row)
             indexes.append(index)
     return _with_lines(CheckedRows(rows=rows, indexes=indexes, invalid=invalid), lines)
+
+
+def split_text_rows(text: str) -> list[list[str]]:
+    """Rows pasted into a form: one row per line, values in feature order separated by commas,
+    semicolons, tabs or spaces. Blank lines are skipped; a bad token stays to be reported."""
+    return [[token for token in re.split(r"[\s,;]+", line) if token]
+            for line in text.splitlines() if line.strip()]
 
 
 def sentence(errors: Mapping[str, list[str]]) -> str:

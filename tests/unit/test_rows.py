@@ -208,3 +208,15 @@ def test_a_cell_too_large_for_csv_is_a_clear_error_and_an_empty_file_no_rows() -
     assert parse_csv(SCHEMA, "", max_items=10).rows == []
     assert parse_csv(SCHEMA, "\ufeff\r\n\n", max_items=10).rows == []
     assert parse_csv(SCHEMA, "a,n,free\n", max_items=10).rows == []
+
+
+def test_pasted_rows_are_lines_of_values_in_feature_order() -> None:
+    from ml import split_text_rows
+    rows = split_text_rows("1.5, 2, 0, 5\r\n\n  3;1;x;4 \n7\t1 2 3\n1 2")
+    assert rows == [["1.5", "2", "0", "5"], ["3", "1", "x", "4"], ["7", "1", "2", "3"],
+                    ["1", "2"]]
+    checked = check_rows(SCHEMA, rows, source="text")
+    assert checked.indexes == [0, 2]
+    assert [e["errors"] for e in checked.invalid] == [
+        {"free": [NOT_A_NUMBER]},
+        {ROW: ["the row has 2 values; the model takes 4 (a, n, free, opt)"]}]
