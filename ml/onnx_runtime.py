@@ -65,6 +65,9 @@ class OnnxModel(TabularModel):
             raise OnnxMismatch(f"its input {arg.name!r} is {arg.type} of shape {arg.shape}; "
                                f"the manifest declares {self.features} features (tensor(float) "
                                f"[n, {self.features}])")
+        if isinstance(arg.shape[0], int):  # every request is one call with all its rows
+            raise OnnxMismatch(f"its input {arg.name!r} takes a fixed batch of {arg.shape[0]} "
+                               "rows; export it with a dynamic first dimension")
         return str(arg.name)
 
     def _check_output(self) -> str:

@@ -15,7 +15,8 @@ OPSET = 17
 
 
 def linear_onnx(path: Path, *, inputs: int, outputs: int = 1, softmax: bool = False,
-                sqrt: bool = False, input_type: int = TensorProto.FLOAT) -> Path:
+                sqrt: bool = False, input_type: int = TensorProto.FLOAT,
+                batch: int | None = None) -> Path:
     """Y = X · W with W all ones: [n, inputs] → [n, outputs]; softmax for a classifier; sqrt
     makes a row with a negative sum come out NaN (a model failing for one row)."""
     dtype = np.float64 if input_type == TensorProto.DOUBLE else np.float32
@@ -30,7 +31,7 @@ def linear_onnx(path: Path, *, inputs: int, outputs: int = 1, softmax: bool = Fa
         last = "S"
     nodes.append(helper.make_node("Identity", [last], ["Y"]))
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("X", input_type, [None, inputs])],
+        nodes, "tiny", [helper.make_tensor_value_info("X", input_type, [batch, inputs])],
         [helper.make_tensor_value_info("Y", input_type, [None, outputs])], [weights])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8

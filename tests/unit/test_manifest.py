@@ -93,6 +93,13 @@ def test_an_artifact_taking_doubles_is_refused(tmp_path: Path) -> None:
     assert "is tensor(double)" in refused(path)
 
 
+def test_an_artifact_with_a_fixed_batch_size_is_refused(tmp_path: Path) -> None:
+    linear_onnx(tmp_path / "m.onnx", inputs=2, batch=1)
+    path = write_manifest(tmp_path, "m", width=2)
+    assert refused(path) == ("its input 'X' takes a fixed batch of 1 rows; export it with a "
+                             "dynamic first dimension")
+
+
 def test_a_classifier_whose_outputs_do_not_fit_its_labels_is_refused(tmp_path: Path) -> None:
     linear_onnx(tmp_path / "m.onnx", inputs=2, outputs=2, softmax=True)
     path = write_manifest(tmp_path, "m", width=2, kind="classification",
