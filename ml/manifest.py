@@ -101,7 +101,7 @@ def _schema(data: dict[str, Any]) -> InputSchema:
     try:
         return InputSchema(features=tuple(_feature(i, f) for i, f in enumerate(features)),
                            kind=kind, labels=tuple(labels))
-    except AssertionError as error:  # the dataclasses' own invariants
+    except ValueError as error:  # the schema's own invariants
         raise _Bad(f"invalid schema: {error}") from None
 
 
@@ -126,7 +126,7 @@ def _feature(index: int, data: object) -> Feature:
                        maximum=data.get("maximum"),
                        categories=tuple(float(c) for c in categories),
                        required=data.get("required", True), default=data.get("default"))
-    except AssertionError as error:
+    except ValueError as error:
         raise _Bad(f"{where}: {error}") from None
 
 

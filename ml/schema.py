@@ -30,13 +30,16 @@ class Feature:
     default: float | None = None  # what the model gets when an optional feature is left out
 
     def __post_init__(self) -> None:
-        assert self.required == (self.default is None), "an optional feature has a default"
-        assert self.name and len(self.name) <= NAME_CHARS, "a feature has a short name"
-        assert self.type in FEATURE_TYPES, f"a feature type is one of {FEATURE_TYPES}"
+        _require(self.required == (self.default is None),
+                 "an optional feature has a default; a required one has none")
+        _require(0 < len(self.name) <= NAME_CHARS,
+                 f"a feature name is 1 to {NAME_CHARS} characters")
+        _require(self.type in FEATURE_TYPES, f"a feature type is one of {FEATURE_TYPES}")
         bounds = [b for b in (self.minimum, self.maximum) if b is not None]
-        assert all(math.isfinite(b) for b in bounds), "a range is finite"
-        assert self.minimum is None or self.maximum is None or self.minimum <= self.maximum
-        assert all(math.isfinite(c) for c in self.categories), "categories are finite numbers"
+        _require(all(math.isfinite(b) for b in bounds), "a range is finite")
+        _require(self.minimum is None or self.maximum is None or self.minimum <= self.maximum,
+                 "a range's minimum is not above its maximum")
+        _require(all(math.isfinite(c) for c in self.categories), "categories are finite numbers")
 
     def json_schema(self) -> dict[str, object]:
         schema: dict[str, object] = {"type": self.type}
@@ -67,14 +70,14 @@ class InputSchema:
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
-        assert self.scalar != bool(names), "a schema is scalar or has features, not both"
-        assert len(set(names)) == len(names), "feature names are unique"
-        assert self.kind in KINDS, f"a kind is one of {KINDS}"
+        _require(self.scalar != bool(names), "a schema is scalar or has features, not both")
+        _require(len(set(names)) == len(names), "feature names are unique")
+        _require(self.kind in KINDS, f"a kind is one of {KINDS}")
         if self.kind == "classification":
-            assert len(self.labels) >= 2, "a classifier has at least two labels"
-            assert len(set(self.labels)) == len(self.labels), "labels are unique"
+            _require(len(self.labels) >= 2, "a classifier has at least two labels")
+            _require(len(set(self.labels)) == len(self.labels), "labels are unique")
         else:
-            assert not self.labels, "a regression has no labels"
+            _require(not self.labels, "a regression has no labels")
 
     @property
     def names(self) -> list[str]:
@@ -88,6 +91,12 @@ class InputSchema:
                 "properties": {f.name: f.json_schema() for f in self.features},
                 "required": [f.name for f in self.features if f.required],
                 "additionalProperties": False}
+
+
+def _require(condition: bool, reason: str) -> None:
+    # Not assert: a schema comes from a manifest an operator wrote, and -O must not skip this.
+    if not condition:
+        raise ValueError(reason)
 
 
 SCALAR = InputSchema(scalar=True)

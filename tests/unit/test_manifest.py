@@ -140,6 +140,10 @@ def test_a_manifest_that_is_not_a_json_object_is_refused(tmp_path: Path, text: s
     ({"features": [{"name": "x"}, {"name": "y", "required": False}]},
      "feature 2: an optional feature has a default"),
     ({"features": [{"name": "x"}, {"nom": "y"}]}, "feature 2 has unknown keys: nom"),
+    ({"features": [{"name": "x", "minimum": 2, "maximum": 1}, {"name": "y"}]},
+     "feature 1: a range's minimum is not above its maximum"),
+    ({"features": [{"name": ""}, {"name": "y"}]}, "feature 1: a feature name is 1 to 64"),
+    ({"labels": ["a", "a"], "kind": "classification"}, "labels are unique"),
     ({"artifact": "../m.onnx"}, "artifact '../m.onnx' is outside the models folder"),
 ])
 def test_a_malformed_manifest_is_refused_with_its_reason(
