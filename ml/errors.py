@@ -18,8 +18,10 @@ class EmptyInput(MlError):
 class TooManyItems(MlError):
     code = "too_many_items"
 
-    def __init__(self, count: int, max_items: int) -> None:
-        super().__init__(f"{count} items is more than the {max_items} this model takes")
+    def __init__(self, count: int, max_items: int, *, at_least: bool = False) -> None:
+        # at_least: the reader stopped counting at max_items + 1 rather than read on.
+        super().__init__(f"more than the {max_items} items this model takes" if at_least
+                         else f"{count} items is more than the {max_items} this model takes")
         self.count = count
         self.max_items = max_items
 
@@ -30,3 +32,28 @@ class NoValidData(MlError):
     def __init__(self, invalid: list[dict[str, object]]) -> None:
         super().__init__("no item is a valid number; nothing was charged")
         self.invalid = invalid
+
+
+class BadCsv(MlError):
+    """A CSV upload that cannot be read as rows at all (e.g. a cell past csv's size limit)."""
+
+    code = "bad_csv"
+
+
+class BadCsvHeader(BadCsv):
+    """The header row of a CSV upload does not name the model's features: the whole file is
+    refused, since its columns cannot be matched to features."""
+
+    code = "bad_csv_header"
+
+
+class ManifestError(MlError):
+    """A model manifest cannot be served; the message is one line that names the file."""
+
+    code = "bad_manifest"
+
+
+class ModelFailed(MlError):
+    """The model failed as a whole (it raised, or returned a shape that fits no row)."""
+
+    code = "model_failed"

@@ -5,10 +5,23 @@ A model joins by `register(ModelSpec(...))`; the manager itself never changes fo
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ml.models import AffineModel, MLModel, SimpleMLModel
+from ml.models import AffineModel, MLModel, SimpleMLModel, TabularModel
+from ml.schema import SCALAR, InputSchema, Kind
+
+Runtime = MLModel | TabularModel
+VERSION_HEX = 12  # a version is the first 12 hex digits of a SHA-256
+
+
+def code_version(class_name: str, **params: float) -> str:
+    """The version of a code-only model: the SHA-256 of its class name and parameters, so that
+    changing either (y = 3x + 1 to 3x + 2) changes the version a task records."""
+    text = json.dumps({"class": class_name, "params": params}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:VERSION_HEX]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,16 +31,30 @@ class ModelSpec:
     description: str
     price_per_item_credits: int
     max_items: int
-    factory: Callable[[], MLModel]
+    factory: Callable[[], Runtime]
+    schema: InputSchema = SCALAR
+    version: str = ""  # empty: code_version() of the factory's name is filled in
 
     def __post_init__(self) -> None:
         assert self.id >= 1, "model ids are positive"
         assert self.price_per_item_credits >= 1, "every prediction costs something"
         assert 1 <= self.max_items <= 100_000, "every request is bounded"
+        if not self.version:
+            name = getattr(self.factory, "__qualname__", type(self.factory).__qualname__)
+            object.__setattr__(self, "version", code_version(name))
+        assert len(self.version) == VERSION_HEX, "a version is 12 hex digits"
+
+    @property
+    def kind(self) -> Kind:
+        """The schema says it; one place, so a spec cannot claim one kind and serve another."""
+        return self.schema.kind
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "name": self.name, "description": self.description,
-                "price_per_item": self.price_per_item_credits, "max_items": self.max_items}
+                "price_per_item": self.price_per_item_credits, "max_items": self.max_items,
+                "kind": self.kind, "features": self.schema.names,
+                "input_schema": self.schema.json_schema(), "labels": list(self.schema.labels),
+                "version": self.version}
 
 
 class MLModelManager:
@@ -35,7 +62,7 @@ class MLModelManager:
 
     def __init__(self, specs: Iterable[ModelSpec] = ()) -> None:
         self._specs: dict[int, ModelSpec] = {}
-        self._models: dict[int, MLModel] = {}
+        self._models: dict[int, Runtime] = {}
         for spec in specs:
             self.register(spec)
 
@@ -51,7 +78,18 @@ class MLModelManager:
                 self._models[model_id] = spec.factory()
 
     def get_model(self, model_id: int) -> MLModel | None:
+        """The loaded code model (one number per item); None for a tabular model."""
+        model = self._models.get(model_id)
+        return model if isinstance(model, MLModel) else None
+
+    def get_runtime(self, model_id: int) -> Runtime | None:
+        """The loaded model of either kind, for ml.outputs.run_model."""
         return self._models.get(model_id)
+
+    def get_tabular(self, model_id: int) -> TabularModel | None:
+        """The loaded model of rows of named features (from a manifest), or None."""
+        model = self._models.get(model_id)
+        return model if isinstance(model, TabularModel) else None
 
     def get_spec(self, model_id: int) -> ModelSpec | None:
         return self._specs.get(model_id)
@@ -61,11 +99,15 @@ class MLModelManager:
 
 
 def default_models() -> list[ModelSpec]:
+    """The code-defined models (ids 1 and 2); manifest models come from catalogue()."""
     return [
         ModelSpec(id=1, name="Doubler", description="Multiplies every number by two.",
-                  price_per_item_credits=1, max_items=1000, factory=SimpleMLModel),
+                  price_per_item_credits=1, max_items=1000, factory=SimpleMLModel,
+                  version=code_version("SimpleMLModel")),
         ModelSpec(id=2, name="Linear trend",
                   description="Projects every number with y = 3x + 1.",
                   price_per_item_credits=2, max_items=500,
-                  factory=lambda: AffineModel(slope=3.0, intercept=1.0)),
+                  factory=lambda: AffineModel(slope=3.0, intercept=1.0),
+                  version=code_version("AffineModel", slope=3.0, intercept=1.0)),
     ]
+

@@ -7,63 +7,57 @@ import csv
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from marshmallow import ValidationError, fields
 
 # Decimal notation only: "nan", "inf", "0x10" and "1_000" are not numbers a person typed.
 NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 SHOWN_CHARS = 60  # an invalid value is echoed back at most this long
 
 
-class FiniteNumber(fields.Field[float]):
-    """A JSON number that is finite in float range. bool is refused though Python calls it int."""
-
-    default_error_messages = {  # noqa: RUF012 - marshmallow's own class attribute
-        "null": "null is not a number", "required": "missing"}
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> float:
-        if isinstance(value, bool):
-            raise ValidationError("a boolean is not a number")
-        if value is None:
-            raise ValidationError("null is not a number")
-        if isinstance(value, str):
-            raise ValidationError("a string is not a number")
-        if isinstance(value, list | tuple):
-            raise ValidationError("a list is not a number")
-        if isinstance(value, dict):
-            raise ValidationError("an object is not a number")
-        if isinstance(value, int):
-            try:
-                return float(value)
-            except OverflowError:
-                raise ValidationError("the number is beyond the float range") from None
-        if isinstance(value, float):
-            if math.isnan(value):
-                raise ValidationError("NaN is not a number")
-            if math.isinf(value):
-                raise ValidationError("the number is infinite or beyond the float range")
-            return value
-        raise ValidationError("not a number")
+class NotANumber(ValueError):
+    """Why a value is not a number the model can take; its text is the reason shown to people."""
 
 
-class DecimalText(fields.Field[float]):
-    """A number written as text (a CSV cell, a pasted token)."""
+# One wording per problem kind, whichever way the value arrived (JSON, pasted text, CSV, form).
+NOT_A_NUMBER = "not a number"  # a JSON string, or text that is not ASCII decimal notation
+BOOLEAN = "a boolean is not a number"
+NULL = "null is not a number"
+A_LIST = "a list is not a number"
+AN_OBJECT = "an object is not a number"
+NAN = "NaN is not a number"
+BEYOND_RANGE = "the number is infinite or beyond the float range"
 
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> float:
-        text = value.strip() if isinstance(value, str) else ""
+
+def read_number(value: object, *, as_text: bool = False) -> float:
+    """The finite float `value` stands for, or NotANumber with the reason.
+
+    bool is refused though Python calls it int; `json.loads` hands over NaN and ±Infinity, and
+    turns 1e309 into inf, so those are refused here too.
+    """
+    if as_text and isinstance(value, str):
+        text = value.strip()
         if not NUMBER_RE.fullmatch(text):
-            raise ValidationError("not a number")
-        number = float(text)
-        if math.isinf(number):
-            raise ValidationError("the number is beyond the float range")
-        return number
+            raise NotANumber(NOT_A_NUMBER)
+        value = float(text)
+    if isinstance(value, bool):
+        raise NotANumber(BOOLEAN)
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            raise NotANumber(BEYOND_RANGE) from None
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise NotANumber(NAN)
+        if math.isinf(value):
+            raise NotANumber(BEYOND_RANGE)
+        return value
+    raise NotANumber(_WRONG_TYPE.get(type(value), NOT_A_NUMBER))
+
+
+_WRONG_TYPE: dict[type, str] = {type(None): NULL, str: NOT_A_NUMBER, list: A_LIST,
+                                tuple: A_LIST, dict: AN_OBJECT}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,17 +98,15 @@ def _short_repr(value: object) -> str:
 
 def check_items(items: Sequence[object], *, as_text: bool = False) -> Checked:
     """Split items into valid numbers (with their indexes) and invalid ones with reasons."""
-    field: fields.Field[float] = DecimalText() if as_text else FiniteNumber()
     values: list[float] = []
     indexes: list[int] = []
     invalid: list[dict[str, object]] = []
     for index, item in enumerate(items):
         try:
-            values.append(field.deserialize(item))
+            values.append(read_number(item, as_text=as_text))
             indexes.append(index)
-        except ValidationError as error:
-            reason = error.messages[0] if isinstance(error.messages, list) else str(error)
-            invalid.append({"index": index, "value": shown(item), "error": str(reason)})
+        except NotANumber as error:
+            invalid.append({"index": index, "value": shown(item), "error": str(error)})
     return Checked(values=values, indexes=indexes, invalid=invalid)
 
 

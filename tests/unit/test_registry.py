@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ml import AffineModel, MLModel, MLModelManager, ModelSpec, SimpleMLModel, default_models
+from ml import (
+    AffineModel,
+    MLModel,
+    MLModelManager,
+    ModelSpec,
+    SimpleMLModel,
+    code_version,
+    default_models,
+)
 
 
 class CountingFactory:
@@ -80,8 +88,10 @@ def test_a_new_model_plugs_in_through_its_spec_alone() -> None:
     assert model is not None
     assert model.predict([1.0, -2.5]) == [-1.0, 2.5]
     assert [s.id for s in manager.specs()] == [1, 2, 3]
-    assert manager.specs()[2].public() == {"id": 3, "name": "Negator", "description": "test",
-                                           "price_per_item": 4, "max_items": 7}
+    assert manager.specs()[2].public() == {
+        "id": 3, "name": "Negator", "description": "test", "price_per_item": 4, "max_items": 7,
+        "kind": "regression", "features": [], "input_schema": {"type": "number"}, "labels": [],
+        "version": code_version("Negator")}
 
 
 def test_the_default_models_are_priced_and_bounded() -> None:
@@ -106,3 +116,20 @@ def test_simple_model_doubles_every_input() -> None:
 def test_a_spec_without_a_price_or_a_bound_is_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(AssertionError):
         spec(1, **overrides)
+
+
+def test_a_code_model_version_changes_with_its_class_or_its_parameters() -> None:
+    doubler, trend = default_models()
+    assert doubler.version == code_version("SimpleMLModel")
+    assert trend.version == code_version("AffineModel", slope=3.0, intercept=1.0)
+    assert code_version("AffineModel", slope=3.0, intercept=2.0) != trend.version
+    assert code_version("AffineModel", intercept=1.0, slope=3.0) == trend.version
+    assert len({doubler.version, trend.version}) == 2
+    assert all(len(s.version) == 12 and int(s.version, 16) >= 0 for s in (doubler, trend))
+
+
+def test_a_code_model_is_not_handed_out_as_a_tabular_one() -> None:
+    manager = MLModelManager(default_models())
+    manager.load_models()
+    assert manager.get_model(1) is not None
+    assert manager.get_tabular(1) is None

@@ -1,0 +1,87 @@
+"""Raw model outputs to per-row outcomes.
+
+A model may return any sequence of numbers (a list, a numpy array, [n] or [n, 1]). A row whose
+output is not a finite number becomes Unpredictable with a reason, so one bad row does not fail
+the request; only an answer that fits no row (wrong count or shape, not numbers) is ModelFailed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ml.errors import ModelFailed
+from ml.models import Classified, MLModel, Outcome, TabularModel, Unpredictable
+from ml.rows import CheckedRows
+from ml.schema import InputSchema
+
+NOT_FINITE = "the model's output for this row is not a finite number"
+BAD_PROBABILITIES = "the model's probabilities for this row are not finite numbers summing to 1"
+SUM_TOLERANCE = 1e-3  # float32 probabilities of a few classes sum to 1 within ~1e-6
+
+
+def run_model(model: MLModel | TabularModel, schema: InputSchema,
+              checked: CheckedRows) -> list[Outcome]:
+    """One call of `model` on every valid row, one outcome per row (blocking: run it in a
+    worker thread). A code model gets float64 numbers, so 1e308 stays 1e308; a tabular model
+    gets one float32 matrix."""
+    if isinstance(model, MLModel):
+        assert schema.scalar, "a code model takes one number per item"
+        return list(regression_outcomes(model.predict([row[0] for row in checked.rows]),
+                                        len(checked.rows)))
+    return model.predict_rows(checked.matrix(len(schema.features)))
+
+
+def regression_outcomes(raw: object, rows: int) -> list[float | Unpredictable]:
+    """One number per row, from [n] or [n, 1] outputs."""
+    values = _column(raw, rows)
+    return [value if value is not None and math.isfinite(value) else Unpredictable(
+        reason=NOT_FINITE) for value in values]
+
+
+def classification_outcomes(raw: object, labels: Sequence[str],
+                            rows: int) -> list[Classified | Unpredictable]:
+    """The label and probabilities per row, from a probability matrix [n, len(labels)]."""
+    try:
+        matrix = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ModelFailed(f"the model returned probabilities that are not numbers: {error}"
+                          ) from None
+    if matrix.shape != (rows, len(labels)):
+        raise ModelFailed(f"the model returned probabilities of shape {matrix.shape}; "
+                          f"expected ({rows}, {len(labels)})")
+    return [_classified(row, labels) for row in matrix]
+
+
+def _classified(row: np.ndarray, labels: Sequence[str]) -> Classified | Unpredictable:
+    total = float(row.sum())
+    if not (np.isfinite(row).all() and (row >= 0).all() and abs(total - 1) <= SUM_TOLERANCE):
+        return Unpredictable(reason=BAD_PROBABILITIES)
+    probabilities = {label: float(p) / total for label, p in zip(labels, row, strict=True)}
+    return Classified(label=labels[int(row.argmax())], probabilities=probabilities)
+
+
+def _column(raw: object, rows: int) -> list[float | None]:
+    """The outputs as floats, None for one that is not a number at all (e.g. a string)."""
+    if isinstance(raw, np.ndarray):
+        if raw.shape not in ((rows,), (rows, 1)):
+            raise ModelFailed(f"the model returned an output of shape {raw.shape} for {rows} rows")
+        if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+            raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
+        return [float(value) for value in raw.reshape(rows).astype(np.float64)]
+    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
+        raise ModelFailed(f"the model returned {type(raw).__name__}, not a sequence of numbers")
+    if len(raw) != rows:
+        raise ModelFailed(f"the model returned {len(raw)} outputs for {rows} rows")
+    return [_number(value) for value in raw]
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None  # an int past the float range is not a finite output
