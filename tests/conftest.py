@@ -12,7 +12,7 @@ import pytest
 from pgcluster import PgCluster, find_bin_dir, fresh_database
 
 from events import SqlEventStore
-from ledger import LedgerService, Passwords, UserService, ledger_store
+from ledger import LedgerService, Passwords, UserService, ledger_store_at
 from ml import MLModelManager, MLService, default_models
 
 
@@ -54,10 +54,12 @@ async def pg_url(pg_cluster: PgCluster) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 async def ledger_at(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[str | Path]:
-    """Where the ledger lives: a SQLite file, or the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
+    """Where the ledger lives: the SQLite file `db_path`, or, in a module marked with
+    `pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)`, also the
+    URL of a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         yield db_path
         return
     async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
@@ -66,7 +68,7 @@ async def ledger_at(request: pytest.FixtureRequest, db_path: Path) -> AsyncItera
 
 @pytest.fixture
 async def services(ledger_at: str | Path) -> AsyncIterator[Services]:
-    store = ledger_store(ledger_at)
+    store = ledger_store_at(ledger_at)
     await store.open()
     ledger = LedgerService(store)
     try:
