@@ -299,6 +299,8 @@ class PostgresEventStore:
             except _JobPoisoned as poisoned:
                 error = poisoned.error
                 culprit = batch.pop(poisoned.index)
+                log.warning("a job failed its batch (%s); %d others run again", error,
+                            len(batch))
                 outcomes = [(culprit, None, error)]
                 if not self._writer_alive():  # the connection went: nothing more this round
                     outcomes += [(job, None, error) for job in batch]
