@@ -3,13 +3,12 @@ database of a throwaway cluster, and the services built on it."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pgcluster import PgCluster, find_bin_dir, fresh_database
+from pgcluster import PgCluster, fresh_database, require_bin_dir
 
 from events import SqlEventStore
 from ledger import LedgerService, Passwords, UserService, ledger_store_at
@@ -33,12 +32,17 @@ def db_path(tmp_path: Path) -> Path:
 def pg_cluster() -> Iterator[PgCluster]:
     """One throwaway PostgreSQL cluster for the whole run (fsync off); skipped where the
     binaries are missing, except under CI, which must run every PostgreSQL test."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing, and CI must run its tests")
-        pytest.skip("PostgreSQL is missing (outside CI): `make postgres` installs it")
-    cluster = PgCluster.start(bin_dir)
+    cluster = PgCluster.start(require_bin_dir())
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_durable_cluster() -> Iterator[PgCluster]:
+    """A cluster of the test's own with fsync on, to stop, kill or restart at will."""
+    cluster = PgCluster.start(require_bin_dir(), durable=True)
     try:
         yield cluster
     finally:

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
+import pytest
 
 PORT = 5432  # only a socket file name here: the cluster listens on no TCP port
 _names = itertools.count(1)
@@ -34,6 +35,16 @@ def find_bin_dir() -> Path | None:
                    key=lambda p: int(Path(p).parent.parent.name) if Path(
                        p).parent.parent.name.isdigit() else 0)
     return Path(found[-1]).parent if found else None
+
+
+def require_bin_dir() -> Path:
+    """The binaries, or a skip outside CI; CI must run every PostgreSQL test."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing, and CI must run its tests")
+        pytest.skip("PostgreSQL is missing (outside CI): `make postgres` installs it")
+    return bin_dir
 
 
 @dataclass

@@ -8,11 +8,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
-from pgcluster import PgCluster, find_bin_dir, fresh_database
+from pgcluster import PgCluster, fresh_database
 
 from events import EventCodec, SqlSession, StoreUnavailable
 from events.postgres import PostgresEventStore
@@ -84,6 +83,26 @@ async def test_new_accounts_from_two_stores_at_once_get_distinct_ids(url: str) -
         await second.close()
 
 
+async def test_one_top_up_retried_through_two_stores_at_once_is_deposited_once(
+        url: str) -> None:
+    first, second = postgres_ledger_store(url), postgres_ledger_store(url)
+    await first.open()
+    await second.open()
+    try:
+        ledgers = [LedgerService(first), LedgerService(second)]
+        user_id = int((await ledgers[0].open_account("alice", "h"))["id"])
+        outcomes = await asyncio.gather(*(ledgers[i % 2].top_up(user_id, 70, "op-1")
+                                          for i in range(50)))
+        assert all(outcome == outcomes[0] for outcome in outcomes)
+        assert (await ledgers[1].get_balance(user_id))["balance"] == 70
+        row = await first.read_db().fetchone(
+            "SELECT COUNT(*) AS n FROM events WHERE type_name = 'CreditsDeposited'")
+        assert row == {"n": 1}
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_the_log_refuses_update_delete_and_truncate_even_from_its_owner(
         pg_cluster: PgCluster, url: str) -> None:
     name = url.split("/")[3].split("?")[0]
@@ -142,32 +161,19 @@ async def test_a_job_that_takes_its_transaction_down_fails_alone(pg_cluster: PgC
         await store.close()
 
 
-@pytest.fixture
-def own_cluster() -> Any:
-    """A cluster of this test's own, to stop and start without disturbing the others."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is missing")
-    cluster = PgCluster.start(bin_dir)
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
-
-
 async def test_writes_fail_fast_while_the_server_is_down_and_recover_after(
-        own_cluster: PgCluster) -> None:
-    url = await own_cluster.create_database()
+        pg_durable_cluster: PgCluster) -> None:
+    url = await pg_durable_cluster.create_database()
     store = postgres_ledger_store(url, connect_timeout_s=2.0)
     await store.open()
     try:
         ledger = LedgerService(store)
         user_id = int((await ledger.open_account("alice", "h"))["id"])
         await ledger.top_up(user_id, 10)
-        own_cluster.stop("immediate")
+        pg_durable_cluster.stop("immediate")
         with pytest.raises(StoreUnavailable):
             await asyncio.wait_for(ledger.top_up(user_id, 5), timeout=10)
-        own_cluster.start_server()
+        pg_durable_cluster.start_server()
         # The writer opens a fresh connection at its next batch; the pool drops dead ones.
         await ledger.top_up(user_id, 7)
         assert (await ledger.get_balance(user_id))["balance"] == 17
