@@ -226,3 +226,44 @@ async def test_the_audit_of_a_database_names_the_row_a_superuser_edited(
                                          "PATH": "/usr/bin:/bin"})
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
     assert f"BROKEN at position {deposit['position']}" in tampered.stdout
+
+
+async def test_an_audit_while_the_service_writes_sees_one_consistent_snapshot(
+        url: str) -> None:
+    store = postgres_ledger_store(url)
+    await store.open()
+    try:
+        ledger = LedgerService(store)
+        ml = MLService(ledger, MLModelManager(default_models()))
+        user_id = int((await ledger.open_account("alice", "h"))["id"])
+        await ledger.top_up(user_id, 1_000)
+
+        async def load() -> None:
+            for i in range(60):
+                await ml.process_task(user_id, 1, [i, i + 1])
+                await ledger.top_up(user_id, 5)
+
+        writing = asyncio.create_task(load())
+        reports = []
+        while not writing.done() or not reports:
+            reports.append(await audit(url, show_progress=False))
+        await writing
+    finally:
+        await store.close()
+    assert all(report.ok for report in reports), [r.render() for r in reports if not r.ok]
+    assert reports[-1].events > 0
+
+
+def test_init_db_creates_the_schema_on_a_database_once_and_rebuilds_it(url: str) -> None:
+    def init_db(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "init_db.py", *args], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    first, again = init_db("--database-url", url), init_db("--database-url", url)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert "schema ready" in again.stdout
+    rebuilt = init_db("--database-url", url, "--rebuild-projections")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rebuilt the projections from 0 events" in rebuilt.stdout
+    refused = init_db("--database-url", "mysql://nope")
+    assert refused.returncode == 2 and "postgresql://" in refused.stderr
