@@ -15,6 +15,8 @@ from events.errors import (
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH, chain_hash
 from events.memory import InMemoryEventStore
+from events.pgdatabase import PgDatabase
+from events.postgres import PgSession, PostgresEventStore
 from events.projection import Projector
 from events.sql import Params, SqlDatabase
 from events.sqlite import SQLiteEventStore, SQLiteSession
@@ -30,6 +32,9 @@ __all__ = [
     "InMemoryEventStore",
     "Metadata",
     "Params",
+    "PgDatabase",
+    "PgSession",
+    "PostgresEventStore",
     "Projector",
     "RecordedEvent",
     "SQLiteEventStore",

@@ -17,7 +17,7 @@ from ledger.errors import (
     UsernameTaken,
 )
 from ledger.service import LedgerService, TaskDraft, TaskTicket
-from ledger.store import ledger_store
+from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
 from ledger.users import InvalidInput, Passwords, Transaction, User, UserService
 from ledger.views import (
     BalanceView,
@@ -62,5 +62,8 @@ __all__ = [
     "User",
     "UserService",
     "UsernameTaken",
+    "is_database_url",
     "ledger_store",
+    "ledger_store_at",
+    "postgres_ledger_store",
 ]

@@ -1,22 +1,33 @@
 """The auditor's check: verify the hash chain, replay the log from zero into fresh
-projections, and compare them with the live ones. Nothing in the live file is written."""
+projections, and compare them with the live ones. Nothing in the live file is written.
+
+On PostgreSQL the log and the projections are first copied, from one REPEATABLE READ READ ONLY
+snapshot, into a scratch SQLite file, and that copy gets the very same audit.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
+import asyncpg  # type: ignore[import-untyped]  # ships no type hints
+
 from events import Database, StoreCorrupted
 from events.database import InlineDatabase
+from events.pgdatabase import wrap
+from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
 from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
+from ledger.store import is_database_url
 
 # Columns that identify a row of each projection, to name what differs.
 KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks": "id",
@@ -115,8 +126,15 @@ async def _check_anchors(db: Database, anchors: Sequence[Anchor], report: AuditR
 async def audit(
     path: str | Path, *, show_progress: bool = True, anchors: Sequence[Anchor] = (),
 ) -> AuditReport:
-    """Everything is read in ONE read transaction on the live file, so a server writing
-    meanwhile cannot make the log, the replay and the live projections disagree."""
+    """Everything is read in ONE read transaction on the live file (or database), so a
+    server writing meanwhile cannot make the log, the replay and the live projections
+    disagree. `path` is a SQLite file or a `postgresql://` URL."""
+    if is_database_url(path):
+        assert isinstance(path, str)
+        with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-pg-") as scratch:
+            copy = Path(scratch) / "snapshot.db"
+            await snapshot_postgres(path, copy)
+            return await audit(copy, show_progress=show_progress, anchors=anchors)
     report = AuditReport()
     # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
     live_uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
@@ -137,6 +155,38 @@ async def audit(
         finally:
             await db.close()
     return report
+
+
+SNAPSHOT_TABLES = ("events", *KEYS)
+
+
+async def snapshot_postgres(url: str, target: Path, batch_size: int = 2_000) -> int:
+    """Copy the log and the projection tables, exactly as stored, from one consistent
+    snapshot of a PostgreSQL database into a new SQLite file; the number of events copied."""
+    schema = "\n".join([SQLITE_EVENTS_SCHEMA, *(p.schema for p in ledger_projectors())])
+    copied = 0
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except Exception as exc:
+        raise wrap(exc) from exc
+    try:
+        with closing(sqlite3.connect(target, isolation_level=None)) as out:
+            out.executescript(f"BEGIN;\n{schema}")
+            # One snapshot for every table: writes committed meanwhile are not seen.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                for table in SNAPSHOT_TABLES:
+                    order = "position" if table in ("events", "postings") else KEYS[table]
+                    cursor = await conn.cursor(f"SELECT * FROM {table} ORDER BY {order}")
+                    while rows := await cursor.fetch(batch_size):
+                        columns = ", ".join(rows[0].keys())
+                        marks = ", ".join("?" * len(rows[0]))
+                        out.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                                        [tuple(row.values()) for row in rows])
+                        copied += len(rows) if table == "events" else 0
+            out.execute("COMMIT")
+    finally:
+        await conn.close()
+    return copied
 
 
 async def _check_file(db: Database, report: AuditReport) -> None:

@@ -114,10 +114,11 @@ async def add_token(
 ) -> None:
     await db.execute("DELETE FROM tokens WHERE user_id = ? AND (revoked_at IS NOT NULL OR "
                      "expires_at <= ?)", (user_id, now))
+    # Keeps the newest ones; written without SQLite's `LIMIT -1`, so it runs on PostgreSQL.
     await db.execute(
-        "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE "
-        "user_id = ? AND kind = ? ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
-        (user_id, kind, MAX_LIVE_TOKENS - 1))
+        "DELETE FROM tokens WHERE user_id = ? AND kind = ? AND token_hash NOT IN (SELECT "
+        "token_hash FROM tokens WHERE user_id = ? AND kind = ? ORDER BY created_at DESC "
+        "LIMIT ?)", (user_id, kind, user_id, kind, MAX_LIVE_TOKENS - 1))
     await db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
                      (digest, user_id, kind, now, expires_at))
 

@@ -1,15 +1,25 @@
-"""The ledger's event store: the generic SQLite store, told about credits and tasks."""
+"""The ledger's event store: a generic store, told about credits and tasks.
+
+SQLite (a file path) is the default; a `postgresql://` URL selects PostgreSQL.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from events import SQLiteEventStore
+from events import SqlEventStore, SQLiteEventStore
+from events.postgres import PostgresEventStore
 from events.rows import Clock, utc_now
 from ledger.control import CONTROL_SCHEMA
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(where: str | Path) -> bool:
+    return isinstance(where, str) and where.startswith(URL_SCHEMES)
 
 
 def ledger_store(
@@ -18,6 +28,28 @@ def ledger_store(
     synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
     clock: Clock = utc_now,
 ) -> SQLiteEventStore:
-    """A store with the ledger's codec, projections and control tables; call `open()` next."""
+    """A SQLite store with the ledger's codec, projections and control tables; `open()` next."""
     return SQLiteEventStore(path, ledger_codec(), ledger_projectors(), synchronous=synchronous,
                             control_schema=CONTROL_SCHEMA, clock=clock)
+
+
+def postgres_ledger_store(
+    database_url: str, *, clock: Clock = utc_now, **options: Any
+) -> PostgresEventStore:
+    """A PostgreSQL store with the ledger's codec, projections and control tables.
+    `options` are PostgresEventStore's pool bounds and timeouts."""
+    return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),
+                              control_schema=CONTROL_SCHEMA, clock=clock, **options)
+
+
+def ledger_store_at(
+    where: str | Path,
+    *,
+    synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
+    clock: Clock = utc_now,
+) -> SqlEventStore:
+    """The ledger's store at a SQLite path or a `postgresql://` URL."""
+    if is_database_url(where):
+        assert isinstance(where, str)
+        return postgres_ledger_store(where, clock=clock)
+    return ledger_store(where, synchronous=synchronous, clock=clock)

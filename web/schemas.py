@@ -118,6 +118,16 @@ class ModelView(Schema):
     description = fields.String(required=True)
     price_per_item = fields.Integer(required=True)
     max_items = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["regression", "classification"]))
+    features = fields.List(fields.String(), required=True, metadata={
+        "description": "Feature names in the order an array row lists its values."})
+    input_schema = fields.Dict(required=True, metadata={
+        "description": "A JSON Schema of one item of `data`."})
+    labels = fields.List(fields.String(), required=True, metadata={
+        "description": "The classes a classifier chooses from; empty for a regression."})
+    version = fields.String(required=True, metadata={
+        "description": "First 12 hex digits of the artifact's SHA-256 (or of the code "
+                       "model's definition): which model produced a charge."})
 
 
 class ModelList(Schema):

@@ -43,6 +43,9 @@ from ml import (
 if TYPE_CHECKING:
     from conftest import Services
 
+# The same use cases on both stores (see conftest's `ledger_at`).
+pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+
 
 async def count_events(store: SQLiteEventStore) -> int:
     row = await store.read_db().fetchone("SELECT COUNT(*) AS n FROM events")

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -20,7 +20,9 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
+    run_state_machine_as_test,
 )
+from pgcluster import PgCluster
 
 from events import Event
 from ledger import (
@@ -35,7 +37,7 @@ from ledger import (
     TaskOutcome,
     UnknownHold,
     UsernameTaken,
-    ledger_store,
+    ledger_store_at,
 )
 from ledger.account import MAX_BALANCE_CREDITS, MAX_TOP_UP_CREDITS, fold
 from ledger.audit import audit
@@ -66,8 +68,8 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.directory = tempfile.mkdtemp(prefix="ledger-stateful-")
-        self.path = Path(self.directory) / "ledger.db"
-        self.store = ledger_store(self.path)
+        self.path = self.location()
+        self.store = ledger_store_at(self.path)
         self.run(self.store.open())
         self.ledger = LedgerService(self.store, owner="machine")
         # The model: what every account must hold, in plain Python.
@@ -77,6 +79,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.top_ups: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
         self.tasks_by_id: dict[int, Task] = {}
         self.operations = 0
+
+    def location(self) -> str | Path:
+        return Path(self.directory) / "ledger.db"
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -246,3 +251,27 @@ class LedgerMachine(RuleBasedStateMachine):
 LedgerMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30,
                                            deadline=None)
 TestLedgerMachine = LedgerMachine.TestCase
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    """The same walk on a fresh PostgreSQL database per example."""
+
+    cluster: ClassVar[PgCluster]
+
+    def location(self) -> str | Path:
+        return self.run(self.cluster.create_database())
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self.cluster.drop_database(str(self.path)))
+            finally:
+                loop.close()
+
+
+def test_the_ledger_walk_holds_on_postgres(pg_cluster: PgCluster) -> None:
+    PostgresLedgerMachine.cluster = pg_cluster
+    run_state_machine_as_test(PostgresLedgerMachine, settings=LedgerMachine.TestCase.settings)

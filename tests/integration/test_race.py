@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import pytest
+
 from ledger import BalanceView, InsufficientCredits
 from ledger.audit import audit
 from ml import MLTask
@@ -13,6 +15,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Services
+
+# The same use cases on both stores (see conftest's `ledger_at`).
+pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
 
 PRICE = 3  # three items on the Doubler, at 1 credit each
 
@@ -24,7 +29,7 @@ async def new_user(services: Services, credits: int) -> int:
 
 
 async def test_concurrent_predictions_charge_exactly_what_the_balance_covers(
-        services: Services, db_path: Path) -> None:
+        services: Services, ledger_at: str | Path) -> None:
     requests, covered = 40, 13
     user_id = await new_user(services, covered * PRICE + PRICE - 1)
     results = await asyncio.gather(*(services.ml.process_task(user_id, 1, [i, i + 1, i + 2])
@@ -39,12 +44,12 @@ async def test_concurrent_predictions_charge_exactly_what_the_balance_covers(
     tasks = await MLTask.get_user_tasks(services.ledger, user_id)
     assert len(tasks) == requests
     assert sum(t.cost for t in tasks) == covered * PRICE
-    report = await audit(db_path, show_progress=False)
+    report = await audit(ledger_at, show_progress=False)
     assert report.ok, report.render()
 
 
 async def test_concurrent_withdrawals_and_predictions_never_overdraw(
-        services: Services, db_path: Path) -> None:
+        services: Services, ledger_at: str | Path) -> None:
     user_id = await new_user(services, 50)
 
     async def withdraw() -> tuple[int, bool]:
@@ -66,7 +71,7 @@ async def test_concurrent_withdrawals_and_predictions_never_overdraw(
     assert 0 <= left < min(refused)  # every refusal was for want of credits, none too early
     assert await services.ledger.get_balance(user_id) == BalanceView(
         balance_credits=left, held_credits=0)
-    report = await audit(db_path, show_progress=False)
+    report = await audit(ledger_at, show_progress=False)
     assert report.ok, report.render()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pgcluster import fresh_database
 
 from events import (
     GENESIS_HASH,
@@ -24,10 +25,11 @@ from events import (
     SQLiteEventStore,
     StoreUnavailable,
 )
+from events.postgres import PostgresEventStore
 from events.rows import StoredRow
 from events.verify import verify_chain
 
-Store = InMemoryEventStore | SQLiteEventStore
+Store = InMemoryEventStore | SQLiteEventStore | PostgresEventStore
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,17 +68,26 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield InMemoryEventStore(codec())
         return
-    sqlite_store = SQLiteEventStore(tmp_path / "events.db", codec())
-    await sqlite_store.open()
-    try:
-        yield sqlite_store
-    finally:
-        await sqlite_store.close()
+    if request.param == "sqlite":
+        sqlite_store = SQLiteEventStore(tmp_path / "events.db", codec())
+        await sqlite_store.open()
+        try:
+            yield sqlite_store
+        finally:
+            await sqlite_store.close()
+        return
+    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
+        pg_store = PostgresEventStore(url, codec())
+        await pg_store.open()
+        try:
+            yield pg_store
+        finally:
+            await pg_store.close()
 
 
 async def stored_rows(store: Store) -> AsyncIterator[StoredRow]:

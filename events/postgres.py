@@ -1,0 +1,448 @@
+"""The PostgreSQL event store: the SQLite store's contract, for many processes on one server.
+
+One writer task per process commits batches of jobs (group commit). Every write transaction
+first takes one advisory lock, the global serialization point: transactions of all processes
+then run one after another, so positions are gapless in commit order, one hash chain runs
+through all of them, and what a job reads (balances, `MAX(id) + 1`) cannot change under it
+before it commits. The lock is taken when the transaction begins, not at its first append,
+because the ledger decides (and picks ids) before it appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg  # type: ignore[import-untyped]  # ships no type hints
+
+from events.codec import EventCodec
+from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
+from events.event import Event, Metadata, RecordedEvent
+from events.hashing import GENESIS_HASH
+from events.pgdatabase import PgDatabase, portable_ddl, wrap
+from events.projection import Projector
+from events.rows import Clock, StoredRow, seal, utc_now
+from events.sql import SqlDatabase
+from events.sqlite import _ROW_COLUMNS, row_from_db
+from events.store import SqlSession
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# The key of the one advisory lock that orders all writes to a database.
+WRITE_LOCK = 0x6D6C63_0001
+# Savepoints beyond 64 per transaction overflow PostgreSQL's subtransaction cache.
+MAX_BATCH = 32
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position       BIGINT  PRIMARY KEY CHECK (position >= 1),
+    stream_id      TEXT    NOT NULL,
+    version        BIGINT  NOT NULL CHECK (version >= 1),
+    type_name      TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    data           TEXT    NOT NULL,  -- the exact hashed text: jsonb would reorder keys
+    metadata       TEXT    NOT NULL,
+    recorded_at    TEXT    NOT NULL,
+    hash           TEXT    NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'events are append-only'; END $$;
+CREATE OR REPLACE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_append_only();
+-- UPDATE and DELETE triggers do not fire on TRUNCATE.
+CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
+"""
+
+
+class PgSession:
+    """A write in progress, under the write lock: appends, projections and control-plane
+    rows share one transaction."""
+
+    def __init__(self, store: PostgresEventStore, db: PgDatabase) -> None:
+        self._store = store
+        self.db: SqlDatabase = db
+        self._head: tuple[int, str] | None = None
+
+    async def stream_version(self, stream_id: str) -> int:
+        row = await self.db.fetchone(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ?", (stream_id,))
+        return int(row["v"]) if row else 0
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        rows = await self.db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE stream_id = ? ORDER BY version",
+            (stream_id,))
+        return [row_from_db(r).to_recorded(self._store.codec) for r in rows]
+
+    async def _load_head(self) -> tuple[int, str]:
+        if self._head is None:  # read after the lock, in a statement of its own
+            row = await self.db.fetchone(
+                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+            self._head = (row["position"], row["hash"]) if row else (0, GENESIS_HASH)
+        return self._head
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: Metadata = Metadata(),  # noqa: B008 - frozen, so sharing is safe
+    ) -> list[RecordedEvent]:
+        if await self.stream_version(stream_id) != expected_version:
+            raise ConcurrencyError(stream_id, expected_version)
+        position, previous_hash = await self._load_head()
+        now = self._store.clock()
+        recorded = []
+        for offset, event in enumerate(events, start=1):
+            position += 1
+            row = seal(self._store.codec, previous_hash=previous_hash, position=position,
+                       stream_id=stream_id, version=expected_version + offset, event=event,
+                       metadata=metadata, recorded_at=now)
+            try:
+                await self.db.execute(
+                    f"INSERT INTO events ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row.position, row.stream_id, row.version, row.type_name,
+                     row.schema_version, row.data_json, row.metadata_json, row.recorded_at,
+                     row.hash))
+            except UniqueViolation as exc:
+                raise ConcurrencyError(stream_id, expected_version) from exc
+            previous_hash = row.hash
+            self._head = (position, previous_hash)
+            event_in_log = RecordedEvent(
+                position=position, stream_id=stream_id, version=row.version,
+                event=self._store.codec.decode(row.type_name, row.schema_version,
+                                               row.data_json),
+                metadata=metadata, recorded_at=datetime.fromisoformat(row.recorded_at),
+                hash=row.hash)
+            for projector in self._store.projectors:
+                await projector.apply(self.db, event_in_log)
+            recorded.append(event_in_log)
+        return recorded
+
+
+@dataclass
+class _Job:
+    work: Callable[[SqlSession], Awaitable[Any]]
+    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
+                                        .create_future())
+
+
+class _JobPoisoned(Exception):
+    """A job failed in a way that took its whole transaction down."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
+
+Outcome = tuple[_Job, Any, BaseException | None]
+
+
+class PostgresEventStore:
+    """The event log in one PostgreSQL database, shared by any number of processes.
+
+    Reads go through a bounded pool, one statement each. Writes go through one writer task
+    and its own connection, re-opened at the next batch when the server went away.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        codec: EventCodec,
+        projectors: Sequence[Projector] = (),
+        *,
+        control_schema: str = "",
+        clock: Clock = utc_now,
+        min_pool: int = 1,
+        max_pool: int = 8,
+        connect_timeout_s: float = 5.0,
+        command_timeout_s: float = 10.0,
+        lock_timeout_ms: int = 5_000,
+        statement_timeout_ms: int = 10_000,
+        idle_in_transaction_timeout_ms: int = 30_000,
+    ) -> None:
+        self.dsn = dsn
+        self.codec = codec
+        self.projectors = tuple(projectors)
+        self.control_schema = control_schema
+        self.clock = clock
+        self.min_pool, self.max_pool = min_pool, max_pool
+        self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.server_settings = {
+            "lock_timeout": str(lock_timeout_ms),
+            "statement_timeout": str(statement_timeout_ms),
+            "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
+        }
+        self.pool: asyncpg.Pool | None = None
+        self._writer: asyncpg.Connection | None = None
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _connect(self) -> asyncpg.Connection:
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                self.dsn, timeout=self.connect_timeout_s,
+                command_timeout=self.command_timeout_s, server_settings=self.server_settings)
+        except Exception as exc:
+            raise wrap(exc) from exc
+        return conn
+
+    async def open(self) -> None:
+        try:
+            self._writer = await self._connect()
+            await self.create_schema(PgDatabase(self._writer))
+            self.pool = await asyncpg.create_pool(
+                self.dsn, min_size=self.min_pool, max_size=self.max_pool,
+                timeout=self.connect_timeout_s, command_timeout=self.command_timeout_s,
+                server_settings=self.server_settings)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, Exception):
+                raise wrap(exc) from exc
+            raise
+        self._task = asyncio.create_task(self._write_loop(), name="pg-event-store-writer")
+
+    async def create_schema(self, db: SqlDatabase) -> None:
+        """Idempotent; under the write lock, so processes starting together do not collide."""
+        script = "\n".join([self.control_schema, *(p.schema for p in self.projectors)])
+        await db.execute("BEGIN")
+        try:
+            await db.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            await db.executescript(SCHEMA)
+            await db.executescript(portable_ddl(script))
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(Exception):
+                    await db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        try:
+            if self._task is not None:
+                await self._queue.put(None)
+                await asyncio.shield(self._task)
+        finally:
+            self._task = None
+            while not self._queue.empty():  # jobs queued behind the stop: fail, never hang
+                late = self._queue.get_nowait()
+                if late is not None and not late.future.done():
+                    late.future.set_exception(StoreUnavailable("the event store is closed"))
+            writer, pool, self._writer, self.pool = self._writer, self.pool, None, None
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    await writer.close(timeout=self.connect_timeout_s)
+                writer.terminate()
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), self.connect_timeout_s)
+                except Exception:
+                    pool.terminate()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        if self._task is None or self._task.done():
+            raise StoreUnavailable("the event store is not open")
+        job = _Job(work)
+        # The job runs to the end even if the caller goes away; its error is then dropped.
+        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await self._queue.put(job)
+        result: T = await asyncio.shield(job.future)
+        return result
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: Metadata = Metadata(),  # noqa: B008
+    ) -> list[RecordedEvent]:
+        async def work(session: SqlSession) -> list[RecordedEvent]:
+            return await session.append(stream_id, expected_version, events, metadata)
+
+        return await self.transact(work)
+
+    async def _write_loop(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    await self._commit(batch)
+                    return
+                batch.append(more)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        """Commit a batch; a job that takes the transaction down fails alone, and the others
+        run again without it (each job is a function of the database state, and nothing of
+        the failed transaction was written)."""
+        while batch:
+            try:
+                outcomes = await self._run_batch(batch)
+            except _JobPoisoned as poisoned:
+                error = poisoned.error
+                culprit = batch.pop(poisoned.index)
+                log.warning("a job failed its batch (%s); %d others run again", error,
+                            len(batch))
+                outcomes = [(culprit, None, error)]
+                if not self._writer_alive():  # the connection went: nothing more this round
+                    outcomes += [(job, None, error) for job in batch]
+                    batch = []
+            except Exception as exc:  # BEGIN or COMMIT failed: no job to blame
+                wrapped = wrap(exc)
+                error = wrapped if isinstance(wrapped, StoreError) else StoreUnavailable(
+                    str(exc))
+                log.warning("write batch of %d failed: %s", len(batch), error)
+                if len(batch) > 1 and self._writer_alive() and not isinstance(
+                        error, StoreUnavailable):
+                    for job in batch:  # one by one, so a poisoned COMMIT fails only its job
+                        await self._commit([job])
+                    return
+                outcomes = [(job, None, error) for job in batch]
+                batch = []
+            else:
+                batch = []
+            _settle(outcomes)
+
+    def _writer_alive(self) -> bool:
+        return self._writer is not None and not self._writer.is_closed()
+
+    async def _run_batch(self, batch: list[_Job]) -> list[Outcome]:
+        if not self._writer_alive():  # the server restarted, or the connection broke
+            if self._writer is not None:
+                self._writer.terminate()
+            self._writer = None
+            self._writer = await self._connect()
+        assert self._writer is not None
+        db = PgDatabase(self._writer)
+        outcomes: list[Outcome] = []
+        try:
+            # One round trip: BEGIN and the lock. Reads come in later statements, so they
+            # see every transaction that committed before the lock was granted.
+            await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            for index, job in enumerate(batch):
+                outcomes.append(await self._run_job(db, index, job))
+            await db.execute("COMMIT")
+        except BaseException:
+            if self._writer_alive() and db.in_transaction:
+                with contextlib.suppress(Exception):
+                    await db.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    async def _run_job(self, db: PgDatabase, index: int, job: _Job) -> Outcome:
+        try:
+            await db.execute("SAVEPOINT job")
+        except Exception as exc:
+            raise _JobPoisoned(index, wrap(exc)) from exc
+        try:
+            result = await job.work(PgSession(self, db))
+        except Exception as exc:
+            own = not isinstance(exc, StoreError) or isinstance(
+                exc, ConcurrencyError | UniqueViolation)
+            if not own or not self._writer_alive():
+                raise _JobPoisoned(index, exc) from exc
+            try:
+                await db.execute("ROLLBACK TO job")
+                await db.execute("RELEASE job")
+            except Exception as again:
+                raise _JobPoisoned(index, exc) from again
+            return job, None, exc
+        try:
+            await db.execute("RELEASE job")
+        except Exception as exc:
+            raise _JobPoisoned(index, wrap(exc)) from exc
+        return job, result, None
+
+    async def rebuild_projections(self) -> int:
+        """Empty every projection table and fold the whole log into them again."""
+
+        async def work(session: SqlSession) -> int:
+            for projector in self.projectors:
+                for table in projector.tables:
+                    await session.db.execute(f"DELETE FROM {table}")
+            count = 0
+            async for row in self._iterate_rows(session.db, 1):
+                recorded = row.to_recorded(self.codec)
+                for projector in self.projectors:
+                    await projector.apply(session.db, recorded)
+                count += 1
+            return count
+
+        return await self.transact(work)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read_db(self) -> PgDatabase:
+        """The pool: each read takes a connection for one statement."""
+        if self.pool is None:
+            raise StoreUnavailable("the event store is not open")
+        return PgDatabase(self.pool)
+
+    @staticmethod
+    async def _iterate_rows(
+        db: SqlDatabase, from_position: int, batch_size: int = 500
+    ) -> AsyncIterator[StoredRow]:
+        position = from_position
+        while True:
+            rows = await db.fetchall(
+                f"SELECT {_ROW_COLUMNS} FROM events WHERE position >= ? "
+                "ORDER BY position LIMIT ?", (position, batch_size))
+            for row in rows:
+                yield row_from_db(row)
+            if len(rows) < batch_size:
+                return
+            position = rows[-1]["position"] + 1
+
+    def read_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]:
+        """The raw stored rows, for the audit that verifies their hashes."""
+        return self._iterate_rows(self.read_db(), from_position)
+
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        async for row in self._iterate_rows(self.read_db(), from_position):
+            yield row.to_recorded(self.codec)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1
+    ) -> AsyncIterator[RecordedEvent]:
+        version = from_version
+        while True:
+            rows = await self.read_db().fetchall(
+                f"SELECT {_ROW_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
+                "ORDER BY version LIMIT 500", (stream_id, version))
+            for row in rows:
+                yield row_from_db(row).to_recorded(self.codec)
+            if len(rows) < 500:
+                return
+            version = rows[-1]["version"] + 1
+
+    async def head_position(self) -> int:
+        row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
+        return int(row["p"]) if row else 0
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():
+            continue
+        if error is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
