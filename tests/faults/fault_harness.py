@@ -1,7 +1,9 @@
 """Real ML Cabinet processes for the fault tests: start, wait until healthy, kill, audit.
 
 Every server is `python main.py` on 127.0.0.1 with its log in a file under tmp_path; `Servers`
-kills whatever is still running when the test ends, however it ends.
+kills whatever is still running when the test ends, however it ends. A server's ledger is a
+SQLite file (a Path) or a PostgreSQL database (a `postgresql://` URL, passed as
+ML_CABINET_DATABASE_URL): many processes can share either.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "fault-tolerant-password"
@@ -47,6 +50,13 @@ def server_env() -> dict[str, str]:
     return env
 
 
+Where = Path | str  # a SQLite file, or the URL of a PostgreSQL database
+
+
+def is_url(where: Where) -> bool:
+    return isinstance(where, str) and where.startswith(("postgresql://", "postgres://"))
+
+
 def tail(path: Path, lines: int = 25) -> str:
     if not path.exists():
         return "(no log)"
@@ -70,11 +80,21 @@ async def wait_for_open_hold(db: Path) -> bool:
     return False
 
 
+async def pg_query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Read a PostgreSQL ledger as an auditor would: a connection of its own."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args, timeout=30)
+        return rows
+    finally:
+        await conn.close()
+
+
 @dataclass
 class Server:
     process: asyncio.subprocess.Process
     port: int
-    db: Path
+    db: Where
     log: Path
 
     @property
@@ -104,20 +124,27 @@ class Servers:
     running: list[Server] = field(default_factory=list)
     started: int = 0
 
-    async def spawn(self, db: Path, preexec_fn: Callable[[], None] | None = None) -> Server:
+    env: dict[str, str] = field(default_factory=dict)  # more settings for every server
+
+    async def spawn(self, db: Where, preexec_fn: Callable[[], None] | None = None) -> Server:
         self.started += 1
         log = self.folder / f"server-{self.started}.log"
         port = free_port()
+        env = {**server_env(), **self.env}
+        where = ["--db", str(db)]
+        if is_url(db):
+            env["ML_CABINET_DATABASE_URL"] = str(db)
+            where = []
         with _open_log(log) as out:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port),
-                "--db", str(db), cwd=REPO, env=server_env(), stdin=asyncio.subprocess.DEVNULL,
+                *where, cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=out, stderr=asyncio.subprocess.STDOUT, preexec_fn=preexec_fn)
         server = Server(process=process, port=port, db=db, log=log)
         self.running.append(server)
         return server
 
-    async def start(self, db: Path, preexec_fn: Callable[[], None] | None = None) -> Server:
+    async def start(self, db: Where, preexec_fn: Callable[[], None] | None = None) -> Server:
         """A server that answers /healthz; a port taken meanwhile by another process is
         retried on a new port, a bounded number of times."""
         for _ in range(3):
@@ -234,10 +261,12 @@ class Api:
                                token=token, key=key)
 
 
-async def run_audit(db: Path) -> tuple[int, str]:
-    """`python -m ledger audit --db PATH`, as an auditor runs it: exit code and report."""
+async def run_audit(db: Where) -> tuple[int, str]:
+    """`python -m ledger audit --db PATH` (or `--database-url URL`), as an auditor runs it:
+    exit code and report."""
+    where = ["--database-url", str(db)] if is_url(db) else ["--db", str(db)]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ledger", "audit", "--db", str(db), "--quiet", cwd=REPO,
+        sys.executable, "-m", "ledger", "audit", *where, "--quiet", cwd=REPO,
         env=server_env(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
     try:
