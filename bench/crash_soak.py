@@ -37,7 +37,7 @@ from pgcluster import PgCluster, find_bin_dir, fresh_database
 from soak import SoakFigures, run_soak
 
 # pg-web's owner lease: short, so holds of a killed process are swept within seconds.
-PG_ENV = {"ML_CABINET_OWNER_LEASE_S": "2"}
+PG_ENV = {"ML_CABINET_LEASE_S": "2", "ML_CABINET_SWEEP_S": "0.5"}
 
 
 async def soak_store(store: str, args: argparse.Namespace, seed: int) -> SoakFigures:

@@ -14,7 +14,8 @@ from soak import SoakFigures, run_soak
 
 KILLS = 10
 SOAK_SECONDS = 240.0
-LEASE_ENV = {"ML_CABINET_OWNER_LEASE_S": "2"}  # pg-web's lease: short, so the sweep is quick
+# pg-web's owner lease and sweep, short: a killed process's holds go within a few seconds.
+LEASE_ENV = {"ML_CABINET_LEASE_S": "2", "ML_CABINET_SWEEP_S": "0.5"}
 
 
 def assert_clean(figures: SoakFigures, seed: int) -> None:
