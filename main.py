@@ -1,18 +1,22 @@
-"""Run ML Cabinet: `python main.py [--host H] [--port P] [--db PATH]`.
+"""Run ML Cabinet: `python main.py [--host H] [--port P] [--db PATH | --database-url URL]`.
 
-The SQLite schema is created on first start; environment variables ML_CABINET_HOST,
-ML_CABINET_PORT and ML_CABINET_DB stand in for the flags.
+The schema is created on first start; environment variables ML_CABINET_HOST, ML_CABINET_PORT,
+ML_CABINET_DB and ML_CABINET_DATABASE_URL stand in for the flags. Without a database URL the
+ledger is the SQLite file; with one, it is that PostgreSQL database, shared with any number of
+other processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
 from aiohttp import web
 
 from events import StoreCorrupted
+from ledger.__main__ import redacted
 from web.app import create_app
 from web.config import Config
 from web.middlewares import RequestLog
@@ -22,18 +26,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="ML Cabinet: pay-per-use predictions")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8080)")
-    parser.add_argument("--db", help="SQLite file (default ml_cabinet.db)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", help="SQLite file (default ml_cabinet.db)")
+    where.add_argument("--database-url", help="postgresql://user:pass@host:port/db "
+                       "(default: $ML_CABINET_DATABASE_URL)")
     args = parser.parse_args(argv)
-    config = Config.from_env(host=args.host, port=args.port, db_path=args.db)
+    try:
+        # --db on the command line wins over a URL in the environment, as in init_db.py.
+        config = Config.from_env(host=args.host, port=args.port, db_path=args.db,
+                                 database_url=args.database_url)
+        if args.db and not args.database_url:
+            config = dataclasses.replace(config, database_url=None)
+    except ValueError as error:
+        parser.error(str(error))
+    shown = redacted(config.database_url) if config.database_url else str(config.db_path)
+    audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         web.run_app(create_app(config), host=config.host, port=config.port,
                     access_log_class=RequestLog, print=lambda text: logging.info(
                         "ML Cabinet on http://%s:%s (database %s)", config.host, config.port,
-                        config.db_path))
+                        shown))
     except StoreCorrupted as error:
-        logging.error("refusing to start: %s. Run `python -m ledger audit --db %s`.",
-                      error, config.db_path)
+        logging.error("refusing to start: %s. Run `python -m ledger audit %s`.", error, audit)
         return 3
     return 0
 

@@ -339,3 +339,9 @@ class SQLiteEventStore:
     async def head_position(self) -> int:
         row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
         return int(row["p"]) if row else 0
+
+    async def integrity_problem(self) -> str | None:
+        """What is wrong with the file's pages (PRAGMA quick_check), or None when sound."""
+        rows = await self.read_db().fetchall("PRAGMA quick_check")
+        found = [next(iter(row.values())) for row in rows]
+        return None if found == ["ok"] else f"the database file is damaged: {found[:3]}"

@@ -14,6 +14,7 @@ from events.rows import Clock, utc_now
 from ledger.control import CONTROL_SCHEMA
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
+from ledger.shared import SHARED_SCHEMA
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -38,8 +39,10 @@ def postgres_ledger_store(
 ) -> PostgresEventStore:
     """A PostgreSQL store with the ledger's codec, projections and control tables.
     `options` are PostgresEventStore's pool bounds and timeouts."""
+    # The tables that processes share only on PostgreSQL come with it (ledger/shared.py).
     return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),
-                              control_schema=CONTROL_SCHEMA, clock=clock, **options)
+                              control_schema=CONTROL_SCHEMA + SHARED_SCHEMA, clock=clock,
+                              **options)
 
 
 def ledger_store_at(

@@ -14,20 +14,23 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp_session import AbstractStorage
 from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from events import StoreCorrupted, StoreError, StoreUnavailable
+from events import SqlEventStore, StoreCorrupted, StoreError, StoreUnavailable
 from events.instances import InstanceRegistry
 from events.verify import verify_chain
-from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store
+from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store_at
+from ledger.shared import shared_secret
 from ml import MLModelManager, MLService, default_models
 from web import middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
-from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, STORE, THROTTLE, USERS
+from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, SESSIONS, STORE, THROTTLE, USERS
 from web.openapi import build_openapi
 from web.routes import setup_routes
+from web.sessions import SharedKeyCookieStorage
 from web.throttle import LoginThrottle
 
 HERE = Path(__file__).parent
@@ -37,12 +40,15 @@ log = logging.getLogger("ml_cabinet")
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store, recover from a crash, and close everything on the way out."""
     config = app[CONFIG]
-    store = ledger_store(config.db_path, synchronous=config.synchronous)  # type: ignore[arg-type]
+    store = ledger_store_at(config.store_at,
+                            synchronous=config.synchronous)  # type: ignore[arg-type]
     await store.open()
     instances = InstanceRegistry(config.db_path)
     try:
         if config.verify_on_start:
             await check_log(store)
+        if SESSIONS in app:  # PostgreSQL: one cookie key for every process, in the database
+            app[SESSIONS].use_key(await shared_secret(store.read_db(), "session_key"))
         ledger = LedgerService(store, owner=instances.register())
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER] = store, ledger
@@ -92,11 +98,10 @@ async def sweep_forever(
             log.exception("hold sweep failed")
 
 
-async def check_log(store: Any) -> None:
+async def check_log(store: SqlEventStore) -> None:
     """A damaged log is not served as truth: refuse to start and say where it breaks."""
-    integrity = await store.read_db().fetchall("PRAGMA quick_check")
-    if [next(iter(r.values())) for r in integrity] != ["ok"]:
-        raise StoreCorrupted(f"the database file is damaged: {integrity[:3]}")
+    if (problem := await store.integrity_problem()) is not None:
+        raise StoreCorrupted(problem)
     report = await verify_chain(store.read_rows())
     if report.first_break is not None:
         raise StoreCorrupted(f"the event log is broken at position "
@@ -142,9 +147,15 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app[MODELS] = models or MLModelManager(default_models())
     app[THROTTLE] = LoginThrottle()
     app[OPENAPI] = build_openapi()
-    setup_sessions(app, EncryptedCookieStorage(
-        config.session_key(), cookie_name="mlc_session", httponly=True, samesite="Lax",
-        secure=config.secure_cookies, max_age=7 * 24 * 3600))
+    cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
+                              "samesite": "Lax", "secure": config.secure_cookies,
+                              "max_age": 7 * 24 * 3600}
+    if config.database_url:  # the key is read from the database when the store opens
+        shared = app[SESSIONS] = SharedKeyCookieStorage(**cookie)
+        storage: AbstractStorage = shared
+    else:
+        storage = EncryptedCookieStorage(config.session_key(), **cookie)
+    setup_sessions(app, storage)
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
         context_processors=[aiohttp_jinja2.request_processor, page_context])

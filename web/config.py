@@ -22,8 +22,19 @@ class Config:
     synchronous: str = "FULL"
     cheap_password_hashing: bool = False
     verify_on_start: bool = True
+    # A postgresql:// URL selects PostgreSQL; None keeps the SQLite file `db_path`.
+    database_url: str | None = None
+    # On PostgreSQL, a process whose lease is older than this is dead; it renews every third.
+    lease_s: float = 15.0
+    # How often each process looks for holds of dead processes, on both stores.
+    sweep_s: float = 30.0
 
     def __post_init__(self) -> None:
+        if self.database_url is not None and not self.database_url.startswith(
+                ("postgresql://", "postgres://")):
+            raise ValueError("ML_CABINET_DATABASE_URL must start with postgresql://")
+        if not (0 < self.lease_s <= 3600 and 0 < self.sweep_s <= 3600):
+            raise ValueError("ML_CABINET_LEASE_S and ML_CABINET_SWEEP_S are seconds in (0, 3600]")
         # A typo must not quietly weaken durability: SQLite reads unknown words as NORMAL.
         if self.synchronous not in ("FULL", "EXTRA", "NORMAL", "OFF"):
             raise ValueError(f"ML_CABINET_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF, "
@@ -40,9 +51,17 @@ class Config:
             "synchronous": env.get("ML_CABINET_SYNCHRONOUS", "FULL").upper(),
             "cheap_password_hashing": env.get("ML_CABINET_CHEAP_HASHING", "") == "1",
             "verify_on_start": env.get("ML_CABINET_VERIFY_ON_START", "1") != "0",
+            "database_url": env.get("ML_CABINET_DATABASE_URL") or None,
+            "lease_s": float(env.get("ML_CABINET_LEASE_S", "15")),
+            "sweep_s": float(env.get("ML_CABINET_SWEEP_S", "30")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def store_at(self) -> str | Path:
+        """Where the ledger lives: the PostgreSQL URL when there is one, else the file."""
+        return self.database_url or self.db_path
 
     def session_key(self) -> bytes:
         """The cookie encryption key, kept beside the database so restarts keep sessions.

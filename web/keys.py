@@ -8,6 +8,7 @@ from events import SqlEventStore
 from ledger import LedgerService, UserService
 from ml import MLModelManager, MLService
 from web.config import Config
+from web.sessions import SharedKeyCookieStorage
 from web.throttle import LoginThrottle
 
 CONFIG = web.AppKey("config", Config)
@@ -18,6 +19,8 @@ MODELS = web.AppKey("models", MLModelManager)
 ML = web.AppKey("ml", MLService)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 OPENAPI = web.AppKey("openapi", dict)
+# Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
+SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 
 # Per-request values set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)
