@@ -89,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = asyncio.run(main_async(args))
     rows: list[list[Any]] = [
-        [f.store, f.processes, f.kills, f.kills_holding_credits, f.keys, f.acknowledged,
+        [f.store, f.processes, f.kills, f.interrupted_tasks, f.keys, f.acknowledged,
          f.lost, f.applied_twice, f.changed_outcome, "clean" if f.audit_exit == 0 else
          f"exit {f.audit_exit}", f.seconds] for f in results]
     print()
-    print(table(["store", "processes", "SIGKILLs", "…while holding credits", "keys",
+    print(table(["store", "processes", "SIGKILLs", "tasks interrupted", "keys",
                  "acknowledged", "lost", "applied twice", "changed outcome", "audit",
                  "seconds"], rows))
     print(f"\nseed {args.seed}; load at the end {load()}")

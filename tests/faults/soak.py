@@ -78,7 +78,8 @@ class SoakFigures:
     store: str
     processes: int
     kills: int
-    kills_holding_credits: int
+    kills_holding_credits: int  # kills made once some task was seen holding credits
+    interrupted_tasks: int  # tasks a kill caught holding credits, failed and released later
     keys: int
     acknowledged: int
     lost: int
@@ -235,9 +236,12 @@ async def run_soak(servers: Servers, where: Where, *, processes: int, kills: int
     if audit_exit:
         soak.problems.append(f"audit: {report[-2000:]}")
     acknowledged = sum(a.reply is not None for a in soak.attempts.values())
+    interrupted = await fetch(where, "SELECT id FROM tasks WHERE status = 'failed' "
+                                     "AND error LIKE 'interrupted%'")
     return SoakFigures(
         store="PostgreSQL" if is_url(where) else "SQLite", processes=processes, kills=done,
-        kills_holding_credits=soak.kills_holding_credits, keys=len(soak.attempts),
+        kills_holding_credits=soak.kills_holding_credits, interrupted_tasks=len(interrupted),
+        keys=len(soak.attempts),
         acknowledged=acknowledged, lost=lost, applied_twice=twice, changed_outcome=changed,
         problems=soak.problems[:10], audit_exit=audit_exit,
         seconds=round(time.monotonic() - started, 1))
