@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from events import SqlEventStore
+from events.leases import Liveness
 from ledger import LedgerService, UserService
 from ml import MLModelManager, MLService
 from web.config import Config
@@ -19,6 +20,7 @@ MODELS = web.AppKey("models", MLModelManager)
 ML = web.AppKey("ml", MLService)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 OPENAPI = web.AppKey("openapi", dict)
+LIVENESS = web.AppKey[Liveness]("liveness")
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 
