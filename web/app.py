@@ -22,7 +22,7 @@ from events import SqlEventStore, StoreCorrupted, StoreError, StoreUnavailable
 from events.leases import FileLiveness, LeaseLiveness, Liveness
 from events.verify import verify_chain
 from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store_at
-from ledger.shared import shared_secret
+from ledger.shared import LoginAttempts, shared_secret
 from ml import MLModelManager, MLService, default_models
 from web import middlewares
 from web.auth import csrf_token, page_user
@@ -43,6 +43,7 @@ from web.openapi import build_openapi
 from web.routes import setup_routes
 from web.sessions import SharedKeyCookieStorage
 from web.throttle import LoginThrottle
+from web.throttle_db import SharedLoginThrottle
 
 HERE = Path(__file__).parent
 log = logging.getLogger("ml_cabinet")
@@ -163,7 +164,9 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
                           middlewares=[middlewares.request_id, middlewares.errors])
     app[CONFIG] = config
     app[MODELS] = models or MLModelManager(default_models())
-    app[THROTTLE] = LoginThrottle()
+    # One process counts login failures in memory; many count them in the database.
+    app[THROTTLE] = (SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
+                     if config.database_url else LoginThrottle())
     app[OPENAPI] = build_openapi()
     cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
                               "samesite": "Lax", "secure": config.secure_cookies,
