@@ -82,11 +82,11 @@ class LeaseLiveness:
         self._renewed_at = 0.0  # time.monotonic() of the last heartbeat that worked
 
     async def start(self) -> str:
-        await self._renew()
+        await self.renew()
         self._task = asyncio.create_task(self._beat_forever(), name="owner-lease-heartbeat")
         return self.owner
 
-    async def _renew(self) -> None:
+    async def renew(self) -> None:
         await self.db().execute(
             "INSERT INTO owner_leases (owner, started_at, heartbeat_at, expires_at) "
             "SELECT ?, now, now, now + make_interval(secs => ?::float8) "
@@ -103,7 +103,7 @@ class LeaseLiveness:
         while True:
             await asyncio.sleep(self.heartbeat_s)  # a timer, not a synchronisation
             try:
-                await self._renew()
+                await self.renew()
             except StoreError as error:  # the server is away: try again at the next beat
                 log.warning("lease heartbeat failed: %s", error)
             except Exception:  # the heartbeat must outlive any one bad beat
