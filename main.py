@@ -15,7 +15,7 @@ import sys
 
 from aiohttp import web
 
-from events import StoreCorrupted
+from events import StoreCorrupted, StoreUnavailable
 from ledger.__main__ import redacted
 from web.app import create_app
 from web.config import Config
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreCorrupted as error:
         logging.error("refusing to start: %s. Run `python -m ledger audit %s`.", error, audit)
         return 3
+    except StoreUnavailable as error:
+        logging.error("cannot open the database %s: %s", shown, error)
+        return 2
     return 0
 
 

@@ -7,7 +7,7 @@ interleaving of requests (or of processes sharing the file) can overdraw an acco
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -212,7 +212,7 @@ class LedgerService:
         return outcome
 
     async def release_orphaned_holds(
-        self, owner_is_alive: Callable[[str], bool],
+        self, owner_is_alive: Callable[[str], bool | Awaitable[bool]],
         is_running: Callable[[int], bool] = lambda task_id: False,
         stale_after: timedelta = timedelta(minutes=2),
     ) -> int:
@@ -228,7 +228,8 @@ class LedgerService:
                     row["opened_at"]) < stale_before
                 reason = "abandoned: the service could not record the result"
             else:
-                abandoned = not owner_is_alive(row["owner"])
+                alive = owner_is_alive(row["owner"])  # asked after the holds were read
+                abandoned = not (alive if isinstance(alive, bool) else await alive)
                 reason = "interrupted: the service restarted while it ran"
             if not abandoned:
                 continue

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from events import SqlEventStore, SQLiteEventStore
+from events.leases import LEASE_SCHEMA
 from events.postgres import PostgresEventStore
 from events.rows import Clock, utc_now
 from ledger.control import CONTROL_SCHEMA
@@ -39,10 +40,10 @@ def postgres_ledger_store(
 ) -> PostgresEventStore:
     """A PostgreSQL store with the ledger's codec, projections and control tables.
     `options` are PostgresEventStore's pool bounds and timeouts."""
-    # The tables that processes share only on PostgreSQL come with it (ledger/shared.py).
+    # What processes share only on PostgreSQL comes with it: ledger/shared.py, events/leases.py.
+    shared = CONTROL_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA
     return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),
-                              control_schema=CONTROL_SCHEMA + SHARED_SCHEMA, clock=clock,
-                              **options)
+                              control_schema=shared, clock=clock, **options)
 
 
 def ledger_store_at(

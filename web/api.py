@@ -53,15 +53,15 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = load(login_schema, await read_json(request))
     throttle, client = request.app[THROTTLE], client_address(request)
-    if wait := throttle.retry_after(body["username"], client):
+    if wait := await throttle.retry_after(body["username"], client):
         raise Problem(429, "too_many_attempts", "Too many login attempts",
                       f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
     try:
         issued = await request.app[USERS].login(body["username"], body["password"], "api")
     except InvalidCredentials:
-        throttle.failed(body["username"], client)
+        await throttle.failed(body["username"], client)
         raise
-    throttle.succeeded(body["username"], client)
+    await throttle.succeeded(body["username"], client)
     return web.json_response(schemas.token_json(issued))
 
 

@@ -19,19 +19,31 @@ from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from events import SqlEventStore, StoreCorrupted, StoreError, StoreUnavailable
-from events.instances import InstanceRegistry
+from events.leases import FileLiveness, LeaseLiveness, Liveness
 from events.verify import verify_chain
 from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store_at
-from ledger.shared import shared_secret
+from ledger.shared import LoginAttempts, shared_secret
 from ml import MLModelManager, MLService, default_models
 from web import middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
-from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, SESSIONS, STORE, THROTTLE, USERS
+from web.keys import (
+    CONFIG,
+    LEDGER,
+    LIVENESS,
+    ML,
+    MODELS,
+    OPENAPI,
+    SESSIONS,
+    STORE,
+    THROTTLE,
+    USERS,
+)
 from web.openapi import build_openapi
 from web.routes import setup_routes
 from web.sessions import SharedKeyCookieStorage
 from web.throttle import LoginThrottle
+from web.throttle_db import SharedLoginThrottle
 
 HERE = Path(__file__).parent
 log = logging.getLogger("ml_cabinet")
@@ -43,23 +55,23 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     store = ledger_store_at(config.store_at,
                             synchronous=config.synchronous)  # type: ignore[arg-type]
     await store.open()
-    instances = InstanceRegistry(config.db_path)
+    liveness = liveness_for(config, store)
     try:
         if config.verify_on_start:
             await check_log(store)
         if SESSIONS in app:  # PostgreSQL: one cookie key for every process, in the database
             app[SESSIONS].use_key(await shared_secret(store.read_db(), "session_key"))
-        ledger = LedgerService(store, owner=instances.register())
+        ledger = LedgerService(store, owner=await liveness.start())
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
-        app[STORE], app[LEDGER] = store, ledger
+        app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
         try:
-            await sweep_orphaned_holds(ledger, instances)
+            await sweep_orphaned_holds(ledger, liveness)
         except StoreUnavailable as error:  # a full or read-only disk: still serve reads
             log.warning("holds of interrupted tasks stay held until writes work: %s", error)
-        sweeper = asyncio.create_task(sweep_forever(ledger, instances, app[ML]),
+        sweeper = asyncio.create_task(sweep_forever(ledger, liveness, app[ML], config.sweep_s),
                                       name="hold-sweeper")
         yield
         sweeper.cancel()
@@ -68,30 +80,37 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         # A hung model must not hang the shutdown: its task is released at the next start.
         executor.shutdown(wait=False, cancel_futures=True)
     finally:
+        await liveness.stop()  # before the store closes: a lease is given up through it
         await store.close()
-        instances.unregister()
 
 
-# Another process sharing the file may die at any time; its holds are released this often.
-SWEEP_EVERY_S = 30.0
+def liveness_for(config: Config, store: SqlEventStore) -> Liveness:
+    """File locks beside a SQLite file; leases in the database on PostgreSQL, where the
+    processes may run on other machines."""
+    if config.database_url:
+        return LeaseLiveness(store.read_db, lease_s=config.lease_s)
+    return FileLiveness(config.db_path)
 
 
 async def sweep_orphaned_holds(
-    ledger: LedgerService, instances: InstanceRegistry, ml: MLService | None = None
+    ledger: LedgerService, liveness: Liveness, ml: MLService | None = None
 ) -> None:
     running = (lambda task_id: True) if ml is None else ml.running.__contains__
-    released = await ledger.release_orphaned_holds(instances.is_alive, running)
+    released = await ledger.release_orphaned_holds(liveness.is_alive, running)
     if released:
         log.warning("released %d holds of tasks interrupted by a crash", released)
 
 
 async def sweep_forever(
-    ledger: LedgerService, instances: InstanceRegistry, ml: MLService
+    ledger: LedgerService, liveness: Liveness, ml: MLService, every_s: float
 ) -> None:
+    """Another process sharing the database may die at any time; its holds go this often."""
     while True:
-        await asyncio.sleep(SWEEP_EVERY_S)  # a timer, not a synchronisation
+        await asyncio.sleep(every_s)  # a timer, not a synchronisation
         try:
-            await sweep_orphaned_holds(ledger, instances, ml)
+            await sweep_orphaned_holds(ledger, liveness, ml)
+            if isinstance(liveness, LeaseLiveness):
+                await liveness.forget_the_long_dead()
         except StoreError as error:
             log.warning("hold sweep skipped: %s", error)
         except Exception:  # the sweeper must outlive any one bad sweep
@@ -145,7 +164,9 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
                           middlewares=[middlewares.request_id, middlewares.errors])
     app[CONFIG] = config
     app[MODELS] = models or MLModelManager(default_models())
-    app[THROTTLE] = LoginThrottle()
+    # One process counts login failures in memory; many count them in the database.
+    app[THROTTLE] = (SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
+                     if config.database_url else LoginThrottle())
     app[OPENAPI] = build_openapi()
     cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
                               "samesite": "Lax", "secure": config.secure_cookies,

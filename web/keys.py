@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from events import SqlEventStore
+from events.leases import Liveness
 from ledger import LedgerService, UserService
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.sessions import SharedKeyCookieStorage
-from web.throttle import LoginThrottle
+from web.throttle import Throttle
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey[SqlEventStore]("store")
@@ -17,8 +18,9 @@ LEDGER = web.AppKey("ledger", LedgerService)
 USERS = web.AppKey("users", UserService)
 MODELS = web.AppKey("models", MLModelManager)
 ML = web.AppKey("ml", MLService)
-THROTTLE = web.AppKey("throttle", LoginThrottle)
+THROTTLE = web.AppKey[Throttle]("throttle")
 OPENAPI = web.AppKey("openapi", dict)
+LIVENESS = web.AppKey[Liveness]("liveness")
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 

@@ -81,16 +81,16 @@ async def login_submit(request: web.Request) -> web.Response:
     await check_csrf(request, form)
     username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
     throttle, client = request.app[THROTTLE], client_address(request)
-    if wait := throttle.retry_after(username, client):
+    if wait := await throttle.retry_after(username, client):
         return _form_page(request, "login.html", 429, form={"username": username},
                           error=f"Too many attempts. Try again in {wait} seconds.")
     try:
         user_id = await request.app[USERS].authenticate(username, password[:256])
     except InvalidCredentials:
-        throttle.failed(username, client)
+        await throttle.failed(username, client)
         return _form_page(request, "login.html", 401, form={"username": username},
                           error="Wrong username or password.")
-    throttle.succeeded(username, client)
+    await throttle.succeeded(username, client)
     await start_session(request, user_id)
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 

@@ -1,7 +1,8 @@
 """Login throttling per client, per account and per (account, client) pair.
 
 An attacker who guesses one account from one address is slowed down hard; an account is
-locked for everyone only briefly, so nobody can keep a real user out for long.
+locked for everyone only briefly, so nobody can keep a real user out for long. This one counts
+in memory, for one process; web/throttle_db.py counts in PostgreSQL, for all of them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,25 @@ ACCOUNT = Rule(failures=50, window_s=600, lock_s=15, max_lock_s=60)
 MAX_TRACKED = 100_000  # bounded memory under a spray of usernames
 
 
+def throttle_keys(username: str, client: str) -> list[tuple[str, Rule]]:
+    """The records one attempt counts against: the pair first, then the client, the account."""
+    account = username.lower()[:64]
+    return [(f"pair:{account}:{client}", PAIR), (f"client:{client}", CLIENT),
+            (f"account:{account}", ACCOUNT)]
+
+
+class Throttle(Protocol):
+    async def retry_after(self, username: str, client: str) -> int:
+        """Seconds to wait before the next attempt is heard; 0 when it may go ahead."""
+        ...
+
+    async def failed(self, username: str, client: str) -> None: ...
+
+    async def succeeded(self, username: str, client: str) -> None:
+        """A right password clears this pair's record; the account and client ones stay."""
+        ...
+
+
 @dataclass
 class _Bucket:
     failures: int
@@ -39,23 +60,17 @@ class LoginThrottle:
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
 
-    def _keys(self, username: str, client: str) -> list[tuple[str, Rule]]:
-        account = username.lower()[:64]
-        return [(f"pair:{account}:{client}", PAIR), (f"client:{client}", CLIENT),
-                (f"account:{account}", ACCOUNT)]
-
-    def retry_after(self, username: str, client: str) -> int:
-        """Seconds to wait before the next attempt is heard; 0 when it may go ahead."""
+    async def retry_after(self, username: str, client: str) -> int:
         now = self.clock()
-        waits = [bucket.locked_until - now for key, _ in self._keys(username, client)
+        waits = [bucket.locked_until - now for key, _ in throttle_keys(username, client)
                  if (bucket := self._buckets.get(key)) is not None]
         return max(0, math.ceil(max(waits, default=0)))
 
-    def failed(self, username: str, client: str) -> None:
+    async def failed(self, username: str, client: str) -> None:
         now = self.clock()
         if len(self._buckets) > MAX_TRACKED:
             self._forget_expired(now)
-        for key, rule in self._keys(username, client):
+        for key, rule in throttle_keys(username, client):
             bucket = self._buckets.get(key)
             if bucket is None or now - bucket.window_start > rule.window_s:
                 bucket = self._buckets[key] = _Bucket(0, now, 0.0)
@@ -65,9 +80,8 @@ class LoginThrottle:
                 lock = min(rule.lock_s * 2 ** min(over - 1, 20), rule.max_lock_s)
                 bucket.locked_until = now + lock
 
-    def succeeded(self, username: str, client: str) -> None:
-        """A right password clears this pair's record; the account and client ones stay."""
-        self._buckets.pop(self._keys(username, client)[0][0], None)
+    async def succeeded(self, username: str, client: str) -> None:
+        self._buckets.pop(throttle_keys(username, client)[0][0], None)
 
     def _forget_expired(self, now: float) -> None:
         """Drop what no rule needs any more, then, under a spray, the oldest records, down to

@@ -1,23 +1,47 @@
-"""End-to-end fixtures: the real app factory on a real SQLite file, served over real HTTP."""
+"""End-to-end fixtures: the real app factory on a real SQLite file, served over real HTTP.
+
+The API modules (test_api_*.py) run twice, once on the SQLite file and once on a fresh
+PostgreSQL database of the session's throwaway cluster; the pages stay on SQLite.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pgcluster import fresh_database
 
 from web.app import create_app
 from web.config import Config
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(db_path=tmp_path / "cabinet.db", cheap_password_hashing=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (metafunc.definition.path.name.startswith("test_api_")
+            and "database_url" in metafunc.fixturenames):
+        metafunc.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, config: Config) -> TestClient[Any, Any]:
-    """A client with its own cookie jar, talking to a server started by create_app."""
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """None for the SQLite file; under the "postgres" parameter, a fresh database's URL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield None
+        return
+    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
+        yield url
+
+
+@pytest.fixture
+def config(tmp_path: Path, database_url: str | None) -> Config:
+    return Config(db_path=tmp_path / "cabinet.db", cheap_password_hashing=True,
+                  database_url=database_url)
+
+
+@pytest.fixture
+async def client(config: Config, aiohttp_client: Any) -> TestClient[Any, Any]:
+    """A client with its own cookie jar, talking to a server started by create_app. (The
+    config comes first, so the server stops before a PostgreSQL database is dropped.)"""
     return await aiohttp_client(create_app(config))

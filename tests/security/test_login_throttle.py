@@ -3,10 +3,12 @@ moves: a guesser is slowed down hard, and the real user is never kept out for lo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientResponse
+from pgcluster import fresh_database
 from security_http import (
     PASSWORD,
     Client,
@@ -17,9 +19,12 @@ from security_http import (
     register,
 )
 
+from ledger import postgres_ledger_store
+from ledger.shared import LoginAttempts
 from web.app import create_app
 from web.keys import THROTTLE
-from web.throttle import ACCOUNT, CLIENT, PAIR, LoginThrottle
+from web.throttle import ACCOUNT, CLIENT, PAIR, LoginThrottle, Throttle
+from web.throttle_db import SharedLoginThrottle
 
 ATTACKER, USER = "203.0.113.66", "198.51.100.7"
 
@@ -40,107 +45,117 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def throttle(clock: FakeClock) -> LoginThrottle:
-    return LoginThrottle(clock=clock)
+@pytest.fixture(params=["memory", "postgres"])
+async def throttle(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Throttle]:
+    """The same rules whether one process counts in memory or all count in PostgreSQL."""
+    if request.param == "memory":
+        yield LoginThrottle(clock=clock)
+        return
+    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
+        store = postgres_ledger_store(url)
+        await store.open()
+        try:
+            yield SharedLoginThrottle(LoginAttempts(store.read_db), clock=clock)
+        finally:
+            await store.close()
 
 
-def fail(throttle: LoginThrottle, times: int, username: str = "alice",
+async def fail(throttle: Throttle, times: int, username: str = "alice",
          client: str = ATTACKER) -> None:
     for _ in range(times):
-        assert throttle.retry_after(username, client) == 0, "a locked attempt is not heard"
-        throttle.failed(username, client)
+        assert await throttle.retry_after(username, client) == 0, "a locked attempt is not heard"
+        await throttle.failed(username, client)
 
 
 # -- the throttle on its own -----------------------------------------------------------------
 
-def test_one_client_guessing_one_account_is_locked_after_five_failures(
-        throttle: LoginThrottle) -> None:
-    fail(throttle, PAIR.failures)
-    assert throttle.retry_after("alice", ATTACKER) == 0
+async def test_one_client_guessing_one_account_is_locked_after_five_failures(
+        throttle: Throttle) -> None:
+    await fail(throttle, PAIR.failures)
+    assert await throttle.retry_after("alice", ATTACKER) == 0
 
-    fail(throttle, 1)
+    await fail(throttle, 1)
 
-    assert throttle.retry_after("alice", ATTACKER) == PAIR.lock_s
-    assert throttle.retry_after("alice", USER) == 0  # the real user, elsewhere, is not locked
+    assert await throttle.retry_after("alice", ATTACKER) == PAIR.lock_s
+    assert await throttle.retry_after("alice", USER) == 0  # the real user, elsewhere, is not locked
 
 
-def test_each_further_failure_doubles_the_lock(
-        throttle: LoginThrottle, clock: FakeClock) -> None:
-    fail(throttle, PAIR.failures)
+async def test_each_further_failure_doubles_the_lock(
+        throttle: Throttle, clock: FakeClock) -> None:
+    await fail(throttle, PAIR.failures)
     locks = []
     for _ in range(5):
-        fail(throttle, 1)
-        locks.append(wait := throttle.retry_after("alice", ATTACKER))
+        await fail(throttle, 1)
+        locks.append(wait := await throttle.retry_after("alice", ATTACKER))
         clock.advance(wait)
 
     assert locks == [30, 60, 120, 240, 480]
 
 
-def test_a_guesser_from_one_address_gets_about_ten_guesses_a_quarter_hour(
-        throttle: LoginThrottle, clock: FakeClock) -> None:
+async def test_a_guesser_from_one_address_gets_about_ten_guesses_a_quarter_hour(
+        throttle: Throttle, clock: FakeClock) -> None:
     heard, start = 0, clock.now
     while clock.now - start < 3600:  # an hour of guessing as fast as the throttle lets
-        if wait := throttle.retry_after("alice", ATTACKER):
+        if wait := await throttle.retry_after("alice", ATTACKER):
             clock.advance(wait)
         else:
-            throttle.failed("alice", ATTACKER)
+            await throttle.failed("alice", ATTACKER)
             heard += 1
 
     assert heard <= 4 * 12
 
 
-def test_the_case_of_the_username_does_not_escape_the_lock(throttle: LoginThrottle) -> None:
+async def test_the_case_of_the_username_does_not_escape_the_lock(throttle: Throttle) -> None:
     for name in ["alice", "Alice", "ALICE", "aLiCe", "alicE", "ALIce"]:
-        fail(throttle, 1, username=name)
+        await fail(throttle, 1, username=name)
 
-    assert throttle.retry_after("alice", ATTACKER) == PAIR.lock_s
+    assert await throttle.retry_after("alice", ATTACKER) == PAIR.lock_s
 
 
-def test_a_client_spraying_usernames_is_locked_for_every_username(
-        throttle: LoginThrottle) -> None:
+async def test_a_client_spraying_usernames_is_locked_for_every_username(
+        throttle: Throttle) -> None:
     for n in range(CLIENT.failures + 1):
-        fail(throttle, 1, username=f"user{n}")
+        await fail(throttle, 1, username=f"user{n}")
 
-    assert throttle.retry_after("someone-new", ATTACKER) == CLIENT.lock_s
-    assert throttle.retry_after("someone-new", USER) == 0
+    assert await throttle.retry_after("someone-new", ATTACKER) == CLIENT.lock_s
+    assert await throttle.retry_after("someone-new", USER) == 0
 
 
-def test_an_account_attacked_from_many_addresses_is_locked_only_briefly_for_its_owner(
-        throttle: LoginThrottle, clock: FakeClock) -> None:
+async def test_an_account_attacked_from_many_addresses_is_locked_only_briefly_for_its_owner(
+        throttle: Throttle, clock: FakeClock) -> None:
     addresses = iter(f"10.0.{n // 250}.{n % 250}" for n in range(10_000))
     for _ in range(ACCOUNT.failures + 1):
-        fail(throttle, 1, client=next(addresses))
-    assert throttle.retry_after("alice", USER) == ACCOUNT.lock_s
+        await fail(throttle, 1, client=next(addresses))
+    assert await throttle.retry_after("alice", USER) == ACCOUNT.lock_s
 
     longest = 0
     for _ in range(50):  # the attack goes on from fresh addresses as soon as each lock ends
-        clock.advance(throttle.retry_after("alice", USER))
-        fail(throttle, 1, client=next(addresses))
-        longest = max(longest, throttle.retry_after("alice", USER))
+        clock.advance(await throttle.retry_after("alice", USER))
+        await fail(throttle, 1, client=next(addresses))
+        longest = max(longest, await throttle.retry_after("alice", USER))
 
     assert longest == ACCOUNT.max_lock_s == 60
     clock.advance(longest)
-    assert throttle.retry_after("alice", USER) == 0
+    assert await throttle.retry_after("alice", USER) == 0
 
 
-def test_a_right_password_clears_the_pairs_failures(throttle: LoginThrottle) -> None:
-    fail(throttle, PAIR.failures - 1)
-    throttle.succeeded("alice", ATTACKER)
+async def test_a_right_password_clears_the_pairs_failures(throttle: Throttle) -> None:
+    await fail(throttle, PAIR.failures - 1)
+    await throttle.succeeded("alice", ATTACKER)
 
-    fail(throttle, PAIR.failures)
+    await fail(throttle, PAIR.failures)
 
-    assert throttle.retry_after("alice", ATTACKER) == 0
+    assert await throttle.retry_after("alice", ATTACKER) == 0
 
 
-def test_failures_older_than_the_window_are_forgotten(
-        throttle: LoginThrottle, clock: FakeClock) -> None:
-    fail(throttle, PAIR.failures)
+async def test_failures_older_than_the_window_are_forgotten(
+        throttle: Throttle, clock: FakeClock) -> None:
+    await fail(throttle, PAIR.failures)
     clock.advance(PAIR.window_s + 1)
 
-    fail(throttle, PAIR.failures)
+    await fail(throttle, PAIR.failures)
 
-    assert throttle.retry_after("alice", ATTACKER) == 0
+    assert await throttle.retry_after("alice", ATTACKER) == 0
 
 
 # -- over HTTP -------------------------------------------------------------------------------
@@ -194,14 +209,60 @@ async def test_the_login_page_says_how_long_to_wait_until_the_lock_expires(
     assert (await page_login(locked_out, PASSWORD))[0] == 303
 
 
-def test_a_spray_of_addresses_cannot_grow_the_throttle_without_bound(
+async def test_a_spray_of_addresses_cannot_grow_the_throttle_without_bound(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("web.throttle.MAX_TRACKED", 300)
     throttle = LoginThrottle(clock)
     for n in range(1_000):
-        throttle.failed(f"user{n}", f"10.0.{n // 250}.{n % 250}")
+        await throttle.failed(f"user{n}", f"10.0.{n // 250}.{n % 250}")
     # Three records a failure, yet never more than the bound plus one failure's worth.
     assert len(throttle._buckets) <= 300 + 3
     # The newest failures are still remembered, so a fresh guesser is still counted.
     assert "pair:user999:10.0.3.249" in throttle._buckets
+
+
+async def test_a_spray_cannot_grow_the_shared_throttle_table_without_bound(
+    pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("web.throttle.MAX_TRACKED", 300)
+    monkeypatch.setattr("web.throttle_db.PRUNE_EVERY", 10)
+    store = postgres_ledger_store(pg_url)
+    await store.open()
+    try:
+        attempts = LoginAttempts(store.read_db)
+        throttle = SharedLoginThrottle(attempts, clock=clock)
+        most = 0
+        for n in range(600):
+            clock.advance(0.001)
+            await throttle.failed(f"user{n}", f"10.0.{n // 250}.{n % 250}")
+            most = max(most, await attempts.count())
+        # Three rows a failure, pruned every tenth: never more than the bound plus ten
+        # failures' worth, and the newest failures are still counted.
+        assert most <= 300 + 3 * 10
+        assert await attempts.count() <= 300 + 3 * 10
+        row = await store.read_db().fetchone(
+            "SELECT failures FROM login_attempts WHERE key = ?", ("pair:user599:10.0.2.99",))
+        assert row is not None and row["failures"] == 1
+    finally:
+        await store.close()
+
+
+async def test_expired_records_are_pruned_from_the_shared_table(
+    pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("web.throttle_db.PRUNE_EVERY", 5)
+    store = postgres_ledger_store(pg_url)
+    await store.open()
+    try:
+        attempts = LoginAttempts(store.read_db)
+        throttle = SharedLoginThrottle(attempts, clock=clock)
+        for n in range(4):
+            await throttle.failed(f"old{n}", ATTACKER)
+        clock.advance(PAIR.window_s + 1)  # nothing needs those four any more
+        await throttle.failed("new", USER)  # the fifth failure prunes
+        keys = {r["key"] for r in await store.read_db().fetchall(
+            "SELECT key FROM login_attempts")}
+        assert keys == {f"pair:new:{USER}", f"client:{USER}", "account:new"}
+    finally:
+        await store.close()

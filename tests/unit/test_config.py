@@ -40,3 +40,34 @@ def test_a_damaged_key_file_is_refused_not_padded_with_zeros(tmp_path: Path) -> 
     (tmp_path / "cabinet.db.session-key").write_bytes(b"")
     with pytest.raises(RuntimeError, match="damaged"):
         Config(db_path=tmp_path / "cabinet.db").session_key()
+
+
+def test_without_a_database_url_the_ledger_stays_on_the_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ML_CABINET_DATABASE_URL", raising=False)
+    config = Config.from_env(db_path=Path("here.db"))
+    assert config.database_url is None and config.store_at == Path("here.db")
+
+
+def test_a_database_url_from_the_environment_selects_postgresql(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ML_CABINET_DATABASE_URL", "postgresql://mlc@db.internal/ml_cabinet")
+    monkeypatch.setenv("ML_CABINET_LEASE_S", "2.5")
+    monkeypatch.setenv("ML_CABINET_SWEEP_S", "0.5")
+    config = Config.from_env()
+    assert config.store_at == "postgresql://mlc@db.internal/ml_cabinet"
+    assert (config.lease_s, config.sweep_s) == (2.5, 0.5)
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "ml_cabinet.db", "postgresql:/x"])
+def test_a_url_that_is_not_postgresql_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="postgresql://"):
+        Config(database_url=url)
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), 10_000])
+def test_a_lease_or_sweep_that_makes_no_sense_is_refused(seconds: float) -> None:
+    with pytest.raises(ValueError, match="seconds"):
+        Config(lease_s=seconds)
+    with pytest.raises(ValueError, match="seconds"):
+        Config(sweep_s=seconds)

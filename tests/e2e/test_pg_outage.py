@@ -1,0 +1,64 @@
+"""The app on PostgreSQL while the server goes away and comes back: writes answer 503 at once,
+what needs no database is still served, nothing is half-written, and it recovers by itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from cabinet_http import ApiUser, api_signup, expect_problem
+from pgcluster import PgCluster
+
+from ledger.audit import audit
+from web.app import create_app
+from web.config import Config
+
+Client = TestClient[Any, Any]
+
+
+async def top_up(client: Client, user: ApiUser, amount: int, key: str) -> Any:
+    return await client.post("/api/v1/balance/top-up", json={"amount": amount},
+                             headers={**user.auth, "Idempotency-Key": key})
+
+
+async def answers_within(seconds: float, request: Awaitable[Any]) -> Any:
+    started = time.monotonic()
+    response = await request
+    assert time.monotonic() - started < seconds, "an outage is told at once, not waited out"
+    return response
+
+
+async def test_writes_answer_503_while_the_server_is_down_and_work_again_after(
+        pg_durable_cluster: PgCluster, aiohttp_client: Callable[..., Awaitable[Client]],
+        tmp_path: Path) -> None:
+    url = await pg_durable_cluster.create_database()
+    config = Config(database_url=url, db_path=tmp_path / "unused.db",
+                    cheap_password_hashing=True)
+    client = await aiohttp_client(create_app(config))
+    ada = await api_signup(client, "ada", top_up=10)
+
+    pg_durable_cluster.stop("immediate")  # a crash of the server, mid-service
+    refused = await answers_within(5, top_up(client, ada, 5, "during-outage"))
+    await expect_problem(refused, 503, "service_unavailable")
+    await expect_problem(await answers_within(5, client.post("/api/v1/predict", json={
+        "model_id": 1, "data": [1.0]}, headers=ada.auth)), 503, "service_unavailable")
+    await expect_problem(await answers_within(5, client.post("/api/v1/auth/login", json={
+        "username": "ada", "password": "whatever it is"})), 503, "service_unavailable")
+    # What needs no database is still served.
+    for path in ("/healthz", "/api/v1/models", "/", "/login"):
+        assert (await answers_within(5, client.get(path))).status == 200, path
+    await expect_problem(await client.get("/api/v1/balance", headers=ada.auth), 503,
+                         "service_unavailable")
+
+    pg_durable_cluster.start_server()
+    # Back by itself: the same key now runs once; the refused attempt left nothing behind.
+    again = await top_up(client, ada, 5, "during-outage")
+    assert again.status == 201, await again.text()
+    balance = await (await client.get("/api/v1/balance", headers=ada.auth)).json()
+    assert balance["balance"] == 15
+    history = await (await client.get("/api/v1/transactions", headers=ada.auth)).json()
+    assert [t["amount"] for t in history["data"]] == [5, 10]
+    assert (await audit(url, show_progress=False)).ok
