@@ -217,6 +217,7 @@ async def test_a_postgresql_restart_under_load_loses_nothing_and_the_processes_r
                 apis = [Api(session, s) for s in running]
                 soak.tokens = [await apis[n % 2].signup(f"restart{n}") for n in range(USERS)]
                 await restart_under_load(soak, apis, pg_durable_cluster, mode)
+                assert not soak.problems, soak.problems[:5]  # e.g. a 500 during the outage
                 # A prediction that held credits and could not record its result while the
                 # server was down keeps its hold until its own process gives it up as
                 # abandoned (ledger: stale_after, 2 minutes); then its key states its outcome.
