@@ -1,4 +1,4 @@
-"""Every benchmark in sequence with modest defaults (about 5 minutes), then one summary.
+"""Every benchmark in sequence with modest defaults (about 15 minutes), then one summary.
 
 Installs the baseline's dependencies (bench/requirements.txt) into this interpreter's
 environment first if they are missing: they are the benchmark's, not ML Cabinet's.
@@ -28,13 +28,19 @@ FULL = {
     "http_bench": ["--rounds", "3", "--requests", "2000", "--seconds", "15"],
     "ledger_bench": ["--rounds", "3", "--ops", "3000", "--seconds", "6"],
     "audit_bench": ["--events", "100000", "--rounds", "3"],
+    "pg_bench": ["--rounds", "3", "--seconds", "5"],
+    "crash_soak": ["--kills", "100", "--seconds", "600"],
 }
 QUICK = {
     "http_bench": ["--rounds", "1", "--requests", "200", "--seconds", "5",
                    "--floor-requests", "300"],
     "ledger_bench": ["--rounds", "1", "--ops", "100", "--seconds", "3"],
     "audit_bench": ["--events", "5000", "--rounds", "1"],
+    "pg_bench": ["--rounds", "1", "--seconds", "2", "--clients", "8"],
+    "crash_soak": ["--kills", "6", "--seconds", "120"],
 }
+# These start a throwaway PostgreSQL cluster (crash_soak also soaks SQLite).
+NEEDS_POSTGRES = ("pg_bench", "crash_soak")
 
 
 def ensure_baseline_deps() -> None:
@@ -45,6 +51,13 @@ def ensure_baseline_deps() -> None:
           "bench/requirements.txt", flush=True)
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "-r", str(BENCH / "requirements.txt")], check=True, timeout=600)
+
+
+def has_postgres() -> bool:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pgcluster import find_bin_dir  # tests/ joins the path only here
+
+    return find_bin_dir() is not None
 
 
 def run(script: str, args: list[str], out: Path) -> tuple[int, float]:
@@ -95,6 +108,22 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
             rows.append(["audit", f"{name} over {audit['events']:,} events: events/s",
                          spread(audit[name]["events_per_s"], 0, "")])
         rows.append(["audit", "verdicts", ", ".join(audit["verdicts"])])
+    pg = results.get("pg_bench")
+    if pg:
+        for cell in pg.get("http", {}).get("cells", []):
+            rows.append(["pg", f"{cell['setting']}: charged predictions/s "
+                               f"(ratio to {pg['http']['reference']})",
+                         f"{spread(cell['charged_per_s'], 0, '')}; "
+                         f"{spread(cell['ratio'])}"])
+        for cell in pg.get("append", {}).get("cells", []):
+            rows.append(["pg", f"append, {cell['store']}, {cell['batch']} events x "
+                               f"{cell['appenders']} appenders: events/s",
+                         spread(cell["events_per_s"], 0, "")])
+    for soak in results.get("crash_soak", []):
+        rows.append(["soak", f"{soak['store']}: {soak['kills']} SIGKILLs, "
+                             f"{soak['acknowledged']} acknowledged",
+                     f"lost {soak['lost']}, applied twice {soak['applied_twice']}, "
+                     f"audit exit {soak['audit_exit']}"])
     return rows
 
 
@@ -110,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlc-bench-") as scratch:
         for script, script_args in plan.items():
+            if script in NEEDS_POSTGRES and not has_postgres():
+                print(f"\n(skipping {script}: PostgreSQL is missing; `make postgres` "
+                      "installs it)", flush=True)
+                continue
             out = Path(scratch) / f"{script}.json"
             code, seconds = run(script, script_args, out)
             print(f"({script} took {seconds:.0f} s, exit {code})", flush=True)
