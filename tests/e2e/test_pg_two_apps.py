@@ -147,9 +147,10 @@ async def test_a_session_ended_on_one_process_is_refused_by_the_other_at_once(
     a, b = two
     await page_signup(a, "ada")
     stolen = session_cookie(a)  # a copy of the cookie, kept by someone else
+    replace_cookies(b, stolen)
+    assert (await b.get("/cabinet", allow_redirects=False)).status == 200
     logout = await submit(a, "/cabinet", "/logout", {})
     assert logout.status == 303
-    replace_cookies(b, stolen)
     response = await b.get("/cabinet", allow_redirects=False)
     assert response.status == 303, "B checks the session in the database, not in the cookie"
 
