@@ -1,8 +1,10 @@
-"""Owner leases in PostgreSQL: who counts as alive when processes run on many machines; and a
-damaged log refused at start-up there, as on SQLite."""
+"""What processes on one PostgreSQL database share: owner leases (who counts as alive when
+processes run on many machines) and secrets made once; and a damaged log refused at start-up
+there, as on SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from events import SqlEventStore, StoreCorrupted
 from events.leases import FileLiveness, LeaseLiveness
 from ledger import LedgerService, postgres_ledger_store
+from ledger.shared import shared_secret
 from web.app import check_log
 
 
@@ -116,3 +119,17 @@ async def test_a_database_whose_chain_was_edited_is_refused_at_start_up(
         await admin.close()
     with pytest.raises(StoreCorrupted, match="broken at position 2"):
         await check_log(store)
+
+
+async def test_processes_asking_at_once_for_a_secret_all_get_the_one_made_first(
+        store: SqlEventStore, pg_url: str) -> None:
+    other = postgres_ledger_store(pg_url)  # a second process, with its own pool
+    await other.open()
+    try:
+        keys = await asyncio.gather(*(shared_secret(s.read_db(), "session_key")
+                                      for s in [store, other] * 8))
+        assert len(set(keys)) == 1 and len(keys[0]) == 32
+        assert await shared_secret(other.read_db(), "session_key") == keys[0]  # and after
+        assert await shared_secret(other.read_db(), "another") != keys[0]
+    finally:
+        await other.close()
