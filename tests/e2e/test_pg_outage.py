@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp.test_utils import TestClient
 from cabinet_http import ApiUser, api_signup, expect_problem
 from pgcluster import PgCluster
 from test_pg_two_apps import Gate, eventually, nothing_held
 
+from events.postgres import WRITE_LOCK
 from ledger.audit import audit
 from ml import MLModelManager, ModelSpec
 from web.app import create_app
@@ -100,3 +102,24 @@ async def test_a_prediction_cut_by_an_outage_is_released_after_and_its_key_says_
     balance = await (await client.get("/api/v1/balance", headers=ada.auth)).json()
     assert balance == {"balance": 10, "held": 0, "available": 10}
     assert (await audit(url, show_progress=False)).ok
+
+
+async def test_a_write_lock_held_elsewhere_fails_writes_at_the_lock_timeout_and_reads_go_on(
+        pg_url: str, aiohttp_client: Callable[..., Awaitable[Client]], tmp_path: Path) -> None:
+    config = Config(database_url=pg_url, db_path=tmp_path / "unused.db",
+                    cheap_password_hashing=True)
+    client = await aiohttp_client(create_app(config))
+    ada = await api_signup(client, "ada", top_up=10)
+    stuck = await asyncpg.connect(pg_url)  # a process stuck inside its write transaction
+    try:
+        await stuck.execute(f"SELECT pg_advisory_lock({WRITE_LOCK})")
+        # lock_timeout is 5 s: the write is refused then, not left hanging.
+        refused = await answers_within(9, top_up(client, ada, 5, "behind-the-lock"))
+        await expect_problem(refused, 503, "service_unavailable")
+        balance = await answers_within(2, client.get("/api/v1/balance", headers=ada.auth))
+        assert (await balance.json())["balance"] == 10, "reads do not wait for the write lock"
+    finally:
+        await stuck.close()
+    assert (await top_up(client, ada, 5, "behind-the-lock")).status == 201
+    assert (await (await client.get("/api/v1/balance", headers=ada.auth)).json())[
+        "balance"] == 15
