@@ -71,15 +71,25 @@ class FileLiveness:
 class LeaseLiveness:
     """Alive = its lease in `owner_leases` has not expired. `db` gives a database where each
     statement commits on its own (the PostgreSQL store's pool), so a heartbeat never waits
-    behind the ledger's write lock."""
+    behind the ledger's write lock.
 
-    def __init__(self, db: Callable[[], SqlDatabase], *, lease_s: float = 15.0) -> None:
+    After an outage of the server every lease has run out, the living ones' too. So this
+    process declares others dead only once its own lease has been renewed without a gap for
+    `judge_after_s` (two beats by default): by then every living process has renewed too.
+    """
+
+    def __init__(self, db: Callable[[], SqlDatabase], *, lease_s: float = 15.0,
+                 judge_after_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self.clock = clock  # this process's own timing; leases are timed by the server
         self.lease_s = lease_s
         self.heartbeat_s = lease_s / 3  # two beats may fail before the lease runs out
+        self.judge_after_s = 2 * self.heartbeat_s if judge_after_s is None else judge_after_s
         self.owner = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
-        self._renewed_at = 0.0  # time.monotonic() of the last heartbeat that worked
+        self._renewed_at = 0.0  # clock() at the last heartbeat that worked
+        self._healthy_since: float | None = None  # since when every beat has worked
 
     async def start(self) -> str:
         await self.renew()
@@ -93,11 +103,19 @@ class LeaseLiveness:
             "FROM (SELECT clock_timestamp() AS now) AS t ON CONFLICT (owner) DO UPDATE SET "
             "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
             (self.owner, self.lease_s))
-        now = time.monotonic()
+        now = self.clock()
         if self._renewed_at and now - self._renewed_at > self.lease_s:
             log.warning("this process's lease ran out for %.1f s: the others may have "
                         "released its holds", now - self._renewed_at - self.lease_s)
+        if self._healthy_since is None or now - self._renewed_at > 2 * self.heartbeat_s:
+            self._healthy_since = now  # beats were missed: healthy again from now on
         self._renewed_at = now
+
+    def _may_judge(self) -> bool:
+        now = self.clock()
+        return (self._healthy_since is not None
+                and now - self._renewed_at <= 2 * self.heartbeat_s
+                and now - self._healthy_since >= self.judge_after_s)
 
     async def _beat_forever(self) -> None:
         while True:
@@ -110,8 +128,8 @@ class LeaseLiveness:
                 log.exception("lease heartbeat failed")
 
     async def is_alive(self, owner: str) -> bool:
-        if owner == self.owner:
-            return True
+        if owner == self.owner or not self._may_judge():
+            return True  # in doubt, a hold stays: the next sweep looks again
         row = await self.db().fetchone(
             "SELECT expires_at > clock_timestamp() AS alive FROM owner_leases WHERE owner = ?",
             (owner,))

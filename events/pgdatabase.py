@@ -25,6 +25,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby, or a read-only server
     asyncpg.exceptions.TransactionRollbackError,  # 40: serialization failure, deadlock
+    # The protocol is still busy with what the server sent as it went down (a FATAL
+    # "terminating connection"): the connection is unusable, though not yet closed.
+    asyncpg.exceptions.InternalClientError,
     OSError, TimeoutError, asyncio.TimeoutError,  # cannot connect; command_timeout
 )
 

@@ -342,8 +342,10 @@ class PostgresEventStore:
             await db.execute("COMMIT")
         except BaseException:
             if self._writer_alive() and db.in_transaction:
-                with contextlib.suppress(Exception):
+                try:
                     await db.execute("ROLLBACK")
+                except Exception:  # a connection that cannot roll back is of no more use:
+                    self._writer.terminate()  # the batch's other jobs fail, the next reconnects
             raise
         return outcomes
 

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS shared_secrets (
 CREATE TABLE IF NOT EXISTS login_attempts (
     key          TEXT             PRIMARY KEY,
     failures     INTEGER          NOT NULL,
-    window_start DOUBLE PRECISION NOT NULL,  -- the server's clock, seconds since the epoch
+    window_start DOUBLE PRECISION NOT NULL,  -- wall-clock seconds since the epoch
     locked_until DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_attempts_by_age ON login_attempts (window_start);

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
         try:
-            await sweep_orphaned_holds(ledger, liveness)
+            await sweep_orphaned_holds(ledger, liveness, stale_after_s=config.stale_hold_s)
         except StoreUnavailable as error:  # a full or read-only disk: still serve reads
             log.warning("holds of interrupted tasks stay held until writes work: %s", error)
-        sweeper = asyncio.create_task(sweep_forever(ledger, liveness, app[ML], config.sweep_s),
+        sweeper = asyncio.create_task(sweep_forever(ledger, liveness, app[ML], config),
                                       name="hold-sweeper")
         yield
         sweeper.cancel()
@@ -93,22 +93,24 @@ def liveness_for(config: Config, store: SqlEventStore) -> Liveness:
 
 
 async def sweep_orphaned_holds(
-    ledger: LedgerService, liveness: Liveness, ml: MLService | None = None
+    ledger: LedgerService, liveness: Liveness, ml: MLService | None = None,
+    stale_after_s: float = 120.0,
 ) -> None:
     running = (lambda task_id: True) if ml is None else ml.running.__contains__
-    released = await ledger.release_orphaned_holds(liveness.is_alive, running)
+    released = await ledger.release_orphaned_holds(
+        liveness.is_alive, running, stale_after=timedelta(seconds=stale_after_s))
     if released:
         log.warning("released %d holds of tasks interrupted by a crash", released)
 
 
 async def sweep_forever(
-    ledger: LedgerService, liveness: Liveness, ml: MLService, every_s: float
+    ledger: LedgerService, liveness: Liveness, ml: MLService, config: Config
 ) -> None:
     """Another process sharing the database may die at any time; its holds go this often."""
     while True:
-        await asyncio.sleep(every_s)  # a timer, not a synchronisation
+        await asyncio.sleep(config.sweep_s)  # a timer, not a synchronisation
         try:
-            await sweep_orphaned_holds(ledger, liveness, ml)
+            await sweep_orphaned_holds(ledger, liveness, ml, config.stale_hold_s)
             if isinstance(liveness, LeaseLiveness):
                 await liveness.forget_the_long_dead()
         except StoreError as error:

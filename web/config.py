@@ -28,13 +28,17 @@ class Config:
     lease_s: float = 15.0
     # How often each process looks for holds of dead processes, on both stores.
     sweep_s: float = 30.0
+    # A hold of this process whose task is no longer running (its settle failed, say during
+    # an outage) is released once it is this old; the margin covers a task about to start.
+    stale_hold_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.database_url is not None and not self.database_url.startswith(
                 ("postgresql://", "postgres://")):
             raise ValueError("ML_CABINET_DATABASE_URL must start with postgresql://")
-        if not (0 < self.lease_s <= 3600 and 0 < self.sweep_s <= 3600):
-            raise ValueError("ML_CABINET_LEASE_S and ML_CABINET_SWEEP_S are seconds in (0, 3600]")
+        if not all(0 < s <= 3600 for s in (self.lease_s, self.sweep_s, self.stale_hold_s)):
+            raise ValueError("ML_CABINET_LEASE_S, ML_CABINET_SWEEP_S and "
+                             "ML_CABINET_STALE_HOLD_S are seconds in (0, 3600]")
         # A typo must not quietly weaken durability: SQLite reads unknown words as NORMAL.
         if self.synchronous not in ("FULL", "EXTRA", "NORMAL", "OFF"):
             raise ValueError(f"ML_CABINET_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF, "
@@ -54,6 +58,7 @@ class Config:
             "database_url": env.get("ML_CABINET_DATABASE_URL") or None,
             "lease_s": float(env.get("ML_CABINET_LEASE_S", "15")),
             "sweep_s": float(env.get("ML_CABINET_SWEEP_S", "30")),
+            "stale_hold_s": float(env.get("ML_CABINET_STALE_HOLD_S", "120")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from ledger import (
     InvalidCredentials,
     InvalidInput,
     OperationInProgress,
+    UnknownHold,
     UsernameTaken,
 )
 from ml import EmptyInput, ModelNotFound, NoValidData, TooManyItems
@@ -42,6 +43,9 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     # Only another process can move a stream under us; a retry reads it afresh.
     ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
     StoreCorrupted: (503, "service_unavailable", "The service cannot write right now"),
+    # The hold went before the model finished: another process took this one for dead and
+    # failed the task (nothing charged); a retry with the same key gets that stored reply.
+    UnknownHold: (503, "prediction_failed", "The prediction failed"),
 }
 
 

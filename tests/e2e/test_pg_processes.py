@@ -43,11 +43,13 @@ async def test_two_processes_on_one_database_serve_one_ledger(
         pg_url: str, tmp_path: Path) -> None:
     ports = [free_port(), free_port()]
     servers, logs = [], []
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
     for n, port in enumerate(ports):
         logs.append(log := tmp_path / f"server{n}.log")
         with log.open("w") as out:
             servers.append(await asyncio.create_subprocess_exec(
-                sys.executable, "main.py", "--port", str(port), cwd=REPO,
+                sys.executable, str(REPO / "main.py"), "--port", str(port), cwd=workdir,
                 env=clean_env(ML_CABINET_DATABASE_URL=pg_url), stdout=out,
                 stderr=subprocess.STDOUT))
     try:
@@ -73,6 +75,8 @@ async def test_two_processes_on_one_database_serve_one_ledger(
         codes = [await asyncio.wait_for(server.wait(), 30) for server in servers]
     assert codes == [0, 0], [log.read_text() for log in logs]
     assert "(database postgresql://" in logs[0].read_text()
+    # Nothing of SQLite's beside the processes: no key file, no lock folder, no database.
+    assert list(workdir.iterdir()) == []
 
 
 def test_main_says_plainly_when_it_cannot_reach_the_database(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ user and an operator see does not depend on which process answers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,7 +25,9 @@ from cabinet_http import (
 
 from events.leases import LeaseLiveness
 from ledger import TaskDraft
+from ledger.audit import audit
 from ledger.control import Operation
+from ml import MLModel, MLModelManager, ModelSpec
 from web.app import create_app, sweep_orphaned_holds
 from web.config import Config
 from web.keys import LEDGER, LIVENESS
@@ -147,9 +150,10 @@ async def test_a_session_ended_on_one_process_is_refused_by_the_other_at_once(
     a, b = two
     await page_signup(a, "ada")
     stolen = session_cookie(a)  # a copy of the cookie, kept by someone else
+    replace_cookies(b, stolen)
+    assert (await b.get("/cabinet", allow_redirects=False)).status == 200
     logout = await submit(a, "/cabinet", "/logout", {})
     assert logout.status == 303
-    replace_cookies(b, stolen)
     response = await b.get("/cabinet", allow_redirects=False)
     assert response.status == 303, "B checks the session in the database, not in the cookie"
 
@@ -170,3 +174,47 @@ async def test_login_failures_on_both_processes_count_against_one_limit(
         locked = await log_in(client, PASSWORD)
         await expect_problem(locked, 429, "too_many_attempts")
         assert 0 < int(locked.headers["Retry-After"]) <= PAIR.lock_s
+
+
+class Gate(MLModel):
+    """A model that runs until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def predict(self, data: list[float]) -> list[float]:
+        self.entered.set()
+        self.release.wait(timeout=30)
+        return data
+
+
+async def test_a_process_presumed_dead_that_finishes_after_all_charges_nothing(
+        pg_url: str, aiohttp_client: MakeClient, tmp_path: Path) -> None:
+    gate = Gate()
+    gated = MLModelManager([ModelSpec(id=1, name="Gate", description="waits",
+                                      price_per_item_credits=1, max_items=10,
+                                      factory=lambda: gate)])
+    short = {"lease_s": 1.0, "sweep_s": 0.2}
+    a = await aiohttp_client(create_app(pg_config(pg_url, tmp_path, **short), gated))
+    b = await aiohttp_client(create_app(pg_config(pg_url, tmp_path, **short)))
+    user = await api_signup(b, "ada", top_up=10)
+    headers = {**user.auth, "Idempotency-Key": "slow-one"}
+    body = {"model_id": 1, "data": [1.0, 2.0]}
+    running = asyncio.create_task(a.post("/api/v1/predict", json=body, headers=headers))
+    try:
+        assert await asyncio.to_thread(gate.entered.wait, 10), "A's model is running"
+        assert await held(b, user) == 2
+        liveness = a.server.app[LIVENESS]
+        assert isinstance(liveness, LeaseLiveness)
+        liveness.stop_heartbeat()  # A stalls long enough to be presumed dead
+        assert await eventually(lambda: nothing_held(b, user)), "B released A's hold"
+    finally:
+        gate.release.set()
+    late = await running  # A's model finishes after all; its hold is no longer there
+    await expect_problem(late, 503, "prediction_failed")
+    replay = await expect_problem(
+        await b.post("/api/v1/predict", json=body, headers=headers), 503, "prediction_failed")
+    assert replay["task"]["status"] == "failed" and replay["task"]["cost"] == 0
+    balance = await (await b.get("/api/v1/balance", headers=user.auth)).json()
+    assert balance == {"balance": 10, "held": 0, "available": 10}, "resolved once, uncharged"
+    assert (await audit(pg_url, show_progress=False)).ok

@@ -71,3 +71,5 @@ def test_a_lease_or_sweep_that_makes_no_sense_is_refused(seconds: float) -> None
         Config(lease_s=seconds)
     with pytest.raises(ValueError, match="seconds"):
         Config(sweep_s=seconds)
+    with pytest.raises(ValueError, match="seconds"):
+        Config(stale_hold_s=seconds)
