@@ -18,10 +18,12 @@ from soak import USERS, Soak, check_log, is_pending, no_open_hold, wait_for
 PRICE_PER_ITEM = 1  # model 1, "Doubler"
 ITEMS = [1.0, 2.0, 3.0]
 COST = PRICE_PER_ITEM * len(ITEMS)
-# pg-web's owner lease and sweep, short: a dead process's holds go within a few seconds.
-LEASE_ENV = {"ML_CABINET_LEASE_S": "2", "ML_CABINET_SWEEP_S": "0.5"}
+# Short owner leases and sweeps: a dead process's holds go within a few seconds, and so do a
+# live process's own holds whose result could not be written (ML_CABINET_STALE_HOLD_S).
+LEASE_ENV = {"ML_CABINET_LEASE_S": "2", "ML_CABINET_SWEEP_S": "0.5",
+             "ML_CABINET_STALE_HOLD_S": "3"}
 RELEASE_POLLS = 6000  # × 5 ms: 30 s for a lease to expire and a sweep to run
-ABANDONED_POLLS = 30_000  # × 5 ms: 150 s, past the ledger's 2 minutes for an abandoned hold
+ABANDONED_POLLS = 6000  # × 5 ms: 30 s, well past ML_CABINET_STALE_HOLD_S + a sweep
 OUTAGE_WRITES = 20  # writes sent while PostgreSQL is down
 QUICK_S = 6.0  # a 503 during an outage comes within the connect timeout (5 s), not later
 RECOVERY_ATTEMPTS, RECOVERY_INTERVAL_S = 300, 0.1
@@ -220,7 +222,7 @@ async def test_a_postgresql_restart_under_load_loses_nothing_and_the_processes_r
                 assert not soak.problems, soak.problems[:5]  # e.g. a 500 during the outage
                 # A prediction that held credits and could not record its result while the
                 # server was down keeps its hold until its own process gives it up as
-                # abandoned (ledger: stale_after, 2 minutes); then its key states its outcome.
+                # abandoned (ML_CABINET_STALE_HOLD_S); then its key states its outcome.
                 assert await wait_for(lambda: no_open_hold(url), ABANDONED_POLLS), \
                     await pg_query(url, "SELECT task_id, owner FROM holds WHERE status = 'open'")
                 final = await settle_everything(soak, apis[1])
