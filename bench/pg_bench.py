@@ -10,7 +10,8 @@ synchronous=FULL.
   appending a batch of 1, 8 or 64 events to a stream of its own per call (one job); the store's
   writer groups concurrent jobs into one commit (at most events.postgres.MAX_BATCH jobs), as
   in the service; then 1 event per call with 1, 8 and 64 appenders (group commit batches).
-  The same on a SQLite file for reference.
+  The same on a SQLite file for reference, and 16 appenders split over two processes on one
+  PostgreSQL database (1 and 8 events per call): their writers take turns at the one lock.
 - http: `python main.py` processes on 127.0.0.1 against one database (ML_CABINET_DATABASE_URL),
   `--clients` client tasks spread over them round-robin, each its own user, each sending POST
   /predict of 10 numbers (model 1, 10 credits) with its own Idempotency-Key, for `--seconds`
@@ -53,6 +54,9 @@ BATCH_SIZES = (1, 8, 64)
 # (events per append, concurrent appenders): batch sizes within one job at 16 appenders, then
 # group commit batch sizes (jobs per commit, capped at events.postgres.MAX_BATCH) at 1 event.
 APPEND_CELLS = [*((b, 16) for b in BATCH_SIZES), *((1, a) for a in BATCH_SIZES if a != 16)]
+# The same 16 appenders split over two processes: their writers take turns at the one lock.
+TWO_PROCESS_CELLS = [(1, 16), (8, 16)]
+WORKER_TIMEOUT_S = 300
 ITEMS = [float(i) for i in range(10)]
 COST_CREDITS = 10  # model 1 charges 1 credit per item
 INITIAL_CREDITS = 1_000_000
@@ -126,10 +130,52 @@ async def append_cell(store: PostgresEventStore | SQLiteEventStore, name: str, b
     return AppendCell(name, batch, appenders, appended, commits, elapsed)
 
 
+async def worker(url: str, batch: int, appenders: int, max_events: int, seconds: float,
+                 start_at: float) -> None:
+    """One appending process of a two-process cell: starts at `start_at` (wall clock) so the
+    processes overlap, and prints its cell as JSON."""
+    store = PostgresEventStore(url, bench_codec())
+    await store.open()
+    try:
+        await asyncio.sleep(max(0.0, start_at - time.time()))  # a start line, not a sync
+        cell = await append_cell(store, "worker", batch, appenders, max_events, seconds)
+    finally:
+        await store.close()
+    print(json.dumps(asdict(cell)))
+
+
+def two_process_cell(url: str, batch: int, appenders: int, args: argparse.Namespace
+                     ) -> AppendCell:
+    start_at = time.time() + 3.0  # both have opened their stores by then
+    command = [PYTHON, str(Path(__file__)), "--worker", url, "--batch", str(batch),
+               "--appenders", str(appenders // 2), "--seconds", str(args.seconds),
+               "--max-events", str(args.max_events // 2), "--start-at", str(start_at)]
+    workers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    try:
+        outputs = [w.communicate(timeout=WORKER_TIMEOUT_S)[0] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    cells = [AppendCell(**json.loads(out.strip().splitlines()[-1])) for out in outputs]
+    return AppendCell("PostgreSQL, 2 processes", batch, appenders,
+                      sum(c.events for c in cells), sum(c.commits for c in cells),
+                      max(c.seconds for c in cells))
+
+
 async def append_part(cluster: PgCluster, workdir: Path, args: argparse.Namespace
                       ) -> dict[str, Any]:
     cells: dict[tuple[str, int, int], list[AppendCell]] = {}
     for round_ in range(args.rounds):
+        for batch, appenders in TWO_PROCESS_CELLS:
+            url = await cluster.create_database()
+            cell = await asyncio.to_thread(two_process_cell, url, batch, appenders, args)
+            cells.setdefault((cell.store, batch, appenders), []).append(cell)
+            print(f"  append round {round_ + 1}, {cell.store}, {batch} events x {appenders} "
+                  f"appenders: {cell.events_per_s:,.0f} events/s", flush=True)
+            await cluster.drop_database(url)
         for batch, appenders in APPEND_CELLS:
             url = await cluster.create_database()
             stores: list[tuple[str, PostgresEventStore | SQLiteEventStore]] = [
@@ -158,9 +204,9 @@ async def append_part(cluster: PgCluster, workdir: Path, args: argparse.Namespac
         out.append({"store": name, "batch": batch, "appenders": appenders,
                     "events_per_s": asdict(events),
                     "commits_per_s": asdict(commits), "jobs_per_commit": asdict(jobs)})
-    print(f"\nappend path: concurrent appenders in one process, each call one job of "
-          f"`events per append` events on its own stream; group commit of up to "
-          f"{pg_store.MAX_BATCH} jobs (PostgreSQL)\n")
+    print(f"\nappend path: concurrent appenders in one process (or split over two), each "
+          f"call one job of `events per append` events on its own stream; group commit of up "
+          f"to {pg_store.MAX_BATCH} jobs (PostgreSQL)\n")
     print(table(["store", "events per append", "appenders", "events/s", "commits/s",
                  "jobs per commit"], rows))
     return {"cells": out}
@@ -373,7 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20_000, help="per http cell")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--json")
+    # One appending process of a two-process cell (started by this script itself).
+    parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--appenders", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        asyncio.run(worker(args.worker, args.batch, args.appenders, args.max_events,
+                           args.seconds, args.start_at))
+        return 0
     results = asyncio.run(main_async(args))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
