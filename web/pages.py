@@ -3,7 +3,9 @@ the form with a message; a failed form is never a 500 page."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
@@ -19,21 +21,42 @@ from ledger import (
     UsernameTaken,
 )
 from ledger.account import MAX_TOP_UP_CREDITS
-from ml import MlError, NoValidData, PredictionResult, predictions_of
-from ml.validation import split_csv, split_text
+from ml import (
+    BadCsv,
+    Feature,
+    MlError,
+    ModelSpec,
+    NoValidData,
+    PredictionResult,
+    parse_csv,
+    split_csv,
+    split_text,
+    split_text_rows,
+)
 from web import schemas
 from web.api import client_address
 from web.auth import check_csrf, end_session, page_user, start_session
-from web.bodies import read_multipart, whole_number
+from web.bodies import MAX_FIELD_BYTES, read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
-from web.problems import Problem
+from web.problems import Problem, problem_for
+from web.result_table import (
+    ROWS_PER_PAGE,
+    columns,
+    invalid_rows,
+    number_text,
+    page_of,
+    task_rows,
+)
 
 PAGE_SIZE = 10
 PRESETS = [10, 50, 100, 500]
+LATEST_ROWS = 10  # rows of the latest result in the cabinet; the task page pages the rest
+# A file kept across a failed submit rides in a hidden form field, which read_multipart bounds.
+KEEP_FILE_BYTES = MAX_FIELD_BYTES - 1024
 
 
 async def index(request: web.Request) -> web.Response:
-    specs = [s.public() for s in request.app[MODELS].specs()]
+    specs = [model_view(s) for s in request.app[MODELS].specs()]
     return aiohttp_jinja2.render_template("index.html", request, {"models": specs})
 
 
@@ -117,7 +140,9 @@ def _page_number(request: web.Request, name: str) -> int:
     return min(number, 10_000) if number else 1
 
 
-async def cabinet(request: web.Request, **extra: Any) -> web.Response:
+async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    """The cabinet; after a failed prediction, `extra` fills the form in again (`form`) and
+    says what went wrong (`error`, `last_result`)."""
     user_id = await _require_user(request)
     ledger = request.app[LEDGER]
     session = await get_session(request)
@@ -129,33 +154,76 @@ async def cabinet(request: web.Request, **extra: Any) -> web.Response:
                                            offset=(tx_page - 1) * PAGE_SIZE)
     last_task = session.get("last_task")
     last = await ledger.find_task(user_id, last_task) if isinstance(last_task, int) else None
+    specs = request.app[MODELS].specs()
     context = {
         "balance": schemas.balance_json(await ledger.get_balance(user_id)),
-        "models": [s.public() for s in request.app[MODELS].specs()],
+        "models": [model_view(s) for s in specs],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
-        "last_result": None if last is None else result_view(request, last),
+        "form": {"model_id": str(specs[0].id) if specs else ""},
+        "last_result": None if last is None else result_view(request, last, LATEST_ROWS),
         "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
                   "has_prev": tasks_page > 1, "has_next": tasks.has_more},
         "transactions": {"items": [schemas.transaction_json(t) for t in moves.data],
                          "page": tx_page, "has_prev": tx_page > 1, "has_next": moves.has_more},
     }
     context.update(extra)
-    status = 422 if extra.get("last_result") else 200
     response = aiohttp_jinja2.render_template("cabinet.html", request, context, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
+def model_view(spec: ModelSpec) -> dict[str, Any]:
+    """A model as the home page and the form's hints show it: what it is, what one row holds,
+    and an example row to paste or a CSV header to write."""
+    example = spec.schema.example_row()
+    return {**spec.public(), "scalar": spec.schema.scalar,
+            "feature_hints": [{"name": f.name, "type": f.type, "accepts": accepts(f),
+                               "required": f.required} for f in spec.schema.features],
+            "example_line": ", ".join(number_text(v) for v in example.values()) or "1.5, 2, 3",
+            "csv_header": ",".join(spec.schema.names) or "value",
+            "csv_example": ",".join(number_text(v) for v in example.values()) or "1.5"}
+
+
+def accepts(feature: Feature) -> str:
+    """'3.9 to 8.3', '1 or 2', 'at least 0', 'any'; whole numbers said so."""
+    g = number_text
+    if feature.categories:
+        shown = [g(int(c) if feature.type == "integer" and c.is_integer() else c)
+                 for c in feature.categories]
+        text = ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
+    elif feature.minimum is not None and feature.maximum is not None:
+        text = f"{g(feature.minimum)} to {g(feature.maximum)}"
+    elif feature.minimum is not None:
+        text = f"at least {g(feature.minimum)}"
+    elif feature.maximum is not None:
+        text = f"at most {g(feature.maximum)}"
+    else:
+        text = "any number"
+    if feature.type == "integer" and not feature.categories:
+        text += ", whole"
+    if not feature.required:
+        text += f"; optional (default {g(feature.default)})"
+    return text
+
+
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
     return {**schemas.task_json(task),
-            "model_name": spec.name if spec else f"model {task.model_id}"}
+            "model_name": spec.name if spec else f"model {task.model_id}",
+            "model_version": getattr(task, "model_version", None) or ""}
 
 
-def result_view(request: web.Request, task: TaskView) -> dict[str, Any]:
-    return {"task": task_view(request, task),
-            "predictions": [schemas.prediction_json(p) for p in predictions_of(task)],
+def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_PAGE,
+                rows_page: int = 1, invalid_page: int = 1) -> dict[str, Any]:
+    """A task's predictions and invalid rows, one page of each."""
+    spec = request.app[MODELS].get_spec(task.model_id)
+    names = columns(spec)
+    return {"task": task_view(request, task), "columns": names,
+            "labels": list(spec.schema.labels) if spec else [],
+            "rows": page_of(task_rows(names, task), rows_page, per_page),
+            "invalid_rows": page_of(invalid_rows(names, task.invalid), invalid_page, per_page),
+            "predicted": len(task.output_data or []),
             "invalid": task.invalid, "cost": task.cost_credits, "error": task.error}
 
 
@@ -186,34 +254,114 @@ def page_message(error: Exception) -> str:
     return str(error)[:300] or "The request could not be completed."
 
 
+@dataclass(frozen=True, kw_only=True)
+class PredictForm:
+    """What the person sent, to fill the form in again after an error. A browser cannot
+    refill a file input, so the file's text rides along in a hidden field (when small enough)."""
+
+    model_id: str = ""
+    data: str = ""
+    file_name: str = ""
+    file_text: str | None = None
+
+    def context(self, spec: ModelSpec | None) -> dict[str, Any]:
+        kept = self.file_text is not None and len(self.file_text.encode()) <= KEEP_FILE_BYTES
+        return {"model_id": self.model_id, "data": self.data,
+                "kept_file": self.file_text if kept else None,
+                "kept_file_name": self.file_name or "your file",
+                "kept_file_rows": _rows_in(spec, self.file_text or "") if kept else 0,
+                "dropped_file": self.file_name if self.file_text is not None and not kept
+                else ""}
+
+
 async def predict(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     try:
         upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
-    except Problem as problem:
-        await flash(request, error=problem.detail or problem.title)
-        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
+    except Problem as problem:  # the body could not be read: there is no form to refill
+        return await cabinet(request, problem.status_code, error=_sentence(
+            problem.detail or problem.title, "Nothing was charged."))
     await check_csrf(request, upload.fields)
-    model_id = whole_number(upload.fields.get("model_id", ""), 9)
+    fields = upload.fields
+    new_file = upload.file_text is not None
+    form = PredictForm(
+        model_id=fields.get("model_id", "")[:20], data=fields.get("data", ""),
+        file_name=(upload.file_name if new_file else fields.get("kept_file_name", ""))[:120],
+        file_text=upload.file_text if new_file else (
+            None if fields.get("drop_kept_file") else fields.get("kept_file") or None))
+    model_id = whole_number(form.model_id, 9)
+    spec = None if model_id is None else request.app[MODELS].get_spec(model_id)
+
+    async def refused(status: int, error: str, **extra: Any) -> web.Response:
+        return await cabinet(request, status, error=error, form=form.context(spec), **extra)
+
     if model_id is None:
-        await flash(request, error="Choose a model from the list.")
-        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
-    items = split_csv(upload.file_text) if upload.file_text is not None else split_text(
-        upload.fields.get("data", ""))
-    operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
+        return await refused(422, "Choose a model from the list.")
+    if form.data.strip() and form.file_text is not None:
+        return await refused(422, f"Paste values or upload a file, not both: "
+                                  f"{form.file_name or 'a file'} and the pasted text were both "
+                                  "sent. Clear one of them and submit again. Nothing was charged.")
+    operation = f"form-predict:{fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
+        items = _items(spec, form)
         result = await request.app[ML].process_task(user_id, model_id, items, operation,
                                                     as_text=True)
     except NoValidData as error:
-        return await cabinet(request, error="No item is a valid number; nothing was charged.",
-                             last_result={"task": None, "predictions": [],
-                                          "invalid": error.invalid, "cost": 0, "error": None})
+        names = columns(spec)
+        return await refused(422, "No row is valid; nothing was charged." if names else
+                             "No item is a valid number; nothing was charged.",
+                             last_result=_invalid_only(names, error.invalid))
+    except BadCsv as error:
+        source = form.file_name or "your file" if form.file_text is not None else "The pasted text"
+        return await refused(422, _sentence(f"{source} was not read: {error}",
+                                            "Nothing was charged."))
     except (MlError, LedgerError) as error:
-        await flash(request, error=page_message(error))
-        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
+        mapped = problem_for(error)
+        return await refused(mapped.status_code if mapped else 422,
+                             _sentence(page_message(error), "Nothing was charged."))
+    if result.status == "rejected":
+        return await refused(402, _outcome_notice(result)["error"])
     (await get_session(request))["last_task"] = result.task.id
     await flash(request, **_outcome_notice(result))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+
+
+def _items(spec: ModelSpec | None, form: PredictForm) -> list[Any]:
+    """The items the service takes: numbers for a one-number model; for a tabular model, rows
+    of a CSV with a header (a file, or pasted text whose first line names features) or rows
+    pasted one per line with values in feature order."""
+    if spec is None or spec.schema.scalar:  # an unknown model is refused by the service
+        return split_csv(form.file_text) if form.file_text is not None else split_text(form.data)
+    text = form.file_text if form.file_text is not None else form.data
+    if form.file_text is not None or _has_header(spec, text):
+        return list(parse_csv(spec.schema, text, max_items=spec.max_items).rows)
+    return list(split_text_rows(text))
+
+
+def _has_header(spec: ModelSpec, text: str) -> bool:
+    """Pasted text starts with a header when its first line names one of the features."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return not set(re.split(r"[\s,;\"']+", first)).isdisjoint(spec.schema.names)
+
+
+def _rows_in(spec: ModelSpec | None, text: str) -> int:
+    if spec is None or spec.schema.scalar:
+        return len(split_csv(text))
+    return max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)
+
+
+def _invalid_only(names: list[str], invalid: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"task": None, "columns": names, "labels": [], "rows": page_of([], 1),
+            "invalid_rows": page_of(invalid_rows(names, invalid), 1, LATEST_ROWS),
+            "predicted": 0, "invalid": invalid, "cost": 0, "error": None}
+
+
+def _sentence(text: str, then: str = "") -> str:
+    """'send at least one item' → 'Send at least one item. Nothing was charged.'"""
+    text = text.strip() or "The request could not be completed"
+    text = text[0].upper() + text[1:]
+    text = text if text.endswith((".", "!", "?")) else text + "."
+    return f"{text} {then}" if then and then not in text else text
 
 
 def _outcome_notice(result: PredictionResult) -> dict[str, str]:
@@ -237,7 +385,8 @@ async def task(request: web.Request) -> web.Response:
     found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")
-    response = aiohttp_jinja2.render_template("task.html", request, {
-        "task": task_view(request, found), **result_view(request, found)})
+    view = result_view(request, found, ROWS_PER_PAGE, _page_number(request, "rows_page"),
+                       _page_number(request, "invalid_page"))
+    response = aiohttp_jinja2.render_template("task.html", request, view)
     response.headers["Cache-Control"] = "no-store"
     return response
