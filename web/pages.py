@@ -312,17 +312,20 @@ async def predict(request: web.Request) -> web.Response:
                              "No item is a valid number; nothing was charged.",
                              last_result=_invalid_only(names, error.invalid))
     except BadCsv as error:
-        source = form.file_name or "your file" if form.file_text is not None else "The pasted text"
-        return await refused(422, _sentence(f"{source} was not read: {error}",
-                                            "Nothing was charged."))
+        source = form.file_name or "Your file" if form.file_text is not None else "The pasted text"
+        return await refused(422, f"{source} was not read: {str(error).rstrip('.')}. "
+                                  "Nothing was charged.")
     except (MlError, LedgerError) as error:
         mapped = problem_for(error)
         return await refused(mapped.status_code if mapped else 422,
                              _sentence(page_message(error), "Nothing was charged."))
+    noun = "row" if columns(spec) else "item"
     if result.status == "rejected":
-        return await refused(402, _outcome_notice(result)["error"])
+        return await refused(402, _outcome_notice(result, noun)["error"])
     (await get_session(request))["last_task"] = result.task.id
-    await flash(request, **_outcome_notice(result))
+    if result.status == "failed":  # the task page keeps the failure; the form keeps the input
+        return await refused(502, _outcome_notice(result, noun)["error"])
+    await flash(request, **_outcome_notice(result, noun))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
@@ -364,12 +367,13 @@ def _sentence(text: str, then: str = "") -> str:
     return f"{text} {then}" if then and then not in text else text
 
 
-def _outcome_notice(result: PredictionResult) -> dict[str, str]:
+def _outcome_notice(result: PredictionResult, noun: str = "item") -> dict[str, str]:
     if result.status == "completed":
         skipped = len(result.invalid)
-        bad = (f" {skipped} invalid {'item was' if skipped == 1 else 'items were'} skipped."
+        bad = (f" {skipped:,} invalid {noun}{' was' if skipped == 1 else 's were'} skipped."
                if skipped else "")
-        return {"message": f"Predicted {len(result.predictions)} items for "
+        done = len(result.predictions)
+        return {"message": f"Predicted {done:,} {noun}{'' if done == 1 else 's'} for "
                            f"{result.cost_credits:,} credits.{bad}"}
     if result.status == "rejected":
         return {"error": f"Not enough credits: this prediction costs {result.quoted_credits:,} "
