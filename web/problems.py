@@ -19,7 +19,7 @@ from ledger import (
     OperationInProgress,
     UsernameTaken,
 )
-from ml import EmptyInput, ModelNotFound, NoValidData, TooManyItems
+from ml import BadCsv, BadCsvHeader, EmptyInput, ModelNotFound, NoValidData, TooManyItems
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,6 +38,8 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     EmptyInput: (422, "empty_input", "No data"),
     TooManyItems: (413, "too_many_items", "Too many items"),
     NoValidData: (422, "no_valid_data", "No valid data"),
+    BadCsv: (422, "bad_csv", "The file is not readable as CSV"),
+    BadCsvHeader: (422, "bad_csv_header", "The CSV header does not fit the model"),
     StoreUnavailable: (503, "service_unavailable", "The service cannot write right now"),
     # Only another process can move a stream under us; a retry reads it afresh.
     ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
