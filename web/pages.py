@@ -28,10 +28,7 @@ from ml import (
     ModelSpec,
     NoValidData,
     PredictionResult,
-    parse_csv,
     split_csv,
-    split_text,
-    split_text_rows,
 )
 from web import schemas
 from web.api import client_address
@@ -211,7 +208,7 @@ def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
     return {**schemas.task_json(task),
             "model_name": spec.name if spec else f"model {task.model_id}",
-            "model_version": getattr(task, "model_version", None) or ""}
+            "model_version": task.model_version or ""}
 
 
 def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_PAGE,
@@ -303,9 +300,9 @@ async def predict(request: web.Request) -> web.Response:
                                   "sent. Clear one of them and submit again. Nothing was charged.")
     operation = f"form-predict:{fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
-        items = _items(spec, form)
-        result = await request.app[ML].process_task(user_id, model_id, items, operation,
-                                                    as_text=True)
+        text, is_csv = _input(spec, form)
+        result = await request.app[ML].process_task(user_id, model_id, text, operation,
+                                                    csv=is_csv)
     except NoValidData as error:
         names = columns(spec)
         return await refused(422, "No row is valid; nothing was charged." if names else
@@ -329,16 +326,14 @@ async def predict(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
-def _items(spec: ModelSpec | None, form: PredictForm) -> list[Any]:
-    """The items the service takes: numbers for a one-number model; for a tabular model, rows
-    of a CSV with a header (a file, or pasted text whose first line names features) or rows
-    pasted one per line with values in feature order."""
-    if spec is None or spec.schema.scalar:  # an unknown model is refused by the service
-        return split_csv(form.file_text) if form.file_text is not None else split_text(form.data)
-    text = form.file_text if form.file_text is not None else form.data
-    if form.file_text is not None or _has_header(spec, text):
-        return list(parse_csv(spec.schema, text, max_items=spec.max_items).rows)
-    return list(split_text_rows(text))
+def _input(spec: ModelSpec | None, form: PredictForm) -> tuple[str, bool]:
+    """The text the service reads and whether it is a CSV: a file always is; pasted text for
+    a tabular model is when its first line names features, and is otherwise one row per line
+    with values in feature order (numbers for a one-number model)."""
+    if form.file_text is not None:
+        return form.file_text, True
+    tabular = spec is not None and not spec.schema.scalar
+    return form.data, tabular and spec is not None and _has_header(spec, form.data)
 
 
 def _has_header(spec: ModelSpec, text: str) -> bool:

@@ -30,7 +30,10 @@ def task_rows(names: Sequence[str], task: TaskView) -> list[dict[str, Any]]:
 
 
 def output_view(output: object) -> dict[str, str]:
-    """A classifier's label and top probability, or a regression's number."""
+    """A classifier's label and top probability, or a regression's number; nothing for a row
+    the model could not predict (it is listed with the invalid rows)."""
+    if output is None:
+        return {}
     if isinstance(output, Mapping) and "label" in output:
         probabilities = output.get("probabilities") or {}
         top = probabilities.get(output["label"]) if isinstance(probabilities, Mapping) else None
@@ -51,7 +54,7 @@ def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]]
         reasons = ([("the row" if name == ROW_KEY else str(name), ", ".join(map(str, problems)))
                     for name, problems in errors.items()] if isinstance(errors, Mapping)
                    else [("", str(entry.get("error", "")))])
-        shaped.append({"where": where, "value": value_text(entry.get("value")),
+        shaped.append({"where": where, "value": value_text(_in_order(names, entry.get("value"))),
                        "reasons": reasons})
     return shaped
 
@@ -83,6 +86,15 @@ def value_text(value: object) -> str:
     else:
         text = "null" if value is None else str(value)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def _in_order(names: Sequence[str], value: object) -> object:
+    """A row echoed as an object, its features first in the model's order (the stored echo
+    may have sorted its keys), then any unknown keys."""
+    if not isinstance(value, Mapping):
+        return value
+    return {**{name: value[name] for name in names if name in value},
+            **{key: item for key, item in value.items() if key not in names}}
 
 
 def _cells(names: Sequence[str], row: object) -> list[str]:
