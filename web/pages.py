@@ -41,7 +41,9 @@ from web.result_table import (
     columns,
     invalid_rows,
     number_text,
+    output_text,
     page_of,
+    row_text,
     task_rows,
 )
 
@@ -157,7 +159,8 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
         "models": [model_view(s) for s in specs],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
-        "form": {"model_id": str(specs[0].id) if specs else ""},
+        # The form offers the model of the latest prediction again, else the first one.
+        "form": {"model_id": str(last.model_id) if last else str(specs[0].id) if specs else ""},
         "last_result": None if last is None else result_view(request, last, LATEST_ROWS),
         "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
                   "has_prev": tasks_page > 1, "has_next": tasks.has_more},
@@ -206,9 +209,13 @@ def accepts(feature: Feature) -> str:
 
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
+    names = columns(spec)
     return {**schemas.task_json(task),
             "model_name": spec.name if spec else f"model {task.model_id}",
-            "model_version": task.model_version or ""}
+            "model_version": task.model_version or "",
+            "input_preview": [row_text(names, row) for row in task.input_data[:3]],
+            "output_preview": None if task.output_data is None else [
+                output_text(output) for output in task.output_data[:4]]}
 
 
 def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_PAGE,

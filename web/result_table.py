@@ -42,6 +42,18 @@ def output_view(output: object) -> dict[str, str]:
     return {"number": number_text(output)}
 
 
+def row_text(names: Sequence[str], row: object) -> str:
+    """A row's values in feature order, without the names, for the history's preview."""
+    ordered = in_order(names, row)
+    return value_text(list(ordered.values()) if isinstance(ordered, Mapping) else ordered)
+
+
+def output_text(output: object) -> str:
+    """An output in a few characters, for the history's preview: a label or a number."""
+    view = output_view(output)
+    return view.get("label") or view.get("number") or "—"
+
+
 def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]]
                  ) -> list[dict[str, Any]]:
     """Each invalid row with where it was (its CSV line or its index) and every reason."""
@@ -54,7 +66,7 @@ def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]]
         reasons = ([("the row" if name == ROW_KEY else str(name), ", ".join(map(str, problems)))
                     for name, problems in errors.items()] if isinstance(errors, Mapping)
                    else [("", str(entry.get("error", "")))])
-        shaped.append({"where": where, "value": value_text(_in_order(names, entry.get("value"))),
+        shaped.append({"where": where, "value": value_text(in_order(names, entry.get("value"))),
                        "reasons": reasons})
     return shaped
 
@@ -88,7 +100,7 @@ def value_text(value: object) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 
-def _in_order(names: Sequence[str], value: object) -> object:
+def in_order(names: Sequence[str], value: object) -> object:
     """A row echoed as an object, its features first in the model's order (the stored echo
     may have sorted its keys), then any unknown keys."""
     if not isinstance(value, Mapping):

@@ -5,6 +5,7 @@
 (function () {
   const select = document.getElementById("model_id");
   const hints = document.querySelectorAll(".model-hint[data-model-id]");
+  const data = document.getElementById("data");
   if (!select || hints.length === 0) {
     return;
   }
@@ -13,6 +14,9 @@
       const chosen = hint.dataset.modelId === select.value;
       hint.hidden = !chosen;
       hint.open = chosen;
+      if (chosen && data && hint.dataset.example) {
+        data.placeholder = hint.dataset.example;
+      }
     });
   }
   document.documentElement.classList.add("js-model-hints");
