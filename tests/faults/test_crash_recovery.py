@@ -57,7 +57,7 @@ class Attempt:
         if self.kind == "top_up":
             return reply.status == 201
         return reply.status in (200, 402) or (
-            reply.status == 503 and reply.code == "prediction_failed")
+            reply.status == 502 and reply.code == "prediction_failed")
 
 
 @dataclass
