@@ -21,12 +21,14 @@ def columns(spec: ModelSpec | None) -> list[str]:
 
 
 def task_rows(names: Sequence[str], task: TaskView) -> list[dict[str, Any]]:
-    """Each valid input with its output; a rejected or failed task's inputs have none."""
-    outputs: Sequence[object] = task.output_data or []
+    """Each valid input with its output; a rejected or failed task's inputs have none. A row
+    the model could not predict (output None) is left out: it is listed with the invalid."""
+    outputs: Sequence[object] | None = task.output_data
     return [{"index": index, "cells": _cells(names, row),
-             "output": output_view(outputs[i]) if i < len(outputs) else {}}
+             "output": {} if outputs is None or i >= len(outputs) else output_view(outputs[i])}
             for i, (index, row) in enumerate(zip(task.input_indexes, task.input_data,
-                                                 strict=False))]
+                                                 strict=False))
+            if outputs is None or i >= len(outputs) or outputs[i] is not None]
 
 
 def output_view(output: object) -> dict[str, str]:
