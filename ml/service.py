@@ -216,11 +216,17 @@ def fingerprint(model_id: int, items: Sequence[object]) -> str:
 
 
 def _printable(item: object) -> object:
+    """sort_keys orders the keys of a row at every depth; a row's values (one level down,
+    never deeper: a hostile item may nest thousands deep) get the same care as an item."""
+    if isinstance(item, dict):
+        return {str(key): _scalar(value) for key, value in item.items()}
+    if isinstance(item, list | tuple):
+        return [_scalar(value) for value in item]
+    return _scalar(item)
+
+
+def _scalar(item: object) -> object:
     # Python refuses str() of an int past 4,300 digits; hex has no such limit.
     if isinstance(item, int) and item.bit_length() > 10_000:
         return f"int:{item:x}"
-    if isinstance(item, dict):
-        return {str(key): _printable(value) for key, value in item.items()}
-    if isinstance(item, list | tuple):
-        return [_printable(value) for value in item]
     return item
