@@ -283,8 +283,9 @@ async def predict(request: web.Request) -> web.Response:
     try:
         upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
     except Problem as problem:  # the body could not be read: there is no form to refill
-        return await cabinet(request, problem.status_code, error=_sentence(
-            problem.detail or problem.title, "Nothing was charged."))
+        await flash(request, error=_sentence(problem.detail or problem.title,
+                                             "Nothing was charged."))
+        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
     await check_csrf(request, upload.fields)
     fields = upload.fields
     new_file = upload.file_text is not None
