@@ -47,7 +47,8 @@ def output_view(output: object) -> dict[str, str]:
 def row_text(names: Sequence[str], row: object) -> str:
     """A row's values in feature order, without the names, for the history's preview."""
     ordered = in_order(names, row)
-    return value_text(list(ordered.values()) if isinstance(ordered, Mapping) else ordered)
+    values = list(ordered.values()) if isinstance(ordered, Mapping) else ordered
+    return f"[{value_text(values)}]" if isinstance(values, list | tuple) else value_text(values)
 
 
 def output_text(output: object) -> str:

@@ -247,3 +247,21 @@ async def test_a_task_of_600_rows_is_paged_and_stays_a_readable_size(client: Cli
     invalid = text_of(section(last, "invalid")).replace(" :", ":")
     assert "Rows 251–300 of 300" in invalid and "Line 600" in invalid
     assert "petal_length: not a number" in invalid
+
+
+async def test_an_all_invalid_upload_lists_every_reason_and_charges_nothing(
+        client: Client) -> None:
+    await signed_up(client, 10)
+
+    status, html = await send(client, "4", csv=f"{IRIS_HEADER}\n9,3.5,1.4,0.2\n5.1,,1.4,x\n")
+
+    assert status == 422
+    assert error_alerts(html) == ["No row is valid; nothing was charged."]
+    invalid = text_of(section(html, "result")).replace(" :", ":")
+    assert "Line 2" in invalid and "sepal_length: the number is above the maximum of 8.3" in (
+        invalid)
+    assert "Line 3" in invalid and "sepal_width: the value is missing" in invalid
+    assert "petal_width: not a number" in invalid
+    assert "data.csv (2 rows) is kept" in text_of(html)
+    assert stats(html)["Balance"] == 10
+    assert "No predictions yet" in html
