@@ -3,9 +3,7 @@ the form with a message; a failed form is never a 500 page."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
@@ -21,26 +19,19 @@ from ledger import (
     UsernameTaken,
 )
 from ledger.account import MAX_TOP_UP_CREDITS
-from ml import (
-    BadCsv,
-    Feature,
-    MlError,
-    ModelSpec,
-    NoValidData,
-    PredictionResult,
-    split_csv,
-)
+from ml import BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
 from web.api import client_address
 from web.auth import check_csrf, end_session, page_user, start_session
-from web.bodies import MAX_FIELD_BYTES, read_multipart, whole_number
+from web.bodies import read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.model_view import model_view
+from web.predict_form import PredictForm, service_input
 from web.problems import Problem, problem_for
 from web.result_table import (
     ROWS_PER_PAGE,
     columns,
     invalid_rows,
-    number_text,
     output_text,
     page_of,
     row_text,
@@ -50,8 +41,6 @@ from web.result_table import (
 PAGE_SIZE = 10
 PRESETS = [10, 50, 100, 500]
 LATEST_ROWS = 10  # rows of the latest result in the cabinet; the task page pages the rest
-# A file kept across a failed submit rides in a hidden form field, which read_multipart bounds.
-KEEP_FILE_BYTES = MAX_FIELD_BYTES - 1024
 
 
 async def index(request: web.Request) -> web.Response:
@@ -173,40 +162,6 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
     return response
 
 
-def model_view(spec: ModelSpec) -> dict[str, Any]:
-    """A model as the home page and the form's hints show it: what it is, what one row holds,
-    and an example row to paste or a CSV header to write."""
-    example = spec.schema.example_row()
-    return {**spec.public(), "scalar": spec.schema.scalar,
-            "feature_hints": [{"name": f.name, "type": f.type, "accepts": accepts(f),
-                               "required": f.required} for f in spec.schema.features],
-            "example_line": ", ".join(number_text(v) for v in example.values()) or "1.5, 2, 3",
-            "csv_header": ",".join(spec.schema.names) or "value",
-            "csv_example": ",".join(number_text(v) for v in example.values()) or "1.5"}
-
-
-def accepts(feature: Feature) -> str:
-    """'3.9 to 8.3', '1 or 2', 'at least 0', 'any'; whole numbers said so."""
-    g = number_text
-    if feature.categories:
-        shown = [g(int(c) if feature.type == "integer" and c.is_integer() else c)
-                 for c in feature.categories]
-        text = ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
-    elif feature.minimum is not None and feature.maximum is not None:
-        text = f"{g(feature.minimum)} to {g(feature.maximum)}"
-    elif feature.minimum is not None:
-        text = f"at least {g(feature.minimum)}"
-    elif feature.maximum is not None:
-        text = f"at most {g(feature.maximum)}"
-    else:
-        text = "any number"
-    if feature.type == "integer" and not feature.categories:
-        text += ", whole"
-    if not feature.required:
-        text += f"; optional (default {g(feature.default)})"
-    return text
-
-
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
     names = columns(spec)
@@ -258,26 +213,6 @@ def page_message(error: Exception) -> str:
     return str(error)[:300] or "The request could not be completed."
 
 
-@dataclass(frozen=True, kw_only=True)
-class PredictForm:
-    """What the person sent, to fill the form in again after an error. A browser cannot
-    refill a file input, so the file's text rides along in a hidden field (when small enough)."""
-
-    model_id: str = ""
-    data: str = ""
-    file_name: str = ""
-    file_text: str | None = None
-
-    def context(self, spec: ModelSpec | None) -> dict[str, Any]:
-        kept = self.file_text is not None and len(self.file_text.encode()) <= KEEP_FILE_BYTES
-        return {"model_id": self.model_id, "data": self.data,
-                "kept_file": self.file_text if kept else None,
-                "kept_file_name": self.file_name or "your file",
-                "kept_file_rows": _rows_in(spec, self.file_text or "") if kept else 0,
-                "dropped_file": self.file_name if self.file_text is not None and not kept
-                else ""}
-
-
 async def predict(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     try:
@@ -287,13 +222,7 @@ async def predict(request: web.Request) -> web.Response:
                                              "Nothing was charged."))
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
     await check_csrf(request, upload.fields)
-    fields = upload.fields
-    new_file = upload.file_text is not None
-    form = PredictForm(
-        model_id=fields.get("model_id", "")[:20], data=fields.get("data", ""),
-        file_name=(upload.file_name if new_file else fields.get("kept_file_name", ""))[:120],
-        file_text=upload.file_text if new_file else (
-            None if fields.get("drop_kept_file") else fields.get("kept_file") or None))
+    form = PredictForm.from_upload(upload)
     model_id = whole_number(form.model_id, 9)
     spec = None if model_id is None else request.app[MODELS].get_spec(model_id)
 
@@ -306,9 +235,9 @@ async def predict(request: web.Request) -> web.Response:
         return await refused(422, f"Paste values or upload a file, not both: "
                                   f"{form.file_name or 'a file'} and the pasted text were both "
                                   "sent. Clear one of them and submit again. Nothing was charged.")
-    operation = f"form-predict:{fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
+    operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
-        text, is_csv = _input(spec, form)
+        text, is_csv = service_input(spec, form)
         result = await request.app[ML].process_task(user_id, model_id, text, operation,
                                                     csv=is_csv)
     except NoValidData as error:
@@ -332,28 +261,6 @@ async def predict(request: web.Request) -> web.Response:
         return await refused(502, _outcome_notice(result, noun)["error"])
     await flash(request, **_outcome_notice(result, noun))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
-
-
-def _input(spec: ModelSpec | None, form: PredictForm) -> tuple[str, bool]:
-    """The text the service reads and whether it is a CSV: a file always is; pasted text for
-    a tabular model is when its first line names features, and is otherwise one row per line
-    with values in feature order (numbers for a one-number model)."""
-    if form.file_text is not None:
-        return form.file_text, True
-    tabular = spec is not None and not spec.schema.scalar
-    return form.data, tabular and spec is not None and _has_header(spec, form.data)
-
-
-def _has_header(spec: ModelSpec, text: str) -> bool:
-    """Pasted text starts with a header when its first line names one of the features."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return not set(re.split(r"[\s,;\"']+", first)).isdisjoint(spec.schema.names)
-
-
-def _rows_in(spec: ModelSpec | None, text: str) -> int:
-    if spec is None or spec.schema.scalar:
-        return len(split_csv(text))
-    return max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)
 
 
 def _invalid_only(names: list[str], invalid: list[dict[str, Any]]) -> dict[str, Any]:
