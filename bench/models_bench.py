@@ -71,7 +71,7 @@ def model_ms(ml: MLService, model_id: int, items: list[Any], repeats: int = 20) 
 async def one_round(folder: Path, model_id: int, size: int, seconds: float,
                     max_requests: int) -> tuple[float, float, float]:
     """Requests per second, rows per second and model ms of one round on a fresh file."""
-    store = ledger_store(folder / f"bench-{model_id}-{size}.db")
+    store = ledger_store(folder / f"bench-{model_id}-{size}-{time.monotonic_ns()}.db")
     await store.open()
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
     try:

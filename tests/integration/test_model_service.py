@@ -5,17 +5,19 @@ the model cannot predict left uncharged (a partial settle) with the audit still 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pytest
-from conftest import Services
 from tiny_onnx import linear_onnx, write_manifest
 
 from ledger.audit import audit
 from ml import MLModelManager, MLService, catalogue
+
+if TYPE_CHECKING:  # conftest is a module name twice over (tests/ and tests/faults/)
+    from conftest import Services
 
 pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
 
