@@ -36,6 +36,7 @@ from web.result_table import (
     page_of,
     row_text,
     task_rows,
+    whole_columns,
 )
 
 PAGE_SIZE = 10
@@ -180,7 +181,7 @@ def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_P
     names = columns(spec)
     return {"task": task_view(request, task), "columns": names,
             "labels": list(spec.schema.labels) if spec else [],
-            "rows": page_of(task_rows(names, task), rows_page, per_page),
+            "rows": page_of(task_rows(names, task, whole_columns(spec)), rows_page, per_page),
             "invalid_rows": page_of(invalid_rows(names, task.invalid), invalid_page, per_page),
             "predicted": len(task.output_data or []),
             "invalid": task.invalid, "cost": task.cost_credits, "error": task.error}

@@ -20,11 +20,18 @@ def columns(spec: ModelSpec | None) -> list[str]:
     return [] if spec is None or spec.schema.scalar else spec.schema.names
 
 
-def task_rows(names: Sequence[str], task: TaskView) -> list[dict[str, Any]]:
+def whole_columns(spec: ModelSpec | None) -> set[str]:
+    """The integer features: their cells read 59, not 59.0 (text rows are echoed as floats)."""
+    return set() if spec is None else {f.name for f in spec.schema.features
+                                       if f.type == "integer"}
+
+
+def task_rows(names: Sequence[str], task: TaskView,
+              whole: set[str] | None = None) -> list[dict[str, Any]]:
     """Each valid input with its output; a rejected or failed task's inputs have none. A row
     the model could not predict (output None) is left out: it is listed with the invalid."""
     outputs: Sequence[object] | None = task.output_data
-    return [{"index": index, "cells": _cells(names, row),
+    return [{"index": index, "cells": _cells(names, row, whole or set()),
              "output": {} if outputs is None or i >= len(outputs) else output_view(outputs[i])}
             for i, (index, row) in enumerate(zip(task.input_indexes, task.input_data,
                                                  strict=False))
@@ -112,14 +119,17 @@ def in_order(names: Sequence[str], value: object) -> object:
             **{key: item for key, item in value.items() if key not in names}}
 
 
-def _cells(names: Sequence[str], row: object) -> list[str]:
+def _cells(names: Sequence[str], row: object, whole: set[str]) -> list[str]:
     if not names:
         return [value_text(row)]
     if isinstance(row, Mapping):
-        return [value_text(row.get(name, "")) for name in names]
-    if isinstance(row, list | tuple):
-        return [value_text(row[i]) if i < len(row) else "" for i in range(len(names))]
-    return [value_text(row)] + [""] * (len(names) - 1)
+        values = [row.get(name, "") for name in names]
+    elif isinstance(row, list | tuple):
+        values = [row[i] if i < len(row) else "" for i in range(len(names))]
+    else:
+        values = [row] + [""] * (len(names) - 1)
+    return [value_text(int(v) if name in whole and isinstance(v, float) and v.is_integer()
+                       else v) for name, v in zip(names, values, strict=True)]
 
 
 def _percent(probability: object) -> str:

@@ -154,6 +154,19 @@ async def test_sign_up_top_up_and_predict_from_a_csv_with_a_bad_row(
     await expect(balance).to_contain_text("347")
     await shoot(page, "cabinet-error")
 
+    # Rows pasted one per line for the regression: one column per feature and the number.
+    await page.get_by_label("Do not use flowers.csv").check()
+    await model.select_option(label="Diabetes progression — 3 credits per item, max 5,000 items")
+    await page.get_by_label("Paste values or rows").fill(
+        "59 2 32.1 101 157 93.2 38 4 4.8598 87\n48 1 21.6 87 183 103.2 70 3 3.8918 69")
+    await page.get_by_role("button", name="Run prediction").click()
+    await expect(page.get_by_role("status")).to_have_text("Predicted 2 rows for 6 credits.")
+    table = page.locator("#result table.table-results")
+    await expect(table.locator("thead th")).to_have_count(12)
+    await expect(table.locator("tbody tr")).to_have_count(2)
+    await expect(balance).to_contain_text("341")
+    await shoot(page, "cabinet-diabetes")
+
     await page.goto("/docs")
     await expect(page.locator("#api-docs")).to_contain_text("/api/v1/predict")
     await shoot(page, "docs")
