@@ -22,10 +22,12 @@ def model_view(spec: ModelSpec) -> dict[str, Any]:
 
 def accepts(feature: Feature) -> str:
     """'3.9 to 8.3', '1 or 2', 'at least 0', 'any'; whole numbers said so."""
-    g = number_text
+    def g(number: float | None) -> str:  # an integer feature's bounds read 13, not 13.0
+        whole = feature.type == "integer" and number is not None and float(number).is_integer()
+        return number_text(int(number) if whole and number is not None else number)
+
     if feature.categories:
-        shown = [g(int(c) if feature.type == "integer" and c.is_integer() else c)
-                 for c in feature.categories]
+        shown = [g(c) for c in feature.categories]
         text = ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
     elif feature.minimum is not None and feature.maximum is not None:
         text = f"{g(feature.minimum)} to {g(feature.maximum)}"

@@ -108,7 +108,7 @@ async def test_the_form_shows_each_models_features_ranges_and_an_example_row(
     assert "setosa, versicolor, virginica" in iris
     assert f"{IRIS_HEADER} 6.0, 3.0, 4.0, 1.0".replace(", ", ",") in iris.replace(", ", ",")
     diabetes = text_of(hints["3"])
-    assert "age integer 13.0 to 85.0, whole" in diabetes
+    assert "age integer 13 to 85, whole" in diabetes
     assert "sex integer 1 or 2" in diabetes
     assert "49, 1, 30.0, 98.0" in diabetes
     assert "one number per item" in text_of(hints["1"])
