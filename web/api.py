@@ -130,6 +130,10 @@ async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
                       f"unknown fields: {', '.join(unknown)}"[:300],
                       errors={name[:64]: ["Unknown field."] for name in unknown})
     if upload.file_text is not None:
+        if upload.fields.get("data", "").strip():  # which one was meant? say so, not guess
+            raise Problem(422, "validation_error", "The request is not valid",
+                          "send a file or data, not both",
+                          errors={"data": ["send a file or data, not both"]})
         return model_id, upload.file_text, True
     return model_id, upload.fields.get("data", ""), False
 

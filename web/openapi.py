@@ -61,7 +61,7 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
                              "features (any order; ',' or ';'), then one row per line."},
                     "data": {"type": "string", "description": "Numbers separated by commas, "
                              "spaces or new lines (a tabular model: one row per line, values "
-                             "in feature order); read when no file is sent."}}}}
+                             "in feature order); a file and data together are refused."}}}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation
 

@@ -224,3 +224,31 @@ async def test_a_model_that_fails_as_a_whole_is_502_and_charges_nothing(
     assert "nothing was charged" in body["detail"]
     assert body["task"]["status"] == "failed"
     assert body["balance"] == {"balance": 10, "held": 0, "available": 10}
+
+
+async def test_an_upload_with_a_file_and_pasted_data_is_refused_not_guessed(
+        client: Client) -> None:
+    alice = await api_signup(client, "alice", top_up=10)
+    form = FormData()
+    form.add_field("model_id", str(IRIS))
+    form.add_field("data", "5.1 3.5 1.4 0.2")
+    form.add_field("file", io.BytesIO(b"sepal_length,sepal_width,petal_length,petal_width\n"
+                                      b"5.1,3.5,1.4,0.2\n"), filename="rows.csv")
+    response = await client.post("/api/v1/predict", data=form, headers=alice.auth)
+    body = await expect_problem(response, 422, "validation_error")
+    assert "not both" in body["detail"]
+    assert await balance(client, alice) == 10
+
+
+async def test_pasted_rows_in_a_form_field_are_read_one_per_line(client: Client) -> None:
+    alice = await api_signup(client, "alice", top_up=10)
+    form = FormData(default_to_multipart=True)
+    form.add_field("model_id", str(IRIS))
+    form.add_field("data", "5.1, 3.5, 1.4, 0.2\n6.7 3.0 5.2 2.3\n1 2 3\n")
+    response = await client.post("/api/v1/predict", data=form, headers=alice.auth)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert [p["output"]["label"] for p in body["predictions"]] == ["setosa", "virginica"]
+    assert body["predictions"][1]["input"] == dict(zip(SETOSA, VIRGINICA, strict=True))
+    [short] = body["invalid"]
+    assert short["index"] == 2 and "_row" in short["errors"]
