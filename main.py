@@ -1,9 +1,15 @@
-"""Run ML Cabinet: `python main.py [--host H] [--port P] [--db PATH | --database-url URL]`.
+"""Run ML Cabinet: `python main.py [--host H] [--port P] [--db PATH | --database-url URL]
+[--models DIR]`.
 
 The schema is created on first start; environment variables ML_CABINET_HOST, ML_CABINET_PORT,
-ML_CABINET_DB and ML_CABINET_DATABASE_URL stand in for the flags. Without a database URL the
-ledger is the SQLite file; with one, it is that PostgreSQL database, shared with any number of
-other processes.
+ML_CABINET_DB, ML_CABINET_DATABASE_URL and ML_CABINET_MODELS_DIR stand in for the flags.
+Without a database URL the ledger is the SQLite file; with one, it is that PostgreSQL database,
+shared with any number of other processes.
+
+Where a model joins: the models folder (`models/` in the repository by default). Drop a
+manifest (`<name>.json`: id, name, price, limits, kind, features, labels, artifact, sha256)
+and its ONNX artifact there and restart; `python -m ml.train` writes the two shipped ones.
+A manifest that cannot be served stops the start with one line naming the file.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import argparse
 import dataclasses
 import logging
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
 from events import StoreCorrupted, StoreUnavailable
 from ledger.__main__ import redacted
+from ml import ManifestError
 from web.app import create_app
 from web.config import Config
 from web.middlewares import RequestLog
@@ -30,11 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--db", help="SQLite file (default ml_cabinet.db)")
     where.add_argument("--database-url", help="postgresql://user:pass@host:port/db "
                        "(default: $ML_CABINET_DATABASE_URL)")
+    parser.add_argument("--models", help="the models folder (default: the repository's "
+                                         "models/)")
     args = parser.parse_args(argv)
     try:
         # --db on the command line wins over a URL in the environment, as in init_db.py.
         config = Config.from_env(host=args.host, port=args.port, db_path=args.db,
-                                 database_url=args.database_url)
+                                 database_url=args.database_url,
+                                 models_dir=Path(args.models) if args.models else None)
         if args.db and not args.database_url:
             config = dataclasses.replace(config, database_url=None)
     except ValueError as error:
@@ -43,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        web.run_app(create_app(config), host=config.host, port=config.port,
+        app = create_app(config)
+    except ManifestError as error:
+        logging.error("refusing to start: %s", error)
+        return 4
+    try:
+        web.run_app(app, host=config.host, port=config.port,
                     access_log_class=RequestLog, print=lambda text: logging.info(
                         "ML Cabinet on http://%s:%s (database %s)", config.host, config.port,
                         shown))

@@ -43,7 +43,14 @@ class EventCodec:
     def encode(self, event: Event) -> tuple[str, int, str]:
         if self._types.get(event.type_name) is not type(event):
             raise UnknownEventType(event.type_name)
-        return event.type_name, event.schema_version, canonical_json(dataclasses.asdict(event))
+        # A shallow dict: asdict() deep-copies every value, which for a task of 1,000 rows
+        # cost half the request. The JSON text (and so the hash) is the same.
+        data = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        try:
+            text = canonical_json(data)
+        except TypeError:  # a nested dataclass: asdict() turns it into a dict
+            text = canonical_json(dataclasses.asdict(event))
+        return event.type_name, event.schema_version, text
 
     def decode(self, type_name: str, schema_version: int, data_json: str) -> Event:
         cls = self._types.get(type_name)

@@ -25,7 +25,7 @@ from events.errors import ConcurrencyError, StoreError, StoreUnavailable, Unique
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
 from events.pgdatabase import PgDatabase, portable_ddl, wrap
-from events.projection import Projector
+from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, StoredRow, seal, utc_now
 from events.sql import SqlDatabase
 from events.sqlite import _ROW_COLUMNS, row_from_db
@@ -216,12 +216,20 @@ class PostgresEventStore:
 
     async def create_schema(self, db: SqlDatabase) -> None:
         """Idempotent; under the write lock, so processes starting together do not collide."""
-        script = "\n".join([self.control_schema, *(p.schema for p in self.projectors)])
+        script = "\n".join(p.schema for p in self.projectors)
         await db.execute("BEGIN")
         try:
             await db.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             await db.executescript(SCHEMA)
+            await db.executescript(portable_ddl("\n".join([self.control_schema, META_SCHEMA])))
+            # A projector whose version changed gets its tables rebuilt from the log.
+            stale = await stale_projectors(db, self.projectors)
+            await drop_tables(db, stale)
             await db.executescript(portable_ddl(script))
+            if stale:
+                folded = await refold(db, stale, self.codec, self._iterate_rows(db, 1))
+                log.info("rebuilt projections %s from %d events",
+                         ", ".join(p.name for p in stale), folded)
             await db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

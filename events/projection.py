@@ -1,18 +1,71 @@
-"""Projections: read models written in the same transaction as the events they fold."""
+"""Projections: read models written in the same transaction as the events they fold.
+
+Each projector has a `version`; the versions a database's tables were built with are kept in
+`projection_versions`. When a projector's tables change shape (a new column, say), its
+version goes up, and the store's `open()` drops and rebuilds those tables from the log in the
+same transaction that reads the versions: an existing database never serves a stale shape.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from events.codec import EventCodec
 from events.event import RecordedEvent
+from events.rows import StoredRow
 from events.sql import SqlDatabase
+
+META_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projection_versions (
+    name    TEXT    PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+"""
 
 
 class Projector(Protocol):
-    """Folds events into tables. `apply` must be deterministic: a replay gives the same rows."""
+    """Folds events into tables. `apply` must be deterministic: a replay gives the same rows.
+    Raise `version` whenever `schema` or the rows `apply` writes change."""
 
     name: str
     schema: str
     tables: tuple[str, ...]
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None: ...
+
+
+def projector_version(projector: Projector) -> int:
+    # Projectors written before versions existed are version 1.
+    return int(getattr(projector, "version", 1))
+
+
+async def stale_projectors(db: SqlDatabase, projectors: Sequence[Projector]) -> list[Projector]:
+    """Those whose stored version differs from the code's, or was never stored (a database
+    older than the versions table: its shape is unknown, so it is rebuilt)."""
+    rows = await db.fetchall("SELECT name, version FROM projection_versions")
+    stored = {row["name"]: int(row["version"]) for row in rows}
+    return [p for p in projectors if stored.get(p.name) != projector_version(p)]
+
+
+async def drop_tables(db: SqlDatabase, projectors: Sequence[Projector]) -> None:
+    for projector in projectors:
+        for table in projector.tables:
+            await db.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+async def refold(db: SqlDatabase, projectors: Sequence[Projector], codec: EventCodec,
+                 rows: AsyncIterator[StoredRow]) -> int:
+    """Fold the whole log into the (freshly created, empty) tables of `projectors` and store
+    their versions; the number of events folded. Runs inside the caller's transaction."""
+    count = 0
+    async for row in rows:
+        recorded = row.to_recorded(codec)
+        for projector in projectors:
+            await projector.apply(db, recorded)
+        count += 1
+    for projector in projectors:
+        await db.execute("DELETE FROM projection_versions WHERE name = ?", (projector.name,))
+        await db.execute("INSERT INTO projection_versions (name, version) VALUES (?, ?)",
+                         (projector.name, projector_version(projector)))
+    return count

@@ -17,7 +17,7 @@ from events.database import Database, InlineDatabase
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
-from events.projection import Projector
+from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, StoredRow, seal, utc_now
 from events.sql import SqlDatabase
 from events.store import SqlSession
@@ -48,6 +48,19 @@ _ROW_COLUMNS = "position, stream_id, version, type_name, schema_version, data, m
                "recorded_at, hash"
 # A batch is bounded so that one slow client cannot hold the write lock for long.
 MAX_BATCH = 64
+
+
+def sql_statements(script: str) -> list[str]:
+    """A script split into whole statements (a trigger's body keeps its own semicolons):
+    executescript would COMMIT first, and the schema must share one transaction."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if current.strip() and sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    assert not current.strip(), f"an unfinished statement: {current[:80]!r}"
+    return statements
 
 
 def row_from_db(row: dict[str, Any]) -> StoredRow:
@@ -177,8 +190,28 @@ class SQLiteEventStore:
         self._task = asyncio.create_task(self._write_loop(), name="event-store-writer")
 
     async def create_schema(self, db: Database) -> None:
-        script = "\n".join([SCHEMA, self.control_schema, *(p.schema for p in self.projectors)])
-        await db.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+        """Idempotent. In one transaction: the tables, and the projections whose version
+        changed (or was never recorded) dropped, recreated and folded from the log."""
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in sql_statements("\n".join([SCHEMA, self.control_schema,
+                                                       META_SCHEMA])):
+                await db.execute(statement)
+            stale = await stale_projectors(db, self.projectors)
+            await drop_tables(db, stale)
+            for projector in self.projectors:
+                for statement in sql_statements(projector.schema):
+                    await db.execute(statement)
+            if stale:
+                folded = await refold(db, stale, self.codec, self._iterate_rows(db, 1))
+                log.info("rebuilt projections %s from %d events",
+                         ", ".join(p.name for p in stale), folded)
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error, StoreError):
+                    await db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         try:

@@ -66,7 +66,9 @@ def evolve(account: Account | None, event: Event) -> Account:
         holds = dict(account.open_holds)
         assert event.task_id in holds, f"task {event.task_id} has no open hold to resolve"
         amount = holds.pop(event.task_id)
-        charged = amount if isinstance(event, HoldSettled) else 0
+        charged = event.amount_credits if isinstance(event, HoldSettled) else 0
+        returned = event.released_credits if isinstance(event, HoldSettled) else amount
+        assert charged + returned == amount, f"task {event.task_id}: a hold resolves whole"
         account = replace(account, held_credits=account.held_credits - amount,
                           balance_credits=account.balance_credits - charged,
                           open_holds=MappingProxyType(holds))
@@ -122,14 +124,30 @@ def reject_task(submitted: TaskSubmitted, reason: str) -> TaskRejected:
     return TaskRejected(
         user_id=submitted.user_id, task_id=submitted.task_id, model_id=submitted.model_id,
         input_data=submitted.input_data, input_indexes=submitted.input_indexes,
-        invalid=submitted.invalid, cost_credits=submitted.cost_credits, reason=reason)
+        invalid=submitted.invalid, cost_credits=submitted.cost_credits, reason=reason,
+        model_version=submitted.model_version)
 
 
 def settle(account: Account, task_id: int, description: str) -> HoldSettled:
+    """Charge the whole hold."""
     if task_id not in account.open_holds:
         raise UnknownHold(f"task {task_id} has no open hold")
-    return HoldSettled(user_id=account.user_id, task_id=task_id,
-                       amount_credits=account.open_holds[task_id], description=description)
+    return settle_part(account, task_id, account.open_holds[task_id], description)
+
+
+def settle_part(
+    account: Account, task_id: int, amount_credits: int, description: str
+) -> HoldSettled:
+    """Charge `amount_credits` of the hold and give the rest back: the hold was taken for
+    every valid row, and the rows the model could not predict are not charged."""
+    if task_id not in account.open_holds:
+        raise UnknownHold(f"task {task_id} has no open hold")
+    held = account.open_holds[task_id]
+    if type(amount_credits) is not int or not 0 < amount_credits <= held:
+        raise InvalidAmount(f"a settle charges 1 to {held} credits of the hold, "
+                            f"not {amount_credits!r}")
+    return HoldSettled(user_id=account.user_id, task_id=task_id, amount_credits=amount_credits,
+                       description=description, released_credits=held - amount_credits)
 
 
 def release(account: Account, task_id: int, reason: str) -> HoldReleased:

@@ -237,14 +237,26 @@ async def _replay_and_compare(db: Database, report: AuditReport) -> None:
     report.balances = int(count["n"]) if count else 0
 
 
+async def shared_columns(replay: Database, table: str) -> str:
+    """The columns the replay's table and the live one both have, in the replay's order.
+
+    Like is compared with like: a file written by an older release keeps its projections'
+    older shape until the new code opens it (and rebuilds them from the log); its columns
+    must still equal the replay's, and a column it does not have yet is not a difference."""
+    replayed = await replay.fetchall(f"PRAGMA main.table_info({table})")
+    live = {row["name"] for row in await replay.fetchall(f"PRAGMA live.table_info({table})")}
+    return ", ".join(row["name"] for row in replayed if row["name"] in live)
+
+
 async def _compare_table(replay: Database, table: str, report: AuditReport) -> None:
     key = KEYS[table]
+    cols = await shared_columns(replay, table)
     # Each EXCEPT in its own subquery: compound operators chain left to right, so without them
     # "A EXCEPT B UNION ALL B EXCEPT A" is ((A - B) + B) - A and loses rows missing from live.
     differing = await replay.fetchall(
-        f"SELECT k FROM (SELECT {key} AS k FROM (SELECT * FROM main.{table} EXCEPT "
-        f"SELECT * FROM live.{table}) UNION ALL SELECT {key} AS k FROM (SELECT * FROM "
-        f"live.{table} EXCEPT SELECT * FROM main.{table})) GROUP BY k ORDER BY k")
+        f"SELECT k FROM (SELECT {key} AS k FROM (SELECT {cols} FROM main.{table} EXCEPT "
+        f"SELECT {cols} FROM live.{table}) UNION ALL SELECT {key} AS k FROM (SELECT {cols} "
+        f"FROM live.{table} EXCEPT SELECT {cols} FROM main.{table})) GROUP BY k ORDER BY k")
     if not differing:
         return
     report.differences[table] = [int(r["k"]) for r in differing]

@@ -6,8 +6,14 @@ Amounts are integer credits. Renaming a class never changes its stored type name
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from events import Event, EventCodec
+
+# A task's inputs and outputs are JSON: numbers for the code models, rows (objects keyed by
+# feature, or arrays) and classifier outputs ({"label": ..., "probabilities": {...}}) for the
+# tabular ones. (ledger.views.JsonValue names the same thing for the readers.)
+Json = Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,16 +41,20 @@ class CreditsWithdrawn(Event, type_name="CreditsWithdrawn"):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskSubmitted(Event, type_name="TaskSubmitted"):
-    """A prediction was accepted; its cost is held in the same append (CreditsHeld)."""
+class TaskSubmitted(Event, type_name="TaskSubmitted", schema_version=2):
+    """A prediction was accepted; its cost is held in the same append (CreditsHeld).
+
+    v2: `model_version`, the version of the model that will run it (None in v1 events);
+    `input_data` holds the valid rows as sent (numbers, objects or arrays)."""
 
     user_id: int
     task_id: int
     model_id: int
-    input_data: list[float]
+    input_data: list[Json]
     input_indexes: list[int]
     invalid: list[dict[str, object]]
     cost_credits: int
+    model_version: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,13 +68,16 @@ class CreditsHeld(Event, type_name="CreditsHeld"):
 
 
 @dataclass(frozen=True, kw_only=True)
-class HoldSettled(Event, type_name="HoldSettled"):
-    """The held credits were charged: they moved from the user to ML revenue."""
+class HoldSettled(Event, type_name="HoldSettled", schema_version=2):
+    """The hold is resolved with a charge: `amount_credits` moved from the user to ML revenue,
+    and `released_credits` (rows the model could not predict) went back to the available
+    balance uncharged. The two add up to the hold. v2: `released_credits` (0 in v1 events)."""
 
     user_id: int
     task_id: int
     amount_credits: int
     description: str
+    released_credits: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,11 +91,16 @@ class HoldReleased(Event, type_name="HoldReleased"):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskCompleted(Event, type_name="TaskCompleted"):
+class TaskCompleted(Event, type_name="TaskCompleted", schema_version=2):
+    """The model ran. `output_data` has one entry per valid input, None where the model gave
+    no usable answer; those rows are in `unpredictable` with their reasons, uncharged.
+    v2: `unpredictable` ([] in v1 events)."""
+
     user_id: int
     task_id: int
-    output_data: list[float]
+    output_data: list[Json]
     cost_credits: int
+    unpredictable: list[dict[str, object]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,17 +111,19 @@ class TaskFailed(Event, type_name="TaskFailed"):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskRejected(Event, type_name="TaskRejected"):
-    """A prediction that was not run (the balance did not cover it); nothing was charged."""
+class TaskRejected(Event, type_name="TaskRejected", schema_version=2):
+    """A prediction that was not run (the balance did not cover it); nothing was charged.
+    v2: `model_version` (None in v1 events)."""
 
     user_id: int
     task_id: int
     model_id: int
-    input_data: list[float]
+    input_data: list[Json]
     input_indexes: list[int]
     invalid: list[dict[str, object]]
     cost_credits: int
     reason: str
+    model_version: str | None
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -112,7 +132,26 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 )
 
 
+def _with(**defaults: object) -> Any:
+    """An upcaster that adds fields with the value they stand for in older events."""
+    def upcast(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, **defaults}
+    return upcast
+
+
+# (type name, from schema version) -> upcaster to the next version. Old rows stay as they
+# were written (they are hashed); they are read through these.
+UPCASTERS = {
+    ("TaskSubmitted", 1): _with(model_version=None),
+    ("TaskRejected", 1): _with(model_version=None),
+    ("TaskCompleted", 1): _with(unpredictable=[]),
+    ("HoldSettled", 1): _with(released_credits=0),
+}
+
+
 def ledger_codec() -> EventCodec:
     codec = EventCodec()
     codec.register(*ALL_EVENTS)
+    for (type_name, version), upcast in UPCASTERS.items():
+        codec.register_upcaster(type_name, version, upcast)
     return codec

@@ -6,6 +6,8 @@ movement, as the user sees it and as double entry; tasks: every prediction reque
 
 from __future__ import annotations
 
+import json
+
 from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
 from ledger.events import (
@@ -77,8 +79,10 @@ class AccountsProjector:
                              (event.task_id, event.user_id, event.amount_credits, event.owner,
                               _at(recorded)))
         elif isinstance(event, HoldSettled | HoldReleased):
-            held_change = -event.amount_credits
-            balance_change = -event.amount_credits if isinstance(event, HoldSettled) else 0
+            charged = event.amount_credits if isinstance(event, HoldSettled) else 0
+            returned = event.released_credits if isinstance(event, HoldSettled) else (
+                event.amount_credits)
+            held_change, balance_change = -(charged + returned), -charged
             status = "settled" if isinstance(event, HoldSettled) else "released"
             await db.execute("UPDATE holds SET status = ? WHERE task_id = ? AND status = 'open'",
                              (status, event.task_id))
@@ -143,6 +147,8 @@ class TransactionsProjector:
 
 class TasksProjector:
     name = "tasks"
+    # 2: model_version; the model's unpredictable rows join `invalid` at completion.
+    version = 2
     tables: tuple[str, ...] = ("tasks",)
     schema = """
     CREATE TABLE IF NOT EXISTS tasks (
@@ -159,7 +165,8 @@ class TasksProjector:
         cost_credits  INTEGER NOT NULL CHECK (cost_credits >= 0),
         error         TEXT,
         created_at    TEXT    NOT NULL,
-        updated_at    TEXT    NOT NULL
+        updated_at    TEXT    NOT NULL,
+        model_version TEXT
     );
     CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, id);
     """
@@ -170,19 +177,33 @@ class TasksProjector:
             status = "pending" if isinstance(event, TaskSubmitted) else "rejected"
             error = event.reason if isinstance(event, TaskRejected) else None
             await db.execute(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 0, ?, ?, ?)",
+                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 0, ?, ?, ?, ?)",
                 (event.task_id, event.user_id, event.model_id, status,
                  canonical_json(event.input_data), canonical_json(event.input_indexes),
-                 canonical_json(event.invalid), event.cost_credits, error, at, at))
+                 canonical_json(event.invalid), event.cost_credits, error, at, at,
+                 event.model_version))
         elif isinstance(event, TaskCompleted):
+            invalid = await self._invalid_after(db, event)
             await db.execute(
                 "UPDATE tasks SET status = 'completed', output_data = ?, cost_credits = ?, "
-                "updated_at = ? WHERE id = ?",
-                (canonical_json(event.output_data), event.cost_credits, at, event.task_id))
+                "invalid = ?, updated_at = ? WHERE id = ?",
+                (canonical_json(event.output_data), event.cost_credits, invalid, at,
+                 event.task_id))
         elif isinstance(event, TaskFailed):
             await db.execute(
                 "UPDATE tasks SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
                 (event.error, at, event.task_id))
+
+
+    @staticmethod
+    async def _invalid_after(db: SqlDatabase, event: TaskCompleted) -> str:
+        """The rows refused at submission and those the model could not predict, by index."""
+        row = await db.fetchone("SELECT invalid FROM tasks WHERE id = ?", (event.task_id,))
+        assert row is not None, f"task {event.task_id} completed before it was submitted"
+        if not event.unpredictable:
+            return str(row["invalid"])
+        merged = [*json.loads(row["invalid"]), *event.unpredictable]
+        return canonical_json(sorted(merged, key=lambda entry: int(str(entry["index"]))))
 
 
 def ledger_projectors() -> list[Projector]:

@@ -120,7 +120,8 @@ def task_view(row: dict[str, Any]) -> TaskView:
         output_data=None if row["output_data"] is None else json.loads(row["output_data"]),
         invalid=json.loads(row["invalid"]), cost_credits=row["cost_credits"],
         quoted_credits=row["quoted_credits"], error=row["error"],
-        created_at=row["created_at"], updated_at=row["updated_at"])
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        model_version=row.get("model_version"))
 
 
 async def get_task(db: SqlDatabase, user_id: int, task_id: int) -> TaskView | None:

@@ -45,9 +45,7 @@ def account_stream(user_id: int) -> str:
     return f"account-{user_id}"
 
 
-def _as_event_field(values: Sequence[JsonValue]) -> Any:
-    # The task events still declare list[float] until their tabular schema version lands;
-    # the values are JSON either way, and the codec stores them as they are.
+def _as_event_field(values: Sequence[JsonValue]) -> list[Any]:
     return list(values)
 
 
@@ -60,6 +58,7 @@ class TaskDraft:
     input_indexes: list[int]
     invalid: list[dict[str, object]]
     cost_credits: int
+    model_version: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +155,8 @@ class LedgerService:
                 user_id=user_id, task_id=task_id, model_id=draft.model_id,
                 input_data=_as_event_field(draft.input_data),
                 input_indexes=draft.input_indexes,
-                invalid=draft.invalid, cost_credits=draft.cost_credits)
+                invalid=draft.invalid, cost_credits=draft.cost_credits,
+                model_version=draft.model_version)
             try:
                 new = decide.submit_task(account, submitted, self.owner)
                 outcome = None
@@ -176,16 +176,22 @@ class LedgerService:
 
     async def complete_task(
         self, user_id: int, task_id: int, output_data: Sequence[JsonValue], description: str,
+        *, cost_credits: int | None = None, unpredictable: Sequence[dict[str, object]] = (),
     ) -> TaskOutcome:
-        """Charge the held cost and record the predictions, in one append."""
+        """Charge the held cost (or only `cost_credits` of it, releasing the rest) and record
+        the predictions, in one append. `output_data` has None for each row in
+        `unpredictable`, the rows the model could not predict."""
 
         async def work(s: SqlSession) -> TaskOutcome:
             account = await queries.load_account(s.db, user_id)
-            settled = decide.settle(account, task_id, description)
+            if cost_credits is None:
+                settled = decide.settle(account, task_id, description)
+            else:
+                settled = decide.settle_part(account, task_id, cost_credits, description)
             completed = TaskCompleted(
                 user_id=user_id, task_id=task_id,
                 output_data=_as_event_field(output_data),
-                cost_credits=settled.amount_credits)
+                cost_credits=settled.amount_credits, unpredictable=list(unpredictable))
             await s.append(account_stream(user_id), account.version, [settled, completed])
             return await self._finish(s, user_id, task_id, settled.amount_credits)
 

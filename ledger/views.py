@@ -106,6 +106,7 @@ class TaskView:
     error: str | None
     created_at: str
     updated_at: str
+    model_version: str | None = None  # which artifact predicted it; None before versions
 
 
 # -- the stored outcomes of idempotent operations ---------------------------------------------

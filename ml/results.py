@@ -12,8 +12,8 @@ class Prediction:
     """One valid input beside its output, under the index it had in the request."""
 
     index: int
-    input: JsonValue
-    output: JsonValue
+    input: JsonValue  # the row as sent: a number, an object keyed by feature, or an array
+    output: JsonValue  # a number (regression) or {"label": ..., "probabilities": {...}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +30,9 @@ class PredictionResult:
 
 
 def predictions_of(task: TaskView) -> tuple[Prediction, ...]:
-    outputs = task.output_data or []  # none for a rejected or failed task
+    """The predicted rows: a None output is a row the model could not predict (it is in
+    `invalid`); a rejected or failed task has none."""
+    outputs = task.output_data or []
     return tuple(Prediction(index=i, input=x, output=y) for i, x, y in
-                 zip(task.input_indexes, task.input_data, outputs, strict=False))
+                 zip(task.input_indexes, task.input_data, outputs, strict=False)
+                 if y is not None)

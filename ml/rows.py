@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -36,6 +36,7 @@ class CheckedRows:
     rows: list[list[float]]
     indexes: list[int]
     invalid: list[dict[str, object]]
+    lines: list[int] | None = None  # the CSV line of each valid row, when read from a file
 
     def matrix(self, width: int) -> npt.NDArray[np.float32]:
         """The valid rows as one float32 array [n, width], ready for a vectorised call."""
@@ -158,7 +159,8 @@ def _shown_row(item: object, width: int) -> object:
 
 
 def _with_lines(checked: CheckedRows, lines: Sequence[int] | None) -> CheckedRows:
-    if lines is not None:
-        for entry in checked.invalid:
-            entry["line"] = lines[int(str(entry["index"]))]
-    return checked
+    if lines is None:
+        return checked
+    for entry in checked.invalid:
+        entry["line"] = lines[int(str(entry["index"]))]
+    return replace(checked, lines=[lines[index] for index in checked.indexes])

@@ -58,6 +58,23 @@ class Feature:
     def public(self) -> dict[str, object]:
         return {"name": self.name, "required": self.required, **self.json_schema()}
 
+    def example(self) -> float | int:
+        """A value this feature accepts, as short as possible: the default, the first category,
+        or the middle of the range rounded to the fewest decimals that stay inside it."""
+        if self.default is not None:
+            return self._shown(self.default)
+        if self.categories:
+            return self._shown(self.categories[0])
+        low = self.minimum if self.minimum is not None else self.maximum
+        high = self.maximum if self.maximum is not None else self.minimum
+        if low is None or high is None:
+            return 1 if self.type == "integer" else 1.0
+        middle = (low + high) / 2
+        if self.type == "integer":  # the whole number nearest the middle that is in range
+            return min(max(round(middle), math.ceil(low)), math.floor(high))
+        return next((rounded for digits in range(16)
+                     if low <= (rounded := round(middle, digits)) <= high), middle)
+
 
 @dataclass(frozen=True, kw_only=True)
 class InputSchema:
@@ -82,6 +99,10 @@ class InputSchema:
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def example_row(self) -> dict[str, float | int]:
+        """One row every feature of which is valid, keyed by feature name in feature order."""
+        return {f.name: f.example() for f in self.features}
 
     def json_schema(self) -> dict[str, object]:
         """The JSON Schema of one item, as `GET /api/v1/models` shows it."""

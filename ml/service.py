@@ -1,7 +1,10 @@
-"""MLService.process_task: validate, price, hold, predict off the event loop, settle.
+"""MLService.process_task: read and validate the rows, price, hold, predict off the event loop
+in one vectorised call, settle.
 
-The hold is taken before the model runs and resolved exactly once after it: settled when the
-model succeeds, released when it raises or returns nonsense. Nothing is charged otherwise.
+The hold is taken for every valid row before the model runs and resolved exactly once after
+it: the rows the model predicted are charged and the rest of the hold is released (a row whose
+output is not a finite number is reported, not charged); a model that fails as a whole
+releases all of it. Nothing is charged otherwise.
 """
 
 from __future__ import annotations
@@ -10,21 +13,34 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
-from ledger import LedgerService, Operation, TaskDraft, TaskOutcome
-from ml.errors import EmptyInput, ModelNotFound, NoValidData, TooManyItems
+from ledger import JsonValue, LedgerService, Operation, TaskDraft, TaskOutcome
+from ml.csv_rows import parse_csv
+from ml.errors import EmptyInput, ModelFailed, ModelNotFound, NoValidData, TooManyItems
+from ml.models import Classified, Outcome, Unpredictable
+from ml.outputs import run_model
 from ml.registry import MLModelManager, ModelSpec
 from ml.results import PredictionResult, predictions_of
-from ml.validation import Checked, check_items, split_text
+from ml.rows import ROW, CheckedRows, Source, check_rows, split_text_rows
+from ml.validation import split_csv, split_text
 
 log = logging.getLogger(__name__)
 # A model that hangs must not keep credits on hold for ever: the task fails after this.
 PREDICT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """The items of one request, read but not yet validated."""
+
+    items: Sequence[object]
+    source: Source
+    lines: list[int] | None = None  # 1-based CSV line of each item
 
 
 class MLService:
@@ -41,74 +57,97 @@ class MLService:
 
     def spec(self, model_id: int) -> ModelSpec:
         spec = self.models.get_spec(model_id) if type(model_id) is int else None
-        if spec is None or self.models.get_model(spec.id) is None:
+        if spec is None or self.models.get_runtime(spec.id) is None:
             raise ModelNotFound(f"there is no model {model_id}")
         return spec
 
-    def check(self, spec: ModelSpec, items: Sequence[object], *, as_text: bool) -> Checked:
-        """Whole-request limits first, then item by item."""
-        if not items:
+    def read(self, spec: ModelSpec, input_data: str | Sequence[object], *,
+             as_text: bool | None = None, csv: bool = False) -> Request:
+        """The items of `input_data`: a list of JSON values (numbers, or rows as objects or
+        arrays), pasted text (numbers, or one row per line), or a CSV file's text."""
+        if not isinstance(input_data, str):
+            return Request(items=input_data, source="text" if as_text else "json")
+        if spec.schema.scalar:
+            return Request(items=split_csv(input_data) if csv else split_text(input_data),
+                           source="text")
+        if csv:
+            parsed = parse_csv(spec.schema, input_data, max_items=spec.max_items)
+            return Request(items=parsed.rows, source="csv", lines=parsed.lines)
+        return Request(items=split_text_rows(input_data), source="text")
+
+    def check(self, spec: ModelSpec, request: Request) -> CheckedRows:
+        """Whole-request limits first, then row by row."""
+        if not request.items:
             raise EmptyInput("send at least one item")
-        if len(items) > spec.max_items:
-            raise TooManyItems(len(items), spec.max_items)
-        checked = check_items(items, as_text=as_text)
-        if not checked.values:
+        if len(request.items) > spec.max_items:
+            raise TooManyItems(len(request.items), spec.max_items)
+        checked = check_rows(spec.schema, request.items, source=request.source,
+                             lines=request.lines)
+        if not checked.rows:
             raise NoValidData(checked.invalid)
         return checked
 
     async def process_task(
         self, user: Any, model_id: int, input_data: str | Sequence[object],
-        operation_id: str | None = None, *, as_text: bool | None = None,
+        operation_id: str | None = None, *, as_text: bool | None = None, csv: bool = False,
     ) -> PredictionResult:
         """Run a prediction for `user` (a User or a user id) and return its result.
 
-        `input_data` is a list of JSON values, or text with numbers separated by commas,
-        spaces or new lines. A repeated `operation_id` returns the first result, uncharged.
+        `input_data` is a list of JSON values, or text: numbers separated by commas, spaces
+        or new lines (rows one per line for a tabular model), or with `csv=True` a CSV file
+        (for a tabular model its header names the features). `as_text=True` reads a list's
+        strings as typed text. A repeated `operation_id` returns the first result, uncharged.
         """
         user_id = int(getattr(user, "id", user))
         spec = self.spec(model_id)
-        if isinstance(input_data, str):
-            items: Sequence[object] = split_text(input_data)
-            as_text = True
-        else:
-            items = input_data
-        checked = self.check(spec, items, as_text=bool(as_text))
-        draft = TaskDraft(model_id=spec.id, input_data=checked.values,
+        request = self.read(spec, input_data, as_text=as_text, csv=csv)
+        checked = self.check(spec, request)
+        draft = TaskDraft(model_id=spec.id, input_data=_echoes(spec, request, checked),
                           input_indexes=checked.indexes, invalid=checked.invalid,
-                          cost_credits=spec.price_per_item_credits * len(checked.values))
+                          cost_credits=spec.price_per_item_credits * len(checked.rows),
+                          model_version=spec.version)
         op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
-                       kind="predict", fingerprint=fingerprint(spec.id, items))
+                       kind="predict", fingerprint=fingerprint(spec.id, request.items))
         ticket = await self.ledger.submit_task(user_id, draft, op)
         outcome = ticket.outcome
         if ticket.run:
-            outcome = await self._run(user_id, ticket.task_id, spec, checked.values)
+            outcome = await self._run(user_id, ticket.task_id, spec, checked, draft)
         assert outcome is not None
         return await self.result(user_id, outcome)
 
-    async def _run(
-        self, user_id: int, task_id: int, spec: ModelSpec, values: list[float]
-    ) -> TaskOutcome:
-        model = self.models.get_model(spec.id)
-        assert model is not None
+    async def _run(self, user_id: int, task_id: int, spec: ModelSpec, checked: CheckedRows,
+                   draft: TaskDraft) -> TaskOutcome:
+        runtime = self.models.get_runtime(spec.id)
+        assert runtime is not None
         self.running.add(task_id)
+        outcomes: list[Outcome] = []
         try:
             loop = asyncio.get_running_loop()
-            output = await asyncio.wait_for(
-                loop.run_in_executor(self.executor, model.predict, list(values)),
-                PREDICT_TIMEOUT_S)
-            problem = output_problem(output, len(values))
+            outcomes = await asyncio.wait_for(loop.run_in_executor(
+                self.executor, run_model, runtime, spec.schema, checked), PREDICT_TIMEOUT_S)
+            problem = None if len(outcomes) == len(checked.rows) else (
+                "the model returned the wrong number of predictions")
         except TimeoutError:
             problem = f"the model took longer than {PREDICT_TIMEOUT_S:.0f} seconds"
+        except ModelFailed as exc:
+            log.warning("model %s failed on task %s: %s", spec.id, task_id, exc)
+            problem = f"the model failed: {exc}"
         except Exception as exc:  # any model failure releases the hold; nothing is charged
             log.exception("model %s failed on task %s", spec.id, task_id)
             problem = f"the model failed: {type(exc).__name__}"
         try:
+            predicted = sum(not isinstance(o, Unpredictable) for o in outcomes)
+            if problem is None and not predicted:
+                reason = next(o.reason for o in outcomes if isinstance(o, Unpredictable))
+                problem = f"the model could not predict any row: {reason}"
             if problem is not None:
                 return await self.ledger.fail_task(user_id, task_id, problem)
-            description = (f"Prediction #{task_id}: {spec.name}, {len(values)} × "
+            description = (f"Prediction #{task_id}: {spec.name}, {predicted} × "
                            f"{spec.price_per_item_credits} credits")
             return await self.ledger.complete_task(
-                user_id, task_id, [float(v) for v in output], description)
+                user_id, task_id, [_output_json(o) for o in outcomes], description,
+                cost_credits=spec.price_per_item_credits * predicted,
+                unpredictable=_unpredictable(spec, checked, draft, outcomes))
         finally:
             # If the settle failed (a full disk), the hold sweeper releases it later.
             self.running.discard(task_id)
@@ -123,23 +162,70 @@ class MLService:
             quoted_credits=outcome.cost_credits, balance=outcome.balance)
 
 
-def output_problem(output: object, expected: int) -> str | None:
-    if not isinstance(output, list) or len(output) != expected:
-        return "the model returned the wrong number of predictions"
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-               for v in output):
-        return "the model returned a value that is not a finite number"
-    return None
+def _echoes(spec: ModelSpec, request: Request, checked: CheckedRows) -> list[JsonValue]:
+    """Each valid row as it is echoed in `predictions[].input`: a number for a code model, the
+    row as sent for JSON, and an object keyed by feature for text and CSV rows (their cells
+    were text; the numbers read from them are what the model got)."""
+    if spec.schema.scalar:
+        return [row[0] for row in checked.rows]
+    if request.source == "json":
+        return [_json_row(request.items[i]) for i in checked.indexes]
+    return [dict(zip(spec.schema.names, row, strict=True)) for row in checked.rows]
+
+
+def _json_row(item: object) -> JsonValue:
+    # A valid row holds only finite numbers under feature names (or in an array).
+    if isinstance(item, dict):
+        return {str(k): v for k, v in item.items()}
+    assert isinstance(item, list | tuple)
+    return list(item)
+
+
+def _output_json(outcome: Outcome) -> JsonValue:
+    if isinstance(outcome, Unpredictable):
+        return None
+    if isinstance(outcome, Classified):
+        return {"label": outcome.label, "probabilities": dict(outcome.probabilities)}
+    return float(outcome)
+
+
+def _unpredictable(spec: ModelSpec, checked: CheckedRows, draft: TaskDraft,
+                   outcomes: Sequence[Outcome]) -> list[dict[str, object]]:
+    """The rows the model gave no usable answer for, reported like invalid input rows."""
+    found: list[dict[str, object]] = []
+    for position, outcome in enumerate(outcomes):
+        if not isinstance(outcome, Unpredictable):
+            continue
+        entry: dict[str, object] = {"index": checked.indexes[position],
+                                    "value": draft.input_data[position],
+                                    "error": outcome.reason}
+        if not spec.schema.scalar:
+            entry["errors"] = {ROW: [outcome.reason]}
+        if checked.lines is not None:
+            entry["line"] = checked.lines[position]
+        found.append(entry)
+    return found
 
 
 def fingerprint(model_id: int, items: Sequence[object]) -> str:
-    """The same request gives the same text; repr covers NaN and other non-JSON values."""
+    """The same request gives the same text, whatever the key order of its rows; repr covers
+    NaN and other non-JSON values."""
     text = json.dumps([model_id, [_printable(item) for item in items]], default=repr,
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _printable(item: object) -> object:
+    """sort_keys orders the keys of a row at every depth; a row's values (one level down,
+    never deeper: a hostile item may nest thousands deep) get the same care as an item."""
+    if isinstance(item, dict):
+        return {str(key): _scalar(value) for key, value in item.items()}
+    if isinstance(item, list | tuple):
+        return [_scalar(value) for value in item]
+    return _scalar(item)
+
+
+def _scalar(item: object) -> object:
     # Python refuses str() of an int past 4,300 digits; hex has no such limit.
     if isinstance(item, int) and item.bit_length() > 10_000:
         return f"int:{item:x}"

@@ -23,13 +23,14 @@ class MLTask:
     cost: int
     invalid: list[dict[str, JsonValue]]
     error: str | None
+    model_version: str | None = None  # the version of the model that predicted it
 
     @classmethod
     def from_view(cls, user_id: int, view: TaskView) -> MLTask:
         return cls(id=view.id, user_id=user_id, model_id=view.model_id,
                    input_data=view.input_data, output_data=view.output_data,
                    status=view.status, created_at=view.created_at, cost=view.cost_credits,
-                   invalid=view.invalid, error=view.error)
+                   invalid=view.invalid, error=view.error, model_version=view.model_version)
 
     @classmethod
     async def create(

@@ -9,7 +9,6 @@ from aiohttp import web
 
 from ledger import InvalidCredentials
 from ml import PredictionResult
-from ml.validation import split_csv, split_text
 from web import schemas
 from web.auth import api_user, bearer_token
 from web.bodies import load, read_json, read_multipart, whole_number
@@ -110,15 +109,17 @@ async def predict(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     key = idempotency_key(request)
     if request.content_type == "multipart/form-data":
-        model_id, items, as_text = await _predict_upload(request)
+        model_id, text, is_csv = await _predict_upload(request)
+        result = await request.app[ML].process_task(user_id, model_id, text, key, csv=is_csv)
     else:
         body = load(predict_schema, await read_json(request))
-        model_id, items, as_text = body["model_id"], body["data"], False
-    result = await request.app[ML].process_task(user_id, model_id, items, key, as_text=as_text)
+        result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
+                                                    key)
     return prediction_response(result)
 
 
-async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
+async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
+    """The model id and the text to read: the CSV file, or else the pasted `data` field."""
     upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
     model_id = whole_number(upload.fields.get("model_id", ""), 9)
     if model_id is None:
@@ -129,10 +130,12 @@ async def _predict_upload(request: web.Request) -> tuple[int, list[str], bool]:
                       f"unknown fields: {', '.join(unknown)}"[:300],
                       errors={name[:64]: ["Unknown field."] for name in unknown})
     if upload.file_text is not None:
-        items = split_csv(upload.file_text)
-    else:
-        items = split_text(upload.fields.get("data", ""))
-    return model_id, items, True
+        if upload.fields.get("data", "").strip():  # which one was meant? say so, not guess
+            raise Problem(422, "validation_error", "The request is not valid",
+                          "send a file or data, not both",
+                          errors={"data": ["send a file or data, not both"]})
+        return model_id, upload.file_text, True
+    return model_id, upload.fields.get("data", ""), False
 
 
 def prediction_response(result: PredictionResult) -> web.Response:
@@ -144,8 +147,8 @@ def prediction_response(result: PredictionResult) -> web.Response:
                       f"this prediction costs {result.quoted_credits} credits and "
                       f"{result.balance.available_credits} are available; nothing was charged",
                       balance=balance, cost=result.quoted_credits, task=task)
-    if result.status == "failed":
-        raise Problem(503, "prediction_failed", "The prediction failed",
+    if result.status == "failed":  # the model's fault, not the service's: 502, not 503
+        raise Problem(502, "prediction_failed", "The prediction failed",
                       f"{result.task.error}; nothing was charged", task=task, balance=balance)
     return web.json_response({
         "task": task, "predictions": [schemas.prediction_json(p) for p in result.predictions],

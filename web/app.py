@@ -23,7 +23,7 @@ from events.leases import FileLiveness, LeaseLiveness, Liveness
 from events.verify import verify_chain
 from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store_at
 from ledger.shared import LoginAttempts, shared_secret
-from ml import MLModelManager, MLService, default_models
+from ml import MLModelManager, MLService, catalogue
 from web import middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
@@ -165,7 +165,9 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[middlewares.request_id, middlewares.errors])
     app[CONFIG] = config
-    app[MODELS] = models or MLModelManager(default_models())
+    # The code models and every manifest in the models folder; a bad manifest raises
+    # ManifestError here, before anything is served.
+    app[MODELS] = models or MLModelManager(catalogue(config.models_dir))
     # One process counts login failures in memory; many count them in the database.
     app[THROTTLE] = (SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
                      if config.database_url else LoginThrottle())

@@ -75,6 +75,7 @@ def whole_number(text: str, max_digits: int) -> int | None:
 class Upload:
     fields: dict[str, str]
     file_text: str | None
+    file_name: str = ""  # as the browser sent it, for messages only
 
 
 async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
@@ -82,6 +83,7 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
     cover a multipart read, so this is where an oversized upload is stopped."""
     fields: dict[str, str] = {}
     file_text: str | None = None
+    file_name = ""
     parts, seen_file = 0, False
     try:  # a missing boundary, a bad part header or a cut-off body fail deep in the parser
         reader = await request.multipart()
@@ -98,7 +100,7 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
                 seen_file = True
                 raw = await _read_limited(part, max_file_bytes, "the file")
                 if raw:
-                    file_text = _decode(raw)
+                    file_text, file_name = _decode(raw), part.filename
             elif not part.name:  # read to the end by aiohttp otherwise, unbounded
                 raise Problem(400, "bad_request", "A form part has no name", "")
             else:
@@ -109,7 +111,7 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
                                                                 part.name))
     except (AssertionError, ValueError, KeyError, HttpProcessingError):
         raise Problem(400, "bad_request", "Malformed form data", "") from None
-    return Upload(fields=fields, file_text=file_text)
+    return Upload(fields=fields, file_text=file_text, file_name=file_name)
 
 
 async def _read_limited(part: BodyPartReader, limit: int, what: str) -> bytes:

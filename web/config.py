@@ -8,10 +8,14 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+# Where a model joins: one manifest (JSON) and its ONNX artifact per model (see ml/manifest.py).
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
     db_path: Path = Path("ml_cabinet.db")
+    models_dir: Path = DEFAULT_MODELS_DIR
     host: str = "127.0.0.1"
     port: int = 8080
     # Cookies get the Secure flag; turn on when the service sits behind https.
@@ -49,6 +53,7 @@ class Config:
         env = os.environ
         values: dict[str, object] = {
             "db_path": Path(env.get("ML_CABINET_DB", "ml_cabinet.db")),
+            "models_dir": Path(env.get("ML_CABINET_MODELS_DIR", str(DEFAULT_MODELS_DIR))),
             "host": env.get("ML_CABINET_HOST", "127.0.0.1"),
             "port": int(env.get("ML_CABINET_PORT", "8080")),
             "secure_cookies": env.get("ML_CABINET_SECURE_COOKIES", "") == "1",

@@ -14,6 +14,7 @@ ERROR_TEXT = {
     402: "The balance does not cover the cost; nothing was charged",
     404: "Not found", 409: "Conflict", 413: "The body or the item count is over the limit",
     415: "The body is not JSON", 422: "The request is not valid", 429: "Too many attempts",
+    502: "The model failed as a whole (prediction_failed); nothing was charged",
     503: "The service cannot complete the request right now; retry later",
 }
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -55,9 +56,12 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
                 "properties": {
                     "model_id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
                     "file": {"type": "string", "format": "binary",
-                             "description": "A UTF-8 CSV file of numbers, at most 1 MiB."},
+                             "description": "A UTF-8 CSV file, at most 1 MiB: numbers for "
+                             "a code model; for a tabular model a header row naming its "
+                             "features (any order; ',' or ';'), then one row per line."},
                     "data": {"type": "string", "description": "Numbers separated by commas, "
-                             "spaces or new lines; read when no file is sent."}}}}
+                             "spaces or new lines (a tabular model: one row per line, values "
+                             "in feature order); a file and data together are refused."}}}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation
 
@@ -96,7 +100,8 @@ def build_openapi() -> dict[str, Any]:
                                       auth=False)},
         "/api/v1/predict": {"post": _op(
             "Run a prediction; charged only when it succeeds", (200, "PredictResult"),
-            tag="models", body="PredictRequest", multipart=True, errors=(402, 404, 409, 503),
+            tag="models", body="PredictRequest", multipart=True,
+            errors=(402, 404, 409, 502, 503),
             params=[IDEMPOTENCY])},
         "/api/v1/tasks": {"get": _op("Prediction history, newest first", (200, "TaskPage"),
                                      tag="models", errors=(422,), params=PAGE)},

@@ -19,21 +19,33 @@ from ledger import (
     UsernameTaken,
 )
 from ledger.account import MAX_TOP_UP_CREDITS
-from ml import MlError, NoValidData, PredictionResult, predictions_of
-from ml.validation import split_csv, split_text
+from ml import BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
 from web.api import client_address
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
-from web.problems import Problem
+from web.model_view import model_view
+from web.predict_form import PredictForm, service_input
+from web.problems import Problem, problem_for
+from web.result_table import (
+    ROWS_PER_PAGE,
+    columns,
+    invalid_rows,
+    output_text,
+    page_of,
+    row_text,
+    task_rows,
+    whole_columns,
+)
 
 PAGE_SIZE = 10
 PRESETS = [10, 50, 100, 500]
+LATEST_ROWS = 10  # rows of the latest result in the cabinet; the task page pages the rest
 
 
 async def index(request: web.Request) -> web.Response:
-    specs = [s.public() for s in request.app[MODELS].specs()]
+    specs = [model_view(s) for s in request.app[MODELS].specs()]
     return aiohttp_jinja2.render_template("index.html", request, {"models": specs})
 
 
@@ -117,7 +129,9 @@ def _page_number(request: web.Request, name: str) -> int:
     return min(number, 10_000) if number else 1
 
 
-async def cabinet(request: web.Request, **extra: Any) -> web.Response:
+async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    """The cabinet; after a failed prediction, `extra` fills the form in again (`form`) and
+    says what went wrong (`error`, `last_result`)."""
     user_id = await _require_user(request)
     ledger = request.app[LEDGER]
     session = await get_session(request)
@@ -129,19 +143,21 @@ async def cabinet(request: web.Request, **extra: Any) -> web.Response:
                                            offset=(tx_page - 1) * PAGE_SIZE)
     last_task = session.get("last_task")
     last = await ledger.find_task(user_id, last_task) if isinstance(last_task, int) else None
+    specs = request.app[MODELS].specs()
     context = {
         "balance": schemas.balance_json(await ledger.get_balance(user_id)),
-        "models": [s.public() for s in request.app[MODELS].specs()],
+        "models": [model_view(s) for s in specs],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
-        "last_result": None if last is None else result_view(request, last),
+        # The form offers the model of the latest prediction again, else the first one.
+        "form": {"model_id": str(last.model_id) if last else str(specs[0].id) if specs else ""},
+        "last_result": None if last is None else result_view(request, last, LATEST_ROWS),
         "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
                   "has_prev": tasks_page > 1, "has_next": tasks.has_more},
         "transactions": {"items": [schemas.transaction_json(t) for t in moves.data],
                          "page": tx_page, "has_prev": tx_page > 1, "has_next": moves.has_more},
     }
     context.update(extra)
-    status = 422 if extra.get("last_result") else 200
     response = aiohttp_jinja2.render_template("cabinet.html", request, context, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -149,13 +165,25 @@ async def cabinet(request: web.Request, **extra: Any) -> web.Response:
 
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
+    names = columns(spec)
     return {**schemas.task_json(task),
-            "model_name": spec.name if spec else f"model {task.model_id}"}
+            "model_name": spec.name if spec else f"model {task.model_id}",
+            "model_version": task.model_version or "",
+            "input_preview": [row_text(names, row) for row in task.input_data[:3]],
+            "output_preview": None if task.output_data is None else [
+                output_text(output) for output in task.output_data[:4]]}
 
 
-def result_view(request: web.Request, task: TaskView) -> dict[str, Any]:
-    return {"task": task_view(request, task),
-            "predictions": [schemas.prediction_json(p) for p in predictions_of(task)],
+def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_PAGE,
+                rows_page: int = 1, invalid_page: int = 1) -> dict[str, Any]:
+    """A task's predictions and invalid rows, one page of each."""
+    spec = request.app[MODELS].get_spec(task.model_id)
+    names = columns(spec)
+    return {"task": task_view(request, task), "columns": names,
+            "labels": list(spec.schema.labels) if spec else [],
+            "rows": page_of(task_rows(names, task, whole_columns(spec)), rows_page, per_page),
+            "invalid_rows": page_of(invalid_rows(names, task.invalid), invalid_page, per_page),
+            "predicted": len(task.output_data or []),
             "invalid": task.invalid, "cost": task.cost_credits, "error": task.error}
 
 
@@ -190,38 +218,73 @@ async def predict(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     try:
         upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
-    except Problem as problem:
-        await flash(request, error=problem.detail or problem.title)
+    except Problem as problem:  # the body could not be read: there is no form to refill
+        await flash(request, error=_sentence(problem.detail or problem.title,
+                                             "Nothing was charged."))
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
     await check_csrf(request, upload.fields)
-    model_id = whole_number(upload.fields.get("model_id", ""), 9)
+    form = PredictForm.from_upload(upload)
+    model_id = whole_number(form.model_id, 9)
+    spec = None if model_id is None else request.app[MODELS].get_spec(model_id)
+
+    async def refused(status: int, error: str, **extra: Any) -> web.Response:
+        return await cabinet(request, status, error=error, form=form.context(spec), **extra)
+
     if model_id is None:
-        await flash(request, error="Choose a model from the list.")
-        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
-    items = split_csv(upload.file_text) if upload.file_text is not None else split_text(
-        upload.fields.get("data", ""))
+        return await refused(422, "Choose a model from the list.")
+    if form.data.strip() and form.file_text is not None:
+        return await refused(422, f"Paste values or upload a file, not both: "
+                                  f"{form.file_name or 'a file'} and the pasted text were both "
+                                  "sent. Clear one of them and submit again. Nothing was charged.")
     operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
-        result = await request.app[ML].process_task(user_id, model_id, items, operation,
-                                                    as_text=True)
+        text, is_csv = service_input(spec, form)
+        result = await request.app[ML].process_task(user_id, model_id, text, operation,
+                                                    csv=is_csv)
     except NoValidData as error:
-        return await cabinet(request, error="No item is a valid number; nothing was charged.",
-                             last_result={"task": None, "predictions": [],
-                                          "invalid": error.invalid, "cost": 0, "error": None})
+        names = columns(spec)
+        return await refused(422, "No row is valid; nothing was charged." if names else
+                             "No item is a valid number; nothing was charged.",
+                             last_result=_invalid_only(names, error.invalid))
+    except BadCsv as error:
+        source = form.file_name or "Your file" if form.file_text is not None else "The pasted text"
+        return await refused(422, f"{source} was not read: {str(error).rstrip('.')}. "
+                                  "Nothing was charged.")
     except (MlError, LedgerError) as error:
-        await flash(request, error=page_message(error))
-        raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
+        mapped = problem_for(error)
+        return await refused(mapped.status_code if mapped else 422,
+                             _sentence(page_message(error), "Nothing was charged."))
+    noun = "row" if columns(spec) else "item"
+    if result.status == "rejected":
+        return await refused(402, _outcome_notice(result, noun)["error"])
     (await get_session(request))["last_task"] = result.task.id
-    await flash(request, **_outcome_notice(result))
+    if result.status == "failed":  # the task page keeps the failure; the form keeps the input
+        return await refused(502, _outcome_notice(result, noun)["error"])
+    await flash(request, **_outcome_notice(result, noun))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
-def _outcome_notice(result: PredictionResult) -> dict[str, str]:
+def _invalid_only(names: list[str], invalid: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"task": None, "columns": names, "labels": [], "rows": page_of([], 1),
+            "invalid_rows": page_of(invalid_rows(names, invalid), 1, LATEST_ROWS),
+            "predicted": 0, "invalid": invalid, "cost": 0, "error": None}
+
+
+def _sentence(text: str, then: str = "") -> str:
+    """'send at least one item' → 'Send at least one item. Nothing was charged.'"""
+    text = text.strip() or "The request could not be completed"
+    text = text[0].upper() + text[1:]
+    text = text if text.endswith((".", "!", "?")) else text + "."
+    return f"{text} {then}" if then and then not in text else text
+
+
+def _outcome_notice(result: PredictionResult, noun: str = "item") -> dict[str, str]:
     if result.status == "completed":
         skipped = len(result.invalid)
-        bad = (f" {skipped} invalid {'item was' if skipped == 1 else 'items were'} skipped."
+        bad = (f" {skipped:,} invalid {noun}{' was' if skipped == 1 else 's were'} skipped."
                if skipped else "")
-        return {"message": f"Predicted {len(result.predictions)} items for "
+        done = len(result.predictions)
+        return {"message": f"Predicted {done:,} {noun}{'' if done == 1 else 's'} for "
                            f"{result.cost_credits:,} credits.{bad}"}
     if result.status == "rejected":
         return {"error": f"Not enough credits: this prediction costs {result.quoted_credits:,} "
@@ -237,7 +300,8 @@ async def task(request: web.Request) -> web.Response:
     found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")
-    response = aiohttp_jinja2.render_template("task.html", request, {
-        "task": task_view(request, found), **result_view(request, found)})
+    view = result_view(request, found, ROWS_PER_PAGE, _page_number(request, "rows_page"),
+                       _page_number(request, "invalid_page"))
+    response = aiohttp_jinja2.render_template("task.html", request, view)
     response.headers["Cache-Control"] = "no-store"
     return response

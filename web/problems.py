@@ -20,7 +20,7 @@ from ledger import (
     UnknownHold,
     UsernameTaken,
 )
-from ml import EmptyInput, ModelNotFound, NoValidData, TooManyItems
+from ml import BadCsv, BadCsvHeader, EmptyInput, ModelNotFound, NoValidData, TooManyItems
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -39,13 +39,15 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     EmptyInput: (422, "empty_input", "No data"),
     TooManyItems: (413, "too_many_items", "Too many items"),
     NoValidData: (422, "no_valid_data", "No valid data"),
+    BadCsv: (422, "bad_csv", "The file is not readable as CSV"),
+    BadCsvHeader: (422, "bad_csv_header", "The CSV header does not fit the model"),
     StoreUnavailable: (503, "service_unavailable", "The service cannot write right now"),
     # Only another process can move a stream under us; a retry reads it afresh.
     ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
     StoreCorrupted: (503, "service_unavailable", "The service cannot write right now"),
     # The hold went before the model finished: another process took this one for dead and
     # failed the task (nothing charged); a retry with the same key gets that stored reply.
-    UnknownHold: (503, "prediction_failed", "The prediction failed"),
+    UnknownHold: (503, "service_unavailable", "The task was interrupted; nothing was charged"),
 }
 
 

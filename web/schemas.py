@@ -54,7 +54,11 @@ class PredictRequest(Schema):
     model_id = StrictInteger(required=True, validate=validate.Range(1, 2**31),
                              metadata={"example": 1})
     data = fields.List(fields.Raw(allow_none=True), required=True, metadata={
-        "description": "Numbers to predict on; each invalid item is reported, not fatal.",
+        "description": "The items to predict on, at most the model's `max_items`: numbers "
+                       "for a code model; for a tabular model rows, each an object keyed by "
+                       "feature name or an array of values in feature order (see the "
+                       "model's `features` and `input_schema`). Each invalid item is "
+                       "reported, not fatal.",
         "minItems": 1, "example": [1.5, 2, 3]})
 
 
@@ -135,9 +139,17 @@ class ModelList(Schema):
 
 
 class InvalidItem(Schema):
-    index = fields.Integer(required=True)
-    value = fields.Raw(required=True, allow_none=True)
-    error = fields.String(required=True)
+    index = fields.Integer(required=True, metadata={
+        "description": "Where the item stood in `data` (or among the file's data rows)."})
+    value = fields.Raw(required=True, allow_none=True, metadata={
+        "description": "The item as sent, shortened."})
+    error = fields.String(required=True, metadata={"description": "Every problem, as a "
+                                                   "sentence."})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "Tabular rows: feature name → its problems ('_row' for the row as "
+                       "a whole, e.g. a wrong length or an output that is not finite)."})
+    line = fields.Integer(metadata={"description": "CSV uploads: the row's 1-based line in "
+                                                   "the file."})
 
 
 class TaskView(Schema):
@@ -145,12 +157,19 @@ class TaskView(Schema):
     model_id = fields.Integer(required=True)
     status = fields.String(required=True, validate=validate.OneOf(
         ["pending", "completed", "failed", "rejected"]))
-    input_data = fields.List(fields.Float(), required=True)
-    output_data = fields.List(fields.Float(), required=True, allow_none=True)
+    input_data = fields.List(fields.Raw(), required=True, metadata={
+        "description": "The valid items: numbers, or rows (objects or arrays)."})
+    output_data = fields.List(fields.Raw(allow_none=True), required=True, allow_none=True,
+                              metadata={"description": "One output per valid item: a number, "
+                                        "or {label, probabilities}; null for a row the model "
+                                        "could not predict (it is in `invalid`)."})
     invalid = fields.List(fields.Nested(InvalidItem), required=True)
     cost = fields.Integer(required=True)
     error = fields.String(required=True, allow_none=True)
     created_at = fields.String(required=True)
+    model_version = fields.String(required=True, allow_none=True, metadata={
+        "description": "The version of the model that predicted it (see GET /models); "
+                       "null for tasks recorded before versions were."})
 
 
 class TaskPage(Schema):
@@ -160,8 +179,12 @@ class TaskPage(Schema):
 
 class PredictionItem(Schema):
     index = fields.Integer(required=True)
-    input = fields.Float(required=True)
-    output = fields.Float(required=True)
+    input = fields.Raw(required=True, metadata={
+        "description": "The item as sent: a number, or a row (an object keyed by feature; "
+                       "CSV and pasted rows come back as objects)."})
+    output = fields.Raw(required=True, metadata={
+        "description": "A number for a regression; for a classifier "
+                       "{\"label\": ..., \"probabilities\": {label: p, ...}} (summing to 1)."})
 
 
 class PredictResult(Schema):
@@ -233,11 +256,12 @@ def task_json(task: ledger.TaskView) -> dict[str, Any]:
             "input_data": task.input_data, "input_indexes": task.input_indexes,
             "output_data": task.output_data, "invalid": task.invalid,
             "cost": task.cost_credits, "quoted_cost": task.quoted_credits,
-            "error": task.error, "created_at": task.created_at, "updated_at": task.updated_at}
+            "error": task.error, "created_at": task.created_at, "updated_at": task.updated_at,
+            "model_version": task.model_version}
 
 
 TASK_FIELDS = ("id", "model_id", "status", "input_data", "output_data", "invalid", "cost",
-               "error", "created_at")
+               "error", "created_at", "model_version")
 
 
 def public_task(task: ledger.TaskView) -> dict[str, Any]:

@@ -52,7 +52,8 @@ async def test_models_are_listed_with_prices_and_limits_without_logging_in(
     assert response.status == 200
     models = (await response.json())["data"]
     assert [(m["id"], m["name"], m["price_per_item"], m["max_items"]) for m in models] == [
-        (1, "Doubler", 1, 1000), (2, "Linear trend", 2, 500)]
+        (1, "Doubler", 1, 1000), (2, "Linear trend", 2, 500),
+        (3, "Diabetes progression", 3, 5000), (4, "Iris species", 1, 5000)]
     assert all(m["description"] for m in models)
 
 

@@ -153,8 +153,11 @@ async def test_too_few_credits_is_explained_and_nothing_is_charged(client: Clien
     await page_signup(client, "alice")
     await top_up(client, "10")
 
-    html = await predicted(client, model_id="2", data="1 2 3 4 5 6")
+    response = await run_prediction(client, model_id="2", data="1 2 3 4 5 6")
 
+    assert response.status == 402
+    html = await response.text()
+    assert ">1 2 3 4 5 6</textarea>" in html
     assert ("Not enough credits: this prediction costs 12 and 10 are available. "
             "Nothing was charged.") in text_of(html)
     assert stats(html)["Balance"] == 10
@@ -165,12 +168,15 @@ async def test_an_empty_or_unknown_model_request_is_explained(client: Client) ->
     await page_signup(client, "alice")
     await top_up(client, "10")
 
-    empty = await predicted(client, data="")
-    unknown = await predicted(client, data="1", model_id="99")
+    empty = await run_prediction(client, data="")
+    unknown = await run_prediction(client, data="1", model_id="99")
 
-    assert error_alerts(empty) == ["send at least one item"]
-    assert error_alerts(unknown) == ["there is no model 99"]
-    assert stats(unknown)["Balance"] == 10
+    assert empty.status == 422
+    assert error_alerts(await empty.text()) == ["Send at least one item. Nothing was charged."]
+    assert unknown.status == 404
+    html = await unknown.text()
+    assert error_alerts(html) == ["There is no model 99. Nothing was charged."]
+    assert stats(html)["Balance"] == 10
 
 
 async def test_credit_history_shows_10_a_page(client: Client) -> None:

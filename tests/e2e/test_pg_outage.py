@@ -96,7 +96,7 @@ async def test_a_prediction_cut_by_an_outage_is_released_after_and_its_key_says_
     # key then gives the stored failure instead of 409 request_in_progress.
     assert await eventually(lambda: nothing_held(client, ada)), "the hold was released"
     replay = await expect_problem(
-        await client.post("/api/v1/predict", json=body, headers=headers), 503,
+        await client.post("/api/v1/predict", json=body, headers=headers), 502,
         "prediction_failed")
     assert replay["task"]["status"] == "failed" and "abandoned" in replay["task"]["error"]
     balance = await (await client.get("/api/v1/balance", headers=ada.auth)).json()

@@ -211,9 +211,9 @@ async def test_a_process_presumed_dead_that_finishes_after_all_charges_nothing(
     finally:
         gate.release.set()
     late = await running  # A's model finishes after all; its hold is no longer there
-    await expect_problem(late, 503, "prediction_failed")
-    replay = await expect_problem(
-        await b.post("/api/v1/predict", json=body, headers=headers), 503, "prediction_failed")
+    await expect_problem(late, 503, "service_unavailable")
+    replay = await expect_problem(  # the stored outcome: the task failed, as a model failure
+        await b.post("/api/v1/predict", json=body, headers=headers), 502, "prediction_failed")
     assert replay["task"]["status"] == "failed" and replay["task"]["cost"] == 0
     balance = await (await b.get("/api/v1/balance", headers=user.auth)).json()
     assert balance == {"balance": 10, "held": 0, "available": 10}, "resolved once, uncharged"

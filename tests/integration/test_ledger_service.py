@@ -360,8 +360,10 @@ def service_with(services: Services, model: type[MLModel]) -> MLService:
 
 @pytest.mark.parametrize(("model", "error"), [
     (Exploding, "the model failed: RuntimeError"),
-    (NotANumber, "the model returned a value that is not a finite number"),
-    (TooFew, "the model returned the wrong number of predictions"),
+    # Every row unpredictable: nothing to charge, so the task fails as a whole.
+    (NotANumber, "the model could not predict any row: the model's output for this row is "
+                 "not a finite number"),
+    (TooFew, "the model failed: the model returned 1 outputs for 2 rows"),
 ])
 async def test_a_model_that_fails_charges_nothing_and_releases_its_hold(
         services: Services, model: type[MLModel], error: str) -> None:

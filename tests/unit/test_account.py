@@ -45,7 +45,8 @@ def apply(account: Account, events: list[Event]) -> Account:
 
 def submitted(task_id: int, cost_credits: int) -> TaskSubmitted:
     return TaskSubmitted(user_id=7, task_id=task_id, model_id=1, input_data=[1.0],
-                         input_indexes=[0], invalid=[], cost_credits=cost_credits)
+                         input_indexes=[0], invalid=[], cost_credits=cost_credits,
+                         model_version="0123456789ab")
 
 
 # -- deposit ---------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def test_settle_charges_the_held_cost_exactly_once() -> None:
     account = apply(account, decide.submit_task(account, submitted(1, 4), "me"))
     settled = decide.settle(account, 1, "Prediction #1")
     assert settled == HoldSettled(user_id=7, task_id=1, amount_credits=4,
-                                  description="Prediction #1")
+                                  description="Prediction #1", released_credits=0)
     account = evolve(account, settled)
     assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (6, 0, {})
     with pytest.raises(UnknownHold):
@@ -162,6 +163,34 @@ def test_release_gives_the_held_cost_back_exactly_once() -> None:
         decide.release(account, 1, "again")
     with pytest.raises(UnknownHold):
         decide.settle(account, 1, "after release")
+
+
+def test_a_partial_settle_charges_the_predicted_rows_and_gives_the_rest_back() -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 6), "me"))
+    settled = decide.settle_part(account, 1, 4, "Prediction #1: 2 of 3 rows")
+    assert (settled.amount_credits, settled.released_credits) == (4, 2)
+    account = evolve(account, settled)
+    assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (6, 0, {})
+    with pytest.raises(UnknownHold):
+        decide.settle_part(account, 1, 1, "again")
+
+
+@pytest.mark.parametrize("amount", [0, -1, 7, True, 1.5, "2"])
+def test_a_partial_settle_charges_a_positive_part_of_the_hold_only(amount: Any) -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 6), "me"))
+    with pytest.raises(InvalidAmount):
+        decide.settle_part(account, 1, amount, "x")
+    assert dict(account.open_holds) == {1: 6}
+
+
+def test_fold_refuses_a_settle_whose_parts_do_not_make_the_hold() -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 6), "me"))
+    with pytest.raises(AssertionError, match="resolves whole"):
+        evolve(account, HoldSettled(user_id=7, task_id=1, amount_credits=4, description="x",
+                                    released_credits=1))
 
 
 def test_settle_and_release_refuse_a_task_that_never_held() -> None:
@@ -192,7 +221,8 @@ def test_fold_counts_versions_and_replays_every_movement() -> None:
         CreditsDeposited(user_id=7, amount_credits=20, description="Top-up"),
         submitted(1, 5), CreditsHeld(user_id=7, task_id=1, amount_credits=5, owner="a"),
         submitted(2, 6), CreditsHeld(user_id=7, task_id=2, amount_credits=6, owner="a"),
-        HoldSettled(user_id=7, task_id=1, amount_credits=5, description="charged"),
+        HoldSettled(user_id=7, task_id=1, amount_credits=5, description="charged",
+                    released_credits=0),
         HoldReleased(user_id=7, task_id=2, amount_credits=6, reason="failed"),
     ]
     account = fold(events)
@@ -204,7 +234,8 @@ def test_fold_counts_versions_and_replays_every_movement() -> None:
 def test_fold_refuses_a_history_that_breaks_an_invariant() -> None:
     with pytest.raises(AssertionError, match="no open hold"):  # a settle without a hold
         fold([AccountOpened(user_id=7, username="alice"),
-              HoldSettled(user_id=7, task_id=1, amount_credits=1, description="x")])
+              HoldSettled(user_id=7, task_id=1, amount_credits=1, description="x",
+                          released_credits=0)])
     with pytest.raises(AssertionError):  # a hold larger than the balance
         fold([AccountOpened(user_id=7, username="alice"),
               CreditsHeld(user_id=7, task_id=1, amount_credits=1, owner="a")])
@@ -224,6 +255,8 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("withdraw"), amounts),
     st.tuples(st.just("submit"), st.integers(0, 2 * MAX_TOP_UP_CREDITS)),
     st.tuples(st.just("settle"), st.integers(1, 12)),
+    st.tuples(st.just("settle_part"), st.tuples(st.integers(1, 12),
+                                                st.integers(-1, 2 * MAX_TOP_UP_CREDITS))),
     st.tuples(st.just("release"), st.integers(1, 12)),
 ), max_size=60)
 
@@ -237,6 +270,8 @@ def decide_step(account: Account, kind: str, value: Any, task_id: int) -> list[E
         return decide.submit_task(account, submitted(task_id, value), "me")
     if kind == "settle":
         return [decide.settle(account, value, "charged")]
+    if kind == "settle_part":
+        return [decide.settle_part(account, value[0], value[1], "charged in part")]
     return [decide.release(account, value, "failed")]
 
 
@@ -257,6 +292,10 @@ def test_decisions_never_overdraw_and_holds_always_add_up(ops: list[tuple[str, A
             holds[task_id] = value
         elif kind == "settle":
             balance -= holds.pop(value)
+        elif kind == "settle_part":  # only the part is charged; the rest is free again
+            held = holds.pop(value[0])
+            assert 0 < value[1] <= held
+            balance -= value[1]
         else:
             holds.pop(value)
         assert account.balance_credits == balance >= 0

@@ -36,9 +36,9 @@ def test_every_ledger_event_survives_a_round_trip() -> None:
     event = TaskSubmitted(user_id=1, task_id=2, model_id=1, input_data=[1.5, -0.0, 1e308],
                           input_indexes=[0, 2, 3],
                           invalid=[{"index": 1, "value": "x", "error": "not a number"}],
-                          cost_credits=3)
+                          cost_credits=3, model_version="0123456789ab")
     type_name, version, data_json = codec.encode(event)
-    assert (type_name, version) == ("TaskSubmitted", 1)
+    assert (type_name, version) == ("TaskSubmitted", 2)
     assert codec.decode(type_name, version, data_json) == event
     assert {cls.type_name for cls in ALL_EVENTS} == {
         "AccountOpened", "CreditsDeposited", "CreditsWithdrawn", "TaskSubmitted", "CreditsHeld",

@@ -58,7 +58,7 @@ def test_the_api_keeps_its_field_names_for_money() -> None:
         "id": 3, "model_id": 1, "status": "completed", "input_data": [1.0, 2.5],
         "output_data": [2.0, 5.0], "invalid": [{"index": 1, "value": "x",
                                                 "error": "not a number"}],
-        "cost": 2, "error": None, "created_at": "c"}
+        "cost": 2, "error": None, "created_at": "c", "model_version": None}
 
 
 def test_results_are_frozen() -> None:

@@ -1,0 +1,22 @@
+"""What the form says a feature accepts, in the words a person pastes by."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml import Feature
+from web.model_view import accepts
+
+
+@pytest.mark.parametrize(("feature", "text"), [
+    (Feature(name="x", minimum=3.9, maximum=8.3), "3.9 to 8.3"),
+    (Feature(name="x", type="integer", minimum=13, maximum=85), "13 to 85, whole"),
+    (Feature(name="x", type="integer", categories=(1.0, 2.0)), "1 or 2"),
+    (Feature(name="x", categories=(0.5, 1.0, 2.0)), "0.5, 1.0 or 2.0"),
+    (Feature(name="x", minimum=0), "at least 0"),
+    (Feature(name="x", maximum=-1.5), "at most -1.5"),
+    (Feature(name="x"), "any number"),
+    (Feature(name="x", required=False, default=0.25), "any number; optional (default 0.25)"),
+])
+def test_a_feature_says_what_it_accepts(feature: Feature, text: str) -> None:
+    assert accepts(feature) == text
