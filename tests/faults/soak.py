@@ -64,13 +64,15 @@ class Attempt:
         if self.kind == "top_up":
             return reply.status == 201
         return reply.status in (200, 402) or (
-            reply.status == 503 and reply.code == "prediction_failed")
+            reply.status == 502 and reply.code == "prediction_failed")
 
 
 def is_pending(reply: Reply) -> bool:
-    """The key's first request is still open (its process may have died holding it): the
-    client does not know the outcome yet and asks again later."""
-    return reply.status == 409 and reply.code == "request_in_progress"
+    """The client does not know the outcome yet and asks again later: the key's first request
+    is still open (its process may have died holding it), or the service could not finish it
+    (503: say its hold was released by another process meanwhile)."""
+    return (reply.status == 409 and reply.code == "request_in_progress") or (
+        reply.status == 503 and reply.code == "service_unavailable")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class SoakFigures:
     interrupted_tasks: int  # tasks a kill caught holding credits, failed and released later
     keys: int
     acknowledged: int
+    unknown_replies: int
     lost: int
     applied_twice: int
     changed_outcome: int
@@ -104,6 +107,7 @@ class Soak:
     attempts: dict[str, Attempt] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # replies no client should ever get
     kills_holding_credits: int = 0
+    unknown_replies: int = 0  # 409 in progress or 503: the client retries later
     numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     def new_attempt(self, user: int) -> Attempt:
@@ -118,6 +122,7 @@ class Soak:
 
     def record(self, attempt: Attempt, reply: Reply) -> None:
         if is_pending(reply):
+            self.unknown_replies += 1
             return
         if not attempt.is_outcome(reply):
             self.problems.append(f"{attempt.key}: unexpected {reply}")
@@ -242,7 +247,8 @@ async def run_soak(servers: Servers, where: Where, *, processes: int, kills: int
         store="PostgreSQL" if is_url(where) else "SQLite", processes=processes, kills=done,
         kills_holding_credits=soak.kills_holding_credits, interrupted_tasks=len(interrupted),
         keys=len(soak.attempts),
-        acknowledged=acknowledged, lost=lost, applied_twice=twice, changed_outcome=changed,
+        acknowledged=acknowledged, unknown_replies=soak.unknown_replies, lost=lost,
+        applied_twice=twice, changed_outcome=changed,
         problems=soak.problems[:10], audit_exit=audit_exit,
         seconds=round(time.monotonic() - started, 1))
 
