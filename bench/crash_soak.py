@@ -90,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(main_async(args))
     rows: list[list[Any]] = [
         [f.store, f.processes, f.kills, f.interrupted_tasks, f.keys, f.acknowledged,
-         f.lost, f.applied_twice, f.changed_outcome, "clean" if f.audit_exit == 0 else
-         f"exit {f.audit_exit}", f.seconds] for f in results]
+         f.unknown_replies, f.lost, f.applied_twice, f.changed_outcome,
+         "clean" if f.audit_exit == 0 else f"exit {f.audit_exit}", f.seconds] for f in results]
     print()
     print(table(["store", "processes", "SIGKILLs", "tasks interrupted", "keys",
-                 "acknowledged", "lost", "applied twice", "changed outcome", "audit",
-                 "seconds"], rows))
+                 "acknowledged", "409/503, retried", "lost", "applied twice",
+                 "changed outcome", "audit", "seconds"], rows))
     print(f"\nseed {args.seed}; load at the end {load()}")
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(f) for f in results], indent=2))
