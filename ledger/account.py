@@ -129,10 +129,10 @@ def reject_task(submitted: TaskSubmitted, reason: str) -> TaskRejected:
 
 
 def settle(account: Account, task_id: int, description: str) -> HoldSettled:
-    """Charge the whole hold."""
-    if task_id not in account.open_holds:
-        raise UnknownHold(f"task {task_id} has no open hold")
-    return settle_part(account, task_id, account.open_holds[task_id], description)
+    """Charge the whole hold, whatever it is (a task may cost 0)."""
+    held = _hold(account, task_id)
+    return HoldSettled(user_id=account.user_id, task_id=task_id, amount_credits=held,
+                       description=description, released_credits=0)
 
 
 def settle_part(
@@ -140,9 +140,7 @@ def settle_part(
 ) -> HoldSettled:
     """Charge `amount_credits` of the hold and give the rest back: the hold was taken for
     every valid row, and the rows the model could not predict are not charged."""
-    if task_id not in account.open_holds:
-        raise UnknownHold(f"task {task_id} has no open hold")
-    held = account.open_holds[task_id]
+    held = _hold(account, task_id)
     if type(amount_credits) is not int or not 0 < amount_credits <= held:
         raise InvalidAmount(f"a settle charges 1 to {held} credits of the hold, "
                             f"not {amount_credits!r}")
@@ -150,8 +148,12 @@ def settle_part(
                        description=description, released_credits=held - amount_credits)
 
 
-def release(account: Account, task_id: int, reason: str) -> HoldReleased:
+def _hold(account: Account, task_id: int) -> int:
     if task_id not in account.open_holds:
         raise UnknownHold(f"task {task_id} has no open hold")
+    return account.open_holds[task_id]
+
+
+def release(account: Account, task_id: int, reason: str) -> HoldReleased:
     return HoldReleased(user_id=account.user_id, task_id=task_id,
-                        amount_credits=account.open_holds[task_id], reason=reason)
+                        amount_credits=_hold(account, task_id), reason=reason)

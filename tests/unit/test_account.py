@@ -302,3 +302,12 @@ def test_decisions_never_overdraw_and_holds_always_add_up(ops: list[tuple[str, A
         assert account.available_credits >= 0
         assert account.held_credits == sum(holds.values()) == sum(account.open_holds.values())
         assert dict(account.open_holds) == holds
+
+
+def test_a_task_that_costs_nothing_settles_whole_for_nothing() -> None:
+    account = opened(10)
+    account = apply(account, decide.submit_task(account, submitted(1, 0), "me"))
+    settled = decide.settle(account, 1, "free")
+    assert (settled.amount_credits, settled.released_credits) == (0, 0)
+    account = apply(account, [settled])
+    assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (10, 0, {})
