@@ -1,5 +1,6 @@
 """`python -m ledger audit --db PATH | --database-url URL`: exit 0 when the log and its
-projections hold. `ML_CABINET_DATABASE_URL` stands for `--database-url`."""
+projections hold. `ML_CABINET_DATABASE_URL` stands for `--database-url`.
+`python -m ledger verify-statement FILE --public-key PEM_FILE` checks a statement offline."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import sys
 
 from ledger.audit import audit, parse_anchor
+from ledger.statement_proof import verify_statement_file
 
 
 def redacted(url: str) -> str:
@@ -29,7 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--anchor", action="append", default=[], type=parse_anchor,
                      metavar="POSITION:HASH",
                      help="a head printed by an earlier audit; it must still be in the log")
+    run.add_argument("--checkpoints", action="store_true",
+                     help="also hold the log to every signed checkpoint it keeps")
+    run.add_argument("--public-key", action="append", default=[], metavar="PEM_FILE",
+                     help="trust checkpoints signed by this key (repeat for rotated keys; "
+                          "default: the keys listed in the database)")
+    check = commands.add_parser("verify-statement", help="check a statement file offline")
+    check.add_argument("file")
+    check.add_argument("--public-key", required=True, metavar="PEM_FILE")
     args = parser.parse_args(argv)
+    if args.command == "verify-statement":
+        return verify_statement_file(args.file, args.public_key)
     url = args.database_url or (None if args.db else os.environ.get("ML_CABINET_DATABASE_URL"))
     if url is None and args.db is None:
         parser.error("give --db PATH or --database-url URL (or ML_CABINET_DATABASE_URL)")
@@ -38,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     target: str = url or args.db
     shown = redacted(target) if url else target
     try:
-        report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor))
+        keys = [open(name).read() for name in args.public_key]  # noqa: SIM115 - read whole
+        report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor,
+                                   checkpoints=args.checkpoints, public_keys=keys))
     except Exception as exc:  # an unreadable file or database is a failed audit, said plainly
         print(f"AUDIT FAILED: cannot read {shown}: {exc}", file=sys.stderr)
         return 2
