@@ -179,3 +179,22 @@ def test_the_key_file_is_private_and_a_readable_one_is_refused(
     os.chmod(path, 0o644)
     with pytest.raises(PermissionError, match="chmod 600"):
         Signer.from_file(path)
+
+
+async def test_the_sealer_seals_every_n_events_or_after_t_seconds(
+        services: Services, signer: Signer, tmp_path: Path) -> None:
+    from web.config import Config
+    from web.sealing import seal_if_due
+
+    config = Config(db_path=tmp_path / "x.db", checkpoint_every=5, checkpoint_seconds=30)
+    checkpointer = Checkpointer(services.store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(alice, 1)  # 2 events wait
+    assert not await seal_if_due(services.store, checkpointer, config, 29.0)
+    assert await seal_if_due(services.store, checkpointer, config, 30.0)  # the interval
+    assert not await seal_if_due(services.store, checkpointer, config, 600.0)  # none wait
+    for _ in range(5):
+        await services.ledger.top_up(alice, 1)
+    assert await seal_if_due(services.store, checkpointer, config, 0.0)  # the count
+    latest = await latest_checkpoint(services.store.read_db())
+    assert latest is not None and latest.position == 7
