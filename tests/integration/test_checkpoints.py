@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from ledger.statement_proof import build_statement, verify_statement
 if TYPE_CHECKING:
     from conftest import Services
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
 
 
@@ -37,6 +40,11 @@ async def history(services: Services) -> tuple[int, int]:
     await services.ml.process_task(alice, 1, [1, 2, "x"])
     await services.ledger.withdraw(bob, 5, "Charge")
     return alice, bob
+
+
+def run_ledger(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
 
 
 async def all_hashes(services: Services) -> list[str]:
@@ -198,3 +206,42 @@ async def test_the_sealer_seals_every_n_events_or_after_t_seconds(
     assert await seal_if_due(services.store, checkpointer, config, 0.0)  # the count
     latest = await latest_checkpoint(services.store.read_db())
     assert latest is not None and latest.position == 7
+
+
+async def test_the_audit_command_holds_the_log_to_its_checkpoints(
+        services: Services, signer: Signer, ledger_at: str | Path, tmp_path: Path) -> None:
+    await history(services)
+    sealed = await Checkpointer(services.store, signer).seal()
+    assert sealed is not None
+    await services.store.close()
+    pem = tmp_path / "public.pem"
+    pem.write_text(signer.public_key_pem)
+    where = ["--db", str(ledger_at)] if isinstance(ledger_at, Path) else [
+        "--database-url", ledger_at]
+    command = [sys.executable, "-m", "ledger", "audit", *where, "--quiet", "--checkpoints",
+               "--public-key", str(pem)]
+    honest = run_ledger(command)
+    assert honest.returncode == 0, honest.stdout + honest.stderr
+    assert "signed checkpoints:    1 match the log" in honest.stdout
+    other = tmp_path / "other.pem"
+    other.write_text(Signer.from_file(tmp_path / "other-key").public_key_pem)
+    forged = run_ledger([*command[:-1], str(other)])
+    assert forged.returncode == 1
+    assert f"BROKEN at position {sealed.position} (the checkpoint is signed by an unknown key"\
+        in forged.stdout
+
+
+async def test_an_edited_checkpoint_is_caught_by_its_signature(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    await history(services)
+    sealed = await Checkpointer(services.store, signer).seal()
+    assert sealed is not None
+
+    async def edit(session: Any) -> None:  # an operator who can write the table, not sign
+        await session.db.execute("UPDATE checkpoints SET head_hash = ? WHERE position = ?",
+                                 ("0" * 64, sealed.position))
+    await services.store.transact(edit)
+    await services.store.close()
+    report = await audit(ledger_at, show_progress=False, checkpoints=True,
+                         public_keys=[signer.public_key_pem])
+    assert report.first_break is not None and "was altered" in report.first_break.reason
