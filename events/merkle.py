@@ -120,3 +120,50 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes
     if sn != 0:
         raise ValueError("the proof is shorter than the tree is deep")
     return node
+
+
+def consistency_proof(leaves: Sequence[bytes], first: int) -> list[bytes]:
+    """The proof that the tree of the first `first` leaves is a prefix of the tree of all
+    `leaves` (RFC 6962 PROOF(m, D[n]), 0 < m <= n); empty when the sizes are equal."""
+    if not 0 < first <= len(leaves):
+        raise ValueError("the first size must be in 1..the second size")
+
+    def sub(m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
+        if m == hi - lo:
+            return [] if whole else [root_of(leaves[lo:hi])]
+        k = _split(hi - lo)
+        if m <= k:
+            return [*sub(m, lo, lo + k, whole), root_of(leaves[lo + k:hi])]
+        return [*sub(m - k, lo + k, hi, False), root_of(leaves[lo:lo + k])]
+
+    return sub(first, 0, len(leaves), True)
+
+
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
+                       path: Sequence[bytes]) -> bool:
+    """Whether `path` proves the tree of `first` leaves a prefix of the one of `second`
+    (RFC 9162 2.1.4.2)."""
+    if not 0 < first <= second:
+        return False
+    if first == second:
+        return not path and first_root == second_root
+    proof = list(path)
+    if not proof:
+        return False
+    if first & (first - 1) == 0:  # a perfect left subtree: its root starts the path
+        proof.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = proof[0]
+    for node in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(node, fr), node_hash(node, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, node)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == first_root and sr == second_root

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from events.merkle import (
     EMPTY_ROOT,
     Frontier,
+    consistency_proof,
     inclusion_proofs,
     leaf_hash,
     node_hash,
     root_from_inclusion,
     root_of,
+    verify_consistency,
 )
 
 
@@ -97,3 +99,31 @@ def test_a_proof_does_not_verify_for_another_leaf_or_index(n: int, data: st.Data
 def test_a_frontier_that_does_not_add_up_is_refused() -> None:
     with pytest.raises(ValueError, match="add up"):
         Frontier.from_json(3, [[1, "00" * 32]])
+
+
+def reference_subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [reference_root(leaves)]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m <= k:
+        return [*reference_subproof(m, leaves[:k], whole), reference_root(leaves[k:])]
+    return [*reference_subproof(m - k, leaves[k:], False), reference_root(leaves[:k])]
+
+
+@given(st.integers(min_value=1, max_value=100), st.data())
+def test_a_consistency_proof_equals_the_reference_and_verifies(n: int, data: st.DataObject
+                                                               ) -> None:
+    leaves = leaves_of(n)
+    m = data.draw(st.integers(min_value=1, max_value=n))
+    proof = consistency_proof(leaves, m)
+    assert proof == reference_subproof(m, leaves, True)
+    first_root, second_root = root_of(leaves[:m]), root_of(leaves)
+    assert verify_consistency(m, n, first_root, second_root, proof)
+    # A rewritten prefix, or a different claimed size, is not consistent.
+    forged = root_of([leaf_hash(b"forged"), *leaves[1:m]])
+    assert not verify_consistency(m, n, forged, second_root, proof)
+    if m < n:
+        assert not verify_consistency(m + 1, n, root_of(leaves[:m + 1]), second_root, proof)
