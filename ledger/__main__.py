@@ -6,17 +6,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import sys
 
 from ledger.audit import audit, parse_anchor
+from ledger.checkpoints import Checkpoint
 from ledger.statement_proof import verify_statement_file
 
 
 def redacted(url: str) -> str:
     """The URL without its password, fit for an error message."""
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def held_checkpoint(path: str) -> Checkpoint:
+    """A checkpoint file, or a statement file (its checkpoint is taken)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        return Checkpoint.from_json(data.get("checkpoint", data))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: not a checkpoint ({exc})") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--public-key", action="append", default=[], metavar="PEM_FILE",
                      help="trust checkpoints signed by this key (repeat for rotated keys; "
                           "default: the keys listed in the database)")
+    run.add_argument("--checkpoint", action="append", default=[], type=held_checkpoint,
+                     metavar="JSON_FILE", help="a checkpoint kept outside the service (from "
+                     "/api/v1/ledger/checkpoints/latest or a statement); implies --checkpoints")
     check = commands.add_parser("verify-statement", help="check a statement file offline")
     check.add_argument("file")
     check.add_argument("--public-key", required=True, metavar="PEM_FILE")
@@ -52,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         keys = [open(name).read() for name in args.public_key]  # noqa: SIM115 - read whole
         report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor,
-                                   checkpoints=args.checkpoints, public_keys=keys))
+                                   checkpoints=args.checkpoints or bool(args.checkpoint),
+                                   public_keys=keys, held_checkpoints=args.checkpoint))
     except Exception as exc:  # an unreadable file or database is a failed audit, said plainly
         print(f"AUDIT FAILED: cannot read {shown}: {exc}", file=sys.stderr)
         return 2

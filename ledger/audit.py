@@ -26,7 +26,7 @@ from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
 from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
 from ledger.checkpoint_audit import verify_checkpoints
-from ledger.checkpoints import CHECKPOINT_SCHEMA
+from ledger.checkpoints import CHECKPOINT_SCHEMA, Checkpoint
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
 from ledger.store import is_database_url
@@ -131,6 +131,7 @@ async def _check_anchors(db: Database, anchors: Sequence[Anchor], report: AuditR
 async def audit(
     path: str | Path, *, show_progress: bool = True, anchors: Sequence[Anchor] = (),
     checkpoints: bool = False, public_keys: Sequence[str] = (),
+    held_checkpoints: Sequence[Checkpoint] = (),
 ) -> AuditReport:
     """Everything is read in ONE read transaction on the live file (or database), so a
     server writing meanwhile cannot make the log, the replay and the live projections
@@ -141,7 +142,8 @@ async def audit(
             copy = Path(scratch) / "snapshot.db"
             await snapshot_postgres(path, copy)
             return await audit(copy, show_progress=show_progress, anchors=anchors,
-                               checkpoints=checkpoints, public_keys=public_keys)
+                               checkpoints=checkpoints, public_keys=public_keys,
+                               held_checkpoints=held_checkpoints)
     report = AuditReport()
     # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
     live_uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
@@ -158,7 +160,7 @@ async def audit(
             await db.execute("BEGIN")
             await _verify(db, report, anchors, show_progress)
             if checkpoints and report.first_break is None:  # signed heads held by the service
-                verdict = await verify_checkpoints(db, public_keys)
+                verdict = await verify_checkpoints(db, public_keys, held_checkpoints)
                 report.checkpoints_verified = verdict.checked
                 report.first_break = verdict.first_break
             await _replay_and_compare(db, report)

@@ -35,22 +35,26 @@ class CheckpointVerdict:
 
 
 async def verify_checkpoints(db: Database, public_keys: Sequence[str] = (),
-                             schema: str = "live") -> CheckpointVerdict:
-    """Every checkpoint in `schema` (the audited file, attached) against the log in it."""
+                             held: Sequence[Checkpoint] = (), schema: str = "live"
+                             ) -> CheckpointVerdict:
+    """Every checkpoint in `schema` (the audited file, attached), and every one `held`
+    outside it (from the API or a statement: deleting rows of the table cannot hide those),
+    against the log in it."""
     keys_from = "the given PEM files" if public_keys else "the database"
     found = await db.fetchone(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' "
                               "AND name = 'checkpoints'")
-    if found is None:  # a log from before checkpoints: nothing signed, nothing to hold it to
+    if found is None and not held:  # a log from before checkpoints: nothing to hold it to
         return CheckpointVerdict(0, None, keys_from)
     if public_keys:
         trusted = {key_id_of(k): k for k in map(load_public_key, public_keys)}
     else:
         trusted = {}
-        for row in await known_keys(db, f"{schema}.ledger_keys"):
+        for row in await known_keys(db, f"{schema}.ledger_keys") if found else []:
             key = load_public_key(row["public_key_pem"])
             if key_id_of(key) == row["key_id"]:  # a listed key must be what its id names
                 trusted[row["key_id"]] = key
-    checkpoints = await all_checkpoints(db, f"{schema}.checkpoints")
+    stored = await all_checkpoints(db, f"{schema}.checkpoints") if found else []
+    checkpoints = sorted({*stored, *held}, key=lambda c: (c.position, c.signature))
     for checkpoint in checkpoints:
         if (problem := _signature_problem(checkpoint, trusted)) is not None:
             return CheckpointVerdict(0, ChainBreak(checkpoint.position, problem), keys_from)

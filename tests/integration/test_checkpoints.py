@@ -3,6 +3,7 @@ trip, the audit that holds the log to its checkpoints, and a key rotation."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -153,6 +154,20 @@ async def test_a_log_rewritten_after_a_checkpoint_fails_the_checkpoint_audit(
     assert not report.ok and report.first_break is not None
     assert report.first_break.position == sealed.position
     assert "rewritten" in report.first_break.reason
+    # Deleting the checkpoints hides them from the database, not from whoever kept one.
+    if isinstance(ledger_at, Path):
+        with closing(sqlite3.connect(ledger_at)) as db:
+            db.execute("DELETE FROM checkpoints")
+            db.commit()
+    else:
+        admin = await asyncpg.connect(ledger_at)
+        await admin.execute("DELETE FROM checkpoints")
+        await admin.close()
+    emptied = await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=keys)
+    assert emptied.first_break is None and emptied.checkpoints_verified == 0
+    held = await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=keys,
+                       held_checkpoints=[sealed])
+    assert held.first_break is not None and held.first_break.position == sealed.position
 
 
 async def test_a_rotated_key_keeps_old_checkpoints_verifiable(
@@ -223,6 +238,10 @@ async def test_the_audit_command_holds_the_log_to_its_checkpoints(
     honest = run_ledger(command)
     assert honest.returncode == 0, honest.stdout + honest.stderr
     assert "signed checkpoints:    1 match the log" in honest.stdout
+    kept = tmp_path / "latest.json"
+    kept.write_text(json.dumps(sealed.to_json()))
+    held = run_ledger([*command, "--checkpoint", str(kept)])
+    assert held.returncode == 0 and "1 match the log" in held.stdout  # the same one, once
     other = tmp_path / "other.pem"
     other.write_text(Signer.from_file(tmp_path / "other-key").public_key_pem)
     forged = run_ledger([*command[:-1], str(other)])
