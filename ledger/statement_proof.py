@@ -6,6 +6,7 @@ their events up to that checkpoint was left out. Other users appear only as hash
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import sys
@@ -93,8 +94,8 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
         (head[0], checkpoint.position))
     rows = [row_from_db(r) for r in raw]
     hashes = await _event_hashes(store, checkpoint.position)
-    paths = inclusion_proofs([leaf_hash(bytes.fromhex(h)) for h in hashes],
-                             [r.position - 1 for r in rows])
+    # Seconds of hashing on a log of a million events: off the event loop, so others are served.
+    paths = await asyncio.to_thread(_event_proofs, hashes, [r.position - 1 for r in rows])
     index = [s for s, _ in leaves].index(head[0])
     account_path = inclusion_proofs([leaf for _, leaf in leaves], [index])[index]
     account = fold(r.to_recorded(ledger_codec()).event for r in rows)
@@ -112,6 +113,10 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
                     "held_credits": account.held_credits,
                     "available_credits": account.available_credits},
     }
+
+
+def _event_proofs(hashes: list[str], indexes: list[int]) -> dict[int, list[bytes]]:
+    return inclusion_proofs([leaf_hash(bytes.fromhex(h)) for h in hashes], indexes)
 
 
 async def _event_hashes(store: SqlEventStore, upto: int, batch: int = 5_000) -> list[str]:
@@ -200,7 +205,8 @@ def verify_statement_file(path: str, public_key_file: str) -> int:
         with open(path, encoding="utf-8") as statement, \
                 open(public_key_file, encoding="utf-8") as pem:
             data, key = json.load(statement), pem.read()
-    except (OSError, ValueError) as exc:
+        load_public_key(key)
+    except (OSError, ValueError) as exc:  # (a PEM that is not an Ed25519 key: ValueError)
         print(f"STATEMENT NOT CHECKED: {exc}", file=sys.stderr)
         return 2
     try:

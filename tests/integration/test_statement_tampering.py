@@ -147,3 +147,6 @@ def test_a_file_that_is_not_a_statement_fails_plainly(
          "--public-key", str(tmp_path / "public.pem")],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert broken.returncode == 2 and "STATEMENT NOT CHECKED" in broken.stderr
+    (tmp_path / "public.pem").write_text("not a key")
+    no_key = run_verify(issued[0], "not a key", tmp_path)
+    assert no_key.returncode == 2 and "STATEMENT NOT CHECKED" in no_key.stderr
