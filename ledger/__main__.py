@@ -13,6 +13,7 @@ import sys
 
 from ledger.audit import audit, parse_anchor
 from ledger.checkpoints import Checkpoint
+from ledger.consistency import verify_consistency_file
 from ledger.statement_proof import verify_statement_file
 
 
@@ -54,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("verify-statement", help="check a statement file offline")
     check.add_argument("file")
     check.add_argument("--public-key", required=True, metavar="PEM_FILE")
+    extends = commands.add_parser("verify-consistency",
+                                  help="check that a newer checkpoint extends an older one")
+    extends.add_argument("file", help="the reply of /api/v1/ledger/checkpoints/consistency")
+    extends.add_argument("--public-key", required=True, action="append", metavar="PEM_FILE")
+    extends.add_argument("--held", metavar="JSON_FILE",
+                         help="the checkpoint (or statement) you kept: it must be the 'from'")
     args = parser.parse_args(argv)
+    if args.command == "verify-consistency":
+        return verify_consistency_file(args.file, args.public_key, args.held)
     if args.command == "verify-statement":
         return verify_statement_file(args.file, args.public_key)
     url = args.database_url or (None if args.db else os.environ.get("ML_CABINET_DATABASE_URL"))

@@ -119,7 +119,7 @@ class Checkpoint:
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
         fields = ("key_id", "position", "head_hash", "merkle_root", "accounts_root", "accounts",
                   "signed_at", "signature")
-        return cls(**{name: data[name] for name in fields})
+        return cls(**{name: data[name] for name in fields})  # extra keys (a row's) ignored
 
     def verifies_with(self, public_key: Ed25519PublicKey) -> bool:
         if key_id_of(public_key) != self.key_id:

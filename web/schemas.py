@@ -245,6 +245,13 @@ class CheckpointView(Schema):
                        "format ml-cabinet-checkpoint/1"})
 
 
+class ConsistencyProof(Schema):
+    from_ = fields.Nested(CheckpointView, required=True, data_key="from")
+    to = fields.Nested(CheckpointView, required=True)
+    proof = fields.List(fields.String(), required=True, metadata={
+        "description": "RFC 6962 consistency proof (hex), from the 'from' tree to the 'to'"})
+
+
 class StatementBalance(Schema):
     balance_credits = fields.Integer(required=True)
     held_credits = fields.Integer(required=True)
