@@ -1,20 +1,35 @@
 """`python -m ledger audit --db PATH | --database-url URL`: exit 0 when the log and its
-projections hold. `ML_CABINET_DATABASE_URL` stands for `--database-url`."""
+projections hold. `ML_CABINET_DATABASE_URL` stands for `--database-url`.
+`python -m ledger verify-statement FILE --public-key PEM_FILE` checks a statement offline."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import sys
 
 from ledger.audit import audit, parse_anchor
+from ledger.checkpoints import Checkpoint
+from ledger.consistency import verify_consistency_file
+from ledger.statement_proof import verify_statement_file
 
 
 def redacted(url: str) -> str:
     """The URL without its password, fit for an error message."""
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def held_checkpoint(path: str) -> Checkpoint:
+    """A checkpoint file, or a statement file (its checkpoint is taken)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        return Checkpoint.from_json(data.get("checkpoint", data))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: not a checkpoint ({exc})") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +44,28 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--anchor", action="append", default=[], type=parse_anchor,
                      metavar="POSITION:HASH",
                      help="a head printed by an earlier audit; it must still be in the log")
+    run.add_argument("--checkpoints", action="store_true",
+                     help="also hold the log to every signed checkpoint it keeps")
+    run.add_argument("--public-key", action="append", default=[], metavar="PEM_FILE",
+                     help="trust checkpoints signed by this key (repeat for rotated keys; "
+                          "default: the keys listed in the database)")
+    run.add_argument("--checkpoint", action="append", default=[], type=held_checkpoint,
+                     metavar="JSON_FILE", help="a checkpoint kept outside the service (from "
+                     "/api/v1/ledger/checkpoints/latest or a statement); implies --checkpoints")
+    check = commands.add_parser("verify-statement", help="check a statement file offline")
+    check.add_argument("file")
+    check.add_argument("--public-key", required=True, metavar="PEM_FILE")
+    extends = commands.add_parser("verify-consistency",
+                                  help="check that a newer checkpoint extends an older one")
+    extends.add_argument("file", help="the reply of /api/v1/ledger/checkpoints/consistency")
+    extends.add_argument("--public-key", required=True, action="append", metavar="PEM_FILE")
+    extends.add_argument("--held", metavar="JSON_FILE",
+                         help="the checkpoint (or statement) you kept: it must be the 'from'")
     args = parser.parse_args(argv)
+    if args.command == "verify-consistency":
+        return verify_consistency_file(args.file, args.public_key, args.held)
+    if args.command == "verify-statement":
+        return verify_statement_file(args.file, args.public_key)
     url = args.database_url or (None if args.db else os.environ.get("ML_CABINET_DATABASE_URL"))
     if url is None and args.db is None:
         parser.error("give --db PATH or --database-url URL (or ML_CABINET_DATABASE_URL)")
@@ -38,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     target: str = url or args.db
     shown = redacted(target) if url else target
     try:
-        report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor))
+        keys = [open(name).read() for name in args.public_key]  # noqa: SIM115 - read whole
+        report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor,
+                                   checkpoints=args.checkpoints or bool(args.checkpoint),
+                                   public_keys=keys, held_checkpoints=args.checkpoint))
     except Exception as exc:  # an unreadable file or database is a failed audit, said plainly
         print(f"AUDIT FAILED: cannot read {shown}: {exc}", file=sys.stderr)
         return 2

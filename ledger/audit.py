@@ -25,6 +25,8 @@ from events.pgdatabase import wrap
 from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
 from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
+from ledger.checkpoint_audit import verify_checkpoints
+from ledger.checkpoints import CHECKPOINT_SCHEMA, Checkpoint
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
 from ledger.store import is_database_url
@@ -44,6 +46,7 @@ class AuditReport:
     postings_sum_credits: int = 0
     balances: int = 0
     head_hash: str = ""
+    checkpoints_verified: int | None = None  # None: not asked for (--checkpoints)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,8 @@ class AuditReport:
             lines.append(f"head:                  position {self.events}, hash {self.head_hash}")
             lines.append(f"                       (keep it; a later audit with --anchor "
                          f"{self.events}:{self.head_hash} proves nothing before it was rewritten)")
+        if self.checkpoints_verified is not None:
+            lines.append(f"signed checkpoints:    {self.checkpoints_verified:,} match the log")
         lines.append(f"postings sum:          {self.postings_sum_credits} credits "
                      f"({'balanced' if self.postings_sum_credits == 0 else 'UNBALANCED'})")
         if self.differences:
@@ -125,6 +130,8 @@ async def _check_anchors(db: Database, anchors: Sequence[Anchor], report: AuditR
 
 async def audit(
     path: str | Path, *, show_progress: bool = True, anchors: Sequence[Anchor] = (),
+    checkpoints: bool = False, public_keys: Sequence[str] = (),
+    held_checkpoints: Sequence[Checkpoint] = (),
 ) -> AuditReport:
     """Everything is read in ONE read transaction on the live file (or database), so a
     server writing meanwhile cannot make the log, the replay and the live projections
@@ -134,7 +141,9 @@ async def audit(
         with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-pg-") as scratch:
             copy = Path(scratch) / "snapshot.db"
             await snapshot_postgres(path, copy)
-            return await audit(copy, show_progress=show_progress, anchors=anchors)
+            return await audit(copy, show_progress=show_progress, anchors=anchors,
+                               checkpoints=checkpoints, public_keys=public_keys,
+                               held_checkpoints=held_checkpoints)
     report = AuditReport()
     # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
     live_uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
@@ -150,6 +159,10 @@ async def audit(
                 return report
             await db.execute("BEGIN")
             await _verify(db, report, anchors, show_progress)
+            if checkpoints and report.first_break is None:  # signed heads held by the service
+                verdict = await verify_checkpoints(db, public_keys, held_checkpoints)
+                report.checkpoints_verified = verdict.checked
+                report.first_break = verdict.first_break
             await _replay_and_compare(db, report)
             await db.execute("COMMIT")
         finally:
@@ -157,13 +170,16 @@ async def audit(
     return report
 
 
-SNAPSHOT_TABLES = ("events", *KEYS)
+SNAPSHOT_TABLES = ("events", *KEYS, "checkpoints", "ledger_keys")
+SNAPSHOT_ORDER = {"events": "position", "postings": "position", "checkpoints": "position",
+                  "ledger_keys": "key_id"}
 
 
 async def snapshot_postgres(url: str, target: Path, batch_size: int = 2_000) -> int:
     """Copy the log and the projection tables, exactly as stored, from one consistent
     snapshot of a PostgreSQL database into a new SQLite file; the number of events copied."""
-    schema = "\n".join([SQLITE_EVENTS_SCHEMA, *(p.schema for p in ledger_projectors())])
+    schema = "\n".join([SQLITE_EVENTS_SCHEMA, *(p.schema for p in ledger_projectors()),
+                        CHECKPOINT_SCHEMA])
     copied = 0
     try:
         conn = await asyncpg.connect(url, timeout=10)
@@ -175,7 +191,7 @@ async def snapshot_postgres(url: str, target: Path, batch_size: int = 2_000) -> 
             # One snapshot for every table: writes committed meanwhile are not seen.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 for table in SNAPSHOT_TABLES:
-                    order = "position" if table in ("events", "postings") else KEYS[table]
+                    order = SNAPSHOT_ORDER.get(table) or KEYS[table]
                     cursor = await conn.cursor(f"SELECT * FROM {table} ORDER BY {order}")
                     while rows := await cursor.fetch(batch_size):
                         columns = ", ".join(rows[0].keys())

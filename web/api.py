@@ -7,12 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import InvalidCredentials
+from ledger import InvalidCredentials, checkpoints
+from ledger.checkpoints import known_keys
+from ledger.consistency import NoSuchCheckpoint, build_consistency
+from ledger.statement_proof import StatementNotReady, build_statement
 from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.keys import CHECKPOINTS, CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -170,3 +173,53 @@ async def task(request: web.Request) -> web.Response:
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
     return web.json_response(schemas.public_task(found))
+
+
+# -- signed checkpoints and statements with proof (issue 11) -----------------------------------
+
+async def public_key(request: web.Request) -> web.Response:
+    """The key signing now, and every key that ever signed (old checkpoints stay checkable)."""
+    checkpointer = request.app[CHECKPOINTS]
+    keys = await known_keys(checkpointer.store.read_db())
+    signer = checkpointer.signer
+    return web.json_response({"key_id": signer.key_id, "algorithm": "Ed25519",
+                              "public_key_pem": signer.public_key_pem, "keys": keys})
+
+
+async def latest_checkpoint(request: web.Request) -> web.Response:
+    checkpointer = request.app[CHECKPOINTS]
+    latest = await checkpoints.latest_checkpoint(checkpointer.store.read_db())
+    if latest is None:
+        raise Problem(404, "no_checkpoint", "No checkpoint yet", "the log is empty")
+    return web.json_response(latest.to_json())
+
+
+async def statement_proof(request: web.Request) -> web.Response:
+    return await statement_response(request, await api_user(request))
+
+
+async def statement_response(request: web.Request, user_id: int) -> web.Response:
+    """The user's statement file (a new checkpoint is sealed first when one is due)."""
+    checkpointer = request.app[CHECKPOINTS]
+    try:
+        statement = await build_statement(checkpointer.store, checkpointer, user_id)
+    except StatementNotReady as busy:
+        raise Problem(503, "service_unavailable", "Try again", str(busy)) from busy
+    name = f"ml-cabinet-statement-{user_id}-{statement['checkpoint']['position']}.json"
+    return web.json_response(statement, headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def checkpoint_consistency(request: web.Request) -> web.Response:
+    """The proof that the latest checkpoint extends the one signed at `?from=POSITION`."""
+    await api_user(request)  # hashes the whole log: for users, not for anyone on the network
+    first = whole_number(request.query.get("from", ""), 18)
+    if first is None or first < 1:
+        raise Problem(422, "validation_error", "The request is not valid",
+                      "from: the position of a signed checkpoint",
+                      errors={"from": ["a whole number, at least 1"]})
+    try:
+        reply = await build_consistency(request.app[CHECKPOINTS].store.read_db(), first)
+    except NoSuchCheckpoint as missing:
+        raise Problem(404, "no_checkpoint", "No such checkpoint", str(missing)) from missing
+    return web.json_response(reply)

@@ -41,6 +41,7 @@ from web.keys import (
 )
 from web.openapi import build_openapi
 from web.routes import setup_routes
+from web.sealing import sealing_ctx
 from web.sessions import SharedKeyCookieStorage
 from web.throttle import LoginThrottle
 from web.throttle_db import SharedLoginThrottle
@@ -188,5 +189,6 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     env.filters["when"] = when
     app.on_response_prepare.append(middlewares.add_headers)
     app.cleanup_ctx.append(services_ctx)
+    app.cleanup_ctx.append(sealing_ctx)  # signed checkpoints (web/sealing.py)
     setup_routes(app, HERE / "static")
     return app

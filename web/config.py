@@ -35,6 +35,13 @@ class Config:
     # A hold of this process whose task is no longer running (its settle failed, say during
     # an outage) is released once it is this old; the margin covers a task about to start.
     stale_hold_s: float = 120.0
+    # A signed checkpoint is sealed once this many events wait, or this many seconds after
+    # the last one when any wait at all (issue 11).
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
+    # The Ed25519 key that signs checkpoints; None: beside the SQLite file. Never in the
+    # database, also on PostgreSQL, where every process is given the same file.
+    signing_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.database_url is not None and not self.database_url.startswith(
@@ -43,6 +50,9 @@ class Config:
         if not all(0 < s <= 3600 for s in (self.lease_s, self.sweep_s, self.stale_hold_s)):
             raise ValueError("ML_CABINET_LEASE_S, ML_CABINET_SWEEP_S and "
                              "ML_CABINET_STALE_HOLD_S are seconds in (0, 3600]")
+        if self.checkpoint_every < 1 or not 0 < self.checkpoint_seconds <= 86_400:
+            raise ValueError("ML_CABINET_CHECKPOINT_EVERY is at least 1 event and "
+                             "ML_CABINET_CHECKPOINT_SECONDS in (0, 86400]")
         # A typo must not quietly weaken durability: SQLite reads unknown words as NORMAL.
         if self.synchronous not in ("FULL", "EXTRA", "NORMAL", "OFF"):
             raise ValueError(f"ML_CABINET_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF, "
@@ -64,6 +74,10 @@ class Config:
             "lease_s": float(env.get("ML_CABINET_LEASE_S", "15")),
             "sweep_s": float(env.get("ML_CABINET_SWEEP_S", "30")),
             "stale_hold_s": float(env.get("ML_CABINET_STALE_HOLD_S", "120")),
+            "checkpoint_every": int(env.get("ML_CABINET_CHECKPOINT_EVERY", "1000")),
+            "checkpoint_seconds": float(env.get("ML_CABINET_CHECKPOINT_SECONDS", "60")),
+            "signing_key_file": (Path(env["ML_CABINET_SIGNING_KEY_FILE"])
+                                 if env.get("ML_CABINET_SIGNING_KEY_FILE") else None),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -72,6 +86,10 @@ class Config:
     def store_at(self) -> str | Path:
         """Where the ledger lives: the PostgreSQL URL when there is one, else the file."""
         return self.database_url or self.db_path
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or Path(f"{self.db_path}.signing-key")
 
     def session_key(self) -> bytes:
         """The cookie encryption key, kept beside the database so restarts keep sessions.

@@ -7,6 +7,7 @@ from aiohttp import web
 from events import SqlEventStore
 from events.leases import Liveness
 from ledger import LedgerService, UserService
+from ledger.checkpoints import Checkpointer
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.sessions import SharedKeyCookieStorage
@@ -21,6 +22,7 @@ ML = web.AppKey("ml", MLService)
 THROTTLE = web.AppKey[Throttle]("throttle")
 OPENAPI = web.AppKey("openapi", dict)
 LIVENESS = web.AppKey[Liveness]("liveness")
+CHECKPOINTS = web.AppKey("checkpoints", Checkpointer)
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 

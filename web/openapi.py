@@ -75,7 +75,10 @@ def build_openapi() -> dict[str, Any]:
     for name in ("RegisterRequest", "LoginRequest", "TopUpRequest", "PredictRequest",
                  "Balance", "RegisteredUser", "Me", "Token", "TransactionView", "TopUpResult",
                  "TransactionPage", "ModelView", "ModelList", "InvalidItem", "TaskView",
-                 "TaskPage", "PredictionItem", "PredictResult", "Health", "ProblemView"):
+                 "TaskPage", "PredictionItem", "PredictResult", "Health", "ProblemView",
+                 "PublicKeyView", "PublicKeys", "CheckpointView", "ConsistencyProof",
+                 "StatementBalance",
+                 "StatementProof"):
         spec.components.schema(name, schema=getattr(schemas, name))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _op("Liveness", (200, "Health"), tag="service", auth=False)},
@@ -109,6 +112,21 @@ def build_openapi() -> dict[str, Any]:
             "One task", (200, "TaskView"), tag="models", errors=(404,), params=[{
                 "name": "task_id", "in": "path", "required": True,
                 "schema": {"type": "integer", "minimum": 1}}])},
+        "/api/v1/ledger/public-key": {"get": _op(
+            "The keys that sign checkpoints", (200, "PublicKeys"), tag="ledger",
+            auth=False)},
+        "/api/v1/ledger/checkpoints/latest": {"get": _op(
+            "The newest signed checkpoint of the log", (200, "CheckpointView"), tag="ledger",
+            auth=False, errors=(404,))},
+        "/api/v1/ledger/checkpoints/consistency": {"get": _op(
+            "Proof that the latest checkpoint extends an older one", (200, "ConsistencyProof"),
+            tag="ledger", errors=(404, 422), params=[{
+                "name": "from", "in": "query", "required": True,
+                "description": "The position of a signed checkpoint you kept",
+                "schema": {"type": "integer", "minimum": 1}}])},
+        "/api/v1/statement/proof": {"get": _op(
+            "Your events with Merkle proofs against a signed checkpoint (a file to keep)",
+            (200, "StatementProof"), tag="ledger", errors=(503,))},
     }
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

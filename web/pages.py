@@ -21,7 +21,7 @@ from ledger import (
 from ledger.account import MAX_TOP_UP_CREDITS
 from ml import BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
-from web.api import client_address
+from web.api import client_address, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
@@ -305,3 +305,8 @@ async def task(request: web.Request) -> web.Response:
     response = aiohttp_jinja2.render_template("task.html", request, view)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def statement(request: web.Request) -> web.Response:
+    """The cabinet's download: the same statement file as GET /api/v1/statement/proof."""
+    return await statement_response(request, await _require_user(request))

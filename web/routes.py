@@ -38,3 +38,10 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post(f"{v1}/predict", api.predict, name="api_predict")
     router.add_get(f"{v1}/tasks", api.tasks, name="api_tasks")
     router.add_get(f"{v1}/tasks/{{task_id}}", api.task, name="api_task")
+    router.add_get(f"{v1}/ledger/public-key", api.public_key, name="api_public_key")
+    router.add_get(f"{v1}/ledger/checkpoints/latest", api.latest_checkpoint,
+                   name="api_latest_checkpoint")
+    router.add_get(f"{v1}/ledger/checkpoints/consistency", api.checkpoint_consistency,
+                   name="api_checkpoint_consistency")
+    router.add_get(f"{v1}/statement/proof", api.statement_proof, name="api_statement_proof")
+    router.add_get("/cabinet/statement", pages.statement, name="cabinet_statement")

@@ -217,6 +217,56 @@ class ProblemView(Schema):
     max_items = fields.Integer(metadata={"description": "too_many_items: the model's limit"})
 
 
+
+class PublicKeyView(Schema):
+    key_id = fields.String(required=True, metadata={"description": "SHA-256 of the raw key"})
+    algorithm = fields.String(required=True)
+    public_key_pem = fields.String(required=True)
+    first_used_at = fields.String()
+
+
+class PublicKeys(PublicKeyView):
+    keys = fields.List(fields.Nested(PublicKeyView), required=True, metadata={
+        "description": "Every key that ever signed a checkpoint, the current one included"})
+
+
+class CheckpointView(Schema):
+    key_id = fields.String(required=True)
+    position = fields.Integer(required=True)
+    head_hash = fields.String(required=True)
+    merkle_root = fields.String(required=True, metadata={
+        "description": "RFC 6962 root over H(0x00 || event hash) of events 1..position"})
+    accounts_root = fields.String(required=True, metadata={
+        "description": "RFC 6962 root over each account stream's (id, count, last hash)"})
+    accounts = fields.Integer(required=True)
+    signed_at = fields.String(required=True)
+    signature = fields.String(required=True, metadata={
+        "description": "Ed25519, base64, over the canonical JSON of the other fields and "
+                       "format ml-cabinet-checkpoint/1"})
+
+
+class ConsistencyProof(Schema):
+    from_ = fields.Nested(CheckpointView, required=True, data_key="from")
+    to = fields.Nested(CheckpointView, required=True)
+    proof = fields.List(fields.String(), required=True, metadata={
+        "description": "RFC 6962 consistency proof (hex), from the 'from' tree to the 'to'"})
+
+
+class StatementBalance(Schema):
+    balance_credits = fields.Integer(required=True)
+    held_credits = fields.Integer(required=True)
+    available_credits = fields.Integer(required=True)
+
+
+class StatementProof(Schema):
+    format = fields.String(required=True)
+    user_id = fields.Integer(required=True)
+    issued_at = fields.String(required=True)
+    checkpoint = fields.Nested(CheckpointView, required=True)
+    account_head = fields.Dict(required=True)
+    events = fields.List(fields.Dict(), required=True)
+    balance = fields.Nested(StatementBalance, required=True)
+
 # -- the domain's results, shaped as the replies above ----------------------------------------
 # The domain names money with its unit; the API keeps the names its clients already use.
 

@@ -50,7 +50,10 @@ async def test_two_processes_on_one_database_serve_one_ledger(
         with log.open("w") as out:
             servers.append(await asyncio.create_subprocess_exec(
                 sys.executable, str(REPO / "main.py"), "--port", str(port), cwd=workdir,
-                env=clean_env(ML_CABINET_DATABASE_URL=pg_url), stdout=out,
+                # The signing key is a file on PostgreSQL too, one path for both processes.
+                env=clean_env(ML_CABINET_DATABASE_URL=pg_url,
+                              ML_CABINET_SIGNING_KEY_FILE=str(tmp_path / "signing.pem")),
+                stdout=out,
                 stderr=subprocess.STDOUT))
     try:
         async with aiohttp.ClientSession() as http:
@@ -69,6 +72,11 @@ async def test_two_processes_on_one_database_serve_one_ledger(
                 assert reply.status == 201, "a token issued by one opens the other"
             async with http.get(f"{two}/balance", headers=auth) as reply:
                 assert (await reply.json())["balance"] == 7
+            key_ids = []
+            for base in (one, two):
+                async with http.get(f"{base}/ledger/public-key") as reply:
+                    key_ids.append((await reply.json())["key_id"])
+            assert key_ids[0] == key_ids[1], "both processes sign with the one key file"
     finally:
         for server in servers:
             server.send_signal(signal.SIGTERM)

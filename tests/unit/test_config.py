@@ -73,3 +73,26 @@ def test_a_lease_or_sweep_that_makes_no_sense_is_refused(seconds: float) -> None
         Config(sweep_s=seconds)
     with pytest.raises(ValueError, match="seconds"):
         Config(stale_hold_s=seconds)
+
+
+def test_the_checkpoint_cadence_and_key_file_come_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert Config(db_path=tmp_path / "c.db").signing_key_path == tmp_path / "c.db.signing-key"
+    monkeypatch.setenv("ML_CABINET_CHECKPOINT_EVERY", "50")
+    monkeypatch.setenv("ML_CABINET_CHECKPOINT_SECONDS", "2.5")
+    monkeypatch.setenv("ML_CABINET_SIGNING_KEY_FILE", str(tmp_path / "keys" / "k.pem"))
+    config = Config.from_env()
+    assert (config.checkpoint_every, config.checkpoint_seconds) == (50, 2.5)
+    assert config.signing_key_path == tmp_path / "keys" / "k.pem"
+    for bad in ({"checkpoint_every": 0}, {"checkpoint_seconds": 0.0}):
+        with pytest.raises(ValueError, match="CHECKPOINT"):
+            Config(**bad)  # type: ignore[arg-type]
+
+
+def test_processes_starting_together_agree_on_one_signing_key(tmp_path: Path) -> None:
+    from ledger.checkpoints import Signer
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: Signer.from_file(tmp_path / "k").key_id, range(16)))
+    assert len(ids) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]  # no drafts left behind

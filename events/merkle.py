@@ -1,0 +1,169 @@
+"""A Merkle tree over the log, as RFC 6962 / 9162 define it, in pure Python.
+
+Leaves are H(0x00 || data), nodes H(0x01 || left || right), and a tree of n leaves splits at
+the largest power of two below n. The `Frontier` (the roots of the perfect subtrees along the
+right edge) grows one leaf at a time, so a new checkpoint hashes only the events since the
+last one. Inclusion proofs let anyone holding a root check that one leaf is in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(size: int) -> int:
+    """The largest power of two strictly below `size` (size >= 2)."""
+    return 1 << ((size - 1).bit_length() - 1)
+
+
+@dataclass
+class Frontier:
+    """The right edge of a tree: (height, root) of each perfect subtree, left to right."""
+
+    size: int = 0
+    edge: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def append(self, leaf: bytes) -> None:
+        height, node = 0, leaf
+        # Two perfect subtrees of one height merge, as the carry of a binary counter.
+        while self.edge and self.edge[-1][0] == height:
+            node = node_hash(self.edge.pop()[1], node)
+            height += 1
+        self.edge.append((height, node))
+        self.size += 1
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        for leaf in leaves:
+            self.append(leaf)
+
+    def root(self) -> bytes:
+        if not self.edge:
+            return EMPTY_ROOT
+        node = self.edge[-1][1]
+        for _, left in reversed(self.edge[:-1]):
+            node = node_hash(left, node)
+        return node
+
+    def to_json(self) -> list[list[object]]:
+        return [[height, node.hex()] for height, node in self.edge]
+
+    @classmethod
+    def from_json(cls, size: int, edge: Sequence[Sequence[object]]) -> Frontier:
+        frontier = cls(size, [(int(str(h)), bytes.fromhex(str(n))) for h, n in edge])
+        if sum(1 << h for h, _ in frontier.edge) != size:
+            raise ValueError("a frontier's subtrees must add up to its size")
+        return frontier
+
+
+def root_of(leaves: Sequence[bytes]) -> bytes:
+    frontier = Frontier()
+    frontier.extend(leaves)
+    return frontier.root()
+
+
+def inclusion_proofs(leaves: Sequence[bytes], indexes: Iterable[int]) -> dict[int, list[bytes]]:
+    """The audit path of each wanted leaf in the tree of all `leaves`, in one pass (RFC 6962
+    PATH, deepest sibling first). Subtrees holding no wanted leaf are hashed, not descended."""
+    wanted = sorted(set(indexes))
+    if wanted and not 0 <= wanted[0] <= wanted[-1] < len(leaves):
+        raise ValueError("a leaf index is outside the tree")
+    paths: dict[int, list[bytes]] = {i: [] for i in wanted}
+
+    def walk(lo: int, hi: int, inside: list[int]) -> bytes:
+        if not inside:
+            return root_of(leaves[lo:hi])
+        if hi - lo == 1:
+            return leaves[lo]
+        mid = lo + _split(hi - lo)
+        left_wanted = [i for i in inside if i < mid]
+        right_wanted = [i for i in inside if i >= mid]
+        left, right = walk(lo, mid, left_wanted), walk(mid, hi, right_wanted)
+        for i in left_wanted:
+            paths[i].append(right)
+        for i in right_wanted:
+            paths[i].append(left)
+        return node_hash(left, right)
+
+    if leaves:
+        walk(0, len(leaves), wanted)
+    return paths
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes]) -> bytes:
+    """The root that `path` proves `leaf` (at `index`) into (RFC 9162 2.1.3.2); raises
+    ValueError when the path cannot belong to a tree of `size` leaves."""
+    if not 0 <= index < size:
+        raise ValueError("the leaf index is outside the tree")
+    fn, sn, node = index, size - 1, leaf
+    for sibling in path:
+        if sn == 0:
+            raise ValueError("the proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            node = node_hash(sibling, node)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            node = node_hash(node, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ValueError("the proof is shorter than the tree is deep")
+    return node
+
+
+def consistency_proof(leaves: Sequence[bytes], first: int) -> list[bytes]:
+    """The proof that the tree of the first `first` leaves is a prefix of the tree of all
+    `leaves` (RFC 6962 PROOF(m, D[n]), 0 < m <= n); empty when the sizes are equal."""
+    if not 0 < first <= len(leaves):
+        raise ValueError("the first size must be in 1..the second size")
+
+    def sub(m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
+        if m == hi - lo:
+            return [] if whole else [root_of(leaves[lo:hi])]
+        k = _split(hi - lo)
+        if m <= k:
+            return [*sub(m, lo, lo + k, whole), root_of(leaves[lo + k:hi])]
+        return [*sub(m - k, lo + k, hi, False), root_of(leaves[lo:lo + k])]
+
+    return sub(first, 0, len(leaves), True)
+
+
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
+                       path: Sequence[bytes]) -> bool:
+    """Whether `path` proves the tree of `first` leaves a prefix of the one of `second`
+    (RFC 9162 2.1.4.2)."""
+    if not 0 < first <= second:
+        return False
+    if first == second:
+        return not path and first_root == second_root
+    proof = list(path)
+    if not proof:
+        return False
+    if first & (first - 1) == 0:  # a perfect left subtree: its root starts the path
+        proof.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = proof[0]
+    for node in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(node, fr), node_hash(node, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, node)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == first_root and sr == second_root

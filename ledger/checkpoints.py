@@ -1,0 +1,271 @@
+"""Signed checkpoints of the log: (position, head hash, Merkle root, account heads) under an
+Ed25519 key that lives in a file, never in the database.
+
+Whoever can write the database but cannot read the key file cannot forge a checkpoint, so a
+log rewritten end to end after a checkpoint was signed no longer matches it. The `accounts_root`
+commits to every account stream's (count, last hash) at that position: a statement proves with
+it that none of an account's events up to the checkpoint was left out.
+
+The tables are control plane (kept for good, never events). Any process may seal: a seal is one
+write transaction, so the store's writer lock (SQLite) or write advisory lock (PostgreSQL)
+orders the seals of all processes that share the log and the key file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from events import SqlDatabase, SqlEventStore, SqlSession
+from events.codec import canonical_json
+from events.merkle import Frontier, leaf_hash, root_of
+from events.rows import utc_now
+
+CHECKPOINT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_keys (
+    key_id         TEXT PRIMARY KEY,
+    public_key_pem TEXT NOT NULL,
+    first_used_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    position      INTEGER PRIMARY KEY,
+    head_hash     TEXT    NOT NULL,
+    merkle_root   TEXT    NOT NULL,
+    accounts_root TEXT    NOT NULL,
+    accounts      INTEGER NOT NULL,
+    signed_at     TEXT    NOT NULL,
+    key_id        TEXT    NOT NULL,
+    signature     TEXT    NOT NULL,
+    frontier      TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint_heads (
+    stream_id TEXT    PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    hash      TEXT    NOT NULL
+);
+"""
+
+FORMAT = "ml-cabinet-checkpoint/1"
+# One seal reads at most this many new events, so a first seal over an old log holds the
+# writer for a moment per batch, not for the whole history.
+SEAL_BATCH_EVENTS = 10_000
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the public key is not an Ed25519 key")
+    return key
+
+
+def public_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def account_leaf(stream_id: str, count: int, last_hash: str) -> bytes:
+    return leaf_hash(canonical_json([stream_id, count, last_hash]).encode())
+
+
+def accounts_tree(heads: Iterable[tuple[str, int, str]]) -> list[tuple[str, bytes]]:
+    """The account-head leaves in stream-id order (sorted here, not by the database's
+    collation, so both stores and the offline verifier agree)."""
+    return [(s, account_leaf(s, v, h)) for s, v, h in sorted(heads)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    key_id: str
+    position: int
+    head_hash: str
+    merkle_root: str
+    accounts_root: str
+    accounts: int
+    signed_at: str
+    signature: str
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json({"format": FORMAT, "key_id": self.key_id,
+                               "position": self.position, "head_hash": self.head_hash,
+                               "merkle_root": self.merkle_root,
+                               "accounts_root": self.accounts_root, "accounts": self.accounts,
+                               "signed_at": self.signed_at}).encode()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "position": self.position, "head_hash": self.head_hash,
+                "merkle_root": self.merkle_root, "accounts_root": self.accounts_root,
+                "accounts": self.accounts, "signed_at": self.signed_at,
+                "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Checkpoint:
+        fields = ("key_id", "position", "head_hash", "merkle_root", "accounts_root", "accounts",
+                  "signed_at", "signature")
+        return cls(**{name: data[name] for name in fields})  # extra keys (a row's) ignored
+
+    def verifies_with(self, public_key: Ed25519PublicKey) -> bool:
+        if key_id_of(public_key) != self.key_id:
+            return False
+        try:
+            public_key.verify(base64.b64decode(self.signature, validate=True),
+                              self.signed_bytes())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+class Signer:
+    """The Ed25519 signing key, read from its file (made at first start, mode 0600)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key = private_key.public_key()
+        self.key_id = key_id_of(self.public_key)
+        self.public_key_pem = public_pem(self.public_key)
+
+    def sign(self, message: bytes) -> str:
+        return base64.b64encode(self._key.sign(message)).decode()
+
+    @classmethod
+    def from_file(cls, path: Path) -> Signer:
+        """Load the key, creating it first if there is none. Two processes starting together
+        agree on one: the key is written whole under a private name, then linked into place."""
+        if not path.exists():
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption())
+            draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(pem)
+                    out.flush()
+                    os.fsync(out.fileno())
+                with contextlib.suppress(FileExistsError):  # another process won: use its key
+                    os.link(draft, path)
+            finally:
+                draft.unlink(missing_ok=True)
+        if path.stat().st_mode & 0o077:
+            raise PermissionError(f"{path} can be read by others: chmod 600 it (and think "
+                                  "about whether it was copied; if so, rotate the key)")
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an Ed25519 private key")
+        return cls(key)
+
+
+def _checkpoint_from_row(row: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(key_id=row["key_id"], position=int(row["position"]),
+                      head_hash=row["head_hash"], merkle_root=row["merkle_root"],
+                      accounts_root=row["accounts_root"], accounts=int(row["accounts"]),
+                      signed_at=row["signed_at"], signature=row["signature"])
+
+
+async def latest_checkpoint(db: SqlDatabase) -> Checkpoint | None:
+    row = await db.fetchone("SELECT * FROM checkpoints ORDER BY position DESC LIMIT 1")
+    return None if row is None else _checkpoint_from_row(row)
+
+
+async def all_checkpoints(db: SqlDatabase, table: str = "checkpoints") -> list[Checkpoint]:
+    rows = await db.fetchall(f"SELECT * FROM {table} ORDER BY position")
+    return [_checkpoint_from_row(row) for row in rows]
+
+
+async def account_heads(db: SqlDatabase) -> list[tuple[str, int, str]]:
+    rows = await db.fetchall("SELECT stream_id, version, hash FROM checkpoint_heads")
+    return [(r["stream_id"], int(r["version"]), r["hash"]) for r in rows]
+
+
+async def known_keys(db: SqlDatabase, table: str = "ledger_keys") -> list[dict[str, str]]:
+    rows = await db.fetchall(f"SELECT key_id, public_key_pem, first_used_at FROM {table} "
+                             "ORDER BY first_used_at, key_id")
+    return [{"key_id": r["key_id"], "algorithm": "Ed25519",
+             "public_key_pem": r["public_key_pem"], "first_used_at": r["first_used_at"]}
+            for r in rows]
+
+
+class Checkpointer:
+    """Seals checkpoints of one store with one key."""
+
+    def __init__(self, store: SqlEventStore, signer: Signer,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.store, self.signer, self.clock = store, signer, clock
+
+    async def seal(self) -> Checkpoint | None:
+        """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
+        None when the log is empty."""
+        while (sealed := await self.store.transact(self._seal_batch)) is not None:
+            checkpoint, caught_up = sealed
+            if caught_up:
+                return checkpoint
+        return await latest_checkpoint(self.store.read_db())
+
+    async def _seal_batch(self, session: SqlSession) -> tuple[Checkpoint, bool] | None:
+        db = session.db
+        last = await db.fetchone("SELECT position, frontier FROM checkpoints "
+                                 "ORDER BY position DESC LIMIT 1")
+        head_row = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
+        head = int(head_row["p"]) if head_row else 0
+        done = int(last["position"]) if last else 0
+        if head <= done:
+            return None
+        frontier = (Frontier.from_json(done, json.loads(last["frontier"])) if last
+                    else Frontier())
+        upto = min(head, done + SEAL_BATCH_EVENTS)
+        rows = await db.fetchall(
+            "SELECT position, stream_id, version, hash FROM events WHERE position > ? "
+            "AND position <= ? ORDER BY position", (done, upto))
+        heads: dict[str, tuple[int, str]] = {}
+        for row in rows:
+            frontier.append(leaf_hash(bytes.fromhex(row["hash"])))
+            heads[row["stream_id"]] = (int(row["version"]), row["hash"])
+        if frontier.size != upto:  # positions are gapless; anything else is a damaged log
+            raise RuntimeError(f"the log has gaps before position {upto}: not sealed")
+        for stream_id, (version, digest) in heads.items():
+            await db.execute(
+                "INSERT INTO checkpoint_heads VALUES (?, ?, ?) ON CONFLICT (stream_id) DO "
+                "UPDATE SET version = excluded.version, hash = excluded.hash",
+                (stream_id, version, digest))
+        leaves = accounts_tree(await account_heads(db))
+        now = self.clock().isoformat(timespec="microseconds")
+        unsigned = Checkpoint(key_id=self.signer.key_id, position=upto,
+                              head_hash=rows[-1]["hash"], merkle_root=frontier.root().hex(),
+                              accounts_root=root_of([leaf for _, leaf in leaves]).hex(),
+                              accounts=len(leaves), signed_at=now, signature="")
+        signature = self.signer.sign(unsigned.signed_bytes())
+        await db.execute(
+            "INSERT INTO ledger_keys VALUES (?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+            (self.signer.key_id, self.signer.public_key_pem, now))
+        await db.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (upto, unsigned.head_hash, unsigned.merkle_root, unsigned.accounts_root,
+             unsigned.accounts, now, self.signer.key_id, signature,
+             json.dumps(frontier.to_json())))
+        return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head
+
+    async def register_key(self) -> None:
+        """List this process's key among those that ever signed, before it signs anything."""
+        async def work(session: SqlSession) -> None:
+            await session.db.execute(
+                "INSERT INTO ledger_keys VALUES (?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+                (self.signer.key_id, self.signer.public_key_pem,
+                 self.clock().isoformat(timespec="microseconds")))
+        await self.store.transact(work)

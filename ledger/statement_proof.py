@@ -1,0 +1,218 @@
+"""A statement a user can keep and check without us: their own events, exactly as hashed,
+each with a Merkle inclusion proof against a signed checkpoint, and their account's signed
+head (count and last hash, proven into the checkpoint's `accounts_root`) to show that none of
+their events up to that checkpoint was left out. Other users appear only as hashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from events import SqlEventStore
+from events.hashing import GENESIS_HASH
+from events.merkle import inclusion_proofs, leaf_hash, root_from_inclusion, root_of
+from events.rows import StoredRow, utc_now
+from events.sqlite import row_from_db
+from ledger.account import fold
+from ledger.checkpoints import (
+    Checkpoint,
+    Checkpointer,
+    account_heads,
+    account_leaf,
+    accounts_tree,
+    latest_checkpoint,
+    load_public_key,
+)
+from ledger.events import ledger_codec
+from ledger.service import account_stream
+
+FORMAT = "ml-cabinet-statement/1"
+ROW_FIELDS = ("position", "stream_id", "version", "type_name", "schema_version", "data_json",
+              "metadata_json", "recorded_at", "hash")
+
+
+class StatementInvalid(Exception):
+    """The statement does not prove what it claims; the message names what failed."""
+
+
+class StatementNotReady(Exception):
+    """The log moved while the statement was being read, every time it was tried."""
+
+
+@dataclass(frozen=True)
+class StatementSummary:
+    user_id: int
+    events: int
+    position: int
+    signed_at: str
+    balance_credits: int
+    held_credits: int
+
+    def render(self) -> str:
+        return (f"statement OK: account {self.user_id}, {self.events} events, complete up to "
+                f"position {self.position} (checkpoint signed {self.signed_at}); balance "
+                f"{self.balance_credits} credits, {self.held_credits} held")
+
+
+async def build_statement(store: SqlEventStore, checkpointer: Checkpointer, user_id: int,
+                          attempts: int = 5) -> dict[str, Any]:
+    """The user's statement, sealing a checkpoint first when their latest event is newer
+    than the latest one. Read without a lock: a seal landing mid-read is seen (the heads no
+    longer match the checkpoint) and the read starts again."""
+    stream = account_stream(user_id)
+    db = store.read_db()
+    for _ in range(attempts):
+        checkpoint = await latest_checkpoint(db)
+        heads = await account_heads(db)
+        mine = next((h for h in heads if h[0] == stream), None)
+        latest = await db.fetchone("SELECT MAX(version) AS v FROM events WHERE stream_id = ?",
+                                   (stream,))
+        current = int(latest["v"]) if latest and latest["v"] is not None else 0
+        if checkpoint is None or mine is None or mine[1] != current:
+            await checkpointer.seal()
+            continue
+        leaves = accounts_tree(heads)
+        if (len(leaves) != checkpoint.accounts
+                or root_of([leaf for _, leaf in leaves]).hex() != checkpoint.accounts_root):
+            continue  # a seal committed between the two reads
+        return await _assemble(store, checkpoint, leaves, mine, user_id)
+    raise StatementNotReady("the log kept moving; try again")
+
+
+async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
+                    leaves: list[tuple[str, bytes]], head: tuple[str, int, str], user_id: int
+                    ) -> dict[str, Any]:
+    db = store.read_db()
+    raw = await db.fetchall(
+        "SELECT position, stream_id, version, type_name, schema_version, data, metadata, "
+        "recorded_at, hash FROM events WHERE stream_id = ? AND position <= ? ORDER BY version",
+        (head[0], checkpoint.position))
+    rows = [row_from_db(r) for r in raw]
+    hashes = await _event_hashes(store, checkpoint.position)
+    # Seconds of hashing on a log of a million events: off the event loop, so others are served.
+    paths = await asyncio.to_thread(_event_proofs, hashes, [r.position - 1 for r in rows])
+    index = [s for s, _ in leaves].index(head[0])
+    account_path = inclusion_proofs([leaf for _, leaf in leaves], [index])[index]
+    account = fold(r.to_recorded(ledger_codec()).event for r in rows)
+    assert account is not None
+    return {
+        "format": FORMAT, "user_id": user_id,
+        "issued_at": utc_now().isoformat(timespec="microseconds"),
+        "checkpoint": checkpoint.to_json(),
+        "account_head": {"stream_id": head[0], "count": head[1], "last_hash": head[2],
+                         "index": index, "proof": [p.hex() for p in account_path]},
+        "events": [{"row": {name: getattr(r, name) for name in ROW_FIELDS},
+                    "previous_hash": hashes[r.position - 2] if r.position > 1 else GENESIS_HASH,
+                    "proof": [p.hex() for p in paths[r.position - 1]]} for r in rows],
+        "balance": {"balance_credits": account.balance_credits,
+                    "held_credits": account.held_credits,
+                    "available_credits": account.available_credits},
+    }
+
+
+def _event_proofs(hashes: list[str], indexes: list[int]) -> dict[int, list[bytes]]:
+    return inclusion_proofs([leaf_hash(bytes.fromhex(h)) for h in hashes], indexes)
+
+
+async def _event_hashes(store: SqlEventStore, upto: int, batch: int = 5_000) -> list[str]:
+    """Every event's hash up to the checkpoint, read in pages (only the hash column)."""
+    db, position = store.read_db(), 0
+    hashes: list[str] = []
+    while position < upto:
+        page = await db.fetchall("SELECT position, hash FROM events WHERE position > ? AND "
+                                 "position <= ? ORDER BY position LIMIT ?",
+                                 (position, upto, batch))
+        if not page:
+            break
+        hashes.extend(str(r["hash"]) for r in page)
+        position = int(page[-1]["position"])
+    return hashes
+
+
+def verify_statement(statement: Any, public_key_pem: str) -> StatementSummary:
+    """Check a statement offline; raises StatementInvalid naming the first thing that fails."""
+    try:
+        return _verify(statement, public_key_pem)
+    except StatementInvalid:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
+        raise StatementInvalid(f"the file is not a well-formed statement ({exc!r})") from exc
+
+
+def _check(condition: bool, failure: str) -> None:
+    if not condition:
+        raise StatementInvalid(failure)
+
+
+def _verify(statement: dict[str, Any], public_key_pem: str) -> StatementSummary:
+    _check(statement.get("format") == FORMAT, f"the file is not a {FORMAT} statement")
+    checkpoint = Checkpoint.from_json(statement["checkpoint"])
+    key = load_public_key(public_key_pem)
+    _check(checkpoint.verifies_with(key), "signature: the checkpoint is not signed by this "
+           "public key (a different key id, or the checkpoint was altered)")
+    user_id, head = int(statement["user_id"]), statement["account_head"]
+    stream = account_stream(user_id)
+    _check(head["stream_id"] == stream, "account head: it is another account's")
+    root = root_from_inclusion(int(head["index"]), checkpoint.accounts,
+                               account_leaf(stream, int(head["count"]), head["last_hash"]),
+                               [bytes.fromhex(p) for p in head["proof"]])
+    _check(root.hex() == checkpoint.accounts_root,
+           "completeness: the account head (count, last hash) is not in the checkpoint")
+    rows = [_row(entry, checkpoint, stream) for entry in statement["events"]]
+    _check([r.version for r in rows] == list(range(1, int(head["count"]) + 1)),
+           f"completeness: the checkpoint holds {head['count']} events of this account and "
+           f"the file has versions {[r.version for r in rows][:20]} (dropped or reordered)")
+    _check(all(a.position < b.position for a, b in itertools.pairwise(rows)),
+           "order: the events are not in log order")
+    _check(rows[-1].hash == head["last_hash"],
+           "completeness: the last event is not the account's last one at the checkpoint")
+    account = fold(r.to_recorded(ledger_codec()).event for r in rows)
+    assert account is not None
+    claimed = statement["balance"]
+    _check(claimed == {"balance_credits": account.balance_credits,
+                       "held_credits": account.held_credits,
+                       "available_credits": account.available_credits},
+           f"balance: the events give {account.balance_credits} credits "
+           f"({account.held_credits} held), the file says {json.dumps(claimed)}")
+    return StatementSummary(user_id, len(rows), checkpoint.position, checkpoint.signed_at,
+                            account.balance_credits, account.held_credits)
+
+
+def _row(entry: dict[str, Any], checkpoint: Checkpoint, stream: str) -> StoredRow:
+    row = StoredRow(**{name: entry["row"][name] for name in ROW_FIELDS})
+    where = f"event at position {row.position}"
+    _check(row.stream_id == stream, f"{where}: it belongs to another account")
+    _check(row.hash == row.expected_hash(entry["previous_hash"]),
+           f"{where}: its content does not match its hash (altered)")
+    _check(0 < row.position <= checkpoint.position, f"{where}: not covered by the checkpoint")
+    root = root_from_inclusion(row.position - 1, checkpoint.position,
+                               leaf_hash(bytes.fromhex(row.hash)),
+                               [bytes.fromhex(p) for p in entry["proof"]])
+    _check(root.hex() == checkpoint.merkle_root,
+           f"{where}: its inclusion proof does not lead to the signed Merkle root")
+    return row
+
+
+def verify_statement_file(path: str, public_key_file: str) -> int:
+    """The command: 0 and a summary when the statement holds, 1 naming what failed, 2 when a
+    file cannot be read at all."""
+    try:
+        with open(path, encoding="utf-8") as statement, \
+                open(public_key_file, encoding="utf-8") as pem:
+            data, key = json.load(statement), pem.read()
+        load_public_key(key)
+    except (OSError, ValueError) as exc:  # (a PEM that is not an Ed25519 key: ValueError)
+        print(f"STATEMENT NOT CHECKED: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = verify_statement(data, key)
+    except StatementInvalid as failure:
+        print(f"STATEMENT INVALID: {failure}", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 0

@@ -1,0 +1,266 @@
+"""Signed checkpoints and statements with proof, on both stores: sealing, the statement round
+trip, the audit that holds the log to its checkpoints, and a key rotation."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from events.hashing import GENESIS_HASH, chain_hash
+from events.merkle import leaf_hash, root_of
+from ledger.audit import audit
+from ledger.checkpoints import Checkpointer, Signer, latest_checkpoint, load_public_key
+from ledger.statement_proof import build_statement, verify_statement
+
+if TYPE_CHECKING:
+    from conftest import Services
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    return Signer.from_file(tmp_path / "signing-key")
+
+
+async def history(services: Services) -> tuple[int, int]:
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    bob = int((await services.users.register("bob", "correct horse")).id)
+    await services.ledger.top_up(alice, 100)
+    await services.ledger.top_up(bob, 50)
+    await services.ml.process_task(alice, 1, [1, 2, "x"])
+    await services.ledger.withdraw(bob, 5, "Charge")
+    return alice, bob
+
+
+def run_ledger(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+async def all_hashes(services: Services) -> list[str]:
+    rows = await services.store.read_db().fetchall("SELECT hash FROM events ORDER BY position")
+    return [r["hash"] for r in rows]
+
+
+async def test_a_checkpoint_signs_the_head_and_the_merkle_root_of_the_whole_log(
+        services: Services, signer: Signer) -> None:
+    checkpointer = Checkpointer(services.store, signer)
+    assert await checkpointer.seal() is None  # an empty log has nothing to sign
+    alice, _ = await history(services)
+    first = await checkpointer.seal()
+    await services.ledger.top_up(alice, 7)
+    second = await checkpointer.seal()  # only the new event is hashed: from the frontier
+    assert first is not None and second is not None
+    hashes = await all_hashes(services)
+    assert (second.position, second.head_hash) == (len(hashes), hashes[-1])
+    assert second.merkle_root == root_of([leaf_hash(bytes.fromhex(h)) for h in hashes]).hex()
+    assert first.position == len(hashes) - 1 and second.accounts == 2
+    assert second.verifies_with(signer.public_key)
+    assert await latest_checkpoint(services.store.read_db()) == second
+    assert await checkpointer.seal() == second  # nothing new: nothing signed again
+
+
+async def test_a_statement_round_trip_proves_the_whole_account(
+        services: Services, signer: Signer) -> None:
+    checkpointer = Checkpointer(services.store, signer)
+    alice, bob = await history(services)
+    await checkpointer.seal()
+    await services.ledger.top_up(alice, 11)  # after the checkpoint: a new one is sealed first
+    statement = await build_statement(services.store, checkpointer, alice)
+    summary = verify_statement(statement, signer.public_key_pem)
+    balance = await services.ledger.get_balance(alice)
+    assert (summary.balance_credits, summary.held_credits) == (balance.balance_credits,
+                                                               balance.held_credits)
+    assert summary.position == len(await all_hashes(services))
+    versions = [e["row"]["version"] for e in statement["events"]]
+    assert versions == list(range(1, len(versions) + 1))
+    # Bob's events are not in Alice's file: only hashes of them, in proofs.
+    assert all(e["row"]["stream_id"] == f"account-{alice}" for e in statement["events"])
+    assert '"bob"' not in str(statement) and f"account-{bob}" not in str(statement)
+
+
+def rechain_sqlite(path: Path, position: int) -> None:
+    """An operator with write access: edit a deposit, then recompute the chain end to end."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER events_no_update")
+        rows = db.execute("SELECT position, stream_id, version, type_name, schema_version, "
+                          "data, metadata, recorded_at FROM events ORDER BY position").fetchall()
+        db.executemany("UPDATE events SET hash = ? WHERE position = ?",
+                       rechained(rows, position))
+        db.commit()
+
+
+async def rechain_postgres(url: str, position: int) -> None:
+    db = await asyncpg.connect(url)  # the superuser: it may drop the triggers
+    try:
+        await db.execute("DROP TRIGGER events_no_update ON events")
+        rows = await db.fetch("SELECT position, stream_id, version, type_name, schema_version, "
+                              "data, metadata, recorded_at FROM events ORDER BY position")
+        await db.executemany("UPDATE events SET hash = $1 WHERE position = $2",
+                             rechained([tuple(r) for r in rows], position))
+        await db.execute("UPDATE events SET data = replace(data, '\"amount_credits\":100', "
+                         "'\"amount_credits\":900') WHERE position = $1", position)
+    finally:
+        await db.close()
+
+
+def rechained(rows: list[Any], edited: int) -> list[tuple[str, int]]:
+    previous, out = GENESIS_HASH, []
+    for position, stream, version, type_name, schema, data, metadata, at in rows:
+        if position == edited:
+            data = data.replace('"amount_credits":100', '"amount_credits":900')
+        previous = chain_hash(previous, position=position, stream_id=stream, version=version,
+                              type_name=type_name, schema_version=schema, data_json=data,
+                              metadata_json=metadata, recorded_at=at)
+        out.append((previous, position))
+    return out
+
+
+async def test_a_log_rewritten_after_a_checkpoint_fails_the_checkpoint_audit(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    checkpointer = Checkpointer(services.store, signer)
+    await history(services)
+    sealed = await checkpointer.seal()
+    assert sealed is not None
+    deposit = await services.store.read_db().fetchone(
+        "SELECT position FROM events WHERE type_name = 'CreditsDeposited' ORDER BY position")
+    assert deposit is not None
+    await services.store.close()
+    keys = [signer.public_key_pem]
+    assert (await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=keys)).ok
+    if isinstance(ledger_at, Path):
+        rechain_sqlite(ledger_at, deposit["position"])
+        with closing(sqlite3.connect(ledger_at)) as db:  # and the edit itself, in the data
+            db.execute("UPDATE events SET data = replace(data, '\"amount_credits\":100', "
+                       "'\"amount_credits\":900') WHERE position = ?", (deposit["position"],))
+            db.execute("UPDATE accounts SET balance_credits = balance_credits + 800")
+            db.commit()
+    else:
+        await rechain_postgres(ledger_at, deposit["position"])
+    plain = await audit(ledger_at, show_progress=False)
+    assert plain.first_break is None  # the chain alone cannot tell: it was recomputed
+    report = await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=keys)
+    assert not report.ok and report.first_break is not None
+    assert report.first_break.position == sealed.position
+    assert "rewritten" in report.first_break.reason
+    # Deleting the checkpoints hides them from the database, not from whoever kept one.
+    if isinstance(ledger_at, Path):
+        with closing(sqlite3.connect(ledger_at)) as db:
+            db.execute("DELETE FROM checkpoints")
+            db.commit()
+    else:
+        admin = await asyncpg.connect(ledger_at)
+        await admin.execute("DELETE FROM checkpoints")
+        await admin.close()
+    emptied = await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=keys)
+    assert emptied.first_break is None and emptied.checkpoints_verified == 0
+    held = await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=keys,
+                       held_checkpoints=[sealed])
+    assert held.first_break is not None and held.first_break.position == sealed.position
+
+
+async def test_a_rotated_key_keeps_old_checkpoints_verifiable(
+        services: Services, tmp_path: Path, ledger_at: str | Path) -> None:
+    old, new = Signer.from_file(tmp_path / "old-key"), Signer.from_file(tmp_path / "new-key")
+    alice, _ = await history(services)
+    before = await Checkpointer(services.store, old).seal()
+    await services.ledger.top_up(alice, 3)
+    rotated = Checkpointer(services.store, new)
+    after = await rotated.seal()
+    assert before is not None and after is not None and before.key_id != after.key_id
+    statement = await build_statement(services.store, rotated, alice)
+    assert verify_statement(statement, new.public_key_pem).position == after.position
+    await services.store.close()
+    both = [old.public_key_pem, new.public_key_pem]
+    report = await audit(ledger_at, show_progress=False, checkpoints=True, public_keys=both)
+    assert report.ok and report.checkpoints_verified == 2
+    # Keys listed in the database (both signed) are used when none is given.
+    assert (await audit(ledger_at, show_progress=False, checkpoints=True)).ok
+    only_new = await audit(ledger_at, show_progress=False, checkpoints=True,
+                           public_keys=[new.public_key_pem])
+    assert only_new.first_break is not None and "unknown key" in only_new.first_break.reason
+    assert before.verifies_with(load_public_key(old.public_key_pem))
+
+
+def test_the_key_file_is_private_and_a_readable_one_is_refused(
+        tmp_path: Path, ledger_at: str | Path) -> None:
+    path = tmp_path / "key"
+    first = Signer.from_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Signer.from_file(path).key_id == first.key_id  # made once, then read
+    os.chmod(path, 0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        Signer.from_file(path)
+
+
+async def test_the_sealer_seals_every_n_events_or_after_t_seconds(
+        services: Services, signer: Signer, tmp_path: Path) -> None:
+    from web.config import Config
+    from web.sealing import seal_if_due
+
+    config = Config(db_path=tmp_path / "x.db", checkpoint_every=5, checkpoint_seconds=30)
+    checkpointer = Checkpointer(services.store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(alice, 1)  # 2 events wait
+    assert not await seal_if_due(services.store, checkpointer, config, 29.0)
+    assert await seal_if_due(services.store, checkpointer, config, 30.0)  # the interval
+    assert not await seal_if_due(services.store, checkpointer, config, 600.0)  # none wait
+    for _ in range(5):
+        await services.ledger.top_up(alice, 1)
+    assert await seal_if_due(services.store, checkpointer, config, 0.0)  # the count
+    latest = await latest_checkpoint(services.store.read_db())
+    assert latest is not None and latest.position == 7
+
+
+async def test_the_audit_command_holds_the_log_to_its_checkpoints(
+        services: Services, signer: Signer, ledger_at: str | Path, tmp_path: Path) -> None:
+    await history(services)
+    sealed = await Checkpointer(services.store, signer).seal()
+    assert sealed is not None
+    await services.store.close()
+    pem = tmp_path / "public.pem"
+    pem.write_text(signer.public_key_pem)
+    where = ["--db", str(ledger_at)] if isinstance(ledger_at, Path) else [
+        "--database-url", ledger_at]
+    command = [sys.executable, "-m", "ledger", "audit", *where, "--quiet", "--checkpoints",
+               "--public-key", str(pem)]
+    honest = run_ledger(command)
+    assert honest.returncode == 0, honest.stdout + honest.stderr
+    assert "signed checkpoints:    1 match the log" in honest.stdout
+    kept = tmp_path / "latest.json"
+    kept.write_text(json.dumps(sealed.to_json()))
+    held = run_ledger([*command, "--checkpoint", str(kept)])
+    assert held.returncode == 0 and "1 match the log" in held.stdout  # the same one, once
+    other = tmp_path / "other.pem"
+    other.write_text(Signer.from_file(tmp_path / "other-key").public_key_pem)
+    forged = run_ledger([*command[:-1], str(other)])
+    assert forged.returncode == 1
+    assert f"BROKEN at position {sealed.position} (the checkpoint is signed by an unknown key"\
+        in forged.stdout
+
+
+async def test_an_edited_checkpoint_is_caught_by_its_signature(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    await history(services)
+    sealed = await Checkpointer(services.store, signer).seal()
+    assert sealed is not None
+
+    async def edit(session: Any) -> None:  # an operator who can write the table, not sign
+        await session.db.execute("UPDATE checkpoints SET head_hash = ? WHERE position = ?",
+                                 ("0" * 64, sealed.position))
+    await services.store.transact(edit)
+    await services.store.close()
+    report = await audit(ledger_at, show_progress=False, checkpoints=True,
+                         public_keys=[signer.public_key_pem])
+    assert report.first_break is not None and "was altered" in report.first_break.reason
