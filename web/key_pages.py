@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
+from marshmallow import ValidationError
 
 from ledger import InvalidInput, KeyNotFound, TooManyKeys
 from web import schemas
@@ -67,13 +68,13 @@ async def create_key(request: web.Request) -> web.Response:
               "expires_in_days": _optional_number(form, "expires_in_days"),
               "monthly_limit_credits": _optional_number(form, "monthly_limit_credits")}
     shown = {k: "" if v is None else str(v) for k, v in fields.items()}
-    errors = schemas.KeyCreateRequest().validate(fields)
-    if errors:
-        return await keys_page(request, 422, form=shown, field_errors=errors,
-                               error="Please correct the fields below.")
     try:
-        issued = await request.app[API_KEYS].create(
-            user_id, client=client_address(request), **fields)  # type: ignore[arg-type]
+        loaded: dict[str, Any] = schemas.KeyCreateRequest().load(fields)
+        issued = await request.app[API_KEYS].create(user_id, client=client_address(request),
+                                                    **loaded)
+    except ValidationError as exc:
+        return await keys_page(request, 422, form=shown, field_errors=exc.messages,
+                               error="Please correct the fields below.")
     except InvalidInput as exc:
         return await keys_page(request, 422, form=shown, field_errors={exc.field: [str(exc)]},
                                error="Please correct the fields below.")
