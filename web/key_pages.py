@@ -16,10 +16,11 @@ from marshmallow import ValidationError
 
 from ledger import InvalidInput, KeyNotFound, TooManyKeys
 from web import schemas
-from web.api import client_address
+from web.api import client_address, throttled_password_change
 from web.auth import check_csrf, end_session, page_credential, page_user
 from web.bodies import whole_number
 from web.keys import API_KEYS, USERS
+from web.problems import Problem
 
 SECURITY_ROWS = 20
 
@@ -120,11 +121,14 @@ async def change_password(request: web.Request) -> web.Response:
         return await keys_page(request, 422, password_errors=errors,
                                error="The password was not changed.")
     try:
-        revoked = await request.app[USERS].change_password(
-            current, fields["current_password"], fields["new_password"], client_address(request))
+        revoked = await throttled_password_change(request, current, fields["current_password"],
+                                                  fields["new_password"])
     except InvalidInput as exc:
         return await keys_page(request, 422, password_errors={exc.field: [str(exc)]},
                                error="The password was not changed.")
+    except Problem as exc:  # too many wrong current passwords
+        return await keys_page(request, exc.status_code, error=f"The password was not "
+                               f"changed: too many attempts; {exc.detail}.")
     await _flash(request, message=f"Password changed. {revoked} other session(s) and login "
                                   "token(s) were signed out; this one stays signed in. API "
                                   "keys are separate credentials and keep working.")
