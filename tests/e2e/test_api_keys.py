@@ -299,3 +299,22 @@ async def test_wrong_current_passwords_are_throttled_like_failed_logins(client: 
     login = await client.post("/api/v1/auth/login", json={"username": "ada",
                                                           "password": PASSWORD})
     assert login.status == 429, "the same counter as the login's"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"current_password": PASSWORD}, {"new_password": NEW_PASSWORD},
+    {"current_password": 5, "new_password": NEW_PASSWORD},
+    {"current_password": PASSWORD, "new_password": None},
+    {"current_password": PASSWORD, "new_password": "x" * 257},
+    {"current_password": PASSWORD, "new_password": ["a long enough one"]},
+    {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "user_id": 2},
+])
+async def test_hostile_password_fields_are_422_and_change_nothing(
+        client: Client, body: dict[str, Any]) -> None:
+    ada = await api_signup(client, "ada")
+    response = await client.post("/api/v1/auth/password", json=body, headers=ada.auth)
+    await expect_problem(response, 422, "validation_error")
+    assert (await client.get("/api/v1/me", headers=ada.auth)).status == 200
+    login = await client.post("/api/v1/auth/login", json={"username": "ada",
+                                                          "password": PASSWORD})
+    assert login.status == 200, "the old password still works"
