@@ -4,6 +4,7 @@ The seed's User, Transaction and UserService live here, async, writing only thro
 """
 
 from ledger.control import Operation
+from ledger.credentials import Credential, InvalidInput
 from ledger.errors import (
     AccountNotFound,
     BalanceLimitExceeded,
@@ -16,9 +17,11 @@ from ledger.errors import (
     UnknownHold,
     UsernameTaken,
 )
+from ledger.keys import IssuedKey, KeyNotFound, KeyService, KeyView, TooManyKeys
+from ledger.security_log import SecurityEvent
 from ledger.service import LedgerService, TaskDraft, TaskTicket
 from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
-from ledger.users import InvalidInput, Passwords, Transaction, User, UserService
+from ledger.users import Passwords, Transaction, User, UserService
 from ledger.views import (
     BalanceView,
     IssuedToken,
@@ -36,13 +39,18 @@ __all__ = [
     "AccountNotFound",
     "BalanceLimitExceeded",
     "BalanceView",
+    "Credential",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidAmount",
     "InvalidCredentials",
     "InvalidInput",
+    "IssuedKey",
     "IssuedToken",
     "JsonValue",
+    "KeyNotFound",
+    "KeyService",
+    "KeyView",
     "LedgerError",
     "LedgerService",
     "Operation",
@@ -51,10 +59,12 @@ __all__ = [
     "Passwords",
     "Profile",
     "RegisteredUser",
+    "SecurityEvent",
     "TaskDraft",
     "TaskOutcome",
     "TaskTicket",
     "TaskView",
+    "TooManyKeys",
     "TopUpOutcome",
     "Transaction",
     "TransactionView",

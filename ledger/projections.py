@@ -22,6 +22,7 @@ from ledger.events import (
     TaskRejected,
     TaskSubmitted,
 )
+from ledger.key_projection import KeysProjector
 
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"
@@ -207,4 +208,4 @@ class TasksProjector:
 
 
 def ledger_projectors() -> list[Projector]:
-    return [AccountsProjector(), TransactionsProjector(), TasksProjector()]
+    return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector()]

@@ -7,15 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import InvalidCredentials, checkpoints
+from ledger import Credential, InvalidCredentials, InvalidInput, checkpoints
 from ledger.checkpoints import known_keys
 from ledger.consistency import NoSuchCheckpoint, build_consistency
 from ledger.statement_proof import StatementNotReady, build_statement
 from ml import PredictionResult
 from web import schemas
-from web.auth import api_user, bearer_token
+from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import CHECKPOINTS, CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.keys import API_KEYS, CHECKPOINTS, CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -23,6 +23,7 @@ IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 register_schema, login_schema = schemas.RegisterRequest(), schemas.LoginRequest()
 top_up_schema, predict_schema = schemas.TopUpRequest(), schemas.PredictRequest()
 page_query = schemas.PageQuery()
+key_create_schema, password_schema = schemas.KeyCreateRequest(), schemas.PasswordChangeRequest()
 
 
 def client_address(request: web.Request) -> str:
@@ -59,7 +60,8 @@ async def login(request: web.Request) -> web.Response:
         raise Problem(429, "too_many_attempts", "Too many login attempts",
                       f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
     try:
-        issued = await request.app[USERS].login(body["username"], body["password"], "api")
+        issued = await request.app[USERS].login(body["username"], body["password"], "api",
+                                                client_address(request))
     except InvalidCredentials:
         await throttle.failed(body["username"], client)
         raise
@@ -68,7 +70,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    await api_user(request)
+    await require_login(request)
     token = bearer_token(request)
     assert token is not None
     await request.app[USERS].logout(token)
@@ -86,7 +88,7 @@ async def balance(request: web.Request) -> web.Response:
 
 
 async def top_up(request: web.Request) -> web.Response:
-    user_id = await api_user(request)
+    user_id = await api_user(request, "predict")
     key = idempotency_key(request)
     body = load(top_up_schema, await read_json(request))
     outcome = await request.app[LEDGER].top_up(user_id, body["amount"], key)
@@ -109,7 +111,7 @@ async def models(request: web.Request) -> web.Response:
 
 
 async def predict(request: web.Request) -> web.Response:
-    user_id = await api_user(request)
+    user_id = await api_user(request, "predict")
     key = idempotency_key(request)
     if request.content_type == "multipart/form-data":
         model_id, text, is_csv = await _predict_upload(request)
@@ -223,3 +225,65 @@ async def checkpoint_consistency(request: web.Request) -> web.Response:
     except NoSuchCheckpoint as missing:
         raise Problem(404, "no_checkpoint", "No such checkpoint", str(missing)) from missing
     return web.json_response(reply)
+# -- API keys and the account's own security: a login, never a key ------------------------
+
+async def create_key(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    body = load(key_create_schema, await read_json(request))
+    issued = await request.app[API_KEYS].create(credential.user_id, client=client_address(
+        request), **body)
+    return web.json_response(schemas.issued_key_json(issued), status=201,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    found = await request.app[API_KEYS].list(credential.user_id)
+    return web.json_response({"data": [schemas.key_json(k) for k in found]})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    await request.app[API_KEYS].revoke(credential.user_id, request.match_info["key_id"],
+                                       client_address(request))
+    return web.Response(status=204)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    body = load(password_schema, await read_json(request))
+    await throttled_password_change(request, credential, body["current_password"],
+                                    body["new_password"])
+    return web.Response(status=204)
+
+
+async def throttled_password_change(request: web.Request, credential: Credential,
+                                    current: str, new: str) -> int:
+    """A wrong current password counts as a failed login of the account: a stolen session
+    cannot guess its way to a password change any faster than a stranger at the login."""
+    throttle, client = request.app[THROTTLE], client_address(request)
+    username = (await request.app[LEDGER].profile(credential.user_id)).username
+    if wait := await throttle.retry_after(username, client):
+        raise Problem(429, "too_many_attempts", "Too many attempts",
+                      f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
+    try:
+        revoked = await request.app[USERS].change_password(credential, current, new, client)
+    except InvalidInput as exc:
+        if exc.field == "current_password":
+            await throttle.failed(username, client)
+        raise
+    await throttle.succeeded(username, client)
+    return revoked
+
+
+async def logout_all(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    await request.app[USERS].logout_all(credential.user_id, client_address(request))
+    return web.Response(status=204)
+
+
+async def security_events(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    query = _page(request)
+    page = await request.app[USERS].security_events(credential.user_id, **query)
+    return web.json_response(schemas.page_json(page, schemas.security_event_json))

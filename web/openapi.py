@@ -12,6 +12,8 @@ from web import schemas
 ERROR_TEXT = {
     400: "Malformed request", 401: "Missing, expired or revoked token",
     402: "The balance does not cover the cost; nothing was charged",
+    403: "A read key cannot do this (insufficient_scope), or this needs a login, not a key "
+         "(login_required)",
     404: "Not found", 409: "Conflict", 413: "The body or the item count is over the limit",
     415: "The body is not JSON", 422: "The request is not valid", 429: "Too many attempts",
     502: "The model failed as a whole (prediction_failed); nothing was charged",
@@ -66,6 +68,32 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
     return operation
 
 
+LOGIN_ONLY = " Needs a login token; an API key gets 403 login_required."
+KEY_PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/keys": {
+        "post": _op("Create an API key; its secret `key` is shown this once." + LOGIN_ONLY,
+                    (201, "IssuedKeyView"), tag="keys", body="KeyCreateRequest",
+                    errors=(403, 409, 503)),
+        "get": _op("Your API keys, masked, newest first." + LOGIN_ONLY, (200, "KeyList"),
+                   tag="keys", errors=(403,))},
+    "/api/v1/keys/{key_id}": {"delete": _op(
+        "Revoke a key: the next request with it gets 401." + LOGIN_ONLY, (204, None),
+        tag="keys", errors=(403, 404, 503), params=[{
+            "name": "key_id", "in": "path", "required": True,
+            "schema": {"type": "string", "maxLength": 40}}])},
+    "/api/v1/auth/password": {"post": _op(
+        "Change the password; every other session and login token is revoked (API keys "
+        "stay). Wrong current passwords count as failed logins (429)." + LOGIN_ONLY,
+        (204, None), tag="auth", body="PasswordChangeRequest", errors=(403, 429, 503))},
+    "/api/v1/auth/logout-all": {"post": _op(
+        "Log out everywhere: every session and login token, this one too (API keys stay)."
+        + LOGIN_ONLY, (204, None), tag="auth", errors=(403, 503))},
+    "/api/v1/security-events": {"get": _op(
+        "The security log, newest first." + LOGIN_ONLY, (200, "SecurityEventPage"),
+        tag="auth", errors=(403, 422), params=PAGE)},
+}
+
+
 def build_openapi() -> dict[str, Any]:
     spec = APISpec(title="ML Cabinet API", version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
@@ -77,8 +105,9 @@ def build_openapi() -> dict[str, Any]:
                  "TransactionPage", "ModelView", "ModelList", "InvalidItem", "TaskView",
                  "TaskPage", "PredictionItem", "PredictResult", "Health", "ProblemView",
                  "PublicKeyView", "PublicKeys", "CheckpointView", "ConsistencyProof",
-                 "StatementBalance",
-                 "StatementProof"):
+                 "StatementBalance", "StatementProof",
+                 "KeyCreateRequest", "PasswordChangeRequest", "KeyView", "IssuedKeyView",
+                 "KeyList", "SecurityEventView", "SecurityEventPage"):
         spec.components.schema(name, schema=getattr(schemas, name))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _op("Liveness", (200, "Health"), tag="service", auth=False)},
@@ -127,6 +156,7 @@ def build_openapi() -> dict[str, Any]:
         "/api/v1/statement/proof": {"get": _op(
             "Your events with Merkle proofs against a signed checkpoint (a file to keep)",
             (200, "StatementProof"), tag="ledger", errors=(503,))},
+        **KEY_PATHS,
     }
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

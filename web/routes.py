@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, pages
+from web import api, key_pages, pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -45,3 +45,16 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
                    name="api_checkpoint_consistency")
     router.add_get(f"{v1}/statement/proof", api.statement_proof, name="api_statement_proof")
     router.add_get("/cabinet/statement", pages.statement, name="cabinet_statement")
+    router.add_post(f"{v1}/keys", api.create_key, name="api_create_key")
+    router.add_get(f"{v1}/keys", api.list_keys, name="api_keys")
+    router.add_delete(f"{v1}/keys/{{key_id}}", api.revoke_key, name="api_revoke_key")
+    router.add_post(f"{v1}/auth/password", api.change_password, name="api_change_password")
+    router.add_post(f"{v1}/auth/logout-all", api.logout_all, name="api_logout_all")
+    router.add_get(f"{v1}/security-events", api.security_events, name="api_security_events")
+    router.add_get("/cabinet/keys", key_pages.keys_page, name="cabinet_keys")
+    router.add_post("/cabinet/keys", key_pages.create_key, name="cabinet_create_key")
+    router.add_get("/cabinet/keys/{key_id}/revoke", key_pages.revoke_confirm,
+                   name="cabinet_revoke_key")
+    router.add_post("/cabinet/keys/{key_id}/revoke", key_pages.revoke_key)
+    router.add_post("/cabinet/password", key_pages.change_password, name="cabinet_password")
+    router.add_post("/cabinet/logout-all", key_pages.logout_all, name="cabinet_logout_all")
