@@ -11,18 +11,22 @@ from ledger.errors import (
     InsufficientCredits,
     InvalidAmount,
     InvalidCredentials,
+    InvalidSetting,
     LedgerError,
     OperationInProgress,
     UnknownHold,
     UsernameTaken,
 )
+from ledger.limits import Limits, PeriodSpend
 from ledger.service import LedgerService, TaskDraft, TaskTicket
+from ledger.spend import KeyLimit
 from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
 from ledger.users import InvalidInput, Passwords, Transaction, User, UserService
 from ledger.views import (
     BalanceView,
     IssuedToken,
     JsonValue,
+    LimitsView,
     Page,
     Profile,
     RegisteredUser,
@@ -41,14 +45,19 @@ __all__ = [
     "InvalidAmount",
     "InvalidCredentials",
     "InvalidInput",
+    "InvalidSetting",
     "IssuedToken",
     "JsonValue",
+    "KeyLimit",
     "LedgerError",
     "LedgerService",
+    "Limits",
+    "LimitsView",
     "Operation",
     "OperationInProgress",
     "Page",
     "Passwords",
+    "PeriodSpend",
     "Profile",
     "RegisteredUser",
     "TaskDraft",

@@ -207,4 +207,6 @@ class TasksProjector:
 
 
 def ledger_projectors() -> list[Projector]:
-    return [AccountsProjector(), TransactionsProjector(), TasksProjector()]
+    from ledger.spend import SpendProjector  # it folds the same events, in its own module
+
+    return [AccountsProjector(), TransactionsProjector(), TasksProjector(), SpendProjector()]

@@ -42,7 +42,8 @@ def test_every_ledger_event_survives_a_round_trip() -> None:
     assert codec.decode(type_name, version, data_json) == event
     assert {cls.type_name for cls in ALL_EVENTS} == {
         "AccountOpened", "CreditsDeposited", "CreditsWithdrawn", "TaskSubmitted", "CreditsHeld",
-        "HoldSettled", "HoldReleased", "TaskCompleted", "TaskFailed", "TaskRejected"}
+        "HoldSettled", "HoldReleased", "TaskCompleted", "TaskFailed", "TaskRejected",
+        "TimeZoneSet", "LimitsSet"}
 
 
 def test_encoding_is_canonical_so_equal_events_hash_alike() -> None:
