@@ -142,6 +142,15 @@ def prediction_response(result: PredictionResult) -> web.Response:
     """The same stored result always gives the same status and body."""
     task = schemas.public_task(result.task)
     balance = schemas.balance_json(result.balance)
+    if result.status == "rejected" and (refusal := result.refusal) is not None:
+        left = refusal.left_credits or 0
+        raise Problem(402, "spend_limit_reached", "Spend limit reached",
+                      f"this prediction costs {result.quoted_credits} credits and the "
+                      f"{refusal.limit.replace('_', ' ')} limit has {left} left until "
+                      f"{refusal.resets_at.isoformat(timespec='seconds')}; nothing was charged",
+                      limit=refusal.limit, limit_credits=refusal.limit_credits, left=left,
+                      resets_at=refusal.resets_at.isoformat(timespec="seconds"),
+                      cost=result.quoted_credits, balance=balance, task=task)
     if result.status == "rejected":
         raise Problem(402, "insufficient_balance", "Not enough credits",
                       f"this prediction costs {result.quoted_credits} credits and "
@@ -170,3 +179,34 @@ async def task(request: web.Request) -> web.Response:
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
     return web.json_response(schemas.public_task(found))
+
+
+# -- the account's time zone and spend limits (issue 9) ---------------------------------------
+
+me_update_schema, limits_schema = schemas.MeUpdate(), schemas.LimitsRequest()
+
+
+async def update_me(request: web.Request) -> web.Response:
+    user_id = await login_user(request)
+    body = load(me_update_schema, await read_json(request))
+    profile = await request.app[LEDGER].set_time_zone(user_id, body["time_zone"])
+    return web.json_response(schemas.me_json(profile))
+
+
+async def get_limits(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    return web.json_response(schemas.limits_json(await request.app[LEDGER].limits(user_id)))
+
+
+async def put_limits(request: web.Request) -> web.Response:
+    user_id = await login_user(request)
+    body = load(limits_schema, await read_json(request))
+    view = await request.app[LEDGER].set_limits(user_id, body["daily_credits"],
+                                                body["monthly_credits"])
+    return web.json_response(schemas.limits_json(view))
+
+
+async def login_user(request: web.Request) -> int:
+    """The caller, who must have logged in: changing limits is never an API key's business.
+    (Until the keys branch lands, every bearer token is a login token.)"""
+    return await api_user(request)

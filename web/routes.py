@@ -38,3 +38,6 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post(f"{v1}/predict", api.predict, name="api_predict")
     router.add_get(f"{v1}/tasks", api.tasks, name="api_tasks")
     router.add_get(f"{v1}/tasks/{{task_id}}", api.task, name="api_task")
+    router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
+    router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
+    router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")
