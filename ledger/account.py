@@ -106,7 +106,7 @@ def withdraw(account: Account, amount_credits: int, description: str) -> list[Ev
 
 
 def submit_task(account: Account, submitted: TaskSubmitted, owner: str,
-                key_id: int | None = None) -> list[Event]:
+                key_id: str | None = None) -> list[Event]:
     """Accept a task and hold its cost, or raise when the available balance cannot cover it.
 
     Nothing runs on an available balance that is not positive, even a task that costs 0.

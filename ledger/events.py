@@ -66,7 +66,7 @@ class CreditsHeld(Event, type_name="CreditsHeld", schema_version=2):
     task_id: int
     amount_credits: int
     owner: str
-    key_id: int | None = None
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

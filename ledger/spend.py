@@ -23,14 +23,14 @@ from ledger.events import (
 )
 from ledger.limits import Limits, PeriodSpend
 
-NO_KEY = 0  # the key column of spending without an API key (a login, a direct charge)
+NO_KEY = ""  # the key column of spending without an API key (a login, a direct charge)
 
 
 @dataclass(frozen=True, kw_only=True)
 class KeyLimit:
     """The API key a request came with, and its own monthly limit (None: none)."""
 
-    key_id: int
+    key_id: str  # opaque, "key_" + hex (branch keys)
     monthly_limit_credits: int | None
 
 
@@ -46,7 +46,7 @@ class SpendProjector:
     );
     CREATE TABLE IF NOT EXISTS spend (
         user_id       INTEGER NOT NULL,
-        key_id        INTEGER NOT NULL,
+        key_id        TEXT    NOT NULL,
         slot          INTEGER NOT NULL,
         spent_credits INTEGER NOT NULL CHECK (spent_credits >= 0),
         PRIMARY KEY (user_id, key_id, slot)
@@ -55,7 +55,7 @@ class SpendProjector:
     CREATE TABLE IF NOT EXISTS spend_holds (
         task_id INTEGER PRIMARY KEY,
         user_id INTEGER NOT NULL,
-        key_id  INTEGER NOT NULL,
+        key_id  TEXT    NOT NULL,
         slot    INTEGER NOT NULL
     );
     """
@@ -95,7 +95,7 @@ class SpendProjector:
                     (returned, event.user_id, row["key_id"], row["slot"]))
 
 
-async def _add(db: SqlDatabase, user_id: int, key_id: int, slot: int, credits: int) -> None:
+async def _add(db: SqlDatabase, user_id: int, key_id: str, slot: int, credits: int) -> None:
     await db.execute(
         "INSERT INTO spend VALUES (?, ?, ?, ?) ON CONFLICT (user_id, key_id, slot) "
         "DO UPDATE SET spent_credits = spend.spent_credits + excluded.spent_credits",
@@ -113,7 +113,7 @@ async def account_limits(db: SqlDatabase, user_id: int) -> Limits:
 
 
 async def spent_in(db: SqlDatabase, user_id: int, period: tuple[datetime, datetime],
-                   key_id: int | None = None) -> int:
+                   key_id: str | None = None) -> int:
     first, end = limits.slots(period)
     if key_id is None:
         row = await db.fetchone(

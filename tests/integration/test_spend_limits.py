@@ -111,10 +111,10 @@ async def test_an_open_hold_is_counted_while_its_model_runs(world: World) -> Non
 
 
 async def test_a_keys_monthly_limit_counts_only_that_keys_spending(world: World) -> None:
-    key = KeyLimit(key_id=1, monthly_limit_credits=3)
+    key = KeyLimit(key_id="key_0000000000000001", monthly_limit_credits=3)
     assert await predict(world) == "completed"  # a login's spending: not the key's
     assert [await predict(world, key), await predict(world, key)] == ["completed", "rejected"]
-    other = KeyLimit(key_id=2, monthly_limit_credits=3)
+    other = KeyLimit(key_id="key_0000000000000002", monthly_limit_credits=3)
     assert await predict(world, other) == "completed"
     result = await world.ml.process_task(world.user_id, 1, [1, 2, 3], key=key)
     assert result.refusal is not None and result.refusal.limit == "key_monthly"
