@@ -4,6 +4,7 @@ The seed's User, Transaction and UserService live here, async, writing only thro
 """
 
 from ledger.control import Operation
+from ledger.credentials import Credential, InvalidInput
 from ledger.errors import (
     AccountNotFound,
     BalanceLimitExceeded,
@@ -17,11 +18,13 @@ from ledger.errors import (
     UnknownHold,
     UsernameTaken,
 )
+from ledger.keys import IssuedKey, KeyNotFound, KeyService, KeyView, TooManyKeys
 from ledger.limits import Limits, PeriodSpend
+from ledger.security_log import SecurityEvent
 from ledger.service import LedgerService, TaskDraft, TaskTicket
 from ledger.spend import KeyLimit
 from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
-from ledger.users import InvalidInput, Passwords, Transaction, User, UserService
+from ledger.users import Passwords, Transaction, User, UserService
 from ledger.views import (
     BalanceView,
     IssuedToken,
@@ -40,15 +43,20 @@ __all__ = [
     "AccountNotFound",
     "BalanceLimitExceeded",
     "BalanceView",
+    "Credential",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidAmount",
     "InvalidCredentials",
     "InvalidInput",
     "InvalidSetting",
+    "IssuedKey",
     "IssuedToken",
     "JsonValue",
     "KeyLimit",
+    "KeyNotFound",
+    "KeyService",
+    "KeyView",
     "LedgerError",
     "LedgerService",
     "Limits",
@@ -60,10 +68,12 @@ __all__ = [
     "PeriodSpend",
     "Profile",
     "RegisteredUser",
+    "SecurityEvent",
     "TaskDraft",
     "TaskOutcome",
     "TaskTicket",
     "TaskView",
+    "TooManyKeys",
     "TopUpOutcome",
     "Transaction",
     "TransactionView",

@@ -133,3 +133,14 @@ async def revoke_token(db: SqlDatabase, digest: str, at: str) -> None:
     await db.execute(
         "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
         (at, digest))
+
+
+async def revoke_user_tokens(db: SqlDatabase, user_id: int, at: str, keep: str | None) -> int:
+    """Revoke every live token of the user but `keep` (a digest); how many were revoked."""
+    row = await db.fetchone(
+        "SELECT COUNT(*) AS n FROM tokens WHERE user_id = ? AND revoked_at IS NULL "
+        "AND expires_at > ? AND token_hash <> ?", (user_id, at, keep or ""))
+    await db.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL "
+        "AND token_hash <> ?", (at, user_id, keep or ""))
+    return 0 if row is None else int(row["n"])

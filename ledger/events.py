@@ -145,10 +145,32 @@ class LimitsSet(Event, type_name="LimitsSet"):
     monthly_credits: int | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class KeyCreated(Event, type_name="KeyCreated"):
+    """An API key was made. Never its secret: only what the owner and the auditor may see
+    (the id, its name and scope, the masked form, its monthly limit and expiry)."""
+
+    user_id: int
+    key_id: str
+    name: str
+    scope: str
+    prefix: str
+    last4: str
+    monthly_limit_credits: int | None
+    expires_at: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyRevoked(Event, type_name="KeyRevoked"):
+    user_id: int
+    key_id: str
+    reason: str
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     AccountOpened, CreditsDeposited, CreditsWithdrawn, TaskSubmitted, CreditsHeld,
     HoldSettled, HoldReleased, TaskCompleted, TaskFailed, TaskRejected,
-    TimeZoneSet, LimitsSet,
+    TimeZoneSet, LimitsSet, KeyCreated, KeyRevoked,
 )
 
 

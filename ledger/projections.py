@@ -22,6 +22,7 @@ from ledger.events import (
     TaskRejected,
     TaskSubmitted,
 )
+from ledger.key_projection import KeysProjector
 
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"
@@ -209,4 +210,5 @@ class TasksProjector:
 def ledger_projectors() -> list[Projector]:
     from ledger.spend import SpendProjector  # it folds the same events, in its own module
 
-    return [AccountsProjector(), TransactionsProjector(), TasksProjector(), SpendProjector()]
+    return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector(),
+            SpendProjector()]

@@ -14,10 +14,14 @@ from events.postgres import PostgresEventStore
 from events.rows import Clock, utc_now
 from ledger.control import CONTROL_SCHEMA
 from ledger.events import ledger_codec
+from ledger.keys import KEYS_CONTROL_SCHEMA
 from ledger.projections import ledger_projectors
+from ledger.security_log import SECURITY_SCHEMA
 from ledger.shared import SHARED_SCHEMA
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+# Control-plane tables on both stores: credentials, tokens, operations, key hashes, the log.
+BOTH_SCHEMA = CONTROL_SCHEMA + KEYS_CONTROL_SCHEMA + SECURITY_SCHEMA
 
 
 def is_database_url(where: str | Path) -> bool:
@@ -32,7 +36,7 @@ def ledger_store(
 ) -> SQLiteEventStore:
     """A SQLite store with the ledger's codec, projections and control tables; `open()` next."""
     return SQLiteEventStore(path, ledger_codec(), ledger_projectors(), synchronous=synchronous,
-                            control_schema=CONTROL_SCHEMA, clock=clock)
+                            control_schema=BOTH_SCHEMA, clock=clock)
 
 
 def postgres_ledger_store(
@@ -41,7 +45,7 @@ def postgres_ledger_store(
     """A PostgreSQL store with the ledger's codec, projections and control tables.
     `options` are PostgresEventStore's pool bounds and timeouts."""
     # What processes share only on PostgreSQL comes with it: ledger/shared.py, events/leases.py.
-    shared = CONTROL_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA
+    shared = BOTH_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA
     return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),
                               control_schema=shared, clock=clock, **options)
 

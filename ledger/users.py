@@ -16,21 +16,21 @@ from datetime import datetime, timedelta
 import argon2
 
 from events import SqlDatabase, SqlSession
-from ledger import control, queries
-from ledger.errors import AccountNotFound, InsufficientCredits, InvalidCredentials, LedgerError
+from ledger import control, queries, security_log
+from ledger.credentials import Credential, InvalidInput
+from ledger.errors import AccountNotFound, InsufficientCredits, InvalidCredentials
 from ledger.service import LedgerService
-from ledger.views import BalanceView, IssuedToken, RegisteredUser, TopUpOutcome, TransactionView
+from ledger.views import (
+    BalanceView,
+    IssuedToken,
+    Page,
+    RegisteredUser,
+    TopUpOutcome,
+    TransactionView,
+)
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
-
-
-class InvalidInput(LedgerError):
-    code = "validation_error"
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
 
 
 def check_username(username: str) -> None:
@@ -130,10 +130,14 @@ class UserService:
 
         await self.ledger.store.transact(work)
 
-    async def login(self, username: str, password: str, kind: str = "api") -> IssuedToken:
-        return await self.issue_token(await self.authenticate(username, password), kind)
+    async def login(self, username: str, password: str, kind: str = "api",
+                    client: str | None = None) -> IssuedToken:
+        return await self.issue_token(await self.authenticate(username, password), kind,
+                                      client)
 
-    async def issue_token(self, user_id: int, kind: str) -> IssuedToken:
+    async def issue_token(self, user_id: int, kind: str, client: str | None = None
+                          ) -> IssuedToken:
+        """A new login token; with `client`, the sign-in goes into the security log too."""
         token = secrets.token_urlsafe(32)
         now = self.ledger.store.clock()
         expires_at = now + self.ttl[kind]
@@ -141,6 +145,9 @@ class UserService:
         async def work(s: SqlSession) -> None:
             await control.add_token(s.db, token_digest(token), user_id, kind, now.isoformat(),
                                     expires_at.isoformat())
+            if client is not None:
+                await security_log.record(s.db, user_id=user_id, kind="login", client=client,
+                                          at=now, detail="page" if kind == "session" else "api")
 
         await self.ledger.store.transact(work)
         return IssuedToken(user_id=user_id, access_token=token, token_type="bearer",
@@ -151,6 +158,56 @@ class UserService:
         if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
             return None
         return int(row["user_id"])
+
+    async def credential_for_token(self, token: str, kind: str = "api") -> Credential | None:
+        digest = token_digest(token)
+        row = await control.find_token(self._db, digest, kind)
+        if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
+            return None
+        return Credential(user_id=int(row["user_id"]),
+                          kind="token" if kind == "api" else "session", token_digest=digest)
+
+    async def change_password(self, credential: Credential, current_password: str,
+                              new_password: str, client: str) -> int:
+        """Set a new password and revoke every other login session and token (API keys stay:
+        they are separate credentials); the number revoked. A wrong current password is
+        InvalidCredentials and changes nothing."""
+        if not isinstance(current_password, str) or len(current_password) > MAX_PASSWORD:
+            raise InvalidInput("current_password", "the password you sign in with")
+        check_password(new_password)
+        stored = await control.password_hash_of(self._db, credential.user_id)
+        if not await self.passwords.verify(stored, current_password):
+            raise InvalidInput("current_password", "this is not your current password")
+        new_hash = await self.passwords.hash(new_password)
+
+        async def work(s: SqlSession) -> int:
+            now = self.ledger.store.clock()
+            await control.set_password_hash(s.db, credential.user_id, new_hash, now.isoformat())
+            revoked = await control.revoke_user_tokens(s.db, credential.user_id,
+                                                       now.isoformat(), credential.token_digest)
+            await security_log.record(s.db, user_id=credential.user_id, client=client, at=now,
+                                      kind="password_changed",
+                                      detail=f"{revoked} other sessions and tokens ended")
+            return revoked
+
+        return await self.ledger.store.transact(work)
+
+    async def logout_all(self, user_id: int, client: str) -> int:
+        """End every login session and token of the user, this one too; API keys stay."""
+        async def work(s: SqlSession) -> int:
+            now = self.ledger.store.clock()
+            revoked = await control.revoke_user_tokens(s.db, user_id, now.isoformat(), None)
+            await security_log.record(s.db, user_id=user_id, kind="logout_all", client=client,
+                                      at=now, detail=f"{revoked} sessions and tokens ended")
+            return revoked
+
+        return await self.ledger.store.transact(work)
+
+    async def security_events(self, user_id: int, *, limit: int = 20,
+                              starting_after: int | None = None
+                              ) -> Page[security_log.SecurityEvent]:
+        return await security_log.page(self._db, user_id, limit=limit,
+                                       starting_after=starting_after)
 
     async def logout(self, token: str) -> None:
         async def work(s: SqlSession) -> None:

@@ -10,7 +10,7 @@ from aiohttp import web
 from ledger import InvalidCredentials
 from ml import PredictionResult
 from web import schemas
-from web.auth import api_user, bearer_token
+from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
 from web.problems import Problem
@@ -56,7 +56,8 @@ async def login(request: web.Request) -> web.Response:
         raise Problem(429, "too_many_attempts", "Too many login attempts",
                       f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
     try:
-        issued = await request.app[USERS].login(body["username"], body["password"], "api")
+        issued = await request.app[USERS].login(body["username"], body["password"], "api",
+                                                client_address(request))
     except InvalidCredentials:
         await throttle.failed(body["username"], client)
         raise
@@ -65,7 +66,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    await api_user(request)
+    await require_login(request)
     token = bearer_token(request)
     assert token is not None
     await request.app[USERS].logout(token)
@@ -83,7 +84,7 @@ async def balance(request: web.Request) -> web.Response:
 
 
 async def top_up(request: web.Request) -> web.Response:
-    user_id = await api_user(request)
+    user_id = await api_user(request, "predict")
     key = idempotency_key(request)
     body = load(top_up_schema, await read_json(request))
     outcome = await request.app[LEDGER].top_up(user_id, body["amount"], key)
@@ -106,7 +107,7 @@ async def models(request: web.Request) -> web.Response:
 
 
 async def predict(request: web.Request) -> web.Response:
-    user_id = await api_user(request)
+    user_id = await api_user(request, "predict")
     key = idempotency_key(request)
     if request.content_type == "multipart/form-data":
         model_id, text, is_csv = await _predict_upload(request)

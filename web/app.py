@@ -21,13 +21,21 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from events import SqlEventStore, StoreCorrupted, StoreError, StoreUnavailable
 from events.leases import FileLiveness, LeaseLiveness, Liveness
 from events.verify import verify_chain
-from ledger import AccountNotFound, LedgerService, Passwords, UserService, ledger_store_at
+from ledger import (
+    AccountNotFound,
+    KeyService,
+    LedgerService,
+    Passwords,
+    UserService,
+    ledger_store_at,
+)
 from ledger.shared import LoginAttempts, shared_secret
 from ml import MLModelManager, MLService, catalogue
 from web import middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
 from web.keys import (
+    API_KEYS,
     CONFIG,
     LEDGER,
     LIVENESS,
@@ -65,6 +73,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
+        app[API_KEYS] = KeyService(ledger)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
         try:

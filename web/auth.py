@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from web.keys import USER_ID, USERS
+from ledger import Credential
+from web.keys import API_KEYS, CREDENTIAL, USER_ID, USERS
 from web.problems import Problem
 
 UNAUTHORIZED = Problem(401, "unauthorized", "Authentication required",
@@ -29,14 +30,55 @@ def bearer_token(request: web.Request) -> str | None:
     return token
 
 
-async def api_user(request: web.Request) -> int:
-    """The caller's user id, or 401 problem+json."""
+INSUFFICIENT_SCOPE = Problem(403, "insufficient_scope", "This key may only read",
+                             "a 'read' key can read the balance, history, models and tasks; "
+                             "predicting and topping up need a 'predict' key or a login")
+LOGIN_REQUIRED = Problem(403, "login_required", "This needs a login, not an API key",
+                         "managing keys, the password and limits needs a login token from "
+                         "POST /api/v1/auth/login or a signed-in page")
+KEY_PREFIX = "mlc_"
+
+
+async def api_credential(request: web.Request) -> Credential:
+    """What authenticated the request, a login token or an API key, or 401 problem+json.
+    Read from the database each time: a logout or a revoked key is refused at once."""
+    if CREDENTIAL in request:
+        return request[CREDENTIAL]
     token = bearer_token(request)
-    user_id = None if token is None else await request.app[USERS].user_for_token(token, "api")
-    if user_id is None:
+    credential = None
+    if token is not None and token.startswith(KEY_PREFIX):
+        credential = await request.app[API_KEYS].credential_for(token)
+    elif token is not None:
+        credential = await request.app[USERS].credential_for_token(token, "api")
+    if credential is None:
         raise UNAUTHORIZED
-    request[USER_ID] = user_id
-    return user_id
+    request[CREDENTIAL], request[USER_ID] = credential, credential.user_id
+    return credential
+
+
+async def api_user(request: web.Request, scope: str = "read") -> int:
+    """The caller's user id, when its credential may `scope` ('read' or 'predict')."""
+    credential = await api_credential(request)
+    if scope == "predict" and credential.scope != "predict":
+        raise INSUFFICIENT_SCOPE
+    return credential.user_id
+
+
+async def require_login(request: web.Request) -> Credential:
+    """A login token's credential; an API key gets 403 login_required."""
+    credential = await api_credential(request)
+    if not credential.is_login:
+        raise LOGIN_REQUIRED
+    return credential
+
+
+async def page_credential(request: web.Request) -> Credential | None:
+    """The signed-in page session's credential (for a password change that keeps it)."""
+    session = await get_session(request)
+    token = session.get("token")
+    if not isinstance(token, str):
+        return None
+    return await request.app[USERS].credential_for_token(token, "session")
 
 
 async def page_user(request: web.Request) -> int | None:
@@ -69,9 +111,11 @@ async def check_csrf(request: web.Request, form: Any) -> None:
                                      "Reload the page and try again.")
 
 
-async def start_session(request: web.Request, user_id: int) -> None:
-    """A fresh session at login: a new cookie, a new CSRF token, a new server-side token."""
-    issued = await request.app[USERS].issue_token(user_id, "session")
+async def start_session(request: web.Request, user_id: int, client: str | None = None
+                        ) -> None:
+    """A fresh session at login: a new cookie, a new CSRF token, a new server-side token.
+    With `client`, the sign-in goes into the security log."""
+    issued = await request.app[USERS].issue_token(user_id, "session", client)
     session = await new_session(request)
     session["token"] = issued.access_token
     session["csrf"] = secrets.token_urlsafe(32)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from events import SqlEventStore
 from events.leases import Liveness
-from ledger import LedgerService, UserService
+from ledger import Credential, KeyService, LedgerService, UserService
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.sessions import SharedKeyCookieStorage
@@ -21,9 +21,12 @@ ML = web.AppKey("ml", MLService)
 THROTTLE = web.AppKey[Throttle]("throttle")
 OPENAPI = web.AppKey("openapi", dict)
 LIVENESS = web.AppKey[Liveness]("liveness")
+API_KEYS = web.AppKey("api_keys", KeyService)
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 
 # Per-request values set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)
 USER_ID = web.RequestKey[int | None]("user_id")
+# What authenticated an API request (a login token or an API key, its scope, id and limit).
+CREDENTIAL = web.RequestKey("credential", Credential)

@@ -103,7 +103,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return _form_page(request, "login.html", 401, form={"username": username},
                           error="Wrong username or password.")
     await throttle.succeeded(username, client)
-    await start_session(request, user_id)
+    await start_session(request, user_id, client)
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
