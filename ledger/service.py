@@ -14,7 +14,7 @@ from typing import Any
 
 from events import Metadata, SqlEventStore, SqlSession, UniqueViolation
 from ledger import account as decide
-from ledger import limits, queries, spend
+from ledger import limits, queries, security_log, spend
 from ledger.control import (
     Operation,
     finish_task_operation,
@@ -49,6 +49,10 @@ from ledger.views import (
     task_outcome_from_stored,
     top_up_from_stored,
 )
+
+
+def _shown(limit_credits: int | None) -> str:
+    return "none" if limit_credits is None else f"{limit_credits:,}"
 
 
 def account_stream(user_id: int) -> str:
@@ -209,15 +213,17 @@ class LedgerService:
             periods += await spend.periods_at(s.db, user_id, later, key)
         return limits.refused_by(periods, cost_credits)
 
-    async def set_time_zone(self, user_id: int, time_zone: str) -> Profile:
+    async def set_time_zone(self, user_id: int, time_zone: str,
+                            client: str | None = None) -> Profile:
         """The account's time zone, an IANA name: its calendar days and months."""
         if not limits.is_time_zone(time_zone):
             raise InvalidSetting("time_zone", "an IANA time zone name, like Europe/Moscow")
-        await self._append_setting(user_id, TimeZoneSet(user_id=user_id, time_zone=time_zone))
+        await self._append_setting(user_id, TimeZoneSet(user_id=user_id, time_zone=time_zone),
+                                   client, f"time zone {time_zone}")
         return await self.profile(user_id)
 
     async def set_limits(self, user_id: int, daily_credits: int | None,
-                         monthly_credits: int | None) -> LimitsView:
+                         monthly_credits: int | None, client: str | None = None) -> LimitsView:
         """Replace both spend limits (None removes one). Spending so far still counts."""
         for name, value in (("daily_credits", daily_credits),
                             ("monthly_credits", monthly_credits)):
@@ -226,14 +232,20 @@ class LedgerService:
             except ValueError as exc:
                 raise InvalidSetting(name, str(exc)) from None
         await self._append_setting(user_id, LimitsSet(
-            user_id=user_id, daily_credits=daily_credits, monthly_credits=monthly_credits))
+            user_id=user_id, daily_credits=daily_credits, monthly_credits=monthly_credits),
+            client, f"daily {_shown(daily_credits)}, monthly {_shown(monthly_credits)}")
         return await self.limits(user_id)
 
-    async def _append_setting(self, user_id: int, event: TimeZoneSet | LimitsSet) -> None:
+    async def _append_setting(self, user_id: int, event: TimeZoneSet | LimitsSet,
+                              client: str | None, detail: str) -> None:
+        """The event, and with it (when a client is named) the owner's security log entry."""
         async def work(s: SqlSession) -> None:
             account = await queries.load_account(s.db, user_id)
             await s.append(account_stream(user_id), account.version, [event],
                            Metadata(actor=f"user:{user_id}"))
+            if client is not None:
+                await security_log.record(s.db, user_id=user_id, kind="limits_changed",
+                                          client=client, at=self.store.clock(), detail=detail)
 
         await self.store.transact(work)
 

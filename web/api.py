@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import InvalidCredentials
+from ledger import Credential, InvalidCredentials, KeyLimit
 from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.keys import CONFIG, CREDENTIAL, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -109,14 +109,24 @@ async def models(request: web.Request) -> web.Response:
 async def predict(request: web.Request) -> web.Response:
     user_id = await api_user(request, "predict")
     key = idempotency_key(request)
+    spender = spending_key(request[CREDENTIAL])
     if request.content_type == "multipart/form-data":
         model_id, text, is_csv = await _predict_upload(request)
-        result = await request.app[ML].process_task(user_id, model_id, text, key, csv=is_csv)
+        result = await request.app[ML].process_task(user_id, model_id, text, key, csv=is_csv,
+                                                    key=spender)
     else:
         body = load(predict_schema, await read_json(request))
         result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
-                                                    key)
+                                                    key, key=spender)
     return prediction_response(result)
+
+
+def spending_key(credential: Credential) -> KeyLimit | None:
+    """The API key whose own monthly limit a prediction counts against (None: a login)."""
+    if credential.key_id is None:
+        return None
+    return KeyLimit(key_id=credential.key_id,
+                    monthly_limit_credits=credential.monthly_limit_credits)
 
 
 async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
@@ -188,9 +198,10 @@ me_update_schema, limits_schema = schemas.MeUpdate(), schemas.LimitsRequest()
 
 
 async def update_me(request: web.Request) -> web.Response:
-    user_id = await login_user(request)
+    user_id = (await require_login(request)).user_id
     body = load(me_update_schema, await read_json(request))
-    profile = await request.app[LEDGER].set_time_zone(user_id, body["time_zone"])
+    profile = await request.app[LEDGER].set_time_zone(user_id, body["time_zone"],
+                                                      client_address(request))
     return web.json_response(schemas.me_json(profile))
 
 
@@ -200,14 +211,9 @@ async def get_limits(request: web.Request) -> web.Response:
 
 
 async def put_limits(request: web.Request) -> web.Response:
-    user_id = await login_user(request)
+    """Changing limits needs a login, never an API key (403 login_required)."""
+    user_id = (await require_login(request)).user_id
     body = load(limits_schema, await read_json(request))
     view = await request.app[LEDGER].set_limits(user_id, body["daily_credits"],
-                                                body["monthly_credits"])
+                                                body["monthly_credits"], client_address(request))
     return web.json_response(schemas.limits_json(view))
-
-
-async def login_user(request: web.Request) -> int:
-    """The caller, who must have logged in: changing limits is never an API key's business.
-    (Until the keys branch lands, every bearer token is a login token.)"""
-    return await api_user(request)
