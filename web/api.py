@@ -12,7 +12,7 @@ from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import CONFIG, CREDENTIAL, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.keys import API_KEYS, CONFIG, CREDENTIAL, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -20,6 +20,7 @@ IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 register_schema, login_schema = schemas.RegisterRequest(), schemas.LoginRequest()
 top_up_schema, predict_schema = schemas.TopUpRequest(), schemas.PredictRequest()
 page_query = schemas.PageQuery()
+key_create_schema, password_schema = schemas.KeyCreateRequest(), schemas.PasswordChangeRequest()
 
 
 def client_address(request: web.Request) -> str:
@@ -190,6 +191,51 @@ async def task(request: web.Request) -> web.Response:
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
     return web.json_response(schemas.public_task(found))
+
+
+# -- API keys and the account's own security: a login, never a key ------------------------
+
+async def create_key(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    body = load(key_create_schema, await read_json(request))
+    issued = await request.app[API_KEYS].create(credential.user_id, client=client_address(
+        request), **body)
+    return web.json_response(schemas.issued_key_json(issued), status=201,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    found = await request.app[API_KEYS].list(credential.user_id)
+    return web.json_response({"data": [schemas.key_json(k) for k in found]})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    await request.app[API_KEYS].revoke(credential.user_id, request.match_info["key_id"],
+                                       client_address(request))
+    return web.Response(status=204)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    body = load(password_schema, await read_json(request))
+    await request.app[USERS].change_password(credential, body["current_password"],
+                                             body["new_password"], client_address(request))
+    return web.Response(status=204)
+
+
+async def logout_all(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    await request.app[USERS].logout_all(credential.user_id, client_address(request))
+    return web.Response(status=204)
+
+
+async def security_events(request: web.Request) -> web.Response:
+    credential = await require_login(request)
+    query = _page(request)
+    page = await request.app[USERS].security_events(credential.user_id, **query)
+    return web.json_response(schemas.page_json(page, schemas.security_event_json))
 
 
 # -- the account's time zone and spend limits (issue 9) ---------------------------------------

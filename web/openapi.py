@@ -13,6 +13,8 @@ ERROR_TEXT = {
     400: "Malformed request", 401: "Missing, expired or revoked token",
     402: "The balance or a spend limit (spend_limit_reached) does not cover the cost; "
          "nothing was charged",
+    403: "A read key cannot do this (insufficient_scope), or this needs a login, not a key "
+         "(login_required)",
     404: "Not found", 409: "Conflict", 413: "The body or the item count is over the limit",
     415: "The body is not JSON", 422: "The request is not valid", 429: "Too many attempts",
     502: "The model failed as a whole (prediction_failed); nothing was charged",
@@ -67,6 +69,32 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
     return operation
 
 
+LOGIN_ONLY = " Needs a login token; an API key gets 403 login_required."
+KEY_PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/keys": {
+        "post": _op("Create an API key; its secret `key` is shown this once." + LOGIN_ONLY,
+                    (201, "IssuedKeyView"), tag="keys", body="KeyCreateRequest",
+                    errors=(403, 409, 503)),
+        "get": _op("Your API keys, masked, newest first." + LOGIN_ONLY, (200, "KeyList"),
+                   tag="keys", errors=(403,))},
+    "/api/v1/keys/{key_id}": {"delete": _op(
+        "Revoke a key: the next request with it gets 401." + LOGIN_ONLY, (204, None),
+        tag="keys", errors=(403, 404, 503), params=[{
+            "name": "key_id", "in": "path", "required": True,
+            "schema": {"type": "string", "maxLength": 40}}])},
+    "/api/v1/auth/password": {"post": _op(
+        "Change the password; every other session and login token is revoked (API keys "
+        "stay)." + LOGIN_ONLY, (204, None), tag="auth", body="PasswordChangeRequest",
+        errors=(403, 503))},
+    "/api/v1/auth/logout-all": {"post": _op(
+        "Log out everywhere: every session and login token, this one too (API keys stay)."
+        + LOGIN_ONLY, (204, None), tag="auth", errors=(403, 503))},
+    "/api/v1/security-events": {"get": _op(
+        "The security log, newest first." + LOGIN_ONLY, (200, "SecurityEventPage"),
+        tag="auth", errors=(403, 422), params=PAGE)},
+}
+
+
 def build_openapi() -> dict[str, Any]:
     spec = APISpec(title="ML Cabinet API", version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
@@ -77,6 +105,8 @@ def build_openapi() -> dict[str, Any]:
                  "Balance", "RegisteredUser", "Me", "Token", "TransactionView", "TopUpResult",
                  "TransactionPage", "ModelView", "ModelList", "InvalidItem", "TaskView",
                  "TaskPage", "PredictionItem", "PredictResult", "Health", "ProblemView",
+                 "KeyCreateRequest", "PasswordChangeRequest", "KeyView", "IssuedKeyView",
+                 "KeyList", "SecurityEventView", "SecurityEventPage",
                  "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult"):
         spec.components.schema(name, schema=getattr(schemas, name))
     paths: dict[str, dict[str, Any]] = {
@@ -91,12 +121,12 @@ def build_openapi() -> dict[str, Any]:
                                             errors=(503,))},
         "/api/v1/me": {"get": _op("The current user", (200, "Me"), tag="account"),
                        "put": _op("Set the account's time zone", (200, "Me"), tag="account",
-                                  body="MeUpdate", errors=(503,))},
+                                  body="MeUpdate", errors=(403, 503))},
         "/api/v1/limits": {
             "get": _op("Spend limits, spent and left this day and month", (200, "LimitsResult"),
                        tag="account"),
             "put": _op("Set the daily and monthly spend limits", (200, "LimitsResult"),
-                       tag="account", body="LimitsRequest", errors=(503,))},
+                       tag="account", body="LimitsRequest", errors=(403, 503))},
         "/api/v1/balance": {"get": _op("Balance, held and available credits", (200, "Balance"),
                                        tag="account")},
         "/api/v1/balance/top-up": {"post": _op(
@@ -118,6 +148,7 @@ def build_openapi() -> dict[str, Any]:
             "One task", (200, "TaskView"), tag="models", errors=(404,), params=[{
                 "name": "task_id", "in": "path", "required": True,
                 "schema": {"type": "integer", "minimum": 1}}])},
+        **KEY_PATHS,
     }
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

@@ -17,7 +17,9 @@ from ledger import (
     InvalidCredentials,
     InvalidInput,
     InvalidSetting,
+    KeyNotFound,
     OperationInProgress,
+    TooManyKeys,
     UnknownHold,
     UsernameTaken,
 )
@@ -38,6 +40,8 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     IdempotencyConflict: (422, "idempotency_key_reused", "Idempotency key reused"),
     OperationInProgress: (409, "request_in_progress", "The first request is still running"),
     ModelNotFound: (404, "model_not_found", "No such model"),
+    KeyNotFound: (404, "key_not_found", "No such key"),
+    TooManyKeys: (409, "too_many_keys", "Too many live keys"),
     EmptyInput: (422, "empty_input", "No data"),
     TooManyItems: (413, "too_many_items", "Too many items"),
     NoValidData: (422, "no_valid_data", "No valid data"),

@@ -10,7 +10,10 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 import ledger
 from ledger import BalanceView, IssuedToken, Profile, TopUpOutcome
-from ledger.account import MAX_TOP_UP_CREDITS, MIN_TOP_UP_CREDITS
+from ledger.account import MAX_BALANCE_CREDITS, MAX_TOP_UP_CREDITS, MIN_TOP_UP_CREDITS
+from ledger.keys import MAX_EXPIRES_IN_DAYS
+from ledger.keys import MAX_NAME as MAX_KEY_NAME
+from ledger.keys import SCOPES as KEY_SCOPES
 from ledger.limits import MAX_LIMIT_CREDITS, MAX_TIME_ZONE_LENGTH
 from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
 from ml import Prediction
@@ -69,6 +72,24 @@ class PageQuery(Schema):
 
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     starting_after = fields.Integer(validate=validate.Range(1, 2**62))
+
+
+class KeyCreateRequest(Schema):
+    name = fields.String(required=True, validate=[
+        validate.Length(1, MAX_KEY_NAME),
+        validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="printable characters")],
+        metadata={"pattern": "^[^\\x00-\\x1f\\x7f]+$", "example": "nightly batch"})
+    scope = fields.String(required=True, validate=validate.OneOf(KEY_SCOPES))
+    expires_in_days = StrictInteger(allow_none=True, load_default=None,
+                                    validate=validate.Range(1, MAX_EXPIRES_IN_DAYS))
+    monthly_limit_credits = StrictInteger(allow_none=True, load_default=None,
+                                          validate=validate.Range(0, MAX_BALANCE_CREDITS))
+
+
+class PasswordChangeRequest(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(1, MAX_PASSWORD))
+    new_password = fields.String(required=True,
+                                 validate=validate.Length(MIN_PASSWORD, MAX_PASSWORD))
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -198,6 +219,43 @@ class PredictResult(Schema):
     balance = fields.Nested(Balance, required=True)
 
 
+class KeyView(Schema):
+    id = fields.String(required=True, metadata={"example": "key_0123456789abcdef"})
+    name = fields.String(required=True)
+    scope = fields.String(required=True, validate=validate.OneOf(KEY_SCOPES))
+    prefix = fields.String(required=True, metadata={"description": "the key's first 8 "
+                                                    "characters"})
+    last4 = fields.String(required=True)
+    monthly_limit_credits = fields.Integer(required=True, allow_none=True)
+    created_at = fields.String(required=True)
+    expires_at = fields.String(required=True, allow_none=True)
+    revoked_at = fields.String(required=True, allow_none=True)
+    last_used_at = fields.String(required=True, allow_none=True,
+                                 metadata={"description": "to the minute"})
+
+
+class IssuedKeyView(KeyView):
+    key = fields.String(required=True, metadata={
+        "description": "the secret, shown this once; send it as Authorization: Bearer <key>"})
+
+
+class KeyList(Schema):
+    data = fields.List(fields.Nested(KeyView), required=True)
+
+
+class SecurityEventView(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    detail = fields.String(required=True)
+    client_address = fields.String(required=True)
+    occurred_at = fields.String(required=True)
+
+
+class SecurityEventPage(Schema):
+    data = fields.List(fields.Nested(SecurityEventView), required=True)
+    has_more = fields.Boolean(required=True)
+
+
 class Health(Schema):
     status = fields.String(required=True)
 
@@ -286,6 +344,22 @@ def prediction_json(prediction: Prediction) -> dict[str, Any]:
 
 def page_json(page: ledger.Page[T], shape: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
     return {"data": [shape(item) for item in page.data], "has_more": page.has_more}
+
+
+def key_json(key: ledger.KeyView) -> dict[str, Any]:
+    return {"id": key.id, "name": key.name, "scope": key.scope, "prefix": key.prefix,
+            "last4": key.last4, "monthly_limit_credits": key.monthly_limit_credits,
+            "created_at": key.created_at, "expires_at": key.expires_at,
+            "revoked_at": key.revoked_at, "last_used_at": key.last_used_at}
+
+
+def issued_key_json(issued: ledger.IssuedKey) -> dict[str, Any]:
+    return {**key_json(issued.view), "key": issued.key}
+
+
+def security_event_json(event: ledger.SecurityEvent) -> dict[str, Any]:
+    return {"id": event.id, "kind": event.kind, "detail": event.detail,
+            "client_address": event.client_address, "occurred_at": event.occurred_at}
 
 
 # -- spend limits and the account's time zone ------------------------------------------------
