@@ -118,3 +118,44 @@ async def test_a_hostile_time_zone_is_422_and_nothing_is_written(client: Client,
 async def test_limits_need_a_token(client: Client) -> None:
     await expect_problem(await client.get("/api/v1/limits"), 401, "unauthorized")
     await expect_problem(await client.put("/api/v1/limits", json={}), 401, "unauthorized")
+
+
+async def make_key(client: Client, user: ApiUser, **fields: Any) -> dict[str, str]:
+    response = await client.post("/api/v1/keys", json={"name": "batch", "scope": "predict",
+                                                       **fields}, headers=user.auth)
+    assert response.status == 201, await response.text()
+    body: dict[str, str] = await response.json()
+    return {"Authorization": f"Bearer {body['key']}"}
+
+
+async def test_a_keys_monthly_limit_refuses_that_key_only(client: Client) -> None:
+    alice = await api_signup(client, "alice", top_up=100)
+    key = await make_key(client, alice, monthly_limit_credits=4)
+    body = {"model_id": 1, "data": [1, 2, 3]}
+    assert (await client.post("/api/v1/predict", json=body, headers=key)).status == 200
+    problem = await expect_problem(await client.post("/api/v1/predict", json=body,
+                                                     headers=key), 402, "spend_limit_reached")
+    assert (problem["limit"], problem["limit_credits"], problem["left"]) == ("key_monthly", 4, 1)
+    assert (await predict(client, alice)).status == 200  # the login has no such limit
+    other = await make_key(client, alice)
+    assert (await client.post("/api/v1/predict", json=body, headers=other)).status == 200
+    assert (await limits_of(client, alice))["month"]["spent"] == 9
+
+
+async def test_a_key_reads_limits_but_cannot_change_them_or_the_time_zone(
+        client: Client) -> None:
+    alice = await api_signup(client, "alice")
+    key = await make_key(client, alice)
+    assert (await client.get("/api/v1/limits", headers=key)).status == 200
+    await expect_problem(await client.put("/api/v1/limits", json={
+        "daily_credits": None, "monthly_credits": None}, headers=key), 403, "login_required")
+    await expect_problem(await client.put("/api/v1/me", json={"time_zone": "UTC"},
+                                          headers=key), 403, "login_required")
+
+
+async def test_a_limits_change_is_in_the_security_log(client: Client) -> None:
+    alice = await api_signup(client, "alice")
+    await put_limits(client, alice, {"daily_credits": 1_000, "monthly_credits": None})
+    page = await (await client.get("/api/v1/security-events", headers=alice.auth)).json()
+    entry = next(e for e in page["data"] if e["kind"] == "limits_changed")
+    assert entry["detail"] == "daily 1,000, monthly none"
