@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, pages
+from web import api, key_pages, pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -44,6 +44,13 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post(f"{v1}/auth/password", api.change_password, name="api_change_password")
     router.add_post(f"{v1}/auth/logout-all", api.logout_all, name="api_logout_all")
     router.add_get(f"{v1}/security-events", api.security_events, name="api_security_events")
+    router.add_get("/cabinet/keys", key_pages.keys_page, name="cabinet_keys")
+    router.add_post("/cabinet/keys", key_pages.create_key, name="cabinet_create_key")
+    router.add_get("/cabinet/keys/{key_id}/revoke", key_pages.revoke_confirm,
+                   name="cabinet_revoke_key")
+    router.add_post("/cabinet/keys/{key_id}/revoke", key_pages.revoke_key)
+    router.add_post("/cabinet/password", key_pages.change_password, name="cabinet_password")
+    router.add_post("/cabinet/logout-all", key_pages.logout_all, name="cabinet_logout_all")
     router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
     router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
     router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")

@@ -245,3 +245,22 @@ async def test_the_security_log_pages_newest_first(client: Client) -> None:
     bob = await api_signup(client, "bob")
     theirs = await (await client.get("/api/v1/security-events", headers=bob.auth)).json()
     assert [e["kind"] for e in theirs["data"]] == ["login"]
+
+
+async def test_the_auditor_sees_keys_made_and_revoked_and_the_replay_agrees(
+        client: Client, config: Any) -> None:
+    from ledger.audit import audit
+
+    ada = await api_signup(client, "ada")
+    kept, gone = await make_key(client, ada, name="kept"), await make_key(client, ada)
+    await client.delete(f"/api/v1/keys/{gone['id']}", headers=ada.auth)
+    log = client.app[STORE].read_db()
+    types = [r["type_name"] for r in await log.fetchall(
+        "SELECT type_name FROM events WHERE stream_id = ? ORDER BY version",
+        (f"account-{ada.id}",))]
+    assert types == ["AccountOpened", "KeyCreated", "KeyCreated", "KeyRevoked"]
+    stored = await log.fetchall("SELECT data FROM events")
+    for row in stored:  # the log never holds a secret, nor its hash
+        assert kept["key"][8:-4] not in row["data"] and gone["key"][8:-4] not in row["data"]
+    report = await audit(config.database_url or config.db_path, show_progress=False)
+    assert report.ok, report.render()

@@ -176,3 +176,45 @@ async def test_sign_up_top_up_and_predict_from_a_csv_with_a_bad_row(
     assert [p for p in problems if not p.startswith(refused)] == [], problems
     assert len(problems) == 1, problems
     await context.close()
+
+
+async def test_make_a_key_copy_it_once_and_revoke_it(browser: Browser, base_url: str) -> None:
+    context = await browser.new_context(viewport=LAPTOP, base_url=base_url)
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    await page.goto("/register")
+    await page.get_by_label("Username").fill("ada")
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign up").click()
+    await page.get_by_role("link", name="Keys", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("API keys and security")
+    await page.get_by_label("Name").fill("nightly")
+    await page.get_by_label("read: balance, history").check()
+    await page.get_by_role("button", name="Create key").click()
+
+    secret_field = page.get_by_label("Secret key (read)")
+    secret = await secret_field.input_value()
+    assert secret.startswith("mlc_") and len(secret) == 47
+    await page.get_by_role("button", name="Copy").click()  # shown by keys.js
+    await expect(page.locator("#copy-status")).to_have_text("Copied.")
+    assert await page.evaluate("navigator.clipboard.readText()") == secret
+    await shoot(page, "keys-new")
+
+    await page.goto("/cabinet/keys")
+    assert secret not in await page.content()
+    row = page.locator("tr.key-row")
+    await expect(row).to_contain_text(f"{secret[:8]}…{secret[-4:]}")
+    await row.get_by_role("link", name="Revoke…").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("nightly")
+    await page.get_by_role("button", name="Revoke this key").click()
+    await expect(page.get_by_role("status")).to_contain_text("is revoked")
+    await expect(row).to_contain_text("Revoked")
+    await expect(page.locator("#security-log")).to_contain_text("key revoked")
+    await shoot(page, "keys")
+    assert problems == [], problems
+    await context.close()

@@ -33,8 +33,15 @@ from web.app import create_app
 from web.config import Config
 
 MAX_EXAMPLES = 40
-# A logout revokes the token the fuzzer authenticates with; test_sessions.py tests it.
+# A logout revokes the token the fuzzer authenticates with; test_sessions.py tests it (and
+# tests/e2e/test_api_keys.py "log out everywhere", which would revoke it too).
 LOGOUT = "/api/v1/auth/logout"
+LOGOUT_ALL = "/api/v1/auth/logout-all"
+# The fuzzer does not know the peers' passwords: a schema-valid change is refused (422).
+PASSWORD_ACCEPTS = ["2xx", "401", "403", "422"]
+# A whitespace-only or unprintable name passes the pattern and is refused (422); past 50 live
+# keys a user is refused (409 too_many_keys).
+KEY_ACCEPTS = ["2xx", "401", "409", "422"]
 # A predict request is schema-valid with any list, but one in which no item is a number is
 # refused as no_valid_data (422), and a list over the model's limit as too_many_items (413);
 # an Idempotency-Key drawn twice for different bodies is refused as idempotency_key_reused (422).
@@ -112,6 +119,11 @@ def fuzz_config(peers: Path) -> SchemathesisConfig:
         "auth": {"wfc": {"path": str(peers), "peers": ["alice", "bob"]}},
         "operations": [
             {"include-path": LOGOUT, "enabled": False},
+            {"include-path": LOGOUT_ALL, "enabled": False},
+            {"include-path": "/api/v1/auth/password", "checks": {
+                "positive_data_acceptance": {"expected-statuses": PASSWORD_ACCEPTS}}},
+            {"include-name": "POST /api/v1/keys", "checks": {
+                "positive_data_acceptance": {"expected-statuses": KEY_ACCEPTS}}},
             {"include-path": "/api/v1/predict", "checks": {
                 "positive_data_acceptance": {"expected-statuses": PREDICT_ACCEPTS}}},
             {"include-path": "/api/v1/balance/top-up", "checks": {
@@ -177,3 +189,6 @@ def test_every_operation_answers_as_documented_and_keeps_users_apart(api_schema:
     # Real tasks were read, so the object-level check had objects to replay as the other peer.
     assert answers["POST /api/v1/predict 200"] > 0, answers
     assert answers["GET /api/v1/tasks/{task_id} 200"] > 0, answers
+    # Keys were made and revoked, so another user's key id was tried too (404 key_not_found).
+    assert answers["POST /api/v1/keys 201"] > 0, answers
+    assert answers["DELETE /api/v1/keys/{key_id} 204"] > 0, answers

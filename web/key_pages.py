@@ -1,0 +1,138 @@
+"""The cabinet's Keys page: API keys (made, listed masked, revoked after a confirmation), the
+password change, "log out everywhere" and the security log. Every form checks CSRF.
+
+A new key's secret is rendered in the reply to the form that made it and never again: it is
+not kept in the session, nor in a flash message, nor anywhere a later page could read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ledger import InvalidInput, KeyNotFound, TooManyKeys
+from web import schemas
+from web.api import client_address
+from web.auth import check_csrf, end_session, page_credential, page_user
+from web.bodies import whole_number
+from web.keys import API_KEYS, USERS
+
+SECURITY_ROWS = 20
+
+
+async def _login(request: web.Request) -> int:
+    user_id = await page_user(request)
+    if user_id is None:
+        raise web.HTTPSeeOther(request.app.router["login"].url_for())
+    return user_id
+
+
+async def _flash(request: web.Request, **notice: str) -> None:
+    (await get_session(request))["flash"] = notice
+
+
+async def keys_page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    user_id = await _login(request)
+    notice = (await get_session(request)).pop("flash", {})
+    log = await request.app[USERS].security_events(user_id, limit=SECURITY_ROWS)
+    context: dict[str, Any] = {
+        "keys": [schemas.key_json(k) for k in await request.app[API_KEYS].list(user_id)],
+        "security_events": [schemas.security_event_json(e) for e in log.data],
+        "message": notice.get("message"), "error": notice.get("error"),
+        "form": {}, "field_errors": {}, "new_key": None, "password_errors": {}}
+    context.update(extra)
+    response = aiohttp_jinja2.render_template("keys.html", request, context, status=status)
+    response.headers["Cache-Control"] = "no-store"  # the one page that may hold a secret
+    return response
+
+
+def _optional_number(form: Any, name: str) -> int | str | None:
+    """A blank field is None; digits are a number; anything else stays text for the schema
+    to refuse (422, with the field named)."""
+    text = str(form.get(name, "")).strip()
+    if not text:
+        return None
+    number = whole_number(text, 13)
+    return text if number is None else number
+
+
+async def create_key(request: web.Request) -> web.Response:
+    user_id = await _login(request)
+    form = await request.post()
+    await check_csrf(request, form)
+    fields = {"name": str(form.get("name", "")), "scope": str(form.get("scope", "")),
+              "expires_in_days": _optional_number(form, "expires_in_days"),
+              "monthly_limit_credits": _optional_number(form, "monthly_limit_credits")}
+    shown = {k: "" if v is None else str(v) for k, v in fields.items()}
+    errors = schemas.KeyCreateRequest().validate(fields)
+    if errors:
+        return await keys_page(request, 422, form=shown, field_errors=errors,
+                               error="Please correct the fields below.")
+    try:
+        issued = await request.app[API_KEYS].create(
+            user_id, client=client_address(request), **fields)  # type: ignore[arg-type]
+    except InvalidInput as exc:
+        return await keys_page(request, 422, form=shown, field_errors={exc.field: [str(exc)]},
+                               error="Please correct the fields below.")
+    except TooManyKeys as exc:
+        return await keys_page(request, 409, form=shown, error=str(exc))
+    return await keys_page(request, 201, new_key=schemas.issued_key_json(issued))
+
+
+async def revoke_confirm(request: web.Request) -> web.Response:
+    user_id = await _login(request)
+    found = await request.app[API_KEYS].find(user_id, request.match_info["key_id"])
+    if found is None:
+        raise web.HTTPNotFound(text="There is no such key.")
+    return aiohttp_jinja2.render_template("key_revoke.html", request,
+                                          {"key": schemas.key_json(found)})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    user_id = await _login(request)
+    form = await request.post()
+    await check_csrf(request, form)
+    try:
+        revoked = await request.app[API_KEYS].revoke(user_id, request.match_info["key_id"],
+                                                     client_address(request))
+    except KeyNotFound:
+        raise web.HTTPNotFound(text="There is no such key.") from None
+    await _flash(request, message=f"The key “{revoked.name}” is revoked: programs using it "
+                                  "are refused from now on.")
+    raise web.HTTPSeeOther(request.app.router["cabinet_keys"].url_for())
+
+
+async def change_password(request: web.Request) -> web.Response:
+    await _login(request)
+    form = await request.post()
+    await check_csrf(request, form)
+    current = await page_credential(request)
+    if current is None:
+        raise web.HTTPSeeOther(request.app.router["login"].url_for())
+    fields = {"current_password": str(form.get("current_password", "")),
+              "new_password": str(form.get("new_password", ""))}
+    errors = schemas.PasswordChangeRequest().validate(fields)
+    if errors:
+        return await keys_page(request, 422, password_errors=errors,
+                               error="The password was not changed.")
+    try:
+        revoked = await request.app[USERS].change_password(
+            current, fields["current_password"], fields["new_password"], client_address(request))
+    except InvalidInput as exc:
+        return await keys_page(request, 422, password_errors={exc.field: [str(exc)]},
+                               error="The password was not changed.")
+    await _flash(request, message=f"Password changed. {revoked} other session(s) and login "
+                                  "token(s) were signed out; this one stays signed in. API "
+                                  "keys are separate credentials and keep working.")
+    raise web.HTTPSeeOther(request.app.router["cabinet_keys"].url_for())
+
+
+async def logout_all(request: web.Request) -> web.Response:
+    user_id = await _login(request)
+    await check_csrf(request, await request.post())
+    await request.app[USERS].logout_all(user_id, client_address(request))
+    await end_session(request)
+    raise web.HTTPSeeOther(request.app.router["login"].url_for())
