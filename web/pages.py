@@ -25,6 +25,7 @@ from web.api import client_address
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.limit_pages import limits_view
 from web.model_view import model_view
 from web.predict_form import PredictForm, service_input
 from web.problems import Problem, problem_for
@@ -146,6 +147,7 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
     specs = request.app[MODELS].specs()
     context = {
         "balance": schemas.balance_json(await ledger.get_balance(user_id)),
+        "limits": limits_view(await ledger.limits(user_id)),
         "models": [model_view(s) for s in specs],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
@@ -286,6 +288,12 @@ def _outcome_notice(result: PredictionResult, noun: str = "item") -> dict[str, s
         done = len(result.predictions)
         return {"message": f"Predicted {done:,} {noun}{'' if done == 1 else 's'} for "
                            f"{result.cost_credits:,} credits.{bad}"}
+    if result.status == "rejected" and (refusal := result.refusal) is not None:
+        name = {"daily": "daily", "monthly": "monthly", "key_monthly": "this key's monthly"}
+        return {"error": f"Spend limit reached: this prediction costs "
+                         f"{result.quoted_credits:,} and your {name[refusal.limit]} limit has "
+                         f"{refusal.left_credits or 0:,} left until "
+                         f"{refusal.resets_at:%Y-%m-%d %H:%M} UTC. Nothing was charged."}
     if result.status == "rejected":
         return {"error": f"Not enough credits: this prediction costs {result.quoted_credits:,} "
                          f"and {result.balance.available_credits:,} are available. "
