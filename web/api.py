@@ -12,7 +12,19 @@ from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import API_KEYS, CONFIG, CREDENTIAL, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.devices import DEVICE_COOKIE
+from web.keys import (
+    API_KEYS,
+    CONFIG,
+    CREDENTIAL,
+    DEVICES,
+    LEDGER,
+    ML,
+    MODELS,
+    OPENAPI,
+    THROTTLE,
+    USERS,
+)
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -53,17 +65,23 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = load(login_schema, await read_json(request))
     throttle, client = request.app[THROTTLE], client_address(request)
-    if wait := await throttle.retry_after(body["username"], client):
+    device = known_device(request, body["username"])
+    if wait := await throttle.retry_after(body["username"], client, device):
         raise Problem(429, "too_many_attempts", "Too many login attempts",
                       f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
     try:
         issued = await request.app[USERS].login(body["username"], body["password"], "api",
                                                 client_address(request))
     except InvalidCredentials:
-        await throttle.failed(body["username"], client)
+        await throttle.failed(body["username"], client, device)
         raise
-    await throttle.succeeded(body["username"], client)
+    await throttle.succeeded(body["username"], client, device)
     return web.json_response(schemas.token_json(issued))
+
+
+def known_device(request: web.Request, username: str) -> str | None:
+    """The id of this browser's device cookie if it signed in to `username` before."""
+    return request.app[DEVICES].known(username, request.cookies.get(DEVICE_COOKIE))
 
 
 async def logout(request: web.Request) -> web.Response:

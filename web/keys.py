@@ -9,6 +9,7 @@ from events.leases import Liveness
 from ledger import Credential, KeyService, LedgerService, UserService
 from ml import MLModelManager, MLService
 from web.config import Config
+from web.devices import DeviceCookies
 from web.sessions import SharedKeyCookieStorage
 from web.throttle import Throttle
 
@@ -22,6 +23,7 @@ THROTTLE = web.AppKey[Throttle]("throttle")
 OPENAPI = web.AppKey("openapi", dict)
 LIVENESS = web.AppKey[Liveness]("liveness")
 API_KEYS = web.AppKey("api_keys", KeyService)
+DEVICES = web.AppKey("devices", DeviceCookies)  # device cookies for the login throttle
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 

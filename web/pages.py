@@ -21,10 +21,11 @@ from ledger import (
 from ledger.account import MAX_TOP_UP_CREDITS
 from ml import BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
-from web.api import client_address
+from web.api import client_address, known_device
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
-from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
+from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, THROTTLE, USERS
 from web.limit_pages import limits_view
 from web.model_view import model_view
 from web.predict_form import PredictForm, service_input
@@ -94,18 +95,24 @@ async def login_submit(request: web.Request) -> web.Response:
     await check_csrf(request, form)
     username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
     throttle, client = request.app[THROTTLE], client_address(request)
-    if wait := await throttle.retry_after(username, client):
+    device = known_device(request, username)
+    if wait := await throttle.retry_after(username, client, device):
         return _form_page(request, "login.html", 429, form={"username": username},
                           error=f"Too many attempts. Try again in {wait} seconds.")
     try:
         user_id = await request.app[USERS].authenticate(username, password[:256])
     except InvalidCredentials:
-        await throttle.failed(username, client)
+        await throttle.failed(username, client, device)
         return _form_page(request, "login.html", 401, form={"username": username},
                           error="Wrong username or password.")
-    await throttle.succeeded(username, client)
+    await throttle.succeeded(username, client, device)
     await start_session(request, user_id, client)
-    raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+    done = web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+    if device is None:  # this browser is known to the account from now on
+        done.set_cookie(DEVICE_COOKIE, request.app[DEVICES].issue(username),
+                        max_age=DEVICE_MAX_AGE_S, httponly=True, samesite="Lax",
+                        secure=request.app[CONFIG].secure_cookies)
+    raise done
 
 
 async def logout(request: web.Request) -> web.Response:
