@@ -16,8 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger import LedgerService, Operation, TaskDraft, ledger_store  # noqa: E402
-from ledger import limits, spend  # noqa: E402
+from ledger import LedgerService, Operation, TaskDraft, ledger_store, limits, spend
 
 
 async def main(tasks: int) -> None:
