@@ -144,8 +144,15 @@ async def audit(
         db = await InlineDatabase.connect_inline(Path(scratch) / "replay.db")
         try:
             await db.executescript("\n".join(p.schema for p in ledger_projectors()))
-            # A file that cannot be opened at all is an error for the caller to report.
-            await db.execute("ATTACH DATABASE ? AS live", (live_uri,))
+            # A file that cannot be opened at all is an error for the caller to report;
+            # one whose schema pages are damaged is a damaged file, and said so.
+            try:
+                await db.execute("ATTACH DATABASE ? AS live", (live_uri,))
+            except Exception:
+                if (damage := _schema_damage(live_uri)) is None:
+                    raise
+                report.integrity = f"DAMAGED ({damage})"
+                return report
             await _check_file(db, report)
             if report.integrity != "ok":
                 return report
@@ -188,6 +195,17 @@ async def snapshot_postgres(url: str, target: Path, batch_size: int = 2_000) -> 
     finally:
         await conn.close()
     return copied
+
+
+def _schema_damage(live_uri: str) -> str | None:
+    """Why SQLite cannot read the file's schema, when that is the reason ATTACH failed."""
+    try:
+        with closing(sqlite3.connect(live_uri, uri=True)) as conn:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        return text if any(w in text.lower() for w in ("malformed", "corrupt")) else None
+    return None
 
 
 async def _check_file(db: Database, report: AuditReport) -> None:

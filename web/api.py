@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import Credential, InvalidCredentials, KeyLimit
+from ledger import Credential, InvalidCredentials, InvalidInput, KeyLimit
 from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token, require_login
@@ -238,9 +238,29 @@ async def revoke_key(request: web.Request) -> web.Response:
 async def change_password(request: web.Request) -> web.Response:
     credential = await require_login(request)
     body = load(password_schema, await read_json(request))
-    await request.app[USERS].change_password(credential, body["current_password"],
-                                             body["new_password"], client_address(request))
+    await throttled_password_change(request, credential, body["current_password"],
+                                    body["new_password"])
     return web.Response(status=204)
+
+
+async def throttled_password_change(request: web.Request, credential: Credential,
+                                    current: str, new: str) -> int:
+    """A wrong current password counts as a failed login of the account: a stolen session
+    cannot guess its way to a password change any faster than a stranger at the login."""
+    throttle, client = request.app[THROTTLE], client_address(request)
+    username = (await request.app[LEDGER].profile(credential.user_id)).username
+    device = known_device(request, username)  # as at the login: a stranger cannot block it
+    if wait := await throttle.retry_after(username, client, device):
+        raise Problem(429, "too_many_attempts", "Too many attempts",
+                      f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
+    try:
+        revoked = await request.app[USERS].change_password(credential, current, new, client)
+    except InvalidInput as exc:
+        if exc.field == "current_password":
+            await throttle.failed(username, client, device)
+        raise
+    await throttle.succeeded(username, client, device)
+    return revoked
 
 
 async def logout_all(request: web.Request) -> web.Response:

@@ -48,7 +48,7 @@ async def api_credential(request: web.Request) -> Credential:
     credential = None
     if token is not None and token.startswith(KEY_PREFIX):
         credential = await request.app[API_KEYS].credential_for(token)
-    elif token is not None:
+    if token is not None and credential is None:  # a login token may start so, once in 2^24
         credential = await request.app[USERS].credential_for_token(token, "api")
     if credential is None:
         raise UNAUTHORIZED

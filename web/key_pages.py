@@ -12,13 +12,15 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
+from marshmallow import ValidationError
 
 from ledger import InvalidInput, KeyNotFound, TooManyKeys
 from web import schemas
-from web.api import client_address
+from web.api import client_address, throttled_password_change
 from web.auth import check_csrf, end_session, page_credential, page_user
 from web.bodies import whole_number
 from web.keys import API_KEYS, USERS
+from web.problems import Problem
 
 SECURITY_ROWS = 20
 
@@ -67,13 +69,13 @@ async def create_key(request: web.Request) -> web.Response:
               "expires_in_days": _optional_number(form, "expires_in_days"),
               "monthly_limit_credits": _optional_number(form, "monthly_limit_credits")}
     shown = {k: "" if v is None else str(v) for k, v in fields.items()}
-    errors = schemas.KeyCreateRequest().validate(fields)
-    if errors:
-        return await keys_page(request, 422, form=shown, field_errors=errors,
-                               error="Please correct the fields below.")
     try:
-        issued = await request.app[API_KEYS].create(
-            user_id, client=client_address(request), **fields)  # type: ignore[arg-type]
+        loaded: dict[str, Any] = schemas.KeyCreateRequest().load(fields)
+        issued = await request.app[API_KEYS].create(user_id, client=client_address(request),
+                                                    **loaded)
+    except ValidationError as exc:
+        return await keys_page(request, 422, form=shown, field_errors=exc.messages,
+                               error="Please correct the fields below.")
     except InvalidInput as exc:
         return await keys_page(request, 422, form=shown, field_errors={exc.field: [str(exc)]},
                                error="Please correct the fields below.")
@@ -119,11 +121,14 @@ async def change_password(request: web.Request) -> web.Response:
         return await keys_page(request, 422, password_errors=errors,
                                error="The password was not changed.")
     try:
-        revoked = await request.app[USERS].change_password(
-            current, fields["current_password"], fields["new_password"], client_address(request))
+        revoked = await throttled_password_change(request, current, fields["current_password"],
+                                                  fields["new_password"])
     except InvalidInput as exc:
         return await keys_page(request, 422, password_errors={exc.field: [str(exc)]},
                                error="The password was not changed.")
+    except Problem as exc:  # too many wrong current passwords
+        return await keys_page(request, exc.status_code, error=f"The password was not "
+                               f"changed: too many attempts; {exc.detail}.")
     await _flash(request, message=f"Password changed. {revoked} other session(s) and login "
                                   "token(s) were signed out; this one stays signed in. API "
                                   "keys are separate credentials and keep working.")

@@ -84,8 +84,8 @@ KEY_PATHS: dict[str, dict[str, Any]] = {
             "schema": {"type": "string", "maxLength": 40}}])},
     "/api/v1/auth/password": {"post": _op(
         "Change the password; every other session and login token is revoked (API keys "
-        "stay)." + LOGIN_ONLY, (204, None), tag="auth", body="PasswordChangeRequest",
-        errors=(403, 503))},
+        "stay). Wrong current passwords count as failed logins (429)." + LOGIN_ONLY,
+        (204, None), tag="auth", body="PasswordChangeRequest", errors=(403, 429, 503))},
     "/api/v1/auth/logout-all": {"post": _op(
         "Log out everywhere: every session and login token, this one too (API keys stay)."
         + LOGIN_ONLY, (204, None), tag="auth", errors=(403, 503))},

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from cabinet_http import PASSWORD, ApiUser, api_signup, expect_problem
 
 from web.keys import STORE
+from web.throttle import PAIR
 
 Client = TestClient[Any, Any]
 NEW_PASSWORD = "a much better passphrase"
@@ -264,3 +265,37 @@ async def test_the_auditor_sees_keys_made_and_revoked_and_the_replay_agrees(
         assert kept["key"][8:-4] not in row["data"] and gone["key"][8:-4] not in row["data"]
     report = await audit(config.database_url or config.db_path, show_progress=False)
     assert report.ok, report.render()
+
+
+async def test_last_use_is_kept_to_the_minute_and_written_once_a_minute(client: Client) -> None:
+    ada = await api_signup(client, "ada")
+    key = await make_key(client, ada)
+    store = client.app[STORE]
+    start = store.clock().replace(second=10, microsecond=0) + timedelta(minutes=5)
+
+    async def last_used_after_a_request_at(moment: Any) -> str:
+        store.clock = lambda: moment
+        assert (await client.get("/api/v1/balance", headers=bearer(key["key"]))).status == 200
+        row = await store.read_db().fetchone("SELECT last_used_at FROM api_key_secrets")
+        assert row is not None
+        return str(row["last_used_at"])
+
+    first = await last_used_after_a_request_at(start)
+    assert first == start.replace(second=0).isoformat(timespec="minutes")
+    assert await last_used_after_a_request_at(start + timedelta(seconds=40)) == first
+    later = await last_used_after_a_request_at(start + timedelta(seconds=55))
+    assert later > first, "a new minute: written again"
+
+
+async def test_wrong_current_passwords_are_throttled_like_failed_logins(client: Client) -> None:
+    ada = await api_signup(client, "ada")
+    wrong = {"current_password": "a wrong guess", "new_password": NEW_PASSWORD}
+    statuses = [(await client.post("/api/v1/auth/password", json=wrong,
+                                   headers=ada.auth)).status for _ in range(PAIR.failures + 2)]
+    assert statuses[:PAIR.failures] == [422] * PAIR.failures and statuses[-1] == 429
+    right = await client.post("/api/v1/auth/password", headers=ada.auth, json={
+        "current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    await expect_problem(right, 429, "too_many_attempts")
+    login = await client.post("/api/v1/auth/login", json={"username": "ada",
+                                                          "password": PASSWORD})
+    assert login.status == 429, "the same counter as the login's"

@@ -17,6 +17,9 @@ FORMS = {
     "/logout": {},
     "/cabinet/top-up": {"amount": "500"},
     "/cabinet/predict": {"model_id": "1", "data": "1 2 3"},
+    "/cabinet/keys": {"name": "stolen", "scope": "predict"},
+    "/cabinet/password": {"current_password": PASSWORD, "new_password": "mallory's choice"},
+    "/cabinet/logout-all": {},
 }
 
 

@@ -37,8 +37,9 @@ MAX_EXAMPLES = 40
 # tests/e2e/test_api_keys.py "log out everywhere", which would revoke it too).
 LOGOUT = "/api/v1/auth/logout"
 LOGOUT_ALL = "/api/v1/auth/logout-all"
-# The fuzzer does not know the peers' passwords: a schema-valid change is refused (422).
-PASSWORD_ACCEPTS = ["2xx", "401", "403", "422"]
+# The fuzzer does not know the peers' passwords: a schema-valid change is refused (422), and
+# after a few such refusals throttled like failed logins (429).
+PASSWORD_ACCEPTS = ["2xx", "401", "403", "422", "429"]
 # A whitespace-only or unprintable name passes the pattern and is refused (422); past 50 live
 # keys a user is refused (409 too_many_keys).
 KEY_ACCEPTS = ["2xx", "401", "409", "422"]
