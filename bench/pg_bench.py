@@ -230,6 +230,7 @@ def start_servers(count: int, where: str | Path, workdir: Path, tag: str
             command = [PYTHON, "main.py", "--host", "127.0.0.1", "--port", str(port)]
             if isinstance(where, str):
                 env["ML_CABINET_DATABASE_URL"] = where
+                env["ML_CABINET_SIGNING_KEY_FILE"] = str(workdir / f"{tag}.signing-key")
             else:
                 command += ["--db", str(where)]
             server = ServerProcess(f"{tag}-{n}", command, env=env,

@@ -12,20 +12,24 @@ from ledger.errors import (
     InsufficientCredits,
     InvalidAmount,
     InvalidCredentials,
+    InvalidSetting,
     LedgerError,
     OperationInProgress,
     UnknownHold,
     UsernameTaken,
 )
 from ledger.keys import IssuedKey, KeyNotFound, KeyService, KeyView, TooManyKeys
+from ledger.limits import Limits, PeriodSpend
 from ledger.security_log import SecurityEvent
 from ledger.service import LedgerService, TaskDraft, TaskTicket
+from ledger.spend import KeyLimit
 from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
 from ledger.users import Passwords, Transaction, User, UserService
 from ledger.views import (
     BalanceView,
     IssuedToken,
     JsonValue,
+    LimitsView,
     Page,
     Profile,
     RegisteredUser,
@@ -45,18 +49,23 @@ __all__ = [
     "InvalidAmount",
     "InvalidCredentials",
     "InvalidInput",
+    "InvalidSetting",
     "IssuedKey",
     "IssuedToken",
     "JsonValue",
+    "KeyLimit",
     "KeyNotFound",
     "KeyService",
     "KeyView",
     "LedgerError",
     "LedgerService",
+    "Limits",
+    "LimitsView",
     "Operation",
     "OperationInProgress",
     "Page",
     "Passwords",
+    "PeriodSpend",
     "Profile",
     "RegisteredUser",
     "SecurityEvent",

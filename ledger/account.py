@@ -105,7 +105,8 @@ def withdraw(account: Account, amount_credits: int, description: str) -> list[Ev
                              description=description)]
 
 
-def submit_task(account: Account, submitted: TaskSubmitted, owner: str) -> list[Event]:
+def submit_task(account: Account, submitted: TaskSubmitted, owner: str,
+                key_id: str | None = None) -> list[Event]:
     """Accept a task and hold its cost, or raise when the available balance cannot cover it.
 
     Nothing runs on an available balance that is not positive, even a task that costs 0.
@@ -116,7 +117,7 @@ def submit_task(account: Account, submitted: TaskSubmitted, owner: str) -> list[
     if available <= 0 or available < submitted.cost_credits:
         raise InsufficientCredits(available, submitted.cost_credits)
     held = CreditsHeld(user_id=account.user_id, task_id=submitted.task_id,
-                       amount_credits=submitted.cost_credits, owner=owner)
+                       amount_credits=submitted.cost_credits, owner=owner, key_id=key_id)
     return [submitted, held]
 
 

@@ -52,3 +52,13 @@ class OperationInProgress(LedgerError):
     """The operation id belongs to a request that is still running."""
 
     code = "request_in_progress"
+
+
+class InvalidSetting(LedgerError):
+    """A time zone or a limit that cannot be set; `field` names it."""
+
+    code = "validation_error"
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name

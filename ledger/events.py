@@ -58,13 +58,15 @@ class TaskSubmitted(Event, type_name="TaskSubmitted", schema_version=2):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CreditsHeld(Event, type_name="CreditsHeld"):
-    """Credits reserved for a running task; `owner` is the process that runs it."""
+class CreditsHeld(Event, type_name="CreditsHeld", schema_version=2):
+    """Credits reserved for a running task; `owner` is the process that runs it.
+    v2: `key_id`, the API key that spends them (None: a login, or v1 events)."""
 
     user_id: int
     task_id: int
     amount_credits: int
     owner: str
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +129,23 @@ class TaskRejected(Event, type_name="TaskRejected", schema_version=2):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TimeZoneSet(Event, type_name="TimeZoneSet"):
+    """The account's time zone (an IANA name): its days and months for spend limits."""
+
+    user_id: int
+    time_zone: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsSet(Event, type_name="LimitsSet"):
+    """The account's spend limits per calendar day and month, in credits; None is none."""
+
+    user_id: int
+    daily_credits: int | None
+    monthly_credits: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class KeyCreated(Event, type_name="KeyCreated"):
     """An API key was made. Never its secret: only what the owner and the auditor may see
     (the id, its name and scope, the masked form, its monthly limit and expiry)."""
@@ -151,7 +170,7 @@ class KeyRevoked(Event, type_name="KeyRevoked"):
 ALL_EVENTS: tuple[type[Event], ...] = (
     AccountOpened, CreditsDeposited, CreditsWithdrawn, TaskSubmitted, CreditsHeld,
     HoldSettled, HoldReleased, TaskCompleted, TaskFailed, TaskRejected,
-    KeyCreated, KeyRevoked,
+    TimeZoneSet, LimitsSet, KeyCreated, KeyRevoked,
 )
 
 
@@ -169,6 +188,7 @@ UPCASTERS = {
     ("TaskRejected", 1): _with(model_version=None),
     ("TaskCompleted", 1): _with(unpredictable=[]),
     ("HoldSettled", 1): _with(released_credits=0),
+    ("CreditsHeld", 1): _with(key_id=None),
 }
 
 

@@ -208,4 +208,7 @@ class TasksProjector:
 
 
 def ledger_projectors() -> list[Projector]:
-    return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector()]
+    from ledger.spend import SpendProjector  # it folds the same events, in its own module
+
+    return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector(),
+            SpendProjector()]

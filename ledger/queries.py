@@ -52,9 +52,12 @@ async def get_profile(db: SqlDatabase, user_id: int) -> Profile:
     row = await get_account_row(db, user_id)
     if row is None:
         raise AccountNotFound(f"no account {user_id}")
+    settings = await db.fetchone("SELECT time_zone FROM account_settings WHERE user_id = ?",
+                                 (user_id,))
     return Profile(id=user_id, username=row["username"], created_at=row["created_at"],
                    balance=BalanceView(balance_credits=row["balance_credits"],
-                                       held_credits=row["held_credits"]))
+                                       held_credits=row["held_credits"]),
+                   time_zone=settings["time_zone"] if settings else "UTC")
 
 
 def transaction_view(row: dict[str, Any]) -> TransactionView:

@@ -14,7 +14,7 @@ from typing import Any
 
 from events import Metadata, SqlEventStore, SqlSession, UniqueViolation
 from ledger import account as decide
-from ledger import queries
+from ledger import limits, queries, security_log, spend
 from ledger.control import (
     Operation,
     finish_task_operation,
@@ -22,11 +22,21 @@ from ledger.control import (
     replay_operation,
     set_password_hash,
 )
-from ledger.errors import InsufficientCredits, UnknownHold, UsernameTaken
-from ledger.events import AccountOpened, TaskCompleted, TaskFailed, TaskSubmitted
+from ledger.errors import InsufficientCredits, InvalidSetting, UnknownHold, UsernameTaken
+from ledger.events import (
+    AccountOpened,
+    LimitsSet,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    TimeZoneSet,
+)
+from ledger.limits import PeriodSpend
+from ledger.spend import KeyLimit
 from ledger.views import (
     BalanceView,
     JsonValue,
+    LimitsView,
     Page,
     Profile,
     RegisteredUser,
@@ -39,6 +49,10 @@ from ledger.views import (
     task_outcome_from_stored,
     top_up_from_stored,
 )
+
+
+def _shown(limit_credits: int | None) -> str:
+    return "none" if limit_credits is None else f"{limit_credits:,}"
 
 
 def account_stream(user_id: int) -> str:
@@ -140,8 +154,12 @@ class LedgerService:
         return TopUpOutcome(transaction=await queries.get_transaction(s.db, user_id, position),
                             balance=await queries.get_balance(s.db, user_id))
 
-    async def submit_task(self, user_id: int, draft: TaskDraft, op: Operation) -> TaskTicket:
-        """Accept the task and hold its cost, or record it as rejected for lack of credits."""
+    async def submit_task(self, user_id: int, draft: TaskDraft, op: Operation,
+                          key: KeyLimit | None = None) -> TaskTicket:
+        """Accept the task and hold its cost, or record it as rejected: for lack of credits,
+        or because it would take the day's, the month's or the key's spending past its
+        limit. The limits are read in the same write transaction as the hold, so no number
+        of concurrent requests can pass one."""
 
         async def work(s: SqlSession) -> TaskTicket:
             if (stored := await replay_operation(s.db, op)) is not None:
@@ -157,8 +175,13 @@ class LedgerService:
                 input_indexes=draft.input_indexes,
                 invalid=draft.invalid, cost_credits=draft.cost_credits,
                 model_version=draft.model_version)
+            refusal = None
             try:
-                new = decide.submit_task(account, submitted, self.owner)
+                new = decide.submit_task(account, submitted, self.owner,
+                                         None if key is None else key.key_id)
+                refusal = await self._refusal(s, user_id, draft.cost_credits, key)
+                if refusal is not None:
+                    new = [decide.reject_task(submitted, "spend_limit_reached")]
                 outcome = None
             except InsufficientCredits:
                 new = [decide.reject_task(submitted, "insufficient_balance")]
@@ -166,13 +189,73 @@ class LedgerService:
                            Metadata(operation_id=op.operation_id, actor=f"user:{user_id}"))
             if len(new) == 1:  # rejected: the outcome is final now
                 outcome = TaskOutcome(task_id=task_id, cost_credits=draft.cost_credits,
-                                      balance=await queries.get_balance(s.db, user_id))
+                                      balance=await queries.get_balance(s.db, user_id),
+                                      refusal=refusal)
             await record_operation(
                 s.db, op, created_at=self._now(), task_id=task_id,
                 outcome=None if outcome is None else stored_task_outcome(outcome))
             return TaskTicket(task_id=task_id, run=outcome is None, outcome=outcome)
 
         return await self.store.transact(work)
+
+    async def _refusal(self, s: SqlSession, user_id: int, cost_credits: int,
+                       key: KeyLimit | None) -> PeriodSpend | None:
+        """The limit this cost would pass now, or None. Near a boundary the next period is
+        checked too: the hold is stamped by the append's clock, a moment after this one."""
+        now = self.store.clock()
+        settings = await spend.account_limits(s.db, user_id)
+        if settings.daily_credits is None and settings.monthly_credits is None and (
+                key is None or key.monthly_limit_credits is None):
+            return None  # nothing to enforce: no reads on the hot path
+        periods = await spend.periods_at(s.db, user_id, now, key)
+        later = now + limits.BOUNDARY_GRACE
+        if any(later >= p.resets_at for p in periods):
+            periods += await spend.periods_at(s.db, user_id, later, key)
+        return limits.refused_by(periods, cost_credits)
+
+    async def set_time_zone(self, user_id: int, time_zone: str,
+                            client: str | None = None) -> Profile:
+        """The account's time zone, an IANA name: its calendar days and months."""
+        if not limits.is_time_zone(time_zone):
+            raise InvalidSetting("time_zone", "an IANA time zone name, like Europe/Moscow")
+        await self._append_setting(user_id, TimeZoneSet(user_id=user_id, time_zone=time_zone),
+                                   client, f"time zone {time_zone}")
+        return await self.profile(user_id)
+
+    async def set_limits(self, user_id: int, daily_credits: int | None,
+                         monthly_credits: int | None, client: str | None = None) -> LimitsView:
+        """Replace both spend limits (None removes one). Spending so far still counts."""
+        for name, value in (("daily_credits", daily_credits),
+                            ("monthly_credits", monthly_credits)):
+            try:
+                limits.check_limit(value)
+            except ValueError as exc:
+                raise InvalidSetting(name, str(exc)) from None
+        await self._append_setting(user_id, LimitsSet(
+            user_id=user_id, daily_credits=daily_credits, monthly_credits=monthly_credits),
+            client, f"daily {_shown(daily_credits)}, monthly {_shown(monthly_credits)}")
+        return await self.limits(user_id)
+
+    async def _append_setting(self, user_id: int, event: TimeZoneSet | LimitsSet,
+                              client: str | None, detail: str) -> None:
+        """The event, and with it (when a client is named) the owner's security log entry."""
+        async def work(s: SqlSession) -> None:
+            account = await queries.load_account(s.db, user_id)
+            await s.append(account_stream(user_id), account.version, [event],
+                           Metadata(actor=f"user:{user_id}"))
+            if client is not None:
+                await security_log.record(s.db, user_id=user_id, kind="limits_changed",
+                                          client=client, at=self.store.clock(), detail=detail)
+
+        await self.store.transact(work)
+
+    async def limits(self, user_id: int, key: KeyLimit | None = None) -> LimitsView:
+        """Each limit in its current period: spent (holds included), left, when it resets."""
+        db = self.store.read_db()
+        await queries.get_balance(db, user_id)  # AccountNotFound for a stranger
+        settings = await spend.account_limits(db, user_id)
+        daily, monthly = (await spend.periods_at(db, user_id, self.store.clock(), key))[:2]
+        return LimitsView(time_zone=settings.time_zone, daily=daily, monthly=monthly)
 
     async def complete_task(
         self, user_id: int, task_id: int, output_data: Sequence[JsonValue], description: str,

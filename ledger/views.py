@@ -7,7 +7,10 @@ job; the one dict format kept here is the outcome stored for idempotent replays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from ledger.limits import PeriodSpend
 
 # A task's inputs and outputs: numbers today, rows keyed by feature and classifier outputs
 # (`{"label": ..., "probabilities": {...}}`) as soon as tabular models arrive.
@@ -62,6 +65,16 @@ class TaskOutcome:
     task_id: int
     cost_credits: int
     balance: BalanceView
+    refusal: PeriodSpend | None = None  # the spend limit a rejected task would have passed
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsView:
+    """The account's spend limits, each in its current period, and the zone of the periods."""
+
+    time_zone: str
+    daily: PeriodSpend
+    monthly: PeriodSpend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +101,7 @@ class Profile:
     username: str
     created_at: str
     balance: BalanceView
+    time_zone: str = "UTC"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,10 +156,18 @@ def top_up_from_stored(stored: dict[str, Any]) -> TopUpOutcome:
 
 
 def stored_task_outcome(outcome: TaskOutcome) -> dict[str, Any]:
-    return {"task_id": outcome.task_id, "cost": outcome.cost_credits,
-            "balance": stored_balance(outcome.balance)}
+    stored = {"task_id": outcome.task_id, "cost": outcome.cost_credits,
+              "balance": stored_balance(outcome.balance)}
+    if (r := outcome.refusal) is not None:  # absent from rows written before limits
+        stored["refusal"] = {"limit": r.limit, "limit_credits": r.limit_credits,
+                             "spent": r.spent_credits, "resets_at": r.resets_at.isoformat()}
+    return stored
 
 
 def task_outcome_from_stored(stored: dict[str, Any]) -> TaskOutcome:
+    r = stored.get("refusal")
+    refusal = None if r is None else PeriodSpend(
+        limit=r["limit"], limit_credits=r["limit_credits"], spent_credits=int(r["spent"]),
+        resets_at=datetime.fromisoformat(r["resets_at"]))
     return TaskOutcome(task_id=int(stored["task_id"]), cost_credits=int(stored["cost"]),
-                       balance=balance_from_stored(stored["balance"]))
+                       balance=balance_from_stored(stored["balance"]), refusal=refusal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger import BalanceView, JsonValue, TaskView
+from ledger.limits import PeriodSpend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +28,7 @@ class PredictionResult:
     cost_credits: int  # charged
     quoted_credits: int  # the price asked, which a rejection could not cover
     balance: BalanceView
+    refusal: PeriodSpend | None = None  # the spend limit that rejected it, if one did
 
 
 def predictions_of(task: TaskView) -> tuple[Prediction, ...]:

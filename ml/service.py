@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger import JsonValue, LedgerService, Operation, TaskDraft, TaskOutcome
+from ledger.spend import KeyLimit
 from ml.csv_rows import parse_csv
 from ml.errors import EmptyInput, ModelFailed, ModelNotFound, NoValidData, TooManyItems
 from ml.models import Classified, Outcome, Unpredictable
@@ -90,6 +91,7 @@ class MLService:
     async def process_task(
         self, user: Any, model_id: int, input_data: str | Sequence[object],
         operation_id: str | None = None, *, as_text: bool | None = None, csv: bool = False,
+        key: KeyLimit | None = None,
     ) -> PredictionResult:
         """Run a prediction for `user` (a User or a user id) and return its result.
 
@@ -108,7 +110,7 @@ class MLService:
                           model_version=spec.version)
         op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
                        kind="predict", fingerprint=fingerprint(spec.id, request.items))
-        ticket = await self.ledger.submit_task(user_id, draft, op)
+        ticket = await self.ledger.submit_task(user_id, draft, op, key)
         outcome = ticket.outcome
         if ticket.run:
             outcome = await self._run(user_id, ticket.task_id, spec, checked, draft)
@@ -159,7 +161,8 @@ class MLService:
         return PredictionResult(
             status=task.status, task=task, predictions=predictions_of(task),
             invalid=task.invalid, cost_credits=task.cost_credits,
-            quoted_credits=outcome.cost_credits, balance=outcome.balance)
+            quoted_credits=outcome.cost_credits, balance=outcome.balance,
+            refusal=outcome.refusal)
 
 
 def _echoes(spec: ModelSpec, request: Request, checked: CheckedRows) -> list[JsonValue]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import Credential, InvalidCredentials, InvalidInput, checkpoints
+from ledger import Credential, InvalidCredentials, InvalidInput, KeyLimit, checkpoints
 from ledger.checkpoints import known_keys
 from ledger.consistency import NoSuchCheckpoint, build_consistency
 from ledger.statement_proof import StatementNotReady, build_statement
@@ -15,7 +15,20 @@ from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import API_KEYS, CHECKPOINTS, CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.devices import DEVICE_COOKIE
+from web.keys import (
+    API_KEYS,
+    CHECKPOINTS,
+    CONFIG,
+    CREDENTIAL,
+    DEVICES,
+    LEDGER,
+    ML,
+    MODELS,
+    OPENAPI,
+    THROTTLE,
+    USERS,
+)
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -56,17 +69,23 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = load(login_schema, await read_json(request))
     throttle, client = request.app[THROTTLE], client_address(request)
-    if wait := await throttle.retry_after(body["username"], client):
+    device = known_device(request, body["username"])
+    if wait := await throttle.retry_after(body["username"], client, device):
         raise Problem(429, "too_many_attempts", "Too many login attempts",
                       f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
     try:
         issued = await request.app[USERS].login(body["username"], body["password"], "api",
                                                 client_address(request))
     except InvalidCredentials:
-        await throttle.failed(body["username"], client)
+        await throttle.failed(body["username"], client, device)
         raise
-    await throttle.succeeded(body["username"], client)
+    await throttle.succeeded(body["username"], client, device)
     return web.json_response(schemas.token_json(issued))
+
+
+def known_device(request: web.Request, username: str) -> str | None:
+    """The id of this browser's device cookie if it signed in to `username` before."""
+    return request.app[DEVICES].known(username, request.cookies.get(DEVICE_COOKIE))
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -113,14 +132,24 @@ async def models(request: web.Request) -> web.Response:
 async def predict(request: web.Request) -> web.Response:
     user_id = await api_user(request, "predict")
     key = idempotency_key(request)
+    spender = spending_key(request[CREDENTIAL])
     if request.content_type == "multipart/form-data":
         model_id, text, is_csv = await _predict_upload(request)
-        result = await request.app[ML].process_task(user_id, model_id, text, key, csv=is_csv)
+        result = await request.app[ML].process_task(user_id, model_id, text, key, csv=is_csv,
+                                                    key=spender)
     else:
         body = load(predict_schema, await read_json(request))
         result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
-                                                    key)
+                                                    key, key=spender)
     return prediction_response(result)
+
+
+def spending_key(credential: Credential) -> KeyLimit | None:
+    """The API key whose own monthly limit a prediction counts against (None: a login)."""
+    if credential.key_id is None:
+        return None
+    return KeyLimit(key_id=credential.key_id,
+                    monthly_limit_credits=credential.monthly_limit_credits)
 
 
 async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
@@ -147,6 +176,15 @@ def prediction_response(result: PredictionResult) -> web.Response:
     """The same stored result always gives the same status and body."""
     task = schemas.public_task(result.task)
     balance = schemas.balance_json(result.balance)
+    if result.status == "rejected" and (refusal := result.refusal) is not None:
+        left = refusal.left_credits or 0
+        raise Problem(402, "spend_limit_reached", "Spend limit reached",
+                      f"this prediction costs {result.quoted_credits} credits and the "
+                      f"{refusal.limit.replace('_', ' ')} limit has {left} left until "
+                      f"{refusal.resets_at.isoformat(timespec='seconds')}; nothing was charged",
+                      limit=refusal.limit, limit_credits=refusal.limit_credits, left=left,
+                      resets_at=refusal.resets_at.isoformat(timespec="seconds"),
+                      cost=result.quoted_credits, balance=balance, task=task)
     if result.status == "rejected":
         raise Problem(402, "insufficient_balance", "Not enough credits",
                       f"this prediction costs {result.quoted_credits} credits and "
@@ -263,16 +301,17 @@ async def throttled_password_change(request: web.Request, credential: Credential
     cannot guess its way to a password change any faster than a stranger at the login."""
     throttle, client = request.app[THROTTLE], client_address(request)
     username = (await request.app[LEDGER].profile(credential.user_id)).username
-    if wait := await throttle.retry_after(username, client):
+    device = known_device(request, username)  # as at the login: a stranger cannot block it
+    if wait := await throttle.retry_after(username, client, device):
         raise Problem(429, "too_many_attempts", "Too many attempts",
                       f"try again in {wait} seconds", headers={"Retry-After": str(wait)})
     try:
         revoked = await request.app[USERS].change_password(credential, current, new, client)
     except InvalidInput as exc:
         if exc.field == "current_password":
-            await throttle.failed(username, client)
+            await throttle.failed(username, client, device)
         raise
-    await throttle.succeeded(username, client)
+    await throttle.succeeded(username, client, device)
     return revoked
 
 
@@ -287,3 +326,30 @@ async def security_events(request: web.Request) -> web.Response:
     query = _page(request)
     page = await request.app[USERS].security_events(credential.user_id, **query)
     return web.json_response(schemas.page_json(page, schemas.security_event_json))
+
+
+# -- the account's time zone and spend limits (issue 9) ---------------------------------------
+
+me_update_schema, limits_schema = schemas.MeUpdate(), schemas.LimitsRequest()
+
+
+async def update_me(request: web.Request) -> web.Response:
+    user_id = (await require_login(request)).user_id
+    body = load(me_update_schema, await read_json(request))
+    profile = await request.app[LEDGER].set_time_zone(user_id, body["time_zone"],
+                                                      client_address(request))
+    return web.json_response(schemas.me_json(profile))
+
+
+async def get_limits(request: web.Request) -> web.Response:
+    user_id = await api_user(request)
+    return web.json_response(schemas.limits_json(await request.app[LEDGER].limits(user_id)))
+
+
+async def put_limits(request: web.Request) -> web.Response:
+    """Changing limits needs a login, never an API key (403 login_required)."""
+    user_id = (await require_login(request)).user_id
+    body = load(limits_schema, await read_json(request))
+    view = await request.app[LEDGER].set_limits(user_id, body["daily_credits"],
+                                                body["monthly_credits"], client_address(request))
+    return web.json_response(schemas.limits_json(view))

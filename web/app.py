@@ -34,9 +34,11 @@ from ml import MLModelManager, MLService, catalogue
 from web import middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
+from web.devices import DeviceCookies
 from web.keys import (
     API_KEYS,
     CONFIG,
+    DEVICES,
     LEDGER,
     LIVENESS,
     ML,
@@ -69,7 +71,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if config.verify_on_start:
             await check_log(store)
         if SESSIONS in app:  # PostgreSQL: one cookie key for every process, in the database
-            app[SESSIONS].use_key(await shared_secret(store.read_db(), "session_key"))
+            key = await shared_secret(store.read_db(), "session_key")
+            app[SESSIONS].use_key(key)
+            app[DEVICES].use_key(key)
         ledger = LedgerService(store, owner=await liveness.start())
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
@@ -188,8 +192,11 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     if config.database_url:  # the key is read from the database when the store opens
         shared = app[SESSIONS] = SharedKeyCookieStorage(**cookie)
         storage: AbstractStorage = shared
+        app[DEVICES] = DeviceCookies()
     else:
-        storage = EncryptedCookieStorage(config.session_key(), **cookie)
+        session_key = config.session_key()
+        storage = EncryptedCookieStorage(session_key, **cookie)
+        app[DEVICES] = DeviceCookies(session_key)
     setup_sessions(app, storage)
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,

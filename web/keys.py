@@ -10,6 +10,7 @@ from ledger import Credential, KeyService, LedgerService, UserService
 from ledger.checkpoints import Checkpointer
 from ml import MLModelManager, MLService
 from web.config import Config
+from web.devices import DeviceCookies
 from web.sessions import SharedKeyCookieStorage
 from web.throttle import Throttle
 
@@ -24,6 +25,7 @@ OPENAPI = web.AppKey("openapi", dict)
 LIVENESS = web.AppKey[Liveness]("liveness")
 CHECKPOINTS = web.AppKey("checkpoints", Checkpointer)
 API_KEYS = web.AppKey("api_keys", KeyService)
+DEVICES = web.AppKey("devices", DeviceCookies)  # device cookies for the login throttle
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 

@@ -11,7 +11,8 @@ from web import schemas
 
 ERROR_TEXT = {
     400: "Malformed request", 401: "Missing, expired or revoked token",
-    402: "The balance does not cover the cost; nothing was charged",
+    402: "The balance or a spend limit (spend_limit_reached) does not cover the cost; "
+         "nothing was charged",
     403: "A read key cannot do this (insufficient_scope), or this needs a login, not a key "
          "(login_required)",
     404: "Not found", 409: "Conflict", 413: "The body or the item count is over the limit",
@@ -107,7 +108,8 @@ def build_openapi() -> dict[str, Any]:
                  "PublicKeyView", "PublicKeys", "CheckpointView", "ConsistencyProof",
                  "StatementBalance", "StatementProof",
                  "KeyCreateRequest", "PasswordChangeRequest", "KeyView", "IssuedKeyView",
-                 "KeyList", "SecurityEventView", "SecurityEventPage"):
+                 "KeyList", "SecurityEventView", "SecurityEventPage",
+                 "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult"):
         spec.components.schema(name, schema=getattr(schemas, name))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _op("Liveness", (200, "Health"), tag="service", auth=False)},
@@ -119,7 +121,14 @@ def build_openapi() -> dict[str, Any]:
             errors=(401, 429, 503))},
         "/api/v1/auth/logout": {"post": _op("Revoke this token", (204, None), tag="auth",
                                             errors=(503,))},
-        "/api/v1/me": {"get": _op("The current user", (200, "Me"), tag="account")},
+        "/api/v1/me": {"get": _op("The current user", (200, "Me"), tag="account"),
+                       "put": _op("Set the account's time zone", (200, "Me"), tag="account",
+                                  body="MeUpdate", errors=(403, 503))},
+        "/api/v1/limits": {
+            "get": _op("Spend limits, spent and left this day and month", (200, "LimitsResult"),
+                       tag="account"),
+            "put": _op("Set the daily and monthly spend limits", (200, "LimitsResult"),
+                       tag="account", body="LimitsRequest", errors=(403, 503))},
         "/api/v1/balance": {"get": _op("Balance, held and available credits", (200, "Balance"),
                                        tag="account")},
         "/api/v1/balance/top-up": {"post": _op(

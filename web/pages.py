@@ -21,10 +21,12 @@ from ledger import (
 from ledger.account import MAX_TOP_UP_CREDITS
 from ml import BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
-from web.api import client_address, statement_response
+from web.api import client_address, known_device, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
-from web.keys import CONFIG, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
+from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.limit_pages import limits_view
 from web.model_view import model_view
 from web.predict_form import PredictForm, service_input
 from web.problems import Problem, problem_for
@@ -93,18 +95,24 @@ async def login_submit(request: web.Request) -> web.Response:
     await check_csrf(request, form)
     username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
     throttle, client = request.app[THROTTLE], client_address(request)
-    if wait := await throttle.retry_after(username, client):
+    device = known_device(request, username)
+    if wait := await throttle.retry_after(username, client, device):
         return _form_page(request, "login.html", 429, form={"username": username},
                           error=f"Too many attempts. Try again in {wait} seconds.")
     try:
         user_id = await request.app[USERS].authenticate(username, password[:256])
     except InvalidCredentials:
-        await throttle.failed(username, client)
+        await throttle.failed(username, client, device)
         return _form_page(request, "login.html", 401, form={"username": username},
                           error="Wrong username or password.")
-    await throttle.succeeded(username, client)
+    await throttle.succeeded(username, client, device)
     await start_session(request, user_id, client)
-    raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+    done = web.HTTPSeeOther(request.app.router["cabinet"].url_for())
+    if device is None:  # this browser is known to the account from now on
+        done.set_cookie(DEVICE_COOKIE, request.app[DEVICES].issue(username),
+                        max_age=DEVICE_MAX_AGE_S, httponly=True, samesite="Lax",
+                        secure=request.app[CONFIG].secure_cookies)
+    raise done
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -146,6 +154,7 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
     specs = request.app[MODELS].specs()
     context = {
         "balance": schemas.balance_json(await ledger.get_balance(user_id)),
+        "limits": limits_view(await ledger.limits(user_id)),
         "models": [model_view(s) for s in specs],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
@@ -286,6 +295,12 @@ def _outcome_notice(result: PredictionResult, noun: str = "item") -> dict[str, s
         done = len(result.predictions)
         return {"message": f"Predicted {done:,} {noun}{'' if done == 1 else 's'} for "
                            f"{result.cost_credits:,} credits.{bad}"}
+    if result.status == "rejected" and (refusal := result.refusal) is not None:
+        name = {"daily": "daily", "monthly": "monthly", "key_monthly": "this key's monthly"}
+        return {"error": f"Spend limit reached: this prediction costs "
+                         f"{result.quoted_credits:,} and your {name[refusal.limit]} limit has "
+                         f"{refusal.left_credits or 0:,} left until "
+                         f"{refusal.resets_at:%Y-%m-%d %H:%M} UTC. Nothing was charged."}
     if result.status == "rejected":
         return {"error": f"Not enough credits: this prediction costs {result.quoted_credits:,} "
                          f"and {result.balance.available_credits:,} are available. "

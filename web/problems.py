@@ -16,6 +16,7 @@ from ledger import (
     InvalidAmount,
     InvalidCredentials,
     InvalidInput,
+    InvalidSetting,
     KeyNotFound,
     OperationInProgress,
     TooManyKeys,
@@ -30,6 +31,7 @@ PROBLEM_JSON = "application/problem+json"
 ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     InvalidAmount: (422, "validation_error", "The request is not valid"),
     InvalidInput: (422, "validation_error", "The request is not valid"),
+    InvalidSetting: (422, "validation_error", "The request is not valid"),
     BalanceLimitExceeded: (422, "balance_limit_exceeded", "The balance would be too large"),
     InsufficientCredits: (402, "insufficient_balance", "Not enough credits"),
     UsernameTaken: (409, "username_taken", "This username is taken"),
@@ -96,7 +98,7 @@ def _extra(exc: Exception) -> dict[str, Any]:
         return {"available": exc.available_credits, "cost": exc.cost_credits}
     if isinstance(exc, TooManyItems):
         return {"max_items": exc.max_items}
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, InvalidInput | InvalidSetting):
         return {"errors": {exc.field: [str(exc)]}}
     if isinstance(exc, InvalidAmount):
         return {"errors": {"amount": [str(exc)]}}

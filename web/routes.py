@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, key_pages, pages
+from web import api, key_pages, limit_pages, pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -58,3 +58,9 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post("/cabinet/keys/{key_id}/revoke", key_pages.revoke_key)
     router.add_post("/cabinet/password", key_pages.change_password, name="cabinet_password")
     router.add_post("/cabinet/logout-all", key_pages.logout_all, name="cabinet_logout_all")
+    router.add_get("/cabinet/limits", limit_pages.limits_page, name="cabinet_limits")
+    router.add_post("/cabinet/limits", limit_pages.set_limits)
+    router.add_post("/cabinet/time-zone", limit_pages.set_time_zone, name="cabinet_time_zone")
+    router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
+    router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
+    router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")

@@ -14,6 +14,7 @@ from ledger.account import MAX_BALANCE_CREDITS, MAX_TOP_UP_CREDITS, MIN_TOP_UP_C
 from ledger.keys import MAX_EXPIRES_IN_DAYS
 from ledger.keys import MAX_NAME as MAX_KEY_NAME
 from ledger.keys import SCOPES as KEY_SCOPES
+from ledger.limits import MAX_LIMIT_CREDITS, MAX_TIME_ZONE_LENGTH
 from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
 from ml import Prediction
 
@@ -109,6 +110,8 @@ class Me(Balance):
     id = fields.Integer(required=True)
     username = fields.String(required=True)
     created_at = fields.String(required=True)
+    time_zone = fields.String(required=True, metadata={
+        "description": "IANA name; the account's calendar days and months for spend limits"})
 
 
 class Token(Schema):
@@ -273,6 +276,13 @@ class ProblemView(Schema):
     task = fields.Nested(TaskView, metadata={
         "description": "insufficient_balance, prediction_failed: the task as recorded"})
     max_items = fields.Integer(metadata={"description": "too_many_items: the model's limit"})
+    limit = fields.String(metadata={"description": "spend_limit_reached: which limit "
+                                    "(daily, monthly or key_monthly)"})
+    limit_credits = fields.Integer(metadata={"description": "spend_limit_reached: the limit"})
+    left = fields.Integer(metadata={"description": "spend_limit_reached: credits left in "
+                                    "the period"})
+    resets_at = fields.String(metadata={"description": "spend_limit_reached: when the "
+                                        "period ends (UTC, ISO 8601)"})
 
 
 
@@ -355,7 +365,7 @@ def token_json(issued: IssuedToken) -> dict[str, Any]:
 
 def me_json(profile: Profile) -> dict[str, Any]:
     return {"id": profile.id, "username": profile.username, "created_at": profile.created_at,
-            **balance_json(profile.balance)}
+            "time_zone": profile.time_zone, **balance_json(profile.balance)}
 
 
 def task_json(task: ledger.TaskView) -> dict[str, Any]:
@@ -400,3 +410,55 @@ def issued_key_json(issued: ledger.IssuedKey) -> dict[str, Any]:
 def security_event_json(event: ledger.SecurityEvent) -> dict[str, Any]:
     return {"id": event.id, "kind": event.kind, "detail": event.detail,
             "client_address": event.client_address, "occurred_at": event.occurred_at}
+
+
+# -- spend limits and the account's time zone ------------------------------------------------
+# Appended for issue 9 (branch limits).
+
+class MeUpdate(Schema):
+    time_zone = fields.String(required=True, validate=validate.Length(1, MAX_TIME_ZONE_LENGTH),
+                              metadata={"example": "Europe/Moscow",
+                                        "description": "An IANA time zone name"})
+
+
+class NullableLimit(StrictInteger):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=True, allow_none=True, validate=validate.Range(
+            0, MAX_LIMIT_CREDITS), **kwargs)
+
+
+class LimitsRequest(Schema):
+    daily_credits = NullableLimit(metadata={
+        "description": "Credits the account may spend per calendar day; null: no limit",
+        "example": 500})
+    monthly_credits = NullableLimit(metadata={
+        "description": "Credits the account may spend per calendar month; null: no limit",
+        "example": 5000})
+
+
+class PeriodView(Schema):
+    limit = fields.Integer(required=True, allow_none=True)
+    spent = fields.Integer(required=True, metadata={
+        "description": "Charged and held in this period (holds count as spent)"})
+    left = fields.Integer(required=True, allow_none=True)
+    resets_at = fields.String(required=True, metadata={"description": "UTC, ISO 8601"})
+
+
+class LimitsResult(Schema):
+    time_zone = fields.String(required=True)
+    daily_credits = fields.Integer(required=True, allow_none=True)
+    monthly_credits = fields.Integer(required=True, allow_none=True)
+    day = fields.Nested(PeriodView, required=True)
+    month = fields.Nested(PeriodView, required=True)
+
+
+def period_json(period: ledger.PeriodSpend) -> dict[str, Any]:
+    return {"limit": period.limit_credits, "spent": period.spent_credits,
+            "left": period.left_credits,
+            "resets_at": period.resets_at.isoformat(timespec="seconds")}
+
+
+def limits_json(view: ledger.LimitsView) -> dict[str, Any]:
+    return {"time_zone": view.time_zone, "daily_credits": view.daily.limit_credits,
+            "monthly_credits": view.monthly.limit_credits,
+            "day": period_json(view.daily), "month": period_json(view.monthly)}

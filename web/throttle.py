@@ -1,8 +1,10 @@
 """Login throttling per client, per account and per (account, client) pair.
 
-An attacker who guesses one account from one address is slowed down hard; an account is
-locked for everyone only briefly, so nobody can keep a real user out for long. This one counts
-in memory, for one process; web/throttle_db.py counts in PostgreSQL, for all of them.
+An attacker who guesses one account from one address is slowed down hard; past the account's
+threshold every *unknown* client is slowed down too, but a browser that signed in to the
+account before (its device cookie, web/devices.py) is judged only by its own failures, so a
+stranger cannot lock the owner out. This one counts in memory, for one process;
+web/throttle_db.py counts in PostgreSQL, for all of them.
 """
 
 from __future__ import annotations
@@ -29,21 +31,26 @@ ACCOUNT = Rule(failures=50, window_s=600, lock_s=15, max_lock_s=60)
 MAX_TRACKED = 100_000  # bounded memory under a spray of usernames
 
 
-def throttle_keys(username: str, client: str) -> list[tuple[str, Rule]]:
-    """The records one attempt counts against: the pair first, then the client, the account."""
+def throttle_keys(username: str, client: str,
+                  device: str | None = None) -> list[tuple[str, Rule]]:
+    """The records one attempt counts against: the pair first, then the client, the account.
+    A known device (`device`, from its cookie) has one record of its own, under the pair's
+    rule: neither the address it shares nor the account's failures elsewhere lock it."""
     account = username.lower()[:64]
+    if device is not None:
+        return [(f"device:{account}:{device}", PAIR)]
     return [(f"pair:{account}:{client}", PAIR), (f"client:{client}", CLIENT),
             (f"account:{account}", ACCOUNT)]
 
 
 class Throttle(Protocol):
-    async def retry_after(self, username: str, client: str) -> int:
+    async def retry_after(self, username: str, client: str, device: str | None = None) -> int:
         """Seconds to wait before the next attempt is heard; 0 when it may go ahead."""
         ...
 
-    async def failed(self, username: str, client: str) -> None: ...
+    async def failed(self, username: str, client: str, device: str | None = None) -> None: ...
 
-    async def succeeded(self, username: str, client: str) -> None:
+    async def succeeded(self, username: str, client: str, device: str | None = None) -> None:
         """A right password clears this pair's record; the account and client ones stay."""
         ...
 
@@ -60,17 +67,17 @@ class LoginThrottle:
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
 
-    async def retry_after(self, username: str, client: str) -> int:
+    async def retry_after(self, username: str, client: str, device: str | None = None) -> int:
         now = self.clock()
-        waits = [bucket.locked_until - now for key, _ in throttle_keys(username, client)
+        waits = [bucket.locked_until - now for key, _ in throttle_keys(username, client, device)
                  if (bucket := self._buckets.get(key)) is not None]
         return max(0, math.ceil(max(waits, default=0)))
 
-    async def failed(self, username: str, client: str) -> None:
+    async def failed(self, username: str, client: str, device: str | None = None) -> None:
         now = self.clock()
         if len(self._buckets) > MAX_TRACKED:
             self._forget_expired(now)
-        for key, rule in throttle_keys(username, client):
+        for key, rule in throttle_keys(username, client, device):
             bucket = self._buckets.get(key)
             if bucket is None or now - bucket.window_start > rule.window_s:
                 bucket = self._buckets[key] = _Bucket(0, now, 0.0)
@@ -80,8 +87,8 @@ class LoginThrottle:
                 lock = min(rule.lock_s * 2 ** min(over - 1, 20), rule.max_lock_s)
                 bucket.locked_until = now + lock
 
-    async def succeeded(self, username: str, client: str) -> None:
-        self._buckets.pop(throttle_keys(username, client)[0][0], None)
+    async def succeeded(self, username: str, client: str, device: str | None = None) -> None:
+        self._buckets.pop(throttle_keys(username, client, device)[0][0], None)
 
     def _forget_expired(self, now: float) -> None:
         """Drop what no rule needs any more, then, under a spray, the oldest records, down to

@@ -25,19 +25,19 @@ class SharedLoginThrottle:
         self.clock = clock
         self._failures_seen = 0
 
-    async def retry_after(self, username: str, client: str) -> int:
-        keys = [key for key, _ in throttle_keys(username, client)]
+    async def retry_after(self, username: str, client: str, device: str | None = None) -> int:
+        keys = [key for key, _ in throttle_keys(username, client, device)]
         wait = await self.attempts.locked_until(keys) - self.clock()
         return max(0, math.ceil(wait))
 
-    async def failed(self, username: str, client: str) -> None:
+    async def failed(self, username: str, client: str, device: str | None = None) -> None:
         now = self.clock()
-        await self.attempts.failed(throttle_keys(username, client), now)
+        await self.attempts.failed(throttle_keys(username, client, device), now)
         self._failures_seen += 1
         if self._failures_seen % PRUNE_EVERY == 0:
             horizon_s = max(rule.window_s for rule in (throttle.PAIR, throttle.CLIENT,
                                                        throttle.ACCOUNT))
             await self.attempts.prune(now, horizon_s, throttle.MAX_TRACKED)
 
-    async def succeeded(self, username: str, client: str) -> None:
-        await self.attempts.forget(throttle_keys(username, client)[0][0])
+    async def succeeded(self, username: str, client: str, device: str | None = None) -> None:
+        await self.attempts.forget(throttle_keys(username, client, device)[0][0])

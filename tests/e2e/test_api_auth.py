@@ -160,5 +160,5 @@ async def test_me_describes_the_caller(client: Client) -> None:
     assert response.status == 200
     body = await response.json()
     assert body == {"id": alice.id, "username": "alice", "balance": 70, "held": 0,
-                    "available": 70, "created_at": body["created_at"]}
+                    "available": 70, "created_at": body["created_at"], "time_zone": "UTC"}
     datetime.fromisoformat(body["created_at"])

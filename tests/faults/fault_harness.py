@@ -134,6 +134,8 @@ class Servers:
         where = ["--db", str(db)]
         if is_url(db):
             env["ML_CABINET_DATABASE_URL"] = str(db)
+            # One signing key for every process of the ledger, and none left in the repo.
+            env.setdefault("ML_CABINET_SIGNING_KEY_FILE", str(self.folder / "signing-key"))
             where = []
         with _open_log(log) as out:
             process = await asyncio.create_subprocess_exec(

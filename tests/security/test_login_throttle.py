@@ -266,3 +266,71 @@ async def test_expired_records_are_pruned_from_the_shared_table(
         assert keys == {f"pair:new:{USER}", f"client:{USER}", "account:new"}
     finally:
         await store.close()
+
+
+# -- a stranger cannot lock the owner's known browser out --------------------------------------
+
+DEVICE = "0123456789abcdef"  # the id in a device cookie the account issued before
+
+
+async def test_a_strangers_failures_from_many_addresses_do_not_lock_the_owners_known_browser(
+        throttle: Throttle) -> None:
+    addresses = iter(f"10.1.{n // 250}.{n % 250}" for n in range(1_000))
+    for _ in range(ACCOUNT.failures + 1):
+        await fail(throttle, 1, client=next(addresses))
+
+    assert await throttle.retry_after("alice", USER) == ACCOUNT.lock_s  # unknown: slowed
+    assert await throttle.retry_after("alice", USER, DEVICE) == 0  # the owner's browser: not
+
+
+async def test_a_known_browser_behind_the_attackers_address_still_gets_in(
+        throttle: Throttle) -> None:
+    await fail(throttle, PAIR.failures + 1)  # alice's pair at this address is locked
+    for n in range(CLIENT.failures):  # and then the address for every account
+        await throttle.failed(f"user{n}", ATTACKER)
+    assert await throttle.retry_after("alice", ATTACKER) > 0
+    assert await throttle.retry_after("someone-new", ATTACKER) > 0
+
+    assert await throttle.retry_after("alice", ATTACKER, DEVICE) == 0
+
+
+async def test_a_known_browser_guessing_is_still_locked_by_its_own_failures(
+        throttle: Throttle) -> None:
+    for _ in range(PAIR.failures + 1):
+        await throttle.failed("alice", USER, DEVICE)
+
+    assert await throttle.retry_after("alice", USER, DEVICE) == PAIR.lock_s
+    assert await throttle.retry_after("alice", USER, "fedcba9876543210") == 0
+    assert await throttle.retry_after("bob", USER, DEVICE) == 0  # the mark is per account
+
+
+async def test_over_http_the_owners_browser_signs_in_while_strangers_are_turned_away(
+        locked_out: Client) -> None:
+    status, _ = await page_login(locked_out, PASSWORD)  # the owner signs in once: a known device
+    assert status == 303
+    jar = locked_out.session.cookie_jar
+    device = jar.filter_cookies(locked_out.make_url("/"))["mlc_device"]
+    await locked_out.post("/logout", data={"csrf_token": await csrf_from(locked_out,
+                                                                         "/cabinet")})
+    throttle = locked_out.app[THROTTLE]
+    for n in range(ACCOUNT.failures + 1):  # a stranger, from everywhere, including here
+        await throttle.failed("alice", f"10.2.0.{n % 250}")
+    jar.clear()
+    for _ in range(PAIR.failures + 1):
+        assert (await page_login(locked_out, "not the password"))[0] in (401, 429)
+    assert (await page_login(locked_out, PASSWORD))[0] == 429  # a browser nobody knows
+    await expect_problem(await api_login(locked_out, PASSWORD), 429, "too_many_attempts")
+
+    jar.clear()
+    jar.update_cookies({"mlc_device": device.value}, locked_out.make_url("/"))
+    assert (await page_login(locked_out, PASSWORD))[0] == 303  # the owner's browser
+
+
+async def test_a_forged_or_foreign_device_cookie_counts_as_unknown(locked_out: Client) -> None:
+    throttle = locked_out.app[THROTTLE]
+    for n in range(ACCOUNT.failures + 1):
+        await throttle.failed("alice", f"10.3.0.{n % 250}")
+    jar = locked_out.session.cookie_jar
+    for forged in ["0123456789abcdef." + "0" * 32, "x" * 49, "", "a.b"]:
+        jar.update_cookies({"mlc_device": forged}, locked_out.make_url("/"))
+        assert (await page_login(locked_out, PASSWORD))[0] == 429
