@@ -16,6 +16,7 @@ from ledger.control import CONTROL_SCHEMA
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors
 from ledger.shared import SHARED_SCHEMA
+from ledger.verifier import VERIFIER_SCHEMA
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -32,7 +33,7 @@ def ledger_store(
 ) -> SQLiteEventStore:
     """A SQLite store with the ledger's codec, projections and control tables; `open()` next."""
     return SQLiteEventStore(path, ledger_codec(), ledger_projectors(), synchronous=synchronous,
-                            control_schema=CONTROL_SCHEMA, clock=clock)
+                            control_schema=CONTROL_SCHEMA + VERIFIER_SCHEMA, clock=clock)
 
 
 def postgres_ledger_store(
@@ -41,7 +42,7 @@ def postgres_ledger_store(
     """A PostgreSQL store with the ledger's codec, projections and control tables.
     `options` are PostgresEventStore's pool bounds and timeouts."""
     # What processes share only on PostgreSQL comes with it: ledger/shared.py, events/leases.py.
-    shared = CONTROL_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA
+    shared = CONTROL_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA + VERIFIER_SCHEMA
     return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),
                               control_schema=shared, clock=clock, **options)
 

@@ -12,7 +12,7 @@ from ml import PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token
 from web.bodies import load, read_json, read_multipart, whole_number
-from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS
+from web.keys import CONFIG, LEDGER, ML, MODELS, OPENAPI, THROTTLE, USERS, VERIFIER
 from web.problems import Problem
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -36,7 +36,10 @@ def idempotency_key(request: web.Request) -> str | None:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Alive, and how far the background verifier has vouched for the log."""
+    report = request.app[VERIFIER].health()
+    return web.json_response({"status": "ok" if report["first_break"] is None
+                              else "ledger_damaged", **report})
 
 
 async def openapi(request: web.Request) -> web.Response:

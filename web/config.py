@@ -35,6 +35,8 @@ class Config:
     # A hold of this process whose task is no longer running (its settle failed, say during
     # an outage) is released once it is this old; the margin covers a task about to start.
     stale_hold_s: float = 120.0
+    # The background verifier re-walks the chain at this many rows a second; 0 turns it off.
+    verify_rate: int = 20_000
 
     def __post_init__(self) -> None:
         if self.database_url is not None and not self.database_url.startswith(
@@ -43,6 +45,8 @@ class Config:
         if not all(0 < s <= 3600 for s in (self.lease_s, self.sweep_s, self.stale_hold_s)):
             raise ValueError("ML_CABINET_LEASE_S, ML_CABINET_SWEEP_S and "
                              "ML_CABINET_STALE_HOLD_S are seconds in (0, 3600]")
+        if not 0 <= self.verify_rate <= 10_000_000:
+            raise ValueError("ML_CABINET_VERIFY_RATE is rows per second in [0, 10000000]")
         # A typo must not quietly weaken durability: SQLite reads unknown words as NORMAL.
         if self.synchronous not in ("FULL", "EXTRA", "NORMAL", "OFF"):
             raise ValueError(f"ML_CABINET_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF, "
@@ -64,6 +68,7 @@ class Config:
             "lease_s": float(env.get("ML_CABINET_LEASE_S", "15")),
             "sweep_s": float(env.get("ML_CABINET_SWEEP_S", "30")),
             "stale_hold_s": float(env.get("ML_CABINET_STALE_HOLD_S", "120")),
+            "verify_rate": int(env.get("ML_CABINET_VERIFY_RATE", "20000")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

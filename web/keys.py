@@ -7,6 +7,7 @@ from aiohttp import web
 from events import SqlEventStore
 from events.leases import Liveness
 from ledger import LedgerService, UserService
+from ledger.verifier import LogVerifier
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.sessions import SharedKeyCookieStorage
@@ -21,6 +22,8 @@ ML = web.AppKey("ml", MLService)
 THROTTLE = web.AppKey[Throttle]("throttle")
 OPENAPI = web.AppKey("openapi", dict)
 LIVENESS = web.AppKey[Liveness]("liveness")
+# The background re-walk of the chain; a break it finds stops writes (web/middlewares.py).
+VERIFIER = web.AppKey("verifier", LogVerifier)
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 
