@@ -29,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--anchor", action="append", default=[], type=parse_anchor,
                      metavar="POSITION:HASH",
                      help="a head printed by an earlier audit; it must still be in the log")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="processes for the hashes and the replay (default: the cores)")
     args = parser.parse_args(argv)
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        parser.error("--jobs is a number of processes from 1 to 64")
     url = args.database_url or (None if args.db else os.environ.get("ML_CABINET_DATABASE_URL"))
     if url is None and args.db is None:
         parser.error("give --db PATH or --database-url URL (or ML_CABINET_DATABASE_URL)")
@@ -38,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     target: str = url or args.db
     shown = redacted(target) if url else target
     try:
-        report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor))
+        report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor,
+                                   jobs=args.jobs))
     except Exception as exc:  # an unreadable file or database is a failed audit, said plainly
         print(f"AUDIT FAILED: cannot read {shown}: {exc}", file=sys.stderr)
         return 2

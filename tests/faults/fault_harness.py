@@ -234,10 +234,11 @@ class Api:
                                token=token, key=key)
 
 
-async def run_audit(db: Path) -> tuple[int, str]:
+async def run_audit(db: Path, jobs: int | None = None) -> tuple[int, str]:
     """`python -m ledger audit --db PATH`, as an auditor runs it: exit code and report."""
+    split = ["--jobs", str(jobs)] if jobs else []
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ledger", "audit", "--db", str(db), "--quiet", cwd=REPO,
+        sys.executable, "-m", "ledger", "audit", "--db", str(db), "--quiet", *split, cwd=REPO,
         env=server_env(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
     try:
