@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from events import SqlEventStore, StoreCorrupted, StoreError
@@ -175,6 +175,7 @@ class LogVerifier:
         self.store, self.rate_per_s, self.tick_s = store, rate_per_s, tick_s
         self.state = VerifierState()
         self.on_break = on_break
+        self.min_pass_interval_s = 60.0
 
     @property
     def broken(self) -> ChainBreak | None:
@@ -205,7 +206,7 @@ class LogVerifier:
         done += len(tail)
         if broken is None and tail:
             state = replace(state, mark_position=tail[-1].position, mark_hash=tail[-1].hash)
-        while broken is None and done < budget:
+        while broken is None and done < budget and self._pass_due(state):
             try:  # the walk reads every page of the log: a damaged one shows here
                 walked = await read_after(db, state.pass_position,
                                           min(budget - done, BATCH_ROWS))
@@ -235,6 +236,13 @@ class LogVerifier:
         if broken is not None and self.on_break is not None:
             self.on_break(broken)
         return done
+
+    def _pass_due(self, state: VerifierState) -> bool:
+        """A small log is re-walked at most once a minute, not once a tick."""
+        if state.pass_position > 0 or state.last_full_pass_at is None:
+            return True
+        ended = datetime.fromisoformat(state.last_full_pass_at)
+        return (self.store.clock() - ended).total_seconds() >= self.min_pass_interval_s
 
     def _now(self) -> str:
         return self.store.clock().astimezone(UTC).isoformat(timespec="seconds")
