@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events import SqlEventStore, StoreCorrupted, StoreError
@@ -22,6 +23,7 @@ from events.hashing import GENESIS_HASH
 from events.rows import StoredRow
 from events.sql import SqlDatabase
 from events.sqlite import _ROW_COLUMNS, row_from_db
+from events.store import SqlSession
 from events.verify import ChainBreak, check_link
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,14 @@ CREATE TABLE IF NOT EXISTS verifier_state (
     break_reason      TEXT,
     updated_at        TEXT    NOT NULL
 );
+-- One process re-walks at a time (others only read the state): whoever holds this lease.
+CREATE TABLE IF NOT EXISTS verifier_lease (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT    NOT NULL,
+    until TEXT    NOT NULL
+);
 """
+LEASE_S = 30.0
 # Rows fetched per query: a read never holds a snapshot (or the event loop) for long.
 BATCH_ROWS = 2_000
 
@@ -163,6 +172,25 @@ async def _store(store: SqlEventStore, state: VerifierState) -> None:
         log.warning("the verified mark was not saved: %s", error)
 
 
+async def take_lease(store: SqlEventStore, owner: str, now: datetime) -> bool:
+    """The lease for `owner` for LEASE_S more seconds, unless another owner's is still good.
+    Read and written in one write transaction, so two processes cannot both get it."""
+    at, until = (now.astimezone(UTC).isoformat(timespec="microseconds"),
+                 (now + timedelta(seconds=LEASE_S)).astimezone(UTC).isoformat(
+                     timespec="microseconds"))
+
+    async def work(session: SqlSession) -> bool:
+        row = await session.db.fetchone("SELECT owner, until FROM verifier_lease WHERE id = 1")
+        if row is not None and row["owner"] != owner and row["until"] > at:
+            return False
+        await session.db.execute("DELETE FROM verifier_lease WHERE id = 1")
+        await session.db.execute("INSERT INTO verifier_lease (id, owner, until) VALUES (1, ?, ?)",
+                                 (owner, until))
+        return True
+
+    return await store.transact(work)
+
+
 class LogVerifier:
     """The background re-walk: `step()` checks up to `rows` rows — the tail after the mark
     first (it bounds the next start-up), then the full pass from its cursor — and saves its
@@ -171,8 +199,10 @@ class LogVerifier:
     shared reader; the walk reads every page of the log, and the audit runs quick_check.)"""
 
     def __init__(self, store: SqlEventStore, rate_per_s: int, tick_s: float = 1.0,
-                 on_break: Callable[[ChainBreak], None] | None = None) -> None:
+                 on_break: Callable[[ChainBreak], None] | None = None,
+                 owner: str | None = None) -> None:
         self.store, self.rate_per_s, self.tick_s = store, rate_per_s, tick_s
+        self.owner, self._lease_until = owner, 0.0
         self.state = VerifierState()
         self.on_break = on_break
         self.min_pass_interval_s = 60.0
@@ -197,8 +227,8 @@ class LogVerifier:
         db = self.store.read_db()
         stored = await load_state(db)  # another process may have advanced it
         state = stored if stored.mark_position >= self.state.mark_position else self.state
-        if state.broken is not None:
-            self.state = state
+        if state.broken is not None or not await self._lease():
+            self.state = state  # a break another process found is known here too
             return 0
         before, done = state, 0
         tail = await read_after(db, state.mark_position, min(budget, BATCH_ROWS))
@@ -236,6 +266,19 @@ class LogVerifier:
         if broken is not None and self.on_break is not None:
             self.on_break(broken)
         return done
+
+    async def _lease(self) -> bool:
+        """Several processes on one database: only the lease holder walks. Renewed at half
+        its length, so an idle holder commits once in LEASE_S / 2 seconds."""
+        if self.owner is None:
+            return True
+        if time.monotonic() < self._lease_until - LEASE_S / 2:
+            return True
+        if not await take_lease(self.store, self.owner, self.store.clock()):
+            self._lease_until = 0.0
+            return False
+        self._lease_until = time.monotonic() + LEASE_S
+        return True
 
     def _pass_due(self, state: VerifierState) -> bool:
         """A small log is re-walked at most once a minute, not once a tick."""

@@ -62,7 +62,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             await check_log(store)
         if SESSIONS in app:  # PostgreSQL: one cookie key for every process, in the database
             app[SESSIONS].use_key(await shared_secret(store.read_db(), "session_key"))
-        ledger = LedgerService(store, owner=await liveness.start())
+        owner = await liveness.start()
+        ledger = LedgerService(store, owner=owner)
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
@@ -74,7 +75,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("holds of interrupted tasks stay held until writes work: %s", error)
         sweeper = asyncio.create_task(sweep_forever(ledger, liveness, app[ML], config),
                                       name="hold-sweeper")
-        verifier = app[VERIFIER] = LogVerifier(store, config.verify_rate)
+        verifier = app[VERIFIER] = LogVerifier(store, config.verify_rate, owner=owner)
         await verifier.load()
         tasks = [sweeper]
         if config.verify_rate > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
@@ -11,6 +12,7 @@ import pytest
 
 from events import StoreCorrupted
 from ledger import LedgerService, ledger_store_at
+from ledger.verifier import LEASE_S, LogVerifier
 from web.app import check_log
 
 pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
@@ -73,5 +75,24 @@ async def test_an_edit_at_the_mark_is_caught_at_start_up(ledger_at: str | Path) 
                 await admin.close()
         with pytest.raises(StoreCorrupted, match="broken at position 4"):
             await check_log(store)
+    finally:
+        await store.close()
+
+
+async def test_one_process_at_a_time_walks_and_a_dead_ones_lease_passes_on(
+        ledger_at: str | Path) -> None:
+    await grow(ledger_at, 3)
+    now = [datetime(2026, 12, 1, tzinfo=UTC)]
+    store = ledger_store_at(ledger_at, clock=lambda: now[0])
+    await store.open()
+    try:
+        first = LogVerifier(store, 1_000, owner="process-a")
+        second = LogVerifier(store, 1_000, owner="process-b")
+        assert await first.step() == 4 + 4  # the tail from 0, then the full pass
+        assert await second.step() == 0  # the lease is the first one's
+        assert second.state.mark_position == 4  # but it knows how far the log is verified
+        now[0] += timedelta(seconds=LEASE_S + 1)  # the first process died: its lease ran out
+        second.min_pass_interval_s = 0
+        assert await second.step() == 4
     finally:
         await store.close()
