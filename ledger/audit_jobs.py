@@ -94,6 +94,9 @@ async def _replay_part(live_uri: str, scratch: str, part: int, parts: int,
     codec, projectors = ledger_codec(), ledger_projectors()
     db = await InlineDatabase.connect_inline(scratch)
     try:
+        # A scratch file, thrown away after the audit: no journal, no fsync (about 10% here).
+        await db.execute("PRAGMA journal_mode = OFF")
+        await db.execute("PRAGMA synchronous = OFF")
         await db.execute("ATTACH DATABASE ? AS live", (live_uri,))
         await db.execute("BEGIN")
         for table in tables():  # a rerun (after a failure) starts from empty tables
