@@ -447,7 +447,7 @@ class PostgresEventStore:
         row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
         return int(row["p"]) if row else 0
 
-    async def integrity_problem(self) -> str | None:
+    async def integrity_problem(self, bounded: bool = False) -> str | None:
         """None once the server answers: PostgreSQL checks its own pages (data checksums, when
         the cluster has them); the hash chain is verified apart, as on SQLite."""
         await self.read_db().fetchone("SELECT 1")

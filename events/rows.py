@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from events.codec import EventCodec, canonical_json
+from events.codec import EventCodec, canonical_json, fast_loads
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import chain_hash
 
@@ -44,7 +43,7 @@ class StoredRow:
         return RecordedEvent(
             position=self.position, stream_id=self.stream_id, version=self.version,
             event=codec.decode(self.type_name, self.schema_version, self.data_json),
-            metadata=Metadata.from_dict(json.loads(self.metadata_json)),
+            metadata=Metadata.from_dict(fast_loads(self.metadata_json)),
             recorded_at=datetime.fromisoformat(self.recorded_at), hash=self.hash,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -373,8 +374,24 @@ class SQLiteEventStore:
         row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
         return int(row["p"]) if row else 0
 
-    async def integrity_problem(self) -> str | None:
-        """What is wrong with the file's pages (PRAGMA quick_check), or None when sound."""
+    async def integrity_problem(self, bounded: bool = False) -> str | None:
+        """What is wrong with the file's pages (PRAGMA quick_check), or None when sound.
+
+        quick_check reads every page (1.3 s on a 550 MB file): `bounded` checks only what
+        stays flat in the file's size — the header and schema can be read, and the file is
+        as long as its header says (a truncated or overwritten start shows there)."""
+        if bounded:
+            db = self.read_db()
+            await db.fetchall("SELECT name FROM sqlite_master")
+            pages = await db.fetchone("PRAGMA page_count")
+            size = await db.fetchone("PRAGMA page_size")
+            expected = int(next(iter(pages.values()))) * int(next(iter(size.values()))) \
+                if pages and size else 0
+            actual = os.path.getsize(self.path)  # noqa: ASYNC240 - one stat, no wait
+            # WAL frames not yet checkpointed may make the header's count run ahead.
+            wal = os.path.exists(f"{self.path}-wal")  # noqa: ASYNC240 - one stat
+            return None if actual >= expected or wal else (
+                f"the database file is damaged: {actual} bytes, its header says {expected}")
         rows = await self.read_db().fetchall("PRAGMA quick_check")
         found = [next(iter(row.values())) for row in rows]
         return None if found == ["ok"] else f"the database file is damaged: {found[:3]}"

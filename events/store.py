@@ -85,6 +85,6 @@ class SqlEventStore(Protocol):
 
     async def rebuild_projections(self) -> int: ...
 
-    async def integrity_problem(self) -> str | None:
+    async def integrity_problem(self, bounded: bool = False) -> str | None:
         """What the database itself finds damaged (beneath the hash chain), or None."""
         ...

@@ -26,6 +26,18 @@ class ChainReport:
         return self.first_break is None
 
 
+def check_link(row: StoredRow, expected_position: int, previous_hash: str) -> ChainBreak | None:
+    """Whether one row sits where the log expects it and chains onto `previous_hash`: every
+    row can be checked against its stored predecessor alone, so ranges verify independently."""
+    if row.position != expected_position:
+        reason = (f"position {expected_position} is missing" if row.position >
+                  expected_position else f"position {row.position} is out of order")
+        return ChainBreak(expected_position, reason)
+    if row.hash != row.expected_hash(previous_hash):
+        return ChainBreak(row.position, "hash does not match the content and the previous hash")
+    return None
+
+
 async def verify_chain(
     rows: AsyncIterable[StoredRow],
     progress: Callable[[int], None] | None = None,
@@ -35,13 +47,8 @@ async def verify_chain(
     previous_hash = GENESIS_HASH
     count = 0
     async for row in rows:
-        if row.position != expected_position:
-            reason = (f"position {expected_position} is missing" if row.position >
-                      expected_position else f"position {row.position} is out of order")
-            return ChainReport(count, previous_hash, ChainBreak(expected_position, reason))
-        if row.hash != row.expected_hash(previous_hash):
-            return ChainReport(count, previous_hash, ChainBreak(
-                row.position, "hash does not match the content and the previous hash"))
+        if (broken := check_link(row, expected_position, previous_hash)) is not None:
+            return ChainReport(count, previous_hash, broken)
         previous_hash = row.hash
         expected_position += 1
         count += 1

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--anchor", action="append", default=[], type=parse_anchor,
                      metavar="POSITION:HASH",
                      help="a head printed by an earlier audit; it must still be in the log")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="processes for the hashes and the replay (default: the cores)")
     run.add_argument("--checkpoints", action="store_true",
                      help="also hold the log to every signed checkpoint it keeps")
     run.add_argument("--public-key", action="append", default=[], metavar="PEM_FILE",
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return verify_consistency_file(args.file, args.public_key, args.held)
     if args.command == "verify-statement":
         return verify_statement_file(args.file, args.public_key)
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        parser.error("--jobs is a number of processes from 1 to 64")
     url = args.database_url or (None if args.db else os.environ.get("ML_CABINET_DATABASE_URL"))
     if url is None and args.db is None:
         parser.error("give --db PATH or --database-url URL (or ML_CABINET_DATABASE_URL)")
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         keys = [open(name).read() for name in args.public_key]  # noqa: SIM115 - read whole
         report = asyncio.run(audit(target, show_progress=not args.quiet, anchors=args.anchor,
                                    checkpoints=args.checkpoints or bool(args.checkpoint),
-                                   public_keys=keys, held_checkpoints=args.checkpoint))
+                                   public_keys=keys, held_checkpoints=args.checkpoint,
+                                   jobs=args.jobs))
     except Exception as exc:  # an unreadable file or database is a failed audit, said plainly
         print(f"AUDIT FAILED: cannot read {shown}: {exc}", file=sys.stderr)
         return 2

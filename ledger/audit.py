@@ -7,11 +7,13 @@ snapshot, into a scratch SQLite file, and that copy gets the very same audit.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from contextlib import closing
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -19,12 +21,14 @@ from urllib.parse import quote
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 
-from events import Database, StoreCorrupted
+from events import Database, StoreCorrupted, UniqueViolation
 from events.database import InlineDatabase
+from events.hashing import GENESIS_HASH
 from events.pgdatabase import wrap
 from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
 from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
+from ledger import audit_jobs
 from ledger.checkpoint_audit import verify_checkpoints
 from ledger.checkpoints import CHECKPOINT_SCHEMA, Checkpoint
 from ledger.events import ledger_codec
@@ -114,10 +118,27 @@ def parse_anchor(text: str) -> Anchor:
     return int(position), digest.lower()
 
 
-async def _check_anchors(db: Database, anchors: Sequence[Anchor], report: AuditReport) -> None:
+@dataclass(frozen=True)
+class AuditContext:
+    """What the checks after the chain may use: the options, and the live file's URI."""
+
+    anchors: Sequence[Anchor] = ()
+    jobs: int = 1
+    live_uri: str = ""
+    checkpoints: bool = False  # hold the log to the signed checkpoints it keeps
+    public_keys: Sequence[str] = ()
+    held_checkpoints: Sequence[Checkpoint] = ()
+
+
+# Checks run in order after an intact chain; each may set report.first_break. A new kind of
+# external evidence (signed checkpoints, say) joins this list.
+Check = Callable[[Database, AuditReport, AuditContext], Awaitable[None]]
+
+
+async def _check_anchors(db: Database, report: AuditReport, context: AuditContext) -> None:
     """A chain recomputed end to end after an edit is self-consistent; only a hash kept
     outside the file can tell. Each anchor must still be in the log, unchanged."""
-    for position, digest in sorted(anchors):
+    for position, digest in sorted(context.anchors):
         row = await db.fetchone("SELECT hash FROM live.events WHERE position = ?", (position,))
         if row is None:
             report.first_break = ChainBreak(position, "the log is shorter than an anchor: "
@@ -129,30 +150,50 @@ async def _check_anchors(db: Database, anchors: Sequence[Anchor], report: AuditR
             return
 
 
+async def _check_checkpoints(db: Database, report: AuditReport, context: AuditContext) -> None:
+    if not context.checkpoints:
+        return
+    verdict = await verify_checkpoints(db, context.public_keys, context.held_checkpoints)
+    report.checkpoints_verified = verdict.checked
+    report.first_break = verdict.first_break
+
+
+CHECKS: list[Check] = [_check_anchors, _check_checkpoints]
+
+
 async def audit(
     path: str | Path, *, show_progress: bool = True, anchors: Sequence[Anchor] = (),
     checkpoints: bool = False, public_keys: Sequence[str] = (),
     held_checkpoints: Sequence[Checkpoint] = (),
+    jobs: int | None = None,
 ) -> AuditReport:
-    """Everything is read in ONE read transaction on the live file (or database), so a
-    server writing meanwhile cannot make the log, the replay and the live projections
-    disagree. `path` is a SQLite file or a `postgresql://` URL."""
+    """Everything the audit compares is read in ONE read transaction on the live file (or
+    database), so a server writing meanwhile cannot make the log, the replay and the live
+    projections disagree. `path` is a SQLite file or a `postgresql://` URL. `jobs` processes
+    (default: the cores) share the hashes and the replay; 1 keeps it all in this one."""
+    # Asked for, processes are used whatever the size; by default only where they pay.
+    least = 1 if jobs else audit_jobs.PARALLEL_FROM_EVENTS
+    jobs = max(1, jobs or os.cpu_count() or 1)
     if is_database_url(path):
         assert isinstance(path, str)
         with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-pg-") as scratch:
             copy = Path(scratch) / "snapshot.db"
             await snapshot_postgres(path, copy)
-            return await audit(copy, show_progress=show_progress, anchors=anchors,
+            return await audit(copy, show_progress=show_progress, anchors=anchors, jobs=jobs,
                                checkpoints=checkpoints, public_keys=public_keys,
                                held_checkpoints=held_checkpoints)
     report = AuditReport()
     # quote() keeps '?', '#' and '%' in the path literal, as Database.connect does.
     live_uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"  # noqa: ASYNC240 - not I/O
-    with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-") as scratch:
+    context = AuditContext(anchors=anchors, jobs=jobs, live_uri=live_uri,
+                           checkpoints=checkpoints, public_keys=public_keys,
+                           held_checkpoints=held_checkpoints)
+    with tempfile.TemporaryDirectory(prefix="ml-cabinet-audit-") as scratch, ExitStack() as stack:
         # The audit is a process of its own: its statements run inline, no thread trips.
         db = await InlineDatabase.connect_inline(Path(scratch) / "replay.db")
         try:
-            await db.executescript("\n".join(p.schema for p in ledger_projectors()))
+            schema = "\n".join(p.schema for p in ledger_projectors())
+            await db.executescript(schema)
             # A file that cannot be opened at all is an error for the caller to report;
             # one whose schema pages are damaged is a damaged file, and said so.
             try:
@@ -165,17 +206,28 @@ async def audit(
             await _check_file(db, report)
             if report.integrity != "ok":
                 return report
+            pool, parts = None, []
+            if jobs > 1 and await _head(db) >= least:
+                pool = stack.enter_context(ProcessPoolExecutor(jobs))
+                parts = audit_jobs.part_files(Path(scratch), jobs)
+                for k, part in enumerate(parts):  # attached now: not within the transaction
+                    with closing(sqlite3.connect(part)) as conn:
+                        conn.executescript(schema)
+                    await db.execute(f"ATTACH DATABASE ? AS part{k}", (str(part),))
             await db.execute("BEGIN")
-            await _verify(db, report, anchors, show_progress)
-            if checkpoints and report.first_break is None:  # signed heads held by the service
-                verdict = await verify_checkpoints(db, public_keys, held_checkpoints)
-                report.checkpoints_verified = verdict.checked
-                report.first_break = verdict.first_break
-            await _replay_and_compare(db, report)
+            await _verify(db, report, context, show_progress, pool)
+            if pool is None or not await _replay_in_parts(db, report, context, pool, parts):
+                await _replay(db, report)
+            await _compare(db, report)
             await db.execute("COMMIT")
         finally:
             await db.close()
     return report
+
+
+async def _head(db: Database) -> int:
+    head = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS n FROM live.events")
+    return int(head["n"]) if head else 0
 
 
 SNAPSHOT_TABLES = ("events", *KEYS, "checkpoints", "ledger_keys")
@@ -236,21 +288,51 @@ async def _check_file(db: Database, report: AuditReport) -> None:
 
 
 async def _verify(
-    db: Database, report: AuditReport, anchors: Sequence[Anchor], show_progress: bool
+    db: Database, report: AuditReport, context: AuditContext, show_progress: bool,
+    pool: ProcessPoolExecutor | None,
 ) -> None:
-    head = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS n FROM live.events")
-    total = int(head["n"]) if head else 0
-    draw = progress_bar(total) if show_progress else (lambda done: None)
-    chain = await verify_chain(
-        (row_from_db(r) async for r in db.iterate("SELECT * FROM live.events ORDER BY position")),
-        progress=draw)
-    report.events, report.first_break = chain.events, chain.first_break
-    report.head_hash = chain.head_hash
-    if report.first_break is None:
-        await _check_anchors(db, anchors, report)
+    total = await _head(db)
+    if pool is not None:  # ranges in parallel; what they found is what one walk would say
+        report.first_break = audit_jobs.first_break(pool, context.live_uri, total,
+                                                    context.jobs)
+        report.events = total if report.first_break is None else report.first_break.position - 1
+        row = await db.fetchone("SELECT hash FROM live.events WHERE position = ?",
+                                (report.events,))
+        report.head_hash = row["hash"] if row else GENESIS_HASH
+    else:
+        draw = progress_bar(total) if show_progress else (lambda done: None)
+        chain = await verify_chain((row_from_db(r) async for r in db.iterate(
+            "SELECT * FROM live.events ORDER BY position")), progress=draw)
+        report.events, report.first_break = chain.events, chain.first_break
+        report.head_hash = chain.head_hash
+    for check in CHECKS:
+        if report.first_break is not None:
+            return
+        await check(db, report, context)
 
 
-async def _replay_and_compare(db: Database, report: AuditReport) -> None:
+async def _replay_in_parts(db: Database, report: AuditReport, context: AuditContext,
+                           pool: ProcessPoolExecutor, parts: Sequence[Path]) -> bool:
+    """The replay split by account and merged into the scratch tables; False when the parts
+    do not merge (a constraint across accounts failed), so one process must replay."""
+    before = report.first_break.position if report.first_break else report.events + 1
+    failure = audit_jobs.replay_parts(pool, context.live_uri, parts, before)
+    if failure is not None:  # the serial replay stops there for every account: so do we
+        audit_jobs.replay_parts(pool, context.live_uri, parts, failure.position)
+    try:
+        for k in range(len(parts)):
+            for table in audit_jobs.tables():
+                await db.execute(f"INSERT INTO main.{table} SELECT * FROM part{k}.{table}")
+    except (UniqueViolation, sqlite3.IntegrityError):
+        for table in audit_jobs.tables():
+            await db.execute(f"DELETE FROM main.{table}")
+        return False
+    if failure is not None:
+        report.first_break = failure
+    return True
+
+
+async def _replay(db: Database, report: AuditReport) -> None:
     codec, projectors = ledger_codec(), ledger_projectors()
     async for raw in db.iterate("SELECT * FROM live.events ORDER BY position"):
         row = row_from_db(raw)
@@ -263,9 +345,11 @@ async def _replay_and_compare(db: Database, report: AuditReport) -> None:
         except Exception as exc:  # a row the chain accepted but the domain cannot fold
             report.first_break = ChainBreak(row.position, f"cannot be replayed: {exc}")
             break
-    for projector in projectors:
-        for table in projector.tables:
-            await _compare_table(db, table, report)
+
+
+async def _compare(db: Database, report: AuditReport) -> None:
+    for table in audit_jobs.tables():
+        await _compare_table(db, table, report)
     total = await db.fetchone("SELECT COALESCE(SUM(amount_credits), 0) AS s FROM live.postings")
     report.postings_sum_credits = int(total["s"]) if total else 0
     count = await db.fetchone("SELECT COUNT(*) AS n FROM main.accounts")

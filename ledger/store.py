@@ -19,10 +19,12 @@ from ledger.keys import KEYS_CONTROL_SCHEMA
 from ledger.projections import ledger_projectors
 from ledger.security_log import SECURITY_SCHEMA
 from ledger.shared import SHARED_SCHEMA
+from ledger.verifier import VERIFIER_SCHEMA
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 # Control-plane tables on both stores: credentials, tokens, operations, key hashes, the log.
-BOTH_SCHEMA = CONTROL_SCHEMA + KEYS_CONTROL_SCHEMA + SECURITY_SCHEMA + CHECKPOINT_SCHEMA
+BOTH_SCHEMA = (CONTROL_SCHEMA + KEYS_CONTROL_SCHEMA + SECURITY_SCHEMA + CHECKPOINT_SCHEMA
+               + VERIFIER_SCHEMA)
 
 
 def is_database_url(where: str | Path) -> bool:

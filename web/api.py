@@ -28,6 +28,7 @@ from web.keys import (
     OPENAPI,
     THROTTLE,
     USERS,
+    VERIFIER,
 )
 from web.problems import Problem
 
@@ -53,7 +54,10 @@ def idempotency_key(request: web.Request) -> str | None:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Alive, and how far the background verifier has vouched for the log."""
+    report = request.app[VERIFIER].health()
+    return web.json_response({"status": "ok" if report["first_break"] is None
+                              else "ledger_damaged", **report})
 
 
 async def openapi(request: web.Request) -> web.Response:

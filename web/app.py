@@ -20,7 +20,6 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from events import SqlEventStore, StoreCorrupted, StoreError, StoreUnavailable
 from events.leases import FileLiveness, LeaseLiveness, Liveness
-from events.verify import verify_chain
 from ledger import (
     AccountNotFound,
     KeyService,
@@ -30,6 +29,7 @@ from ledger import (
     ledger_store_at,
 )
 from ledger.shared import LoginAttempts, shared_secret
+from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
 from web import middlewares
 from web.auth import csrf_token, page_user
@@ -48,6 +48,7 @@ from web.keys import (
     STORE,
     THROTTLE,
     USERS,
+    VERIFIER,
 )
 from web.openapi import build_openapi
 from web.routes import setup_routes
@@ -74,7 +75,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             key = await shared_secret(store.read_db(), "session_key")
             app[SESSIONS].use_key(key)
             app[DEVICES].use_key(key)
-        ledger = LedgerService(store, owner=await liveness.start())
+        owner = await liveness.start()
+        ledger = LedgerService(store, owner=owner)
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
@@ -87,10 +89,16 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("holds of interrupted tasks stay held until writes work: %s", error)
         sweeper = asyncio.create_task(sweep_forever(ledger, liveness, app[ML], config),
                                       name="hold-sweeper")
+        verifier = app[VERIFIER] = LogVerifier(store, config.verify_rate, owner=owner)
+        await verifier.load()
+        tasks = [sweeper]
+        if config.verify_rate > 0:
+            tasks.append(asyncio.create_task(verifier.run_forever(), name="log-verifier"))
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # A hung model must not hang the shutdown: its task is released at the next start.
         executor.shutdown(wait=False, cancel_futures=True)
     finally:
@@ -133,14 +141,20 @@ async def sweep_forever(
             log.exception("hold sweep failed")
 
 
-async def check_log(store: SqlEventStore) -> None:
-    """A damaged log is not served as truth: refuse to start and say where it breaks."""
-    if (problem := await store.integrity_problem()) is not None:
+async def check_log(store: SqlEventStore) -> StartupCheck:
+    """A damaged log is not served as truth: refuse to start and say where it breaks.
+
+    Bounded: the file's structure where that is cheap, the verified mark, and the tail since
+    it (ledger/verifier.py); the history before the mark is re-walked in the background."""
+    # A log verified before gets the bounded structural check; a first start reads it all.
+    verified_before = (await load_state(store.read_db())).mark_position > 0
+    if (problem := await store.integrity_problem(bounded=verified_before)) is not None:
         raise StoreCorrupted(problem)
-    report = await verify_chain(store.read_rows())
-    if report.first_break is not None:
+    checked = await check_at_start(store)
+    if checked.first_break is not None:
         raise StoreCorrupted(f"the event log is broken at position "
-                             f"{report.first_break.position}: {report.first_break.reason}")
+                             f"{checked.first_break.position}: {checked.first_break.reason}")
+    return checked
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
@@ -177,7 +191,8 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
                ) -> web.Application:
     config = config or Config.from_env()
     app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[middlewares.request_id, middlewares.errors])
+                          middlewares=[middlewares.request_id, middlewares.errors,
+                                       middlewares.read_only_when_damaged])
     app[CONFIG] = config
     # The code models and every manifest in the models folder; a bad manifest raises
     # ManifestError here, before anything is served.

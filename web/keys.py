@@ -8,6 +8,7 @@ from events import SqlEventStore
 from events.leases import Liveness
 from ledger import Credential, KeyService, LedgerService, UserService
 from ledger.checkpoints import Checkpointer
+from ledger.verifier import LogVerifier
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.devices import DeviceCookies
@@ -26,6 +27,8 @@ LIVENESS = web.AppKey[Liveness]("liveness")
 CHECKPOINTS = web.AppKey("checkpoints", Checkpointer)
 API_KEYS = web.AppKey("api_keys", KeyService)
 DEVICES = web.AppKey("devices", DeviceCookies)  # device cookies for the login throttle
+# The background re-walk of the chain; a break it finds stops writes (web/middlewares.py).
+VERIFIER = web.AppKey("verifier", LogVerifier)
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.
 SESSIONS = web.AppKey("sessions", SharedKeyCookieStorage)
 

@@ -14,8 +14,8 @@ from aiohttp.typedefs import Handler
 from events import StoreError
 from ledger import LedgerError
 from ml import MlError
-from web.keys import REQUEST_ID
-from web.problems import PROBLEM_JSON, Problem, http_problem, problem_for
+from web.keys import REQUEST_ID, VERIFIER
+from web.problems import PROBLEM_JSON, LedgerDamaged, Problem, http_problem, problem_for
 
 log = logging.getLogger("ml_cabinet")
 
@@ -72,6 +72,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await render(request, Problem(
             500, "internal_error", "Something went wrong on our side",
             f"quote request id {request.get(REQUEST_ID)} when you report it"))
+
+
+@web.middleware
+async def read_only_when_damaged(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Once the verifier finds a break, reads go on (they show what the log holds) and every
+    write answers 503 ledger_damaged naming the first bad position."""
+    verifier = request.app.get(VERIFIER)
+    if (verifier is not None and verifier.broken is not None
+            and request.method not in ("GET", "HEAD", "OPTIONS")):
+        raise LedgerDamaged(verifier.broken.position, verifier.broken.reason)
+    return await handler(request)
 
 
 async def render(request: web.Request, problem: Problem) -> web.StreamResponse:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from events import ConcurrencyError, StoreCorrupted, StoreUnavailable
+from events import ConcurrencyError, StoreCorrupted, StoreError, StoreUnavailable
 from ledger import (
     AccountNotFound,
     BalanceLimitExceeded,
@@ -26,6 +26,14 @@ from ledger import (
 from ml import BadCsv, BadCsvHeader, EmptyInput, ModelNotFound, NoValidData, TooManyItems
 
 PROBLEM_JSON = "application/problem+json"
+
+class LedgerDamaged(StoreError):
+    """The verifier found the log broken: no write is built on a history that is not true."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"the event log is broken at position {position}: {reason}")
+        self.position = position
+
 
 # error class -> (HTTP status, code, title)
 ERRORS: dict[type[Exception], tuple[int, str, str]] = {
@@ -51,6 +59,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     # Only another process can move a stream under us; a retry reads it afresh.
     ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
     StoreCorrupted: (503, "service_unavailable", "The service cannot write right now"),
+    LedgerDamaged: (503, "ledger_damaged", "The ledger is damaged; it is read-only"),
     # The hold went before the model finished: another process took this one for dead and
     # failed the task (nothing charged); a retry with the same key gets that stored reply.
     UnknownHold: (503, "service_unavailable", "The task was interrupted; nothing was charged"),
@@ -102,6 +111,8 @@ def _extra(exc: Exception) -> dict[str, Any]:
         return {"errors": {exc.field: [str(exc)]}}
     if isinstance(exc, InvalidAmount):
         return {"errors": {"amount": [str(exc)]}}
+    if isinstance(exc, LedgerDamaged):
+        return {"position": exc.position}
     return {}
 
 

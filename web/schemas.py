@@ -256,8 +256,18 @@ class SecurityEventPage(Schema):
     has_more = fields.Boolean(required=True)
 
 
+class ChainBreakView(Schema):
+    position = fields.Integer(required=True)
+    reason = fields.String(required=True)
+
+
 class Health(Schema):
+    # "ok", or "ledger_damaged" once the verifier found a break (writes then answer 503).
     status = fields.String(required=True)
+    verified_through = fields.Integer(required=True)
+    pass_position = fields.Integer(required=True)
+    last_full_pass_at = fields.String(required=True, allow_none=True)
+    first_break = fields.Nested(ChainBreakView, required=True, allow_none=True)
 
 
 class ProblemView(Schema):

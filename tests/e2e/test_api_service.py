@@ -15,7 +15,9 @@ Client = TestClient[Any, Any]
 async def test_healthz_answers_ok(client: Client) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok"}
+    health = await response.json()
+    assert health["status"] == "ok" and health["first_break"] is None
+    assert isinstance(health["verified_through"], int)
 
 
 async def test_openapi_is_a_valid_openapi_3_document(client: Client) -> None:

@@ -263,12 +263,13 @@ class Api:
                                token=token, key=key)
 
 
-async def run_audit(db: Where) -> tuple[int, str]:
+async def run_audit(db: Where, jobs: int | None = None) -> tuple[int, str]:
     """`python -m ledger audit --db PATH` (or `--database-url URL`), as an auditor runs it:
     exit code and report."""
     where = ["--database-url", str(db)] if is_url(db) else ["--db", str(db)]
+    split = ["--jobs", str(jobs)] if jobs else []
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ledger", "audit", *where, "--quiet", cwd=REPO,
+        sys.executable, "-m", "ledger", "audit", *where, "--quiet", *split, cwd=REPO,
         env=server_env(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
     try:

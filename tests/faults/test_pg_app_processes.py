@@ -146,7 +146,7 @@ async def test_a_killed_process_holds_are_released_by_the_others_while_they_serv
                            for n in range(USERS)]
             interrupted: set[int] = set()
             errors: list[str] = []
-            for _ in range(10):  # until a kill catches the victim holding credits
+            for _ in range(30):  # until a kill catches the victim holding credits (by chance)
                 victim = await servers.start(pg_url)
                 interrupted |= await kill_under_load(soak, servers, session, victim,
                                                      survivors, errors)

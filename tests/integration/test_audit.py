@@ -19,8 +19,19 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+JOBS = ["1"]
+
+
+@pytest.fixture(autouse=True, params=["1", "2"], ids=["jobs1", "jobs2"])
+def audit_jobs(request: pytest.FixtureRequest) -> str:
+    """Every verdict, in one process and split across two: the same words, the same positions."""
+    JOBS[0] = request.param
+    return str(request.param)
+
+
 def run_audit(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledger", "audit", "--db", str(path)],
+    return subprocess.run([sys.executable, "-m", "ledger", "audit", "--db", str(path),
+                           "--jobs", JOBS[0]],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
 

@@ -198,8 +198,9 @@ def run_audit(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
                           capture_output=True, text=True, timeout=120, check=False, env=env)
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
 async def test_the_audit_of_a_database_names_the_row_a_superuser_edited(
-        pg_cluster: PgCluster, url: str) -> None:
+        pg_cluster: PgCluster, url: str, jobs: str) -> None:
     store = postgres_ledger_store(url)
     await store.open()
     try:
@@ -212,7 +213,7 @@ async def test_the_audit_of_a_database_names_the_row_a_superuser_edited(
         assert deposit is not None
     finally:
         await store.close()
-    honest = run_audit("--database-url", url, "--quiet")
+    honest = run_audit("--database-url", url, "--quiet", "--jobs", jobs)
     assert honest.returncode == 0, honest.stdout + honest.stderr
     assert "AUDIT PASSED" in honest.stdout
     admin = await asyncpg.connect(url)  # the superuser: it may drop the triggers
@@ -222,7 +223,7 @@ async def test_the_audit_of_a_database_names_the_row_a_superuser_edited(
                             "WHERE position = $1", deposit["position"])
     finally:
         await admin.close()
-    tampered = run_audit("--quiet", env={"ML_CABINET_DATABASE_URL": url,
+    tampered = run_audit("--quiet", "--jobs", jobs, env={"ML_CABINET_DATABASE_URL": url,
                                          "PATH": "/usr/bin:/bin"})
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
     assert f"BROKEN at position {deposit['position']}" in tampered.stdout
