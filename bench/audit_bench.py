@@ -40,7 +40,7 @@ from benchlib import BENCH, PYTHON, ROOT, ServerProcess, Spread, free_port, load
 sys.path.insert(0, str(ROOT))
 
 from events.hashing import GENESIS_HASH
-from events.sqlite import row_from_db
+from events.sql_log import row_from_db
 from ledger import LedgerService, TaskDraft, ledger_store
 from ledger.control import Operation
 from web.app import check_log

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
@@ -23,12 +22,11 @@ import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 from events.codec import EventCodec
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
-from events.hashing import GENESIS_HASH
 from events.pgdatabase import PgDatabase, portable_ddl, wrap
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
-from events.rows import Clock, StoredRow, seal, utc_now
+from events.rows import Clock, utc_now
 from events.sql import SqlDatabase
-from events.sqlite import _ROW_COLUMNS, row_from_db
+from events.sql_log import SqlLogReads, SqlLogSession, iterate_rows
 from events.store import SqlSession
 
 T = TypeVar("T")
@@ -62,70 +60,8 @@ CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 """
 
 
-class PgSession:
-    """A write in progress, under the write lock: appends, projections and control-plane
-    rows share one transaction."""
-
-    def __init__(self, store: PostgresEventStore, db: PgDatabase) -> None:
-        self._store = store
-        self.db: SqlDatabase = db
-        self._head: tuple[int, str] | None = None
-
-    async def stream_version(self, stream_id: str) -> int:
-        row = await self.db.fetchone(
-            "SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ?", (stream_id,))
-        return int(row["v"]) if row else 0
-
-    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
-        rows = await self.db.fetchall(
-            f"SELECT {_ROW_COLUMNS} FROM events WHERE stream_id = ? ORDER BY version",
-            (stream_id,))
-        return [row_from_db(r).to_recorded(self._store.codec) for r in rows]
-
-    async def _load_head(self) -> tuple[int, str]:
-        if self._head is None:  # read after the lock, in a statement of its own
-            row = await self.db.fetchone(
-                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            self._head = (row["position"], row["hash"]) if row else (0, GENESIS_HASH)
-        return self._head
-
-    async def append(
-        self,
-        stream_id: str,
-        expected_version: int,
-        events: Sequence[Event],
-        metadata: Metadata = Metadata(),  # noqa: B008 - frozen, so sharing is safe
-    ) -> list[RecordedEvent]:
-        if await self.stream_version(stream_id) != expected_version:
-            raise ConcurrencyError(stream_id, expected_version)
-        position, previous_hash = await self._load_head()
-        now = self._store.clock()
-        recorded = []
-        for offset, event in enumerate(events, start=1):
-            position += 1
-            row = seal(self._store.codec, previous_hash=previous_hash, position=position,
-                       stream_id=stream_id, version=expected_version + offset, event=event,
-                       metadata=metadata, recorded_at=now)
-            try:
-                await self.db.execute(
-                    f"INSERT INTO events ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (row.position, row.stream_id, row.version, row.type_name,
-                     row.schema_version, row.data_json, row.metadata_json, row.recorded_at,
-                     row.hash))
-            except UniqueViolation as exc:
-                raise ConcurrencyError(stream_id, expected_version) from exc
-            previous_hash = row.hash
-            self._head = (position, previous_hash)
-            event_in_log = RecordedEvent(
-                position=position, stream_id=stream_id, version=row.version,
-                event=self._store.codec.decode(row.type_name, row.schema_version,
-                                               row.data_json),
-                metadata=metadata, recorded_at=datetime.fromisoformat(row.recorded_at),
-                hash=row.hash)
-            for projector in self._store.projectors:
-                await projector.apply(self.db, event_in_log)
-            recorded.append(event_in_log)
-        return recorded
+class PgSession(SqlLogSession):
+    """A write in progress on PostgreSQL, under the write lock taken at BEGIN."""
 
 
 @dataclass
@@ -147,7 +83,7 @@ class _JobPoisoned(Exception):
 Outcome = tuple[_Job, Any, BaseException | None]
 
 
-class PostgresEventStore:
+class PostgresEventStore(SqlLogReads):
     """The event log in one PostgreSQL database, shared by any number of processes.
 
     Reads go through a bounded pool, one statement each. Writes go through one writer task
@@ -227,7 +163,7 @@ class PostgresEventStore:
             await drop_tables(db, stale)
             await db.executescript(portable_ddl(script))
             if stale:
-                folded = await refold(db, stale, self.codec, self._iterate_rows(db, 1))
+                folded = await refold(db, stale, self.codec, iterate_rows(db, 1))
                 log.info("rebuilt projections %s from %d events",
                          ", ".join(p.name for p in stale), folded)
             await db.execute("COMMIT")
@@ -381,23 +317,6 @@ class PostgresEventStore:
             raise _JobPoisoned(index, wrap(exc)) from exc
         return job, result, None
 
-    async def rebuild_projections(self) -> int:
-        """Empty every projection table and fold the whole log into them again."""
-
-        async def work(session: SqlSession) -> int:
-            for projector in self.projectors:
-                for table in projector.tables:
-                    await session.db.execute(f"DELETE FROM {table}")
-            count = 0
-            async for row in self._iterate_rows(session.db, 1):
-                recorded = row.to_recorded(self.codec)
-                for projector in self.projectors:
-                    await projector.apply(session.db, recorded)
-                count += 1
-            return count
-
-        return await self.transact(work)
-
     # -- reads -----------------------------------------------------------------------------
 
     def read_db(self) -> PgDatabase:
@@ -405,47 +324,6 @@ class PostgresEventStore:
         if self.pool is None:
             raise StoreUnavailable("the event store is not open")
         return PgDatabase(self.pool)
-
-    @staticmethod
-    async def _iterate_rows(
-        db: SqlDatabase, from_position: int, batch_size: int = 500
-    ) -> AsyncIterator[StoredRow]:
-        position = from_position
-        while True:
-            rows = await db.fetchall(
-                f"SELECT {_ROW_COLUMNS} FROM events WHERE position >= ? "
-                "ORDER BY position LIMIT ?", (position, batch_size))
-            for row in rows:
-                yield row_from_db(row)
-            if len(rows) < batch_size:
-                return
-            position = rows[-1]["position"] + 1
-
-    def read_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]:
-        """The raw stored rows, for the audit that verifies their hashes."""
-        return self._iterate_rows(self.read_db(), from_position)
-
-    async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
-        async for row in self._iterate_rows(self.read_db(), from_position):
-            yield row.to_recorded(self.codec)
-
-    async def read_stream(
-        self, stream_id: str, from_version: int = 1
-    ) -> AsyncIterator[RecordedEvent]:
-        version = from_version
-        while True:
-            rows = await self.read_db().fetchall(
-                f"SELECT {_ROW_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
-                "ORDER BY version LIMIT 500", (stream_id, version))
-            for row in rows:
-                yield row_from_db(row).to_recorded(self.codec)
-            if len(rows) < 500:
-                return
-            version = rows[-1]["version"] + 1
-
-    async def head_position(self) -> int:
-        row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
-        return int(row["p"]) if row else 0
 
     async def integrity_problem(self, bounded: bool = False) -> str | None:
         """None once the server answers: PostgreSQL checks its own pages (data checksums, when

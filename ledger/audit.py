@@ -25,8 +25,8 @@ from events import Database, StoreCorrupted, UniqueViolation
 from events.database import InlineDatabase
 from events.hashing import GENESIS_HASH
 from events.pgdatabase import wrap
+from events.sql_log import row_from_db
 from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
-from events.sqlite import row_from_db
 from events.verify import ChainBreak, verify_chain
 from ledger import audit_jobs
 from ledger.checkpoint_audit import verify_checkpoints

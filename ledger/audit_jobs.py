@@ -22,7 +22,7 @@ from pathlib import Path
 
 from events.database import InlineDatabase
 from events.hashing import GENESIS_HASH
-from events.sqlite import row_from_db
+from events.sql_log import row_from_db
 from events.verify import ChainBreak, check_link
 from ledger.events import ledger_codec
 from ledger.projections import ledger_projectors

@@ -17,7 +17,7 @@ from events import SqlEventStore
 from events.hashing import GENESIS_HASH
 from events.merkle import inclusion_proofs, leaf_hash, root_from_inclusion, root_of
 from events.rows import StoredRow, utc_now
-from events.sqlite import row_from_db
+from events.sql_log import row_from_db
 from ledger.account import fold
 from ledger.checkpoints import (
     Checkpoint,

@@ -22,7 +22,7 @@ from events import SqlEventStore, StoreCorrupted, StoreError
 from events.hashing import GENESIS_HASH
 from events.rows import StoredRow
 from events.sql import SqlDatabase
-from events.sqlite import _ROW_COLUMNS, row_from_db
+from events.sql_log import ROW_COLUMNS, row_from_db
 from events.store import SqlSession
 from events.verify import ChainBreak, check_link
 
@@ -111,7 +111,7 @@ async def save_state(db: SqlDatabase, state: VerifierState, now: str) -> None:
 
 
 async def read_after(db: SqlDatabase, position: int, limit: int) -> list[StoredRow]:
-    rows = await db.fetchall(f"SELECT {_ROW_COLUMNS} FROM events WHERE position > ? "
+    rows = await db.fetchall(f"SELECT {ROW_COLUMNS} FROM events WHERE position > ? "
                              "ORDER BY position LIMIT ?", (position, limit))
     return [row_from_db(row) for row in rows]
 

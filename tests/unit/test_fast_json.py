@@ -12,7 +12,7 @@ import pytest
 
 from events.codec import canonical_json, fast_loads
 from events.hashing import GENESIS_HASH
-from events.sqlite import row_from_db
+from events.sql_log import row_from_db
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "v1_ledger.db"
 

@@ -1,0 +1,181 @@
+"""What the SQLite and PostgreSQL stores share: the `events` table's rows, the append inside a
+write transaction, and the paged reads. Both speak the `SqlDatabase` seam, so the SQL is one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from events.codec import EventCodec
+from events.errors import ConcurrencyError, UniqueViolation
+from events.event import Event, Metadata, RecordedEvent
+from events.hashing import GENESIS_HASH
+from events.projection import Projector
+from events.rows import StoredRow, seal
+from events.sql import SqlDatabase
+from events.store import SqlSession
+
+T = TypeVar("T")
+
+ROW_COLUMNS = ("position, stream_id, version, type_name, schema_version, data, metadata, "
+               "recorded_at, hash")
+PAGE_ROWS = 500
+
+
+def row_from_db(row: dict[str, Any]) -> StoredRow:
+    return StoredRow(
+        position=row["position"], stream_id=row["stream_id"], version=row["version"],
+        type_name=row["type_name"], schema_version=row["schema_version"],
+        data_json=row["data"], metadata_json=row["metadata"],
+        recorded_at=row["recorded_at"], hash=row["hash"],
+    )
+
+
+class LogOwner(Protocol):
+    """What a session needs of its store."""
+
+    codec: EventCodec
+    projectors: tuple[Projector, ...]
+
+    def clock(self) -> datetime: ...
+
+
+class SqlLogSession:
+    """A write in progress: appends, projections and control-plane rows share one transaction.
+    The store makes sure no other writer moves the head meanwhile (SQLite's BEGIN IMMEDIATE,
+    PostgreSQL's write lock), so the head is read once and kept."""
+
+    def __init__(self, store: LogOwner, db: SqlDatabase) -> None:
+        self._store = store
+        self.db = db
+        self._head: tuple[int, str] | None = None
+
+    async def stream_version(self, stream_id: str) -> int:
+        row = await self.db.fetchone(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ?", (stream_id,))
+        return int(row["v"]) if row else 0
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        rows = await self.db.fetchall(
+            f"SELECT {ROW_COLUMNS} FROM events WHERE stream_id = ? ORDER BY version",
+            (stream_id,))
+        return [row_from_db(r).to_recorded(self._store.codec) for r in rows]
+
+    async def _load_head(self) -> tuple[int, str]:
+        if self._head is None:  # a statement of its own, after the transaction's lock
+            row = await self.db.fetchone(
+                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+            self._head = (row["position"], row["hash"]) if row else (0, GENESIS_HASH)
+        return self._head
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: Metadata = Metadata(),  # noqa: B008 - frozen, so sharing is safe
+    ) -> list[RecordedEvent]:
+        if await self.stream_version(stream_id) != expected_version:
+            raise ConcurrencyError(stream_id, expected_version)
+        position, previous_hash = await self._load_head()
+        now = self._store.clock()
+        recorded = []
+        for offset, event in enumerate(events, start=1):
+            position += 1
+            row = seal(self._store.codec, previous_hash=previous_hash, position=position,
+                       stream_id=stream_id, version=expected_version + offset, event=event,
+                       metadata=metadata, recorded_at=now)
+            try:
+                await self.db.execute(
+                    f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row.position, row.stream_id, row.version, row.type_name,
+                     row.schema_version, row.data_json, row.metadata_json, row.recorded_at,
+                     row.hash))
+            except UniqueViolation as exc:
+                raise ConcurrencyError(stream_id, expected_version) from exc
+            previous_hash = row.hash
+            self._head = (position, previous_hash)
+            # Built from the stored text, so projections see what a replay will see.
+            event_in_log = RecordedEvent(
+                position=position, stream_id=stream_id, version=row.version,
+                event=self._store.codec.decode(row.type_name, row.schema_version,
+                                               row.data_json),
+                metadata=metadata, recorded_at=datetime.fromisoformat(row.recorded_at),
+                hash=row.hash)
+            for projector in self._store.projectors:
+                await projector.apply(self.db, event_in_log)
+            recorded.append(event_in_log)
+        return recorded
+
+
+async def iterate_rows(
+    db: SqlDatabase, from_position: int, batch_size: int = PAGE_ROWS
+) -> AsyncIterator[StoredRow]:
+    """Pages by position rather than one cursor, so no read holds a snapshot for long."""
+    position = from_position
+    while True:
+        rows = await db.fetchall(
+            f"SELECT {ROW_COLUMNS} FROM events WHERE position >= ? "
+            "ORDER BY position LIMIT ?", (position, batch_size))
+        for row in rows:
+            yield row_from_db(row)
+        if len(rows) < batch_size:
+            return
+        position = rows[-1]["position"] + 1
+
+
+class SqlLogReads:
+    """The reads and the rebuild both stores offer, over `read_db()` and `transact()`."""
+
+    codec: EventCodec
+    projectors: tuple[Projector, ...]
+
+    def read_db(self) -> SqlDatabase:
+        raise NotImplementedError
+
+    async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def rebuild_projections(self) -> int:
+        """Empty every projection table and fold the whole log into them again."""
+
+        async def work(session: SqlSession) -> int:
+            for projector in self.projectors:
+                for table in projector.tables:
+                    await session.db.execute(f"DELETE FROM {table}")
+            count = 0
+            async for row in iterate_rows(session.db, 1):
+                recorded = row.to_recorded(self.codec)
+                for projector in self.projectors:
+                    await projector.apply(session.db, recorded)
+                count += 1
+            return count
+
+        return await self.transact(work)
+
+    def read_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]:
+        """The raw stored rows, for the audit that verifies their hashes."""
+        return iterate_rows(self.read_db(), from_position)
+
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        async for row in iterate_rows(self.read_db(), from_position):
+            yield row.to_recorded(self.codec)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1
+    ) -> AsyncIterator[RecordedEvent]:
+        version = from_version
+        while True:  # by pages, like iterate_rows: no cursor stays open between awaits
+            rows = await self.read_db().fetchall(
+                f"SELECT {ROW_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
+                "ORDER BY version LIMIT ?", (stream_id, version, PAGE_ROWS))
+            for row in rows:
+                yield row_from_db(row).to_recorded(self.codec)
+            if len(rows) < PAGE_ROWS:
+                return
+            version = rows[-1]["version"] + 1
+
+    async def head_position(self) -> int:
+        row = await self.read_db().fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
+        return int(row["p"]) if row else 0
