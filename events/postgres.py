@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 
 from events.codec import EventCodec
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
-from events.event import Event, Metadata, RecordedEvent
 from events.pgdatabase import PgDatabase, portable_ddl, wrap
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, utc_now
 from events.sql import SqlDatabase
 from events.sql_log import SqlLogReads, SqlLogSession, iterate_rows
-from events.store import SqlSession
+from events.writer import GroupCommit, Job, Outcome, settle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -64,14 +62,7 @@ class PgSession(SqlLogSession):
     """A write in progress on PostgreSQL, under the write lock taken at BEGIN."""
 
 
-@dataclass
-class _Job:
-    work: Callable[[SqlSession], Awaitable[Any]]
-    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
-                                        .create_future())
-
-
-class _JobPoisoned(Exception):
+class JobPoisoned(Exception):
     """A job failed in a way that took its whole transaction down."""
 
     def __init__(self, index: int, error: BaseException) -> None:
@@ -80,15 +71,16 @@ class _JobPoisoned(Exception):
         self.error = error
 
 
-Outcome = tuple[_Job, Any, BaseException | None]
-
-
-class PostgresEventStore(SqlLogReads):
+class PostgresEventStore(GroupCommit, SqlLogReads):
     """The event log in one PostgreSQL database, shared by any number of processes.
 
     Reads go through a bounded pool, one statement each. Writes go through one writer task
     and its own connection, re-opened at the next batch when the server went away.
     """
+
+    @property
+    def max_batch(self) -> int:
+        return MAX_BATCH  # the module's MAX_BATCH: under PostgreSQL's 64 cached savepoints
 
     def __init__(
         self,
@@ -121,8 +113,7 @@ class PostgresEventStore(SqlLogReads):
         }
         self.pool: asyncpg.Pool | None = None
         self._writer: asyncpg.Connection | None = None
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -148,7 +139,7 @@ class PostgresEventStore(SqlLogReads):
             if isinstance(exc, Exception):
                 raise wrap(exc) from exc
             raise
-        self._task = asyncio.create_task(self._write_loop(), name="pg-event-store-writer")
+        self._start_writer("pg-event-store-writer")
 
     async def create_schema(self, db: SqlDatabase) -> None:
         """Idempotent; under the write lock, so processes starting together do not collide."""
@@ -175,15 +166,8 @@ class PostgresEventStore(SqlLogReads):
 
     async def close(self) -> None:
         try:
-            if self._task is not None:
-                await self._queue.put(None)
-                await asyncio.shield(self._task)
+            await self._stop_writer()
         finally:
-            self._task = None
-            while not self._queue.empty():  # jobs queued behind the stop: fail, never hang
-                late = self._queue.get_nowait()
-                if late is not None and not late.future.done():
-                    late.future.set_exception(StoreUnavailable("the event store is closed"))
             writer, pool, self._writer, self.pool = self._writer, self.pool, None, None
             if writer is not None:
                 with contextlib.suppress(Exception):
@@ -197,50 +181,14 @@ class PostgresEventStore(SqlLogReads):
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
-        if self._task is None or self._task.done():
-            raise StoreUnavailable("the event store is not open")
-        job = _Job(work)
-        # The job runs to the end even if the caller goes away; its error is then dropped.
-        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        await self._queue.put(job)
-        result: T = await asyncio.shield(job.future)
-        return result
-
-    async def append(
-        self,
-        stream_id: str,
-        expected_version: int,
-        events: Sequence[Event],
-        metadata: Metadata = Metadata(),  # noqa: B008
-    ) -> list[RecordedEvent]:
-        async def work(session: SqlSession) -> list[RecordedEvent]:
-            return await session.append(stream_id, expected_version, events, metadata)
-
-        return await self.transact(work)
-
-    async def _write_loop(self) -> None:
-        while True:
-            job = await self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    await self._commit(batch)
-                    return
-                batch.append(more)
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[_Job]) -> None:
+    async def _commit(self, batch: list[Job]) -> None:
         """Commit a batch; a job that takes the transaction down fails alone, and the others
         run again without it (each job is a function of the database state, and nothing of
         the failed transaction was written)."""
         while batch:
             try:
                 outcomes = await self._run_batch(batch)
-            except _JobPoisoned as poisoned:
+            except JobPoisoned as poisoned:
                 error = poisoned.error
                 culprit = batch.pop(poisoned.index)
                 log.warning("a job failed its batch (%s); %d others run again", error,
@@ -263,12 +211,12 @@ class PostgresEventStore(SqlLogReads):
                 batch = []
             else:
                 batch = []
-            _settle(outcomes)
+            settle(outcomes)
 
     def _writer_alive(self) -> bool:
         return self._writer is not None and not self._writer.is_closed()
 
-    async def _run_batch(self, batch: list[_Job]) -> list[Outcome]:
+    async def _run_batch(self, batch: list[Job]) -> list[Outcome]:
         if not self._writer_alive():  # the server restarted, or the connection broke
             if self._writer is not None:
                 self._writer.terminate()
@@ -293,28 +241,28 @@ class PostgresEventStore(SqlLogReads):
             raise
         return outcomes
 
-    async def _run_job(self, db: PgDatabase, index: int, job: _Job) -> Outcome:
+    async def _run_job(self, db: PgDatabase, index: int, job: Job) -> Outcome:
         try:
             await db.execute("SAVEPOINT job")
         except Exception as exc:
-            raise _JobPoisoned(index, wrap(exc)) from exc
+            raise JobPoisoned(index, wrap(exc)) from exc
         try:
             result = await job.work(PgSession(self, db))
         except Exception as exc:
             own = not isinstance(exc, StoreError) or isinstance(
                 exc, ConcurrencyError | UniqueViolation)
             if not own or not self._writer_alive():
-                raise _JobPoisoned(index, exc) from exc
+                raise JobPoisoned(index, exc) from exc
             try:
                 await db.execute("ROLLBACK TO job")
                 await db.execute("RELEASE job")
             except Exception as again:
-                raise _JobPoisoned(index, exc) from again
+                raise JobPoisoned(index, exc) from again
             return job, None, exc
         try:
             await db.execute("RELEASE job")
         except Exception as exc:
-            raise _JobPoisoned(index, wrap(exc)) from exc
+            raise JobPoisoned(index, wrap(exc)) from exc
         return job, result, None
 
     # -- reads -----------------------------------------------------------------------------
@@ -330,13 +278,3 @@ class PostgresEventStore(SqlLogReads):
         the cluster has them); the hash chain is verified apart, as on SQLite."""
         await self.read_db().fetchone("SELECT 1")
         return None
-
-
-def _settle(outcomes: list[Outcome]) -> None:
-    for job, result, error in outcomes:
-        if job.future.done():
-            continue
-        if error is None:
-            job.future.set_result(result)
-        else:
-            job.future.set_exception(error)

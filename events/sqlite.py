@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from events.codec import EventCodec
 from events.database import Database, InlineDatabase
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable
-from events.event import Event, Metadata, RecordedEvent
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, utc_now
 from events.sql_log import SqlLogReads, SqlLogSession, iterate_rows
-from events.store import SqlSession
+from events.writer import GroupCommit, Job, Outcome, settle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -64,20 +61,17 @@ class SQLiteSession(SqlLogSession):
     """A write in progress on the SQLite file, under BEGIN IMMEDIATE."""
 
 
-@dataclass
-class _Job:
-    work: Callable[[SqlSession], Awaitable[Any]]
-    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
-                                        .create_future())
-
-
-class SQLiteEventStore(SqlLogReads):
+class SQLiteEventStore(GroupCommit, SqlLogReads):
     """The event log in one SQLite file.
 
     Every write goes through one writer task that takes jobs from a queue and commits up to
     MAX_BATCH of them in one transaction (group commit), each in its own savepoint so one
     failing job does not undo the others. `transact` returns only after COMMIT.
     """
+
+    @property
+    def max_batch(self) -> int:
+        return MAX_BATCH  # the module's MAX_BATCH, read each time: a bench turns group commit off
 
     def __init__(
         self,
@@ -97,8 +91,7 @@ class SQLiteEventStore(SqlLogReads):
         self.clock = clock
         self._writer: Database | None = None
         self.reader: Database | None = None
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -113,7 +106,7 @@ class SQLiteEventStore(SqlLogReads):
             # An open connection keeps its worker thread, and so the process, alive.
             await self.close()
             raise
-        self._task = asyncio.create_task(self._write_loop(), name="event-store-writer")
+        self._start_writer("event-store-writer")
 
     async def create_schema(self, db: Database) -> None:
         """Idempotent. In one transaction: the tables, and the projections whose version
@@ -141,15 +134,8 @@ class SQLiteEventStore(SqlLogReads):
 
     async def close(self) -> None:
         try:
-            if self._task is not None:
-                await self._queue.put(None)
-                await asyncio.shield(self._task)
+            await self._stop_writer()
         finally:
-            self._task = None
-            while not self._queue.empty():  # jobs queued behind the stop: fail, never hang
-                late = self._queue.get_nowait()
-                if late is not None and not late.future.done():
-                    late.future.set_exception(StoreUnavailable("the event store is closed"))
             for db in (self._writer, self.reader):
                 if db is not None:
                     await db.close()
@@ -157,46 +143,10 @@ class SQLiteEventStore(SqlLogReads):
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
-        if self._task is None or self._task.done():
-            raise StoreUnavailable("the event store is not open")
-        job = _Job(work)
-        # The job runs to the end even if the caller goes away; its error is then dropped.
-        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        await self._queue.put(job)
-        result: T = await asyncio.shield(job.future)
-        return result
-
-    async def append(
-        self,
-        stream_id: str,
-        expected_version: int,
-        events: Sequence[Event],
-        metadata: Metadata = Metadata(),  # noqa: B008
-    ) -> list[RecordedEvent]:
-        async def work(session: SqlSession) -> list[RecordedEvent]:
-            return await session.append(stream_id, expected_version, events, metadata)
-
-        return await self.transact(work)
-
-    async def _write_loop(self) -> None:
-        while True:
-            job = await self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    await self._commit_batch(batch)
-                    return
-                batch.append(more)
-            await self._commit_batch(batch)
-
-    async def _commit_batch(self, batch: list[_Job]) -> None:
+    async def _commit(self, batch: list[Job]) -> None:
         db = self._writer
         assert db is not None, "writer used after close"
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        outcomes: list[Outcome] = []
         error: BaseException | None
         try:
             await db.execute("BEGIN IMMEDIATE")
@@ -210,15 +160,9 @@ class SQLiteEventStore(SqlLogReads):
             error = exc if isinstance(exc, StoreError) else StoreUnavailable(str(exc))
             log.warning("write batch of %d failed: %s", len(batch), error)
             outcomes = [(job, None, error) for job in batch]
-        for job, result, error in outcomes:
-            if job.future.done():
-                continue
-            if error is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(error)
+        settle(outcomes)
 
-    async def _run_job(self, db: Database, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+    async def _run_job(self, db: Database, job: Job) -> Outcome:
         await db.execute("SAVEPOINT job")
         try:
             result = await job.work(SQLiteSession(self, db))
