@@ -26,17 +26,19 @@ from web.keys import (
     ML,
     MODELS,
     OPENAPI,
+    PUBLIC_IDS,
     THROTTLE,
     USERS,
     VERIFIER,
 )
 from web.problems import Problem
+from web.public_ids import TASK, TRANSACTION, PublicIds
 
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 
 register_schema, login_schema = schemas.RegisterRequest(), schemas.LoginRequest()
 top_up_schema, predict_schema = schemas.TopUpRequest(), schemas.PredictRequest()
-page_query = schemas.PageQuery()
+page_query, id_page_query = schemas.PageQuery(), schemas.IdPageQuery()
 key_create_schema, password_schema = schemas.KeyCreateRequest(), schemas.PasswordChangeRequest()
 
 
@@ -115,18 +117,33 @@ async def top_up(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body = load(top_up_schema, await read_json(request))
     outcome = await request.app[LEDGER].top_up(user_id, body["amount"], key)
-    return web.json_response(schemas.top_up_json(outcome), status=201)
+    return web.json_response(schemas.top_up_json(outcome, request.app[PUBLIC_IDS]),
+                             status=201)
 
 
 def _page(request: web.Request) -> dict[str, Any]:
     return load(page_query, dict(request.query))
 
 
+def _id_page(request: web.Request, prefix: str) -> dict[str, Any]:
+    """A page query whose cursor is a public id of this kind or an old plain number."""
+    query = load(id_page_query, dict(request.query))
+    if "starting_after" in query:
+        number = request.app[PUBLIC_IDS].parse(prefix, query["starting_after"])
+        if number is None:
+            problem = f"an id from the previous page ({prefix}...)"
+            raise Problem(422, "validation_error", "The request is not valid",
+                          f"starting_after: {problem}", errors={"starting_after": [problem]})
+        query["starting_after"] = number
+    return query
+
+
 async def transactions(request: web.Request) -> web.Response:
     user_id = await api_user(request)
-    query = _page(request)
+    query = _id_page(request, TRANSACTION)
     page = await request.app[LEDGER].transactions_page(user_id, **query)
-    return web.json_response(schemas.page_json(page, schemas.transaction_json))
+    ids = request.app[PUBLIC_IDS]
+    return web.json_response(schemas.page_json(page, lambda t: schemas.transaction_json(t, ids)))
 
 
 async def models(request: web.Request) -> web.Response:
@@ -145,7 +162,7 @@ async def predict(request: web.Request) -> web.Response:
         body = load(predict_schema, await read_json(request))
         result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
                                                     key, key=spender)
-    return prediction_response(result)
+    return prediction_response(result, request.app[PUBLIC_IDS])
 
 
 def spending_key(credential: Credential) -> KeyLimit | None:
@@ -176,9 +193,9 @@ async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
     return model_id, upload.fields.get("data", ""), False
 
 
-def prediction_response(result: PredictionResult) -> web.Response:
+def prediction_response(result: PredictionResult, ids: PublicIds) -> web.Response:
     """The same stored result always gives the same status and body."""
-    task = schemas.public_task(result.task)
+    task = schemas.public_task(result.task, ids)
     balance = schemas.balance_json(result.balance)
     if result.status == "rejected" and (refusal := result.refusal) is not None:
         left = refusal.left_credits or 0
@@ -204,19 +221,21 @@ def prediction_response(result: PredictionResult) -> web.Response:
 
 async def tasks(request: web.Request) -> web.Response:
     user_id = await api_user(request)
-    query = _page(request)
+    query = _id_page(request, TASK)
     page = await request.app[LEDGER].tasks_page(user_id, **query)
-    return web.json_response(schemas.page_json(page, schemas.public_task))
+    ids = request.app[PUBLIC_IDS]
+    return web.json_response(schemas.page_json(page, lambda t: schemas.public_task(t, ids)))
 
 
 async def task(request: web.Request) -> web.Response:
     user_id = await api_user(request)
     raw = request.match_info["task_id"]
-    task_id = whole_number(raw, 18)
+    ids = request.app[PUBLIC_IDS]
+    task_id = ids.parse(TASK, raw)  # tsk_..., or the old plain number
     found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
-    return web.json_response(schemas.public_task(found))
+    return web.json_response(schemas.public_task(found, ids))
 
 
 # -- signed checkpoints and statements with proof (issue 11) -----------------------------------

@@ -44,6 +44,7 @@ from web.keys import (
     ML,
     MODELS,
     OPENAPI,
+    PUBLIC_IDS,
     SESSIONS,
     STORE,
     THROTTLE,
@@ -51,6 +52,7 @@ from web.keys import (
     VERIFIER,
 )
 from web.openapi import build_openapi
+from web.public_ids import PublicIds
 from web.routes import setup_routes
 from web.sealing import sealing_ctx
 from web.sessions import SharedKeyCookieStorage
@@ -75,6 +77,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             key = await shared_secret(store.read_db(), "session_key")
             app[SESSIONS].use_key(key)
             app[DEVICES].use_key(key)
+            app[PUBLIC_IDS].use_key(key)
         owner = await liveness.start()
         ledger = LedgerService(store, owner=owner)
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
@@ -208,10 +211,12 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
         shared = app[SESSIONS] = SharedKeyCookieStorage(**cookie)
         storage: AbstractStorage = shared
         app[DEVICES] = DeviceCookies()
+        app[PUBLIC_IDS] = PublicIds()
     else:
         session_key = config.session_key()
         storage = EncryptedCookieStorage(session_key, **cookie)
         app[DEVICES] = DeviceCookies(session_key)
+        app[PUBLIC_IDS] = PublicIds(session_key)
     setup_sessions(app, storage)
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,

@@ -12,6 +12,7 @@ from ledger.verifier import LogVerifier
 from ml import MLModelManager, MLService
 from web.config import Config
 from web.devices import DeviceCookies
+from web.public_ids import PublicIds
 from web.sessions import SharedKeyCookieStorage
 from web.throttle import Throttle
 
@@ -27,6 +28,8 @@ LIVENESS = web.AppKey[Liveness]("liveness")
 CHECKPOINTS = web.AppKey("checkpoints", Checkpointer)
 API_KEYS = web.AppKey("api_keys", KeyService)
 DEVICES = web.AppKey("devices", DeviceCookies)  # device cookies for the login throttle
+# Opaque task and transaction ids (tsk_..., txn_...), keyed from the cookie key.
+PUBLIC_IDS = web.AppKey("public_ids", PublicIds)
 # The background re-walk of the chain; a break it finds stops writes (web/middlewares.py).
 VERIFIER = web.AppKey("verifier", LogVerifier)
 # Only on PostgreSQL: the cookie storage that gets its key from the database at start-up.

@@ -32,6 +32,16 @@ PAGE = [{"name": "limit", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 1, "maximum": 2**62}}]
 
 
+def _id_page(prefix: str) -> list[dict[str, Any]]:
+    """Pages of tasks or transactions: the cursor is an opaque id or an old plain number."""
+    return [PAGE[0], {
+        "name": "starting_after", "in": "query", "required": False,
+        "description": f"An id from the previous page ({prefix}...; the plain numbers "
+                       "shown before ids were opaque still work): items older than it.",
+        "schema": {"type": "string",
+                   "pattern": f"^({prefix}{schemas.BASE32}|[1-9][0-9]{{0,17}})$"}}]
+
+
 def _problem(status: int) -> dict[str, Any]:
     return {"description": ERROR_TEXT[status],
             "content": {"application/problem+json": {"schema": "ProblemView"}}}
@@ -136,7 +146,7 @@ def build_openapi() -> dict[str, Any]:
             errors=(409, 503), params=[IDEMPOTENCY])},
         "/api/v1/transactions": {"get": _op(
             "Credit movements, newest first", (200, "TransactionPage"), tag="account",
-            errors=(422,), params=PAGE)},
+            errors=(422,), params=_id_page("txn_"))},
         "/api/v1/models": {"get": _op("Models and prices", (200, "ModelList"), tag="models",
                                       auth=False)},
         "/api/v1/predict": {"post": _op(
@@ -145,11 +155,13 @@ def build_openapi() -> dict[str, Any]:
             errors=(402, 404, 409, 502, 503),
             params=[IDEMPOTENCY])},
         "/api/v1/tasks": {"get": _op("Prediction history, newest first", (200, "TaskPage"),
-                                     tag="models", errors=(422,), params=PAGE)},
+                                     tag="models", errors=(422,), params=_id_page("tsk_"))},
         "/api/v1/tasks/{task_id}": {"get": _op(
             "One task", (200, "TaskView"), tag="models", errors=(404,), params=[{
                 "name": "task_id", "in": "path", "required": True,
-                "schema": {"type": "integer", "minimum": 1}}])},
+                "description": "tsk_... (a plain number shown before ids were opaque "
+                               "still works); another user's task is 404",
+                "schema": {"type": "string", "maxLength": 40}}])},
         "/api/v1/ledger/public-key": {"get": _op(
             "The keys that sign checkpoints", (200, "PublicKeys"), tag="ledger",
             auth=False)},

@@ -25,11 +25,12 @@ from web.api import client_address, known_device, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
-from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, THROTTLE, USERS
+from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, PUBLIC_IDS, THROTTLE, USERS
 from web.limit_pages import limits_view
 from web.model_view import model_view
 from web.predict_form import PredictForm, service_input
 from web.problems import Problem, problem_for
+from web.public_ids import TASK
 from web.result_table import (
     ROWS_PER_PAGE,
     columns,
@@ -163,7 +164,8 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
         "last_result": None if last is None else result_view(request, last, LATEST_ROWS),
         "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
                   "has_prev": tasks_page > 1, "has_next": tasks.has_more},
-        "transactions": {"items": [schemas.transaction_json(t) for t in moves.data],
+        "transactions": {"items": [schemas.transaction_json(t, request.app[PUBLIC_IDS])
+                                   for t in moves.data],
                          "page": tx_page, "has_prev": tx_page > 1, "has_next": moves.has_more},
     }
     context.update(extra)
@@ -175,7 +177,7 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
     names = columns(spec)
-    return {**schemas.task_json(task),
+    return {**schemas.task_json(task, request.app[PUBLIC_IDS]),
             "model_name": spec.name if spec else f"model {task.model_id}",
             "model_version": task.model_version or "",
             "input_preview": [row_text(names, row) for row in task.input_data[:3]],
@@ -310,8 +312,8 @@ def _outcome_notice(result: PredictionResult, noun: str = "item") -> dict[str, s
 
 async def task(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
-    raw = request.match_info["task_id"]
-    task_id = whole_number(raw, 18)
+    # tsk_..., or the old plain number of a link made before ids were opaque
+    task_id = request.app[PUBLIC_IDS].parse(TASK, request.match_info["task_id"])
     found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise web.HTTPNotFound(text="There is no such task in your history.")

@@ -17,6 +17,7 @@ from ledger.keys import SCOPES as KEY_SCOPES
 from ledger.limits import MAX_LIMIT_CREDITS, MAX_TIME_ZONE_LENGTH
 from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
 from ml import Prediction
+from web.public_ids import PublicIds
 
 T = TypeVar("T")
 
@@ -74,6 +75,12 @@ class PageQuery(Schema):
     starting_after = fields.Integer(validate=validate.Range(1, 2**62))
 
 
+class IdPageQuery(PageQuery):
+    """Pages of tasks or transactions: the cursor is a public id (or an old plain number),
+    read by the handler with the app's codec."""
+    starting_after = fields.String(validate=validate.Length(1, 40))  # type: ignore[assignment]
+
+
 class KeyCreateRequest(Schema):
     name = fields.String(required=True, validate=[
         validate.Length(1, MAX_KEY_NAME),
@@ -93,6 +100,14 @@ class PasswordChangeRequest(Schema):
 
 
 # -- responses -----------------------------------------------------------------------------
+
+# Tasks and transactions are shown by opaque ids (web/public_ids.py): a global number would
+# tell one user how busy the others are. The old plain numbers are still accepted as input.
+BASE32 = "[0-9a-hjkmnp-tv-z]{13}"
+TASK_ID = {"example": "tsk_0f3k9x2m7q1ab", "pattern": f"^tsk_{BASE32}$",
+           "description": "opaque: tsk_ and 13 base32 characters"}
+TRANSACTION_ID = {"example": "txn_1b7r0c5vw9e2d", "pattern": f"^txn_{BASE32}$",
+                  "description": "opaque: txn_ and 13 base32 characters"}
 
 class Balance(Schema):
     balance = fields.Integer(required=True)
@@ -121,12 +136,12 @@ class Token(Schema):
 
 
 class TransactionView(Schema):
-    id = fields.Integer(required=True)
+    id = fields.String(required=True, metadata=TRANSACTION_ID)
     kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge"]))
     amount = fields.Integer(required=True)
     balance_after = fields.Integer(required=True)
     description = fields.String(required=True)
-    task_id = fields.Integer(required=True, allow_none=True)
+    task_id = fields.String(required=True, allow_none=True, metadata=TASK_ID)
     created_at = fields.String(required=True)
 
 
@@ -177,7 +192,7 @@ class InvalidItem(Schema):
 
 
 class TaskView(Schema):
-    id = fields.Integer(required=True)
+    id = fields.String(required=True, metadata=TASK_ID)
     model_id = fields.Integer(required=True)
     status = fields.String(required=True, validate=validate.OneOf(
         ["pending", "completed", "failed", "rejected"]))
@@ -353,14 +368,15 @@ def balance_json(balance: BalanceView) -> dict[str, int]:
             "available": balance.available_credits}
 
 
-def transaction_json(t: ledger.TransactionView) -> dict[str, Any]:
-    return {"id": t.id, "kind": t.kind, "amount": t.amount_credits,
+def transaction_json(t: ledger.TransactionView, ids: PublicIds) -> dict[str, Any]:
+    return {"id": ids.transaction(t.id), "kind": t.kind, "amount": t.amount_credits,
             "balance_after": t.balance_after_credits, "description": t.description,
-            "task_id": t.task_id, "created_at": t.created_at}
+            "task_id": None if t.task_id is None else ids.task(t.task_id),
+            "created_at": t.created_at}
 
 
-def top_up_json(outcome: TopUpOutcome) -> dict[str, Any]:
-    return {"transaction": transaction_json(outcome.transaction),
+def top_up_json(outcome: TopUpOutcome, ids: PublicIds) -> dict[str, Any]:
+    return {"transaction": transaction_json(outcome.transaction, ids),
             "balance": balance_json(outcome.balance)}
 
 
@@ -378,9 +394,9 @@ def me_json(profile: Profile) -> dict[str, Any]:
             "time_zone": profile.time_zone, **balance_json(profile.balance)}
 
 
-def task_json(task: ledger.TaskView) -> dict[str, Any]:
+def task_json(task: ledger.TaskView, ids: PublicIds) -> dict[str, Any]:
     """Every field of a task, as the pages show it."""
-    return {"id": task.id, "model_id": task.model_id, "status": task.status,
+    return {"id": ids.task(task.id), "model_id": task.model_id, "status": task.status,
             "input_data": task.input_data, "input_indexes": task.input_indexes,
             "output_data": task.output_data, "invalid": task.invalid,
             "cost": task.cost_credits, "quoted_cost": task.quoted_credits,
@@ -392,9 +408,9 @@ TASK_FIELDS = ("id", "model_id", "status", "input_data", "output_data", "invalid
                "error", "created_at", "model_version")
 
 
-def public_task(task: ledger.TaskView) -> dict[str, Any]:
+def public_task(task: ledger.TaskView, ids: PublicIds) -> dict[str, Any]:
     """A task as the API shows it (TaskView above)."""
-    shown = task_json(task)
+    shown = task_json(task, ids)
     return {name: shown[name] for name in TASK_FIELDS}
 
 

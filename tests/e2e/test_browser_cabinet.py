@@ -135,7 +135,7 @@ async def test_sign_up_top_up_and_predict_from_a_csv_with_a_bad_row(
     await shoot(page, "cabinet")
 
     await charge_row.get_by_role("link").click()
-    await expect(page.get_by_role("heading", level=1)).to_contain_text("Task #")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Task tsk_")
     await expect(page.locator("table.table-invalid")).to_contain_text("Line 4")
     await expect(page.locator(".facts")).to_contain_text("Model version")
     await shoot(page, "task")

@@ -17,6 +17,7 @@ from cabinet_http import PASSWORD
 
 from web.app import create_app
 from web.config import Config
+from web.keys import PUBLIC_IDS
 
 REPO = Path(__file__).resolve().parents[2]
 V1_LEDGER = REPO / "tests" / "data" / "v1_ledger.db"
@@ -53,8 +54,12 @@ async def test_a_v1_database_opens_serves_its_history_takes_a_prediction_and_aud
     assert await (await client.get("/api/v1/balance", headers=auth)).json() == {
         "balance": 92, "held": 0, "available": 92}
     tasks = (await (await client.get("/api/v1/tasks", headers=auth)).json())["data"]
+    ids = client.server.app[PUBLIC_IDS]  # tasks of old databases get opaque ids too
     assert [(t["id"], t["status"], t["model_version"]) for t in tasks] == [
-        (4, "failed", None), (2, "completed", None), (1, "completed", None)]
+        (ids.task(4), "failed", None), (ids.task(2), "completed", None),
+        (ids.task(1), "completed", None)]
+    old_link = await client.get("/api/v1/tasks/2", headers=auth)  # a number shown before
+    assert (await old_link.json())["id"] == ids.task(2)
     assert tasks[2]["input_data"] == [1.5, 2.0] and tasks[2]["output_data"] == [3.0, 4.0]
     moves = (await (await client.get("/api/v1/transactions", headers=auth)).json())["data"]
     assert [m["amount"] for m in moves] == [-6, -2, 100]

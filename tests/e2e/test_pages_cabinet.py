@@ -18,6 +18,9 @@ from cabinet_http import (
     text_of,
 )
 
+from web.keys import PUBLIC_IDS
+from web.public_ids import TASK
+
 Client = TestClient[Any, Any]
 
 
@@ -217,7 +220,7 @@ async def test_a_task_page_shows_inputs_predictions_and_skipped_items(
     await page_signup(client, "alice")
     await top_up(client, "10")
     html = await predicted(client, data="4 <b>bold</b>")
-    task_id = re.search(r'href="/cabinet/tasks/(\d+)"', html)
+    task_id = re.search(r'href="/cabinet/tasks/(tsk_[0-9a-z]{13})"', html)
     assert task_id is not None
 
     response = await client.get(f"/cabinet/tasks/{task_id.group(1)}")
@@ -225,10 +228,16 @@ async def test_a_task_page_shows_inputs_predictions_and_skipped_items(
     assert response.status == 200
     page = await response.text()
     text = text_of(page)
-    assert f"Task #{task_id.group(1)}" in text
+    assert f"Task {task_id.group(1)}" in text
     assert "#0 4.0 8.0" in text
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
     assert "<b>bold" not in page
+    # A link saved before ids were opaque (the plain number) shows the same task.
+    plain = client.server.app[PUBLIC_IDS].parse(TASK, task_id.group(1))
+    old_link = await client.get(f"/cabinet/tasks/{plain}")
+    assert old_link.status == 200
+    assert f"Task {task_id.group(1)}" in text_of(await old_link.text())
+    assert f"Task #{plain}" not in text_of(page)
 
 
 async def test_another_users_task_page_is_not_found(client: Client) -> None:
@@ -238,7 +247,9 @@ async def test_another_users_task_page_is_not_found(client: Client) -> None:
     task_id = (await bobs_task.json())["task"]["id"]
     await page_signup(client, "alice")
 
-    for path in (f"/cabinet/tasks/{task_id}", "/cabinet/tasks/999", "/cabinet/tasks/x"):
+    plain = client.server.app[PUBLIC_IDS].parse(TASK, task_id)
+    for path in (f"/cabinet/tasks/{task_id}", f"/cabinet/tasks/{plain}", "/cabinet/tasks/999",
+                 "/cabinet/tasks/x", "/cabinet/tasks/tsk_zzzzzzzzzzzzz"):
         response = await client.get(path)
         assert response.status == 404, path
         assert response.content_type == "text/html"

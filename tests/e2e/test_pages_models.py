@@ -233,7 +233,7 @@ async def test_a_task_of_600_rows_is_paged_and_stays_a_readable_size(client: Cli
     assert status == 200
     assert len(body_rows(section(cabinet, "result"))) == 10
     assert len(cabinet) < 100_000, len(cabinet)
-    task_id = re.search(r'href="/cabinet/tasks/(\d+)"', cabinet)
+    task_id = re.search(r'href="/cabinet/tasks/(tsk_[0-9a-z]{13})"', cabinet)
     assert task_id is not None
 
     first = await (await client.get(f"/cabinet/tasks/{task_id.group(1)}")).text()

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -36,6 +37,8 @@ from fault_harness import (
     pg_query,
     run_audit,
 )
+
+from web.public_ids import TASK, TRANSACTION, PublicIds
 
 USERS = 4
 CLIENTS_PER_USER = 2  # two clients per account, so one account's writes race each other
@@ -253,8 +256,19 @@ async def run_soak(servers: Servers, where: Where, *, processes: int, kills: int
         seconds=round(time.monotonic() - started, 1))
 
 
+async def public_ids(where: Where) -> PublicIds:
+    """The servers' id codec: keyed from the session key they share (a file beside the
+    SQLite database, or the shared secret in PostgreSQL), as web/app.py keys it."""
+    if is_url(where):
+        [row] = await fetch(where, "SELECT value FROM shared_secrets "
+                                   "WHERE name = 'session_key'")
+        return PublicIds(bytes.fromhex(str(row["value"])))
+    return PublicIds(await asyncio.to_thread(Path(f"{where}.session-key").read_bytes))
+
+
 async def check_log(soak: Soak, final: dict[str, Reply]) -> tuple[int, int, int]:
     """(lost, applied twice, changed outcome), from one read of the log and the task table."""
+    ids = await public_ids(soak.where)
     events = await fetch(soak.where, "SELECT position, type_name, data, metadata FROM events "
                                      "ORDER BY position")
     tasks = {r["id"]: r for r in await fetch(soak.where,
@@ -282,16 +296,18 @@ async def check_log(soak: Soak, final: dict[str, Reply]) -> tuple[int, int, int]
         if attempt.reply != outcome:
             changed += 1
         elif attempt.kind == "top_up":
-            event = by_position.get(attempt.reply.body["transaction"]["id"])
+            position = ids.parse(TRANSACTION, attempt.reply.body["transaction"]["id"])
+            event = by_position.get(position)
             if event is None or event["type_name"] != "CreditsDeposited" or json.loads(
                     event["data"])["amount_credits"] != attempt.credits:
                 lost += 1
         else:
             task = attempt.reply.body["task"]
-            row = tasks.get(task["id"])
+            task_id = ids.parse(TASK, task["id"])
+            row = tasks.get(task_id)
             terminal = {"completed": "TaskCompleted", "rejected": "TaskRejected",
                         "failed": "TaskFailed"}[task["status"]]
             if row is None or (row["status"], row["cost_credits"]) != (
-                    task["status"], task["cost"]) or per_task[(terminal, task["id"])] != 1:
+                    task["status"], task["cost"]) or per_task[(terminal, task_id or 0)] != 1:
                 lost += 1
     return lost, twice, changed

@@ -25,6 +25,8 @@ from fault_harness import (
     wait_for_open_hold,
 )
 
+from web.public_ids import TASK, TRANSACTION, PublicIds
+
 CYCLES = 10
 # Extra kills, made only while no kill so far has caught a task holding credits.
 MAX_EXTRA_CYCLES = 10
@@ -164,7 +166,13 @@ def events_per_task(db: Path, type_name: str) -> Counter[int]:
         (type_name,)))
 
 
+def stored_ids(db: Path) -> PublicIds:
+    """The server's id codec, keyed from the session key beside its database."""
+    return PublicIds(Path(f"{db}.session-key").read_bytes())
+
+
 def assert_acknowledged_operations_are_in_the_log(run: Run, db: Path) -> None:
+    ids = stored_ids(db)
     for attempt in run.attempts.values():
         reply = attempt.reply
         if reply is None:
@@ -173,17 +181,18 @@ def assert_acknowledged_operations_are_in_the_log(run: Run, db: Path) -> None:
             transaction = reply.body["transaction"]
             [event] = query(db, "SELECT type_name, metadata, json_extract(data, "
                                 "'$.amount_credits') AS amount FROM events WHERE position = ?",
-                            (transaction["id"],))
+                            (ids.parse(TRANSACTION, transaction["id"]),))
             assert (event["type_name"], event["amount"]) == ("CreditsDeposited",
                                                              attempt.credits), attempt
             assert attempt.operation_id in event["metadata"], attempt
             continue
         task = reply.body["task"]
-        [row] = query(db, "SELECT status, cost_credits FROM tasks WHERE id = ?", (task["id"],))
+        task_id = ids.parse(TASK, task["id"])
+        [row] = query(db, "SELECT status, cost_credits FROM tasks WHERE id = ?", (task_id,))
         assert (row["status"], row["cost_credits"]) == (task["status"], task["cost"]), attempt
         final_event = {"completed": "TaskCompleted", "rejected": "TaskRejected",
                        "failed": "TaskFailed"}[task["status"]]
-        assert events_per_task(db, final_event)[task["id"]] == 1, attempt
+        assert events_per_task(db, final_event)[task_id or 0] == 1, attempt
 
 
 @pytest.mark.slow
@@ -217,7 +226,7 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged_and_applies_
         if attempt.reply is not None:
             assert reply == attempt.reply, f"seed {seed}: {key} changed its outcome"
         if reply.status == 502:  # prediction_failed: its hold was released
-            failed_tasks.add(reply.body["task"]["id"])
+            failed_tasks.add(stored_ids(db).parse(TASK, reply.body["task"]["id"]))
     assert failed_tasks == run.interrupted, f"seed {seed}"
 
     for user, token in enumerate(tokens):

@@ -9,7 +9,8 @@ import pytest
 from security_http import Client, new_account, scalar
 
 from web.config import Config
-from web.keys import STORE
+from web.keys import PUBLIC_IDS, STORE
+from web.public_ids import TRANSACTION
 
 
 def test_full_synchronous_commits_are_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +36,8 @@ async def test_a_top_up_is_in_the_file_when_its_reply_arrives(
                                  headers={**alice.auth, "Idempotency-Key": "t-1"})
 
     assert response.status == 201
-    position = (await response.json())["transaction"]["id"]
+    shown = (await response.json())["transaction"]["id"]  # the event's position, opaque
+    position = client.app[PUBLIC_IDS].parse(TRANSACTION, shown)
     assert scalar(db_path, "SELECT type_name FROM events WHERE position = ?",
                   (position,)) == "CreditsDeposited"
     assert scalar(db_path, "SELECT status FROM operations WHERE operation_id = 'api:t-1'"

@@ -15,15 +15,27 @@ from security_http import (
     scalar,
 )
 
+from web.keys import PUBLIC_IDS
+from web.public_ids import TASK
+
 SECRET = 123456.0  # an input only alice sent
 
 
-async def alices_task(client: Client, alice: Account, key: str | None = None) -> int:
+async def alices_task(client: Client, alice: Account, key: str | None = None) -> str:
     headers = {**alice.auth, **({"Idempotency-Key": key} if key else {})}
     response = await client.post("/api/v1/predict", headers=headers,
                                  json={"model_id": 1, "data": [SECRET]})
     assert response.status == 200
-    return int((await response.json())["task"]["id"])
+    task_id: str = (await response.json())["task"]["id"]
+    return task_id
+
+
+def missing_task(client: Client, task_id: str) -> str:
+    """The public id of a task that does not exist (1000 after this one)."""
+    ids = client.server.app[PUBLIC_IDS]
+    number = ids.parse(TASK, task_id)
+    assert number is not None
+    return ids.task(number + 1000)
 
 
 async def test_another_users_task_is_not_found_over_the_api_as_if_it_did_not_exist(
@@ -33,7 +45,8 @@ async def test_another_users_task_is_not_found_over_the_api_as_if_it_did_not_exi
     task_id = await alices_task(client, alice)
 
     theirs = await client.get(f"/api/v1/tasks/{task_id}", headers=bob.auth)
-    missing = await client.get(f"/api/v1/tasks/{task_id + 1000}", headers=bob.auth)
+    missing = await client.get(f"/api/v1/tasks/{missing_task(client, task_id)}",
+                               headers=bob.auth)
     own = await client.get(f"/api/v1/tasks/{task_id}", headers=alice.auth)
 
     theirs_body = await expect_problem(theirs, 404, "task_not_found")
@@ -50,7 +63,7 @@ async def test_another_users_task_is_not_found_on_the_page(client: Client) -> No
     await page_login(client, "bob")
 
     theirs = await client.get(f"/cabinet/tasks/{task_id}")
-    missing = await client.get(f"/cabinet/tasks/{task_id + 1000}")
+    missing = await client.get(f"/cabinet/tasks/{missing_task(client, task_id)}")
 
     assert (theirs.status, missing.status) == (404, 404)
     page = await theirs.text()

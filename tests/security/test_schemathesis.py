@@ -50,6 +50,9 @@ PREDICT_ACCEPTS = ["2xx", "401", "402", "404", "409", "413", "422", "429"]
 TOP_UP_ACCEPTS = ["2xx", "401", "409", "422", "429"]
 # Any string fits the time zone's schema; one that is not an IANA name is refused (422).
 TIME_ZONE_ACCEPTS = ["2xx", "401", "403", "422"]
+# A cursor of the tsk_/txn_ shape that the server never issued (it does not decode under the
+# server's key, as a forged or garbled one would not) is refused (422).
+CURSOR_ACCEPTS = ["2xx", "401", "422"]
 
 
 class LiveServer:
@@ -133,6 +136,10 @@ def fuzz_config(peers: Path) -> SchemathesisConfig:
                 "positive_data_acceptance": {"expected-statuses": TOP_UP_ACCEPTS}}},
             {"include-name": "PUT /api/v1/me", "checks": {
                 "positive_data_acceptance": {"expected-statuses": TIME_ZONE_ACCEPTS}}},
+            {"include-name": "GET /api/v1/tasks", "checks": {
+                "positive_data_acceptance": {"expected-statuses": CURSOR_ACCEPTS}}},
+            {"include-name": "GET /api/v1/transactions", "checks": {
+                "positive_data_acceptance": {"expected-statuses": CURSOR_ACCEPTS}}},
         ],
     })
 

@@ -16,6 +16,9 @@ from ledger.views import (
 )
 from ml import Prediction, predictions_of
 from web import schemas
+from web.public_ids import PublicIds
+
+IDS = PublicIds(b"k" * 32)
 
 # Exactly what the previous version wrote into `operations.outcome`.
 OLD_TOP_UP = {
@@ -53,9 +56,11 @@ def test_an_old_stored_task_outcome_round_trips() -> None:
 
 def test_the_api_keeps_its_field_names_for_money() -> None:
     outcome = top_up_from_stored(OLD_TOP_UP)
-    assert schemas.top_up_json(outcome) == OLD_TOP_UP
-    assert schemas.public_task(task()) == {
-        "id": 3, "model_id": 1, "status": "completed", "input_data": [1.0, 2.5],
+    # The same names; the ids shown are the opaque forms of the stored numbers.
+    shown = {**OLD_TOP_UP["transaction"], "id": IDS.transaction(7)}
+    assert schemas.top_up_json(outcome, IDS) == {**OLD_TOP_UP, "transaction": shown}
+    assert schemas.public_task(task(), IDS) == {
+        "id": IDS.task(3), "model_id": 1, "status": "completed", "input_data": [1.0, 2.5],
         "output_data": [2.0, 5.0], "invalid": [{"index": 1, "value": "x",
                                                 "error": "not a number"}],
         "cost": 2, "error": None, "created_at": "c", "model_version": None}
@@ -85,7 +90,8 @@ def test_a_page_is_shaped_with_has_more() -> None:
     page = Page(data=(TransactionView(id=1, kind="charge", amount_credits=-4,
                                       balance_after_credits=6, description="d", task_id=3,
                                       created_at="c"),), has_more=True)
-    assert schemas.page_json(page, schemas.transaction_json) == {
-        "data": [{"id": 1, "kind": "charge", "amount": -4, "balance_after": 6,
-                  "description": "d", "task_id": 3, "created_at": "c"}],
+    assert schemas.page_json(page, lambda t: schemas.transaction_json(t, IDS)) == {
+        "data": [{"id": IDS.transaction(1), "kind": "charge", "amount": -4,
+                  "balance_after": 6, "description": "d", "task_id": IDS.task(3),
+                  "created_at": "c"}],
         "has_more": True}
