@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -119,6 +120,9 @@ def peers(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def fuzz_config(peers: Path) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict({
+        # One seed, so a run that passed passes again and a finding reproduces; set
+        # SCHEMATHESIS_SEED to explore others.
+        "seed": int(os.environ.get("SCHEMATHESIS_SEED", "20261201")),
         "checks": {"enabled": True},
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
         "cache": {"enabled": False},  # each run starts from the document alone
