@@ -180,7 +180,8 @@ async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
     if model_id is None:
         raise Problem(422, "validation_error", "The request is not valid",
                       "model_id: a whole number", errors={"model_id": ["a whole number"]})
-    if unknown := sorted(set(upload.fields) - {"model_id", "data"}):  # as for a JSON body
+    # as for a JSON body, an unknown field is refused
+    if unknown := sorted(set(upload.fields) - {"model_id", "data", "charset"}):
         raise Problem(422, "validation_error", "The request is not valid",
                       f"unknown fields: {', '.join(unknown)}"[:300],
                       errors={name[:64]: ["Unknown field."] for name in unknown})
