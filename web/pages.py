@@ -83,7 +83,7 @@ async def register_submit(request: web.Request) -> web.Response:
                           field_errors={"username": ["This username is taken."]},
                           error="This username is taken.")
     await start_session(request, user.id, client_address(request))
-    await flash(request, message=f"Welcome, {username}! Top up to run your first prediction.")
+    await flash(request, message=f"Welcome, {user.username}! Top up to run your first prediction.")
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
