@@ -48,28 +48,41 @@ ALLOWED_MIXES = ({"Han", "Hiragana", "Katakana"}, {"Han", "Hangul"})
 SCRIPT_OF_WORD = {"CJK": "Han", "IDEOGRAPHIC": "Han", "KATAKANA-HIRAGANA": "Katakana"}
 
 
+class InvalidUsername(InvalidInput):
+    """Why a name is refused, in English, with a `reason` code and its `params` so that a
+    page can say it in the reader's language: "rule", "invisible" (char: U+200B), "space",
+    "character" (char), "mixed_scripts" (scripts: the alphabets' English names)."""
+
+    def __init__(self, reason: str, message: str, **params: str) -> None:
+        super().__init__("username", message)
+        self.reason, self.params = reason, params
+
+
 def normalize_username(raw: object) -> str:
-    """The name as it is kept (NFKC), or InvalidInput("username", why) in plain words."""
+    """The name as it is kept (NFKC), or InvalidUsername saying why in plain words."""
     if not isinstance(raw, str):
-        raise InvalidInput("username", RULE)
+        raise InvalidUsername("rule", RULE)
     name = unicodedata.normalize("NFKC", raw)
     hidden = next((ch for ch in raw + name if invisible(ch)), None)  # as sent, then as kept
     if hidden is not None:
-        raise InvalidInput("username", f"a username cannot hold invisible characters "
-                                       f"(U+{ord(hidden):04X})")
+        char = f"U+{ord(hidden):04X}"
+        raise InvalidUsername("invisible", f"a username cannot hold invisible characters "
+                                           f"({char})", char=char)
     if not MIN_CHARS <= len(name) <= MAX_CHARS:
-        raise InvalidInput("username", RULE)
+        raise InvalidUsername("rule", RULE)
     previous = ""
     for ch in name:
+        if ch.isspace():
+            raise InvalidUsername("space", f"{RULE}; a space is none of these")
         if not _allowed(ch, previous):
-            shown = ("a space" if ch.isspace() else f"'{ch}'" if ch.isprintable()
-                     else f"U+{ord(ch):04X}")
-            raise InvalidInput("username", f"{RULE}; {shown} is none of these")
+            char = f"“{ch}”" if ch.isprintable() else f"U+{ord(ch):04X}"
+            raise InvalidUsername("character", f"{RULE}; {char} is none of these", char=char)
         previous = ch
     scripts = sorted({script(ch) for ch in name if ch.isalpha()})
     if len(scripts) > 1 and not any(set(scripts) <= mix for mix in ALLOWED_MIXES):
-        raise InvalidInput("username", f"a username is written in one alphabet; this one "
-                                       f"mixes {' and '.join(scripts)}")
+        raise InvalidUsername("mixed_scripts", f"a username is written in one alphabet; this "
+                                               f"one mixes {' and '.join(scripts)}",
+                              scripts=", ".join(scripts))
     return name
 
 

@@ -70,7 +70,7 @@ class AmbiguousDecimalComma(MlError):
         shown = " ".join(fragment.split())[:40]
         super().__init__(
             f"the comma in \u201c{shown}\u201d could be a decimal mark or a separator between "
-            "values; put ';' or a new line between values (1,5; 2) or write the decimal mark "
-            "as a dot (1.5, 2)")
+            "values; put \u201c;\u201d or a new line between values (1,5; 2) or write the "
+            "decimal mark as a dot (1.5, 2)")
         self.fragment = shown
         self.params = {"fragment": shown}

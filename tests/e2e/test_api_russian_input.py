@@ -69,9 +69,24 @@ async def test_a_comma_that_could_be_either_is_refused_and_nothing_is_charged(
     problem = await expect_problem(await send(client, alice, DOUBLER, data=data), 422,
                                    "ambiguous_decimal_comma")
 
-    assert "';'" in problem["detail"] and "dot" in problem["detail"]
+    assert "“;”" in problem["detail"] and "dot" in problem["detail"]
     assert problem["fragment"] == data
     assert await money_and_tasks(client, alice) == (100, 0)  # not even a rejected task
+
+
+async def test_the_refusal_speaks_the_asked_language_with_the_same_code(
+        client: Client) -> None:
+    alice = await api_signup(client, "alice", top_up=100)
+    form = FormData(default_to_multipart=True)
+    form.add_fields(("model_id", "1"), ("data", "1,5,2"))
+
+    response = await client.post("/api/v1/predict", data=form,
+                                  headers={**alice.auth, "Accept-Language": "ru-RU,ru;q=0.9"})
+
+    problem = await expect_problem(response, 422, "ambiguous_decimal_comma")
+    assert problem["title"] == "Запятая может быть и десятичной, и разделителем"
+    assert problem["detail"].startswith("запятая в «1,5,2» может быть и десятичной")
+    assert problem["fragment"] == "1,5,2"
 
 
 async def test_iris_rows_pasted_from_a_russian_spreadsheet_are_predicted(

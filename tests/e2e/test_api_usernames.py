@@ -85,6 +85,20 @@ async def test_the_register_form_takes_a_cyrillic_name_and_explains_refusals(
     assert "mixes Cyrillic and Latin" in text_of(await mixed.text())
 
 
+async def test_the_register_form_explains_a_refused_name_in_russian(client: Client) -> None:
+    assert (await client.get("/register?lang=ru")).status == 200
+
+    mixed = await submit(client, "/register", "/register",
+                         {"username": "Ёжиk", "password": PASSWORD})
+    hidden = await submit(client, "/register", "/register",
+                          {"username": "ёж\u200bик", "password": PASSWORD})
+
+    assert mixed.status == 422 and hidden.status == 422
+    assert ("имя пользователя пишется буквами одного алфавита, а здесь смешаны кириллица и "
+            "латиница") in text_of(await mixed.text())
+    assert "невидимых символов (U+200B)" in text_of(await hidden.text())
+
+
 async def test_the_accounts_of_an_old_database_are_found_by_their_new_keys(
         aiohttp_client: Any, tmp_path: Path) -> None:
     copy = tmp_path / "v1.db"

@@ -55,7 +55,7 @@ async def test_an_ambiguous_comma_is_refused_with_how_to_write_it(client: Client
 
     assert status == 422
     [message] = error_alerts(html)
-    assert "1,5,2" in message and "';'" in message and "dot" in message
+    assert "1,5,2" in message and "“;”" in message and "dot" in message
     assert "Nothing was charged." in message
     assert "ambiguous_decimal_comma" not in html  # never a raw code in front of a person
     assert stats(html)["Balance"] == 10
@@ -73,3 +73,15 @@ async def test_a_windows_1251_csv_is_read_by_the_form(client: Client) -> None:
     assert "Predicted 1 row for 1 credits. 1 invalid row was skipped." in page
     assert "нет" in page  # the invalid cell, shown as written
     assert stats(html)["Balance"] == 9
+
+
+async def test_in_russian_the_refusal_reads_as_a_russian_sentence(client: Client) -> None:
+    assert (await client.get("/cabinet?lang=ru")).status == 200  # remembered in a cookie
+
+    status, html = await send(client, "1", "1,5 2")
+
+    assert status == 422
+    [message] = error_alerts(html)
+    assert message == ("Запятая в «1,5 2» может быть и десятичной, и разделителем значений. "
+                       "Разделяйте значения точкой с запятой или переводом строки (1,5; 2) "
+                       "либо пишите дробную часть через точку (1.5, 2). Кредиты не списаны.")

@@ -42,7 +42,7 @@ def test_a_comma_that_could_be_either_refuses_the_text(text: str) -> None:
     with pytest.raises(AmbiguousDecimalComma) as refused:
         split_text(text)
     assert refused.value.code == "ambiguous_decimal_comma"
-    assert "';'" in str(refused.value) and "dot" in str(refused.value)
+    assert "“;”" in str(refused.value) and "dot" in str(refused.value)
     assert refused.value.params["fragment"]
 
 

@@ -31,7 +31,7 @@ def test_names_in_one_alphabet_are_kept_in_their_nfkc_spelling(raw: str, kept: s
     ("Ivаn", "mixes Cyrillic and Latin"),                # Cyrillic а in a Latin name
     ("Πaul", "mixes Greek and Latin"),
     ("iv an", "a space is none of these"),
-    ("a<b", "'<' is none of these"),
+    ("a<b", "“<” is none of these"),
     ("ab", "3–32 letters of one alphabet"),
     ("я" * 33, "3–32 letters of one alphabet"),
 ])
