@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from events import Event
+from ledger.credentials import InvalidInput
 from ledger.errors import (
+    AdjustmentBelowZero,
     BalanceLimitExceeded,
     InsufficientCredits,
     InvalidAmount,
@@ -193,7 +195,7 @@ def adjust(account: Account, amount_credits: int, reason: str,
                             f"-{MAX_ADJUSTMENT_CREDITS:,} to {MAX_ADJUSTMENT_CREDITS:,}")
     check_reason(reason)
     if amount_credits < 0 and account.available_credits < -amount_credits:
-        raise InsufficientCredits(account.available_credits, -amount_credits)
+        raise AdjustmentBelowZero(account.available_credits, -amount_credits)
     if account.balance_credits + amount_credits > MAX_BALANCE_CREDITS:
         raise BalanceLimitExceeded(f"a balance cannot exceed {MAX_BALANCE_CREDITS:,} credits")
     return [CreditsAdjusted(user_id=account.user_id, amount_credits=amount_credits,
@@ -201,8 +203,11 @@ def adjust(account: Account, amount_credits: int, reason: str,
 
 
 def check_reason(reason: str) -> None:
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
-        raise InvalidAmount(f"a reason is required: 1 to {MAX_REASON_CHARS} characters")
+    """Printable text, 1 to MAX_REASON_CHARS characters, not only spaces."""
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or not reason.strip() or (
+            any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) < 0xE000 for c in reason)):
+        raise InvalidInput("reason", f"a reason is required: 1 to {MAX_REASON_CHARS} "
+                                     "characters")
 
 
 def suspend(account: Account, reason: str, operator_id: int) -> list[Event]:

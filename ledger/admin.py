@@ -126,6 +126,9 @@ class AdminService:
         """(is_operator, suspended): one primary-key read, made on every request."""
         return await admin_queries.flags_of(self.store.read_db(), user_id)
 
+    async def exists(self, user_id: int) -> bool:
+        return await queries.get_account_row(self.store.read_db(), user_id) is not None
+
     async def users(self, *, q: str = "", limit: int = 20,
                     starting_after: int | None = None) -> Page[AdminUser]:
         return await admin_queries.list_users(self.store.read_db(), self.store.clock(), q=q,

@@ -112,7 +112,7 @@ async def list_users(db: SqlDatabase, now: datetime, *, q: str = "", limit: int 
     where, params = "a.user_id < ?", [month_start(now), cursor]
     if q:
         where += " AND (a.username_key LIKE ? ESCAPE '\\' OR a.user_id = ?)"
-        params += [_like(q), int(q) if q.isdigit() and len(q) < 16 else -1]
+        params += [_like(q), int(q) if q.isascii() and q.isdigit() and len(q) < 16 else -1]
     rows = await db.fetchall(f"SELECT {_USER_COLUMNS} WHERE {where} ORDER BY a.user_id DESC "
                              "LIMIT ?", (*params, limit + 1))
     return Page(data=tuple(_user(r) for r in rows[:limit]), has_more=len(rows) > limit)

@@ -80,3 +80,7 @@ class NotAnOperator(LedgerError):
     """Revoking a role the account does not have (granting it twice is a no-op)."""
 
     code = "not_an_operator"
+
+
+class AdjustmentBelowZero(InsufficientCredits):
+    """An operator's debit larger than the available balance (a request error: 422)."""
