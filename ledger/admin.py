@@ -8,7 +8,7 @@ The operator role itself is granted and revoked only from the command line
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from events import Event, Metadata, SqlSession
@@ -29,9 +29,6 @@ from ledger.views import (
     top_up_from_stored,
 )
 
-# Called with the user id after a suspension commits: caches of credentials drop the user's.
-SuspensionHook = Callable[[int], Awaitable[None]]
-
 
 @dataclass(frozen=True, kw_only=True)
 class UserHistory:
@@ -45,7 +42,6 @@ class AdminService:
     def __init__(self, ledger: LedgerService) -> None:
         self.ledger = ledger
         self.store = ledger.store
-        self.on_suspended: list[SuspensionHook] = []
 
     def _now(self) -> str:
         return self.store.clock().isoformat(timespec="microseconds")
@@ -79,16 +75,26 @@ class AdminService:
     async def suspend(self, operator_id: int, user_id: int, reason: str) -> AdminUser:
         """Stop the account now: its open holds are released (their tasks fail, uncharged)
         in the same append, and every credential of it is refused from the next request."""
+        self._credentials_changed()
         await self._append(operator_id, user_id,
                            lambda account: decide.suspend(account, reason, operator_id))
-        for hook in self.on_suspended:
-            await hook(user_id)
+        self._credentials_changed()
         return await self.user(user_id)
 
     async def resume(self, operator_id: int, user_id: int, reason: str) -> AdminUser:
         await self._append(operator_id, user_id,
                            lambda account: decide.resume(account, reason, operator_id))
+        self._credentials_changed()
         return await self.user(user_id)
+
+    def _credentials_changed(self) -> None:
+        """Tell every process's credential cache that a credential narrowed, before the
+        commit and after it. The cache and its `LedgerService.credentials_changed` come with
+        the throughput branch (issue 12); without them every check reads the database, and
+        there is nothing to tell."""
+        changed = getattr(self.ledger, "credentials_changed", None)
+        if changed is not None:
+            changed()
 
     async def _append(self, operator_id: int, user_id: int,
                       decision: Callable[[Account], list[Event]]) -> None:
@@ -118,7 +124,10 @@ class AdminService:
                            Metadata(actor=f"cli:{by}"))
             return True
 
-        return await self.store.transact(work)
+        self._credentials_changed()
+        changed = await self.store.transact(work)
+        self._credentials_changed()
+        return changed
 
     # -- reads -----------------------------------------------------------------------------
 

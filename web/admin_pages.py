@@ -19,6 +19,7 @@ from web import admin_schemas
 from web.admin_api import verifier_json
 from web.auth import account_flags, check_csrf, page_user
 from web.bodies import whole_number
+from web.i18n import translator
 from web.keys import ADMIN, PUBLIC_IDS, STORE
 from web.problems import problem_for
 
@@ -26,16 +27,8 @@ PAGE_SIZE = 25
 SIGNED_RE = re.compile(r"[+-]?[0-9]{1,9}")
 
 
-def _(text: str, **values: object) -> str:
-    """Until the i18n extension is installed (web/i18n.py), the English, formatted."""
-    return text % values if values else text
-
-
 def render(request: web.Request, name: str, context: dict[str, Any],
            status: int = 200) -> web.Response:
-    env = aiohttp_jinja2.get_env(request.app)
-    if "_" not in env.globals:
-        context = {"_": _, **context}
     response = aiohttp_jinja2.render_template(name, request, context, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -100,6 +93,8 @@ def _done(request: web.Request, user_id: int) -> web.HTTPSeeOther:
 
 async def adjust(request: web.Request) -> web.Response:
     operator, user_id, form = await _form(request)
+    tr = translator(request)
+    _ = tr.gettext
     amount_text = str(form.get("amount_credits", "")).strip()
     reason = str(form.get("reason", ""))
     shown = {"amount_credits": amount_text[:20], "reason": reason[:600]}
@@ -119,13 +114,14 @@ async def adjust(request: web.Request) -> web.Response:
     except InsufficientCredits as exc:
         return await user_page(request, 422, form=shown, error=_(
             "A debit cannot take the available balance below zero: %(available)s credits "
-            "are available.", available=f"{exc.available_credits:,}"))
+            "are available.", available=tr.number(exc.available_credits)))
     except LedgerError as exc:
         return await user_page(request, _status(exc), form=shown,
                                error=_("The adjustment was not made: %(why)s.", why=str(exc)))
     await _flash(request, _("Adjusted by %(amount)s credits; the balance is now %(balance)s.",
-                            amount=f"{outcome.transaction.amount_credits:+,}",
-                            balance=f"{outcome.balance.balance_credits:,}"))
+                            amount=("+" if outcome.transaction.amount_credits > 0 else "-")
+                            + tr.number(abs(outcome.transaction.amount_credits)),
+                            balance=tr.number(outcome.balance.balance_credits)))
     raise _done(request, user_id)
 
 
@@ -144,6 +140,7 @@ async def resume(request: web.Request) -> web.Response:
 
 async def _suspension(request: web.Request, *, suspend: bool) -> web.Response:
     operator, user_id, form = await _form(request)
+    _ = translator(request).gettext
     reason = str(form.get("reason", ""))
     if admin_schemas.ReasonRequest().validate({"reason": reason}):
         return await user_page(request, 422, field_errors={
