@@ -202,6 +202,8 @@ async def test_the_console_pages_for_an_operator(client: Client) -> None:
         response = await client.get(path)
         assert response.status == 200, await response.text()
     assert "Balanced" in await (await client.get("/admin/ledger")).text()
+    russian = await (await client.get(f"/admin/users/{ada.id}?lang=ru")).text()
+    assert "Скорректировать баланс" in russian and "Adjust the balance" not in russian
     # A revoked role takes effect on the next request.
     await client.app[ADMIN].set_role("olga", False, "test")
     assert (await client.get("/admin")).status == 404

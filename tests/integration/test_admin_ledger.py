@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from events import SqlSession
 from ledger import BalanceView, InsufficientCredits, Operation, TaskDraft
 from ledger.admin import AdminService
 from ledger.audit import audit
@@ -133,3 +134,24 @@ async def test_the_role_is_an_event_the_audit_replays(
     assert [a.kind for a in (await admin.actions()).data] == ["revoke", "grant"]
     report = await audit(ledger_at, show_progress=False)
     assert report.ok, report.render()
+
+
+async def test_an_edited_suspension_or_adjustment_is_found_by_the_audit(
+        services: Services, ledger_at: str | Path) -> None:
+    """Someone lifts a suspension or changes an adjustment in the projections, not the log."""
+    admin = AdminService(services.ledger)
+    operator = await user_with(services, "olga", 0)
+    user_id = await user_with(services, "alice", 10)
+    await admin.adjust(operator, user_id, 5, "goodwill")
+    await admin.suspend(operator, user_id, "chargeback")
+
+    async def edit(s: SqlSession) -> None:  # the projections, not the log
+        await s.db.execute("UPDATE account_flags SET suspended = 0")
+        await s.db.execute("UPDATE operator_actions SET amount_credits = 500 "
+                           "WHERE kind = 'adjustment'")
+
+    await services.store.transact(edit)
+    report = await audit(ledger_at, show_progress=False)
+    assert not report.ok
+    assert set(report.differences) == {"account_flags", "operator_actions"}
+    assert user_id in report.accounts_differ
