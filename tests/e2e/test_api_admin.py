@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from cabinet_http import PASSWORD, ApiUser, api_signup, expect_problem, page_signup
+from cabinet_http import PASSWORD, ApiUser, api_signup, expect_problem, page_signup, submit
 
 from web.keys import ADMIN
 
@@ -163,6 +163,10 @@ async def test_a_suspension_stops_every_credential_at_once_and_a_resume_restores
     login = await client.post("/api/v1/auth/login", json={"username": "ada",
                                                            "password": PASSWORD})
     await expect_problem(login, 401, "account_suspended")
+    client.session.cookie_jar.clear()
+    page_login = await submit(client, "/login", "/login", {"username": "ada",
+                                                           "password": PASSWORD})
+    assert page_login.status == 401 and "suspended" in await page_login.text()
     await expect_problem(await client.post(url.format(ada.id, "suspend"), json={
         "reason": "again"}, headers=olga.auth), 409, "suspension_conflict")
     resumed = await client.post(url.format(ada.id, "resume"), json={"reason": "cleared"},

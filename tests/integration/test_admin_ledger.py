@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from events import SqlSession
-from ledger import BalanceView, InsufficientCredits, Operation, TaskDraft
+from ledger import BalanceView, InsufficientCredits, Operation, TaskDraft, UnknownHold
 from ledger.admin import AdminService
 from ledger.audit import audit
 from ledger.errors import SuspendedAccount, SuspensionConflict
@@ -106,6 +106,8 @@ async def test_suspension_releases_holds_refuses_the_account_and_resumes(
                                                                       held_credits=0)
     task = await services.ledger.find_task(user_id, ticket.task_id)
     assert task is not None and task.status == "failed"
+    with pytest.raises(UnknownHold):  # the model finishing after the suspension charges nothing
+        await services.ledger.complete_task(user_id, ticket.task_id, [2.0], "charge")
     with pytest.raises(SuspendedAccount):
         await services.ledger.submit_task(user_id, draft(1), op("t2", user_id))
     with pytest.raises(SuspendedAccount):
