@@ -66,10 +66,10 @@ ACCOUNT_SUSPENDED = Problem(401, "account_suspended", "This account is suspended
 async def account_flags(request: web.Request, user_id: int) -> tuple[bool, bool]:
     """(is_operator, suspended), read from the database once per request, so a suspension
     or a revoked role holds in every process from the next request on."""
-    if ACCOUNT_FLAGS not in request:
-        request[ACCOUNT_FLAGS] = await request.app[ADMIN].flags(user_id)
-    is_operator, suspended = request[ACCOUNT_FLAGS]
-    return bool(is_operator), bool(suspended)
+    cached = request.get(ACCOUNT_FLAGS)
+    if cached is None or cached[0] != user_id:
+        cached = request[ACCOUNT_FLAGS] = (user_id, *await request.app[ADMIN].flags(user_id))
+    return bool(cached[1]), bool(cached[2])
 
 
 async def api_user(request: web.Request, scope: str = "read") -> int:

@@ -43,5 +43,5 @@ USER_ID = web.RequestKey[int | None]("user_id")
 CREDENTIAL = web.RequestKey("credential", Credential)
 # The operator console's use cases (ledger/admin.py); the role is checked on every request.
 ADMIN = web.AppKey("admin", AdminService)
-# (is_operator, suspended) of the request's user, read once per request.
+# (user id, is_operator, suspended) of the request's user, read once per request.
 ACCOUNT_FLAGS = web.RequestKey("account_flags", tuple)
