@@ -48,7 +48,8 @@ def _cursor(request: web.Request) -> int | None:
 
 async def users_page(request: web.Request) -> web.Response:
     await operator_page(request)
-    q = request.query.get("q", "").strip()[:admin_schemas.MAX_QUERY]
+    q = "".join(c for c in request.query.get("q", "") if c.isprintable()).strip()[
+        :admin_schemas.MAX_QUERY]
     page = await request.app[ADMIN].users(q=q, limit=PAGE_SIZE,
                                           starting_after=_cursor(request))
     users = [admin_schemas.user_json(u) for u in page.data]

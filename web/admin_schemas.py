@@ -24,7 +24,11 @@ class AdminUsersQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    q = fields.String(load_default="", validate=validate.Length(0, MAX_QUERY))
+    # No control characters: PostgreSQL cannot hold a NUL in a text parameter.
+    q = fields.String(load_default="", validate=[
+        validate.Length(0, MAX_QUERY),
+        validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="printable characters")],
+        metadata={"pattern": "^[^\\x00-\\x1f\\x7f]*$"})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     starting_after = fields.Integer(validate=validate.Range(1, 2**62))
 
@@ -175,7 +179,8 @@ USER_ID = {"name": "user_id", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1, "maximum": 2**53}}
 USERS_QUERY = [{"name": "q", "in": "query", "required": False,
                 "description": "a part of the username, or the exact user id",
-                "schema": {"type": "string", "maxLength": MAX_QUERY}}]
+                "schema": {"type": "string", "maxLength": MAX_QUERY,
+                           "pattern": "^[^\\x00-\\x1f\\x7f]*$"}}]
 
 
 def paths(op: Any, page: list[dict[str, Any]], idempotency: dict[str, Any]

@@ -140,6 +140,12 @@ async def test_the_users_list_searches_and_pages_by_cursor(client: Client) -> No
                          404, "user_not_found")
     await expect_problem(await client.get("/api/v1/admin/users?limit=0", headers=olga.auth),
                          422, "validation_error")
+    await expect_problem(await client.get("/api/v1/admin/users?q=a%00", headers=olga.auth),
+                         422, "validation_error")
+    for wildcard in ("%25", "_", "%5C"):  # LIKE's own characters match only themselves
+        found = await (await client.get(f"/api/v1/admin/users?q={wildcard}",
+                                        headers=olga.auth)).json()
+        assert found["data"] == [], wildcard
 
 
 async def test_a_suspension_stops_every_credential_at_once_and_a_resume_restores_them(
@@ -185,6 +191,8 @@ async def test_the_console_pages_for_an_operator(client: Client) -> None:
     assert listing.status == 200 and f'/admin/users/{ada.id}"' in html
     assert "<script>" not in html and "style=" not in html
     assert listing.headers["Cache-Control"] == "no-store"
+    hostile = await client.get("/admin?q=a%00d")  # control characters are dropped, not a 500
+    assert hostile.status == 200 and f'/admin/users/{ada.id}"' in await hostile.text()
     page = await (await client.get(f"/admin/users/{ada.id}")).text()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token is not None
