@@ -39,6 +39,7 @@ from ledger.store import is_database_url
 KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks": "id",
         "postings": "position", "api_keys": "position", "account_settings": "user_id",
         "spend": "user_id", "spend_holds": "task_id"}
+KEYS |= {"account_flags": "user_id", "operator_actions": "position"}  # the operator console
 
 
 @dataclass
