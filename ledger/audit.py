@@ -52,6 +52,7 @@ class AuditReport:
     balances: int = 0
     head_hash: str = ""
     checkpoints_verified: int | None = None  # None: not asked for (--checkpoints)
+    fast_path: bool = False  # the verdict is the fast path's (ledger/audit_fast.py)
 
     @property
     def ok(self) -> bool:
@@ -323,6 +324,7 @@ async def _audit_fast(db: Database, report: AuditReport, context: AuditContext,
     report.postings_sum_credits = int(total_row["s"]) if total_row else 0
     count = await db.fetchone("SELECT COUNT(*) AS n FROM live.accounts")
     report.balances = int(count["n"]) if count else 0
+    report.fast_path = True
     return True
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
+from events import Database
 from events.codec import canonical_json, fast_loads
 from events.hashing import GENESIS_HASH
-from events import Database
 from ledger.audit_fold import Fold, Unexpected
 from ledger.events import ALL_EVENTS, ledger_codec
 
@@ -139,10 +139,12 @@ async def plan(db: Database, tables: Sequence[TableSpec]) -> list[Group] | None:
     for spec in tables:
         if not spec.columns:
             continue
-        if spec.name == "postings":
+        if spec.name == "postings":  # found by their transaction's account
+            if not any(t.name == "transactions" and t.columns for t in tables):
+                return None
             stray = await db.fetchone(
-                "SELECT 1 AS x FROM live.postings t WHERE NOT EXISTS (SELECT 1 FROM live.events e "
-                "WHERE e.position = t.position) LIMIT 1")
+                "SELECT 1 AS x FROM live.postings t WHERE NOT EXISTS (SELECT 1 FROM "
+                "live.transactions x WHERE x.id = t.position) LIMIT 1")
         elif "user_id" not in spec.columns:
             return None
         else:
@@ -162,7 +164,7 @@ def audit_group(live_uri: str, first: str, end: str | None,
         conn.execute("BEGIN")
         try:
             fold, users, events = _fold(conn, first, end)
-            _compare(conn, fold, sorted(users), first, end, tables)
+            _compare(conn, fold, sorted(users), tables)
         except Unexpected as exc:
             return GroupResult(False, 0, str(exc))
         except Exception as exc:  # what the projectors would say, they say
@@ -199,7 +201,7 @@ def _fold(conn: sqlite3.Connection, first: str, end: str | None) -> tuple[Fold, 
         event = decode(row[3], row[4], row[5])
         if type(loads(row[6])) is not dict:  # Metadata.from_dict would fail (or json.loads)
             raise Unexpected(f"metadata at position {position} is not an object")
-        fold.apply(position, user_id, row[2], row[3], event, fromisoformat(row[7]))
+        fold.apply(position, user_id, row[2], row[3], event, row[7], fromisoformat(row[7]))
         events += 1
     return fold, users, events
 
@@ -208,7 +210,7 @@ def _bounds(first: str, end: str | None) -> tuple[str, ...]:
     return (first,) if end is None else (first, end)
 
 
-def _compare(conn: sqlite3.Connection, fold: Fold, users: list[int], first: str, end: str | None,
+def _compare(conn: sqlite3.Connection, fold: Fold, users: list[int],
              tables: Sequence[TableSpec]) -> None:
     for spec in tables:
         replayed = fold.rows(spec.name)
@@ -222,12 +224,11 @@ def _compare(conn: sqlite3.Connection, fold: Fold, users: list[int], first: str,
         if len(expected) != len(replayed):
             raise Unexpected(f"the replay has a row of {spec.name} twice")
         cols = ", ".join(f"t.{c}" for c in spec.columns)
-        if spec.name == "postings":  # found by the stream of the event they belong to
-            query = (f"SELECT {cols} FROM postings t JOIN events e ON e.position = t.position "
-                     f"WHERE {_range('e.stream_id', end)}")
-            live = conn.execute(query, _bounds(first, end))
+        marks = ",".join("?" * len(users))
+        if spec.name == "postings":  # by the account of their transaction (there is one)
+            live = conn.execute(f"SELECT {cols} FROM postings t JOIN transactions x ON "
+                                f"x.id = t.position WHERE x.user_id IN ({marks})", users)
         else:
-            marks = ",".join("?" * len(users))
             live = conn.execute(f"SELECT {cols} FROM {spec.name} t WHERE t.user_id IN ({marks})",
                                 users)
         for row in live:
