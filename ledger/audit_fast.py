@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
@@ -91,10 +92,30 @@ class Decoder:
         if known is None or known[0] != schema_version:
             event = self._codec.decode(type_name, schema_version, data_json)
             return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-        data = fast_loads(data_json)
+        data = _loads(data_json)
         if type(data) is not dict or not known[2] <= data.keys() <= known[1]:
             raise Unexpected(f"{type_name} data its class would refuse")
         return {**known[3], **data} if len(data) < len(known[1]) else data
+
+
+# fast_loads's test for a run of 19 digits, quicker than its regex: digits to "0", other
+# bytes to "x" (a UTF-8 byte of a non-ASCII character is never an ASCII digit).
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _loads(text: str) -> Any:
+    """fast_loads(text), the same value by the same rule."""
+    try:
+        plain = _NINETEEN_DIGITS not in text.encode().translate(_DIGITS)
+    except (AttributeError, UnicodeEncodeError):
+        plain = False
+    if not plain:
+        return fast_loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def stream_user(stream_id: str) -> int:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.codec import canonical_json
-from ledger.audit_fast import Decoder, payload
+from events.codec import canonical_json, fast_loads
+from ledger.audit_fast import Decoder, _loads, payload
 from ledger.audit_fold import _CANONICAL_AT, Unexpected, json_text
 from ledger.events import ALL_EVENTS, ledger_codec
 
@@ -101,3 +101,12 @@ def test_a_stored_time_is_kept_only_where_it_is_its_own_isoformat(text: str) -> 
     canonical = datetime.fromisoformat(text).isoformat(timespec="microseconds")
     assert not _CANONICAL_AT.fullmatch(text) or canonical == text
     assert _CANONICAL_AT.fullmatch(canonical) or not canonical.endswith("+00:00")
+
+
+@pytest.mark.parametrize("text", ['{"n": 123456789012345678901234567890}',
+                                  '{"n": 1234567890123456789}',
+                                  '[18446744073709551616, -9223372036854775809]', '"\\ud800"',
+                                  '"\ud800"', '[NaN]', '{"a": 1, "a": 2}', '[1e308, -0.0, 0.1]',
+                                  '{"n": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠"}'])
+def test_the_decoder_reads_every_text_as_fast_loads_does(text: str) -> None:
+    assert repr(_loads(text)) == repr(fast_loads(text))
