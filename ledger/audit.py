@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -205,11 +205,8 @@ async def audit(
                     raise
                 report.integrity = f"DAMAGED ({damage})"
                 return report
-            await _check_file(db, report)
-            if report.integrity != "ok":
-                return report
             pool, parts = None, []
-            if jobs > 1 and await _head(db) >= least:
+            if jobs > 1 and await _head_or_zero(db) >= least:
                 pool = stack.enter_context(ProcessPoolExecutor(jobs))
                 parts = audit_jobs.part_files(Path(scratch), jobs)
                 for k, part in enumerate(parts):  # attached now: not within the transaction
@@ -217,7 +214,17 @@ async def audit(
                         conn.executescript(schema)
                     await db.execute(f"ATTACH DATABASE ? AS part{k}", (str(part),))
             await db.execute("BEGIN")
-            if not await _audit_fast(db, report, context, show_progress, pool):
+            # The fast path's groups start first: the file's quick_check (a second or more
+            # on a big file) runs meanwhile. Nothing they find counts unless the file is ok.
+            fast = await _start_fast(db, context, pool)
+            await _check_file(db, report)
+            if report.integrity != "ok":
+                for future in fast.futures if fast else ():
+                    future.cancel()
+                with suppress(StoreCorrupted):  # nothing was written: closing ends it anyway
+                    await db.execute("ROLLBACK")
+                return report
+            if not await _finish_fast(db, report, context, show_progress, fast):
                 await _verify(db, report, context, show_progress, pool)
                 if pool is None or not await _replay_in_parts(db, report, context, pool, parts):
                     await _replay(db, report)
@@ -226,6 +233,13 @@ async def audit(
         finally:
             await db.close()
     return report
+
+
+async def _head_or_zero(db: Database) -> int:
+    try:
+        return await _head(db)
+    except StoreCorrupted:  # the quick_check, next, says so
+        return 0
 
 
 async def _head(db: Database) -> int:
@@ -290,31 +304,50 @@ async def _check_file(db: Database, report: AuditReport) -> None:
     report.integrity = "ok" if verdict == "ok" else f"DAMAGED ({verdict})"
 
 
-async def _audit_fast(db: Database, report: AuditReport, context: AuditContext,
-                      show_progress: bool, pool: ProcessPoolExecutor | None) -> bool:
-    """The fast path (ledger/audit_fast.py); False, with the report as it was, when it is
-    not sure, and the serial replay must say what differs and where."""
-    tables = [await _table_spec(db, table) for table in audit_jobs.tables()]
-    groups = await audit_fast.plan(db, tables)
+@dataclass(frozen=True)
+class FastRun:
+    """The fast path's groups, running (ledger/audit_fast.py)."""
+
+    total: int
+    futures: list[Future[audit_fast.GroupResult]]
+
+
+async def _start_fast(db: Database, context: AuditContext,
+                      pool: ProcessPoolExecutor | None) -> FastRun | None:
+    """The groups submitted, or None when the log is not for the fast path (or the file
+    cannot even be read so far: its quick_check, next, says why)."""
+    try:
+        tables = [await _table_spec(db, table) for table in audit_jobs.tables()]
+        groups = await audit_fast.plan(db, tables)
+        total = await _head(db)
+    except Exception:  # whatever it is, the file check next reports it as before
+        return None
     if groups is None:
+        return None
+    run = pool.submit if pool is not None else _done_now
+    return FastRun(total, [run(audit_fast.audit_group, context.live_uri, first, end, tables)
+                           for first, end in groups])
+
+
+async def _finish_fast(db: Database, report: AuditReport, context: AuditContext,
+                       show_progress: bool, fast: FastRun | None) -> bool:
+    """The fast path's verdict; False, with the report as it was, when it is not sure, and
+    the serial replay must say what differs and where."""
+    if fast is None:
         return False
-    total = await _head(db)
-    run = (pool.submit if pool is not None else _done_now)
-    futures = [run(audit_fast.audit_group, context.live_uri, first, end, tables)
-               for first, end in groups]
-    report.events = total
-    row = await db.fetchone("SELECT hash FROM live.events WHERE position = ?", (total,))
+    report.events = fast.total
+    row = await db.fetchone("SELECT hash FROM live.events WHERE position = ?", (fast.total,))
     report.head_hash = row["hash"] if row else GENESIS_HASH
     for check in CHECKS:  # while the groups run
         if report.first_break is None:
             await check(db, report, context)
-    draw, done, equal = progress_bar(total) if show_progress else None, 0, True
-    for future in futures:
+    draw, done, equal = progress_bar(fast.total) if show_progress else None, 0, True
+    for future in fast.futures:
         result = future.result()
         equal = equal and result.equal
         done += result.events
         if draw is not None and equal:
-            draw(min(done, total))
+            draw(min(done, fast.total))
     if not equal or report.first_break is not None:
         report.events, report.head_hash, report.first_break = 0, "", None
         report.checkpoints_verified = None
