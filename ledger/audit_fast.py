@@ -29,8 +29,8 @@ from events.hashing import GENESIS_HASH
 from ledger.audit_fold import Fold, Unexpected
 from ledger.events import ALL_EVENTS, ledger_codec
 
-# Events per group: its folded rows are what the fast path holds (about 15 MB here).
-GROUP_EVENTS = 40_000
+# Events per group: its folded rows are what each process holds (about 20 MB here).
+GROUP_EVENTS = 20_000
 # The live rows of a group are asked for by account id, one bound parameter each.
 GROUP_STREAMS = 5_000
 
