@@ -49,6 +49,10 @@ _CANONICAL_AT = re.compile(
 Handler = Callable[[int, int, Any, str, datetime], None]
 
 
+TABLES = ("accounts", "holds", "transactions", "postings", "tasks", "api_keys",
+          "account_settings", "spend", "spend_holds")
+
+
 class Unexpected(Exception):
     """Something the projectors' SQL might treat otherwise: the projectors must decide."""
 
@@ -90,8 +94,9 @@ class Fold:
             self._opened(user_id, version, event, at)
             return
         handler = self._handlers.get(type_name)
-        if handler is not None:
-            handler(position, user_id, event, at, recorded_at)
+        if handler is None:  # a type newer than this fold: the projectors must fold it
+            raise Unexpected(f"an event type the fold does not know: {type_name}")
+        handler(position, user_id, event, at, recorded_at)
         if (account := self.accounts.get(user_id)) is not None:
             account[4] = version
             if not 0 <= account[6] <= account[5]:
@@ -232,10 +237,15 @@ class Fold:
         if (settings := self.account_settings.get(user_id)) is not None:
             settings[2], settings[3] = event["daily_credits"], event["monthly_credits"]
 
+    def known_types(self) -> set[str]:
+        return {AccountOpened.type_name, *self._handlers}
+
     def rows(self, table: str) -> list[Row]:
         """The rows of one projection table, in its columns' order."""
         if table == "spend":
             return [(*key, spent) for key, spent in self.spend.items()]
+        if table not in TABLES:  # a projection newer than this fold
+            raise Unexpected(f"a projection table the fold does not know: {table}")
         held = getattr(self, table)
         values = held.values() if isinstance(held, dict) else held
         return [tuple(row) for row in values]
