@@ -1,11 +1,13 @@
 """The ledger's projections folded in memory, for the audit's fast path: the same rows the
-projectors in ledger/projections.py, ledger/key_projection.py and ledger/spend.py write, as
-tuples in their tables' column order, for one group of accounts at a time.
+projectors in ledger/projections.py, ledger/key_projection.py, ledger/spend.py and
+ledger/admin_projection.py write, as tuples in their tables' column order, for one group of
+accounts at a time.
 
-It is a second statement of those projectors, kept honest two ways: a test folds varied
-histories both ways and wants the same rows (tests/unit/test_audit_fold.py), and anything this
-fold does not expect (a row the SQL would refuse, a missing row, an event about another
-account) raises `Unexpected`, and the audit then replays through the projectors themselves.
+It is a second statement of those projectors, kept honest two ways: a test folds a history
+of every kind of event both ways and wants the same rows (tests/integration/test_audit_fast.py),
+and anything this fold does not expect (a row the SQL would refuse, a missing row, an event
+about another account) raises `Unexpected`, and the audit then replays through the
+projectors themselves.
 So this fold only ever has to say "equal" where the projectors would.
 """
 
@@ -23,6 +25,9 @@ from events import Event
 from events.codec import canonical_json
 from ledger.events import (
     AccountOpened,
+    AccountResumed,
+    AccountSuspended,
+    CreditsAdjusted,
     CreditsDeposited,
     CreditsHeld,
     CreditsWithdrawn,
@@ -31,6 +36,8 @@ from ledger.events import (
     KeyCreated,
     KeyRevoked,
     LimitsSet,
+    OperatorRoleGranted,
+    OperatorRoleRevoked,
     TaskCompleted,
     TaskFailed,
     TaskRejected,
@@ -38,8 +45,9 @@ from ledger.events import (
     TimeZoneSet,
 )
 from ledger.limits import SLOT_S
-from ledger.projections import REVENUE_ACCOUNT, TOP_UPS_ACCOUNT
+from ledger.projections import ADJUSTMENTS_ACCOUNT, REVENUE_ACCOUNT, TOP_UPS_ACCOUNT
 from ledger.spend import NO_KEY
+from ledger.usernames import username_key
 
 Row = tuple[Any, ...]
 # What isoformat(timespec="microseconds") writes for a UTC instant: a stored time in this
@@ -50,7 +58,7 @@ Handler = Callable[[int, int, Any, str, datetime], None]
 
 
 TABLES = ("accounts", "holds", "transactions", "postings", "tasks", "api_keys",
-          "account_settings", "spend", "spend_holds")
+          "account_settings", "spend", "spend_holds", "account_flags", "operator_actions")
 
 
 class Unexpected(Exception):
@@ -70,6 +78,8 @@ class Fold:
         self.account_settings: dict[int, list[Any]] = {}
         self.spend: dict[tuple[int, str, int], int] = {}
         self.spend_holds: dict[int, Row] = {}
+        self.account_flags: dict[int, list[Any]] = {}
+        self.operator_actions: list[Row] = []
         self._last_balance: dict[int, int] = {}
         handlers: dict[type[Event], Handler] = {
             CreditsDeposited: self._deposited, CreditsWithdrawn: self._withdrawn,
@@ -78,6 +88,9 @@ class Fold:
             TaskCompleted: self._completed, TaskFailed: self._failed,
             KeyCreated: self._key_created, KeyRevoked: self._key_revoked,
             TimeZoneSet: self._time_zone, LimitsSet: self._limits,
+            CreditsAdjusted: self._adjusted, AccountSuspended: self._suspended,
+            AccountResumed: self._resumed, OperatorRoleGranted: self._role,
+            OperatorRoleRevoked: self._role,
         }
         self._handlers = {cls.type_name: handler for cls, handler in handlers.items()}
 
@@ -85,7 +98,7 @@ class Fold:
               event: dict[str, Any], text: str, recorded_at: datetime) -> None:
         """One event of account `user_id`'s stream (its fields, as the codec would give them
         to the event's class; its stored `recorded_at` text and that text parsed), as all
-        five projectors fold it."""
+        six projectors fold it."""
         at = text if _CANONICAL_AT.fullmatch(text) else recorded_at.isoformat(
             timespec="microseconds")
         if event.get("user_id", user_id) != user_id:
@@ -105,8 +118,8 @@ class Fold:
     def _opened(self, user_id: int, version: int, event: dict[str, Any], at: str) -> None:
         if user_id in self.accounts or user_id in self.account_settings:
             raise Unexpected("an account opened twice")
-        self.accounts[user_id] = [user_id, event["username"], event["username"].lower(), at,
-                                  version, 0, 0]
+        self.accounts[user_id] = [user_id, event["username"], username_key(event["username"]),
+                                  at, version, 0, 0]
         self.account_settings[user_id] = [user_id, "UTC", None, None]
 
     def _move(self, user_id: int, balance_change: int, held_change: int) -> None:
@@ -236,6 +249,51 @@ class Fold:
                 raise Unexpected("a limit the table refuses")
         if (settings := self.account_settings.get(user_id)) is not None:
             settings[2], settings[3] = event["daily_credits"], event["monthly_credits"]
+
+    def _adjusted(self, position: int, user_id: int, event: Any, at: str,
+                  recorded_at: datetime) -> None:
+        self._move(user_id, event["amount_credits"], 0)
+        self._transaction(position, user_id, "adjustment", event["amount_credits"],
+                          event["reason"], None, ADJUSTMENTS_ACCOUNT, at)
+        self._action(position, user_id, event["operator_id"], "adjustment",
+                     event["amount_credits"], event["reason"], at)
+
+    def _suspended(self, position: int, user_id: int, event: Any, at: str,
+                   recorded_at: datetime) -> None:
+        self._flags(user_id, at, suspended=True, reason=event["reason"])
+        self._action(position, user_id, event["operator_id"], "suspend", None, event["reason"],
+                     at)
+
+    def _resumed(self, position: int, user_id: int, event: Any, at: str,
+                 recorded_at: datetime) -> None:
+        self._flags(user_id, at, suspended=False, reason=event["reason"])
+        self._action(position, user_id, event["operator_id"], "resume", None, event["reason"],
+                     at)
+
+    def _role(self, position: int, user_id: int, event: Any, at: str,
+              recorded_at: datetime) -> None:
+        granted = "granted_by" in event  # OperatorRoleGranted; OperatorRoleRevoked has revoked_by
+        by = event["granted_by"] if granted else event["revoked_by"]
+        self._flags(user_id, at, is_operator=granted)
+        self._action(position, user_id, None, "grant" if granted else "revoke", None,
+                     f"from the command line by {by}", at)
+
+    def _flags(self, user_id: int, at: str, *, suspended: bool | None = None,
+               is_operator: bool | None = None, reason: str | None = None) -> None:
+        """As AdminProjector._flags: the row replaced whole, the other flag and (for a role
+        change) the suspension's reason kept."""
+        old = self.account_flags.get(user_id) or [user_id, 0, 0, None, at]
+        self.account_flags[user_id] = [
+            user_id, old[1] if is_operator is None else int(is_operator),
+            old[2] if suspended is None else int(suspended),
+            old[3] if suspended is None else reason, at]
+
+    def _action(self, position: int, user_id: int, operator_id: Any, kind: str,
+                amount_credits: Any, reason: Any, at: str) -> None:
+        if not isinstance(reason, str):  # NOT NULL, and a text the table would keep as is
+            raise Unexpected("an operator action the table refuses")
+        self.operator_actions.append((position, user_id, operator_id, kind, amount_credits,
+                                      reason, at))
 
     def known_types(self) -> set[str]:
         return {AccountOpened.type_name, *self._handlers}

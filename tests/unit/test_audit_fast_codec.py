@@ -120,3 +120,38 @@ def test_every_event_type_and_projection_table_is_known_to_the_fold() -> None:
     assert {cls.type_name for cls in ALL_EVENTS} == fold.known_types()
     for table in tables():
         assert fold.rows(table) == [], table
+
+
+AT = datetime.fromisoformat("2026-12-01T21:28:50.079137+00:00")
+
+
+def _folded(*events: tuple[str, dict[str, Any]]) -> Fold:
+    fold = Fold()
+    fold.apply(1, 3, 1, "AccountOpened", {"user_id": 3, "username": "Сергей"}, AT.isoformat(),
+               AT)
+    for version, (type_name, event) in enumerate(events, start=2):
+        fold.apply(version, 3, version, type_name, event, AT.isoformat(), AT)
+    return fold
+
+
+@pytest.mark.parametrize("events", [
+    # A debit below zero: the accounts and transactions CHECKs would abort the write.
+    [("CreditsAdjusted", {"user_id": 3, "amount_credits": -1, "reason": "x", "operator_id": 1})],
+    # operator_actions.reason is NOT NULL.
+    [("AccountSuspended", {"user_id": 3, "reason": None, "operator_id": 1})],
+    [("CreditsAdjusted", {"user_id": 3, "amount_credits": 5, "reason": None, "operator_id": 1})],
+    # An operator event about another account than its stream's.
+    [("AccountResumed", {"user_id": 4, "reason": "x", "operator_id": 1})],
+], ids=["overdrawn", "suspended-without-reason", "adjusted-without-reason", "other-account"])
+def test_operator_events_the_tables_would_refuse_leave_the_audit_to_the_projectors(
+        events: list[tuple[str, dict[str, Any]]]) -> None:
+    with pytest.raises(Unexpected):
+        _folded(*events)
+
+
+def test_a_role_change_keeps_the_suspension_and_its_reason() -> None:
+    fold = _folded(("AccountSuspended", {"user_id": 3, "reason": "fraud", "operator_id": 1}),
+                   ("OperatorRoleGranted", {"user_id": 3, "granted_by": "root"}))
+    assert fold.rows("account_flags") == [(3, 1, 1, "fraud", AT.isoformat())]
+    assert [row[3] for row in fold.rows("operator_actions")] == ["suspend", "grant"]
+    assert fold.rows("accounts")[0][2] == "cepгeй"  # username_key, not lower()
