@@ -181,3 +181,12 @@ class History:
 
     async def opening_balance(self, user_id: int, days: DayRange) -> int:
         return await balance_before(self._db(), user_id, days.start)
+
+    async def movements(self, user_id: int, days: DayRange, tally: StatementTally,
+                        page_size: int = TRANSACTION_PAGE
+                        ) -> AsyncIterator[list[TransactionView]]:
+        """The statement's movements, page by page, each counted in `tally` as it passes."""
+        async for page in self.transaction_pages(user_id, days, page_size):
+            for movement in page:
+                tally.add(movement)
+            yield page

@@ -194,14 +194,9 @@ async def statement(request: web.Request) -> web.StreamResponse:
     opening = await history.opening_balance(user_id, days)
     tally = StatementTally(opening)
 
-    async def counted() -> AsyncIterator[list[Any]]:
-        async for page in history.transaction_pages(user_id, days):
-            for movement in page:
-                tally.add(movement)
-            yield page
-
     async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in json_chunks(counted(), lambda t: schemas.movement_json(t, ids),
+        pages = history.movements(user_id, days, tally)
+        async for chunk in json_chunks(pages, lambda t: schemas.movement_json(t, ids),
                                        head=statement_head(first, last, days, opening),
                                        tail=""):
             yield chunk
