@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, exports, key_pages, limit_pages, pages
+from web import api, exports, key_pages, limit_pages, pages, statement_pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -70,3 +70,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_get(f"{v1}/transactions/export", exports.transactions_export,
                    name="api_transactions_export")
     router.add_get(f"{v1}/statement", exports.statement, name="api_statement")
+    router.add_get("/cabinet/statement/print", statement_pages.statement_page,
+                   name="cabinet_statement_print")
