@@ -107,7 +107,7 @@ KEY_PATHS: dict[str, dict[str, Any]] = {
 
 # -- exports and statements (issue 10, branch exports) ---------------------------------------
 RANGE = [{"name": name, "in": "query", "required": False, "description": text,
-          "schema": {"type": "string", "pattern": schemas.DAY["pattern"],
+          "schema": {"type": "string", "format": "date", "pattern": schemas.DAY["pattern"],
                      "example": schemas.DAY["example"]}}
          for name, text in (("from", "The first calendar day (YYYY-MM-DD) in the account's "
                                      "time zone, included"),
