@@ -129,6 +129,20 @@ async def balance_before(db: SqlDatabase, user_id: int, start: datetime | None) 
     return 0 if row is None else int(row["b"])
 
 
+async def range_totals(db: SqlDatabase, user_id: int, days: DayRange, opening_credits: int
+                       ) -> StatementTotals:
+    """The range's totals in one aggregate, without reading its rows into Python."""
+    condition, params = days.condition()
+    row = await db.fetchone(
+        "SELECT COUNT(*) AS n, "
+        "COALESCE(SUM(CASE WHEN amount_credits > 0 THEN amount_credits ELSE 0 END), 0) AS i, "
+        "COALESCE(SUM(CASE WHEN amount_credits < 0 THEN -amount_credits ELSE 0 END), 0) AS o "
+        f"FROM transactions WHERE user_id = ?{condition}", (user_id, *params))
+    assert row is not None
+    return StatementTotals(opening_credits=opening_credits, in_credits=int(row["i"]),
+                           out_credits=int(row["o"]), movements=int(row["n"]))
+
+
 class History:
     """Range reads for one ledger: exports and statements. Each read is one user's."""
 
@@ -181,6 +195,11 @@ class History:
 
     async def opening_balance(self, user_id: int, days: DayRange) -> int:
         return await balance_before(self._db(), user_id, days.start)
+
+    async def totals(self, user_id: int, days: DayRange) -> StatementTotals:
+        """Opening balance and totals by aggregate: for a page that shows only some rows."""
+        opening = await self.opening_balance(user_id, days)
+        return await range_totals(self._db(), user_id, days, opening)
 
     async def movements(self, user_id: int, days: DayRange, tally: StatementTally,
                         page_size: int = TRANSACTION_PAGE

@@ -2,11 +2,12 @@
 with the balance after each, the totals and the closing balance, in the account's days.
 
 The page shows at most MAX_SHOWN movements (a printout of a million rows helps nobody) but
-its totals count every one; the CSV and JSON links give them all.
+its totals, summed by the database, count every one; the CSV and JSON links give them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from typing import Any
 
@@ -14,7 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from babel.dates import format_date
 
-from ledger.history import History, StatementTally
+from ledger.history import History
 from web import schemas
 from web.auth import page_user
 from web.exports import days_asked, statement_days
@@ -50,12 +51,13 @@ async def statement_page(request: web.Request) -> web.Response:
         first, last = today.replace(day=1), today
     first, last = await statement_days(history, user_id, first, last)
     days = await history.days(user_id, first, last)
-    tally = StatementTally(await history.opening_balance(user_id, days))
+    totals = await history.totals(user_id, days)
     shown: list[dict[str, Any]] = []
-    async for page in history.movements(user_id, days, tally):
-        room = MAX_SHOWN - len(shown)
-        shown += [schemas.movement_json(m, ids) for m in page[:max(room, 0)]]
-    totals = tally.totals()
+    async with contextlib.aclosing(history.transaction_pages(user_id, days)) as pages:
+        async for page in pages:
+            shown += [schemas.movement_json(m, ids) for m in page[:MAX_SHOWN - len(shown)]]
+            if len(shown) >= MAX_SHOWN:
+                break  # the rest is in the totals, and in the CSV and JSON files
     lang = request_language(request)
     query = f"?from={first}&to={last}"
     context = {
@@ -63,7 +65,7 @@ async def statement_page(request: web.Request) -> web.Response:
         "first_text": format_date(first, "long", locale=lang),
         "last_text": format_date(last, "long", locale=lang),
         "time_zone": days.time_zone, "movements": shown, "totals": totals,
-        "hidden": totals.movements - len(shown), "bad_range": bad,
+        "hidden": max(totals.movements - len(shown), 0), "bad_range": bad,
         "issued_at": request.app[LEDGER].store.clock().isoformat(),
         "links": {name: str(request.app.router[route].url_for()) + query + extra
                   for name, route, extra in (

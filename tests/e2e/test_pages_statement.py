@@ -9,9 +9,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 from cabinet_http import csrf_for, error_alerts, page_signup, submit, text_of
+
+from web import statement_pages
 
 Client = TestClient[Any, Any]
 
@@ -114,3 +117,16 @@ async def test_the_statement_speaks_russian(client: Client) -> None:
 async def test_the_statement_page_needs_a_sign_in(client: Client) -> None:
     response = await client.get("/cabinet/statement/print", allow_redirects=False)
     assert (response.status, response.headers["Location"]) == (303, "/login")
+
+
+async def test_past_the_rows_it_shows_the_totals_still_count_every_movement(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statement_pages, "MAX_SHOWN", 2)  # 2,000 in service
+    await page_signup(client, "ada")
+    for amount in ("10", "50", "100"):
+        await top_up(client, amount)
+    html = await (await client.get("/cabinet/statement/print")).text()
+    assert html.count("Top-up of the balance") == 2
+    assert figures(html)["Closing balance"] == "160"
+    assert ("1 more movement of this range is not shown here; the totals count it."
+            in text_of(html))

@@ -170,6 +170,7 @@ def test_a_statement_adds_up_for_any_history(world: World, moves: list[tuple[int
         shown = [m async for page in world.history.movements(user, days, tally, page_size=4)
                  for m in page]
         totals = tally.totals()
+        assert await world.history.totals(user, days) == totals  # the page's aggregate
 
         everything = list(reversed(await world.ledger.all_transactions(user)))
         assert days.start is not None and days.end is not None
