@@ -7,7 +7,7 @@ cursor and never the whole range: an export of a million rows holds one page at 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -169,7 +169,7 @@ class History:
 
     async def transaction_pages(self, user_id: int, days: DayRange,
                                 page_size: int = TRANSACTION_PAGE
-                                ) -> AsyncIterator[list[TransactionView]]:
+                                ) -> AsyncGenerator[list[TransactionView], None]:
         """Every transaction in the range, oldest first, one page at a time."""
         after = 0
         while True:
@@ -182,7 +182,7 @@ class History:
             after = rows[-1]["id"]
 
     async def task_pages(self, user_id: int, days: DayRange, page_size: int = TASK_PAGE
-                         ) -> AsyncIterator[list[TaskView]]:
+                         ) -> AsyncGenerator[list[TaskView], None]:
         """Every task submitted in the range, oldest first, one page at a time."""
         after = 0
         while True:
@@ -203,7 +203,7 @@ class History:
 
     async def movements(self, user_id: int, days: DayRange, tally: StatementTally,
                         page_size: int = TRANSACTION_PAGE
-                        ) -> AsyncIterator[list[TransactionView]]:
+                        ) -> AsyncGenerator[list[TransactionView], None]:
         """The statement's movements, page by page, each counted in `tally` as it passes."""
         async for page in self.transaction_pages(user_id, days, page_size):
             for movement in page:
