@@ -11,8 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from cabinet_http import ApiUser, api_signup, expect_problem
+from cabinet_http import PASSWORD, ApiUser, api_signup, expect_problem
 
+from ledger import LedgerService, Passwords, UserService, ledger_store_at
+from ml import MLModelManager, MLService, default_models
+from web.app import create_app
+from web.config import Config
 from web.exports import TASK_COLUMNS, TRANSACTION_COLUMNS, cell
 
 Client = TestClient[Any, Any]
@@ -180,3 +184,53 @@ async def test_a_statement_of_days_before_the_account_is_empty(client: Client) -
     later = await statement_of(client, alice, "?from=2999-01-01")
     assert later["to"] == "2999-01-01" and later["movements"] == []
     assert later["opening_balance"] == later["closing_balance"] == 21
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def moscow_history(config: Config) -> None:
+    """Written before the server starts, at chosen instants: either side of Moscow's midnight
+    (21:00 UTC), a movement and a prediction each."""
+    clock = Clock(datetime(2026, 11, 30, 12, tzinfo=UTC))
+    store = ledger_store_at(config.store_at, clock=clock)
+    await store.open()
+    try:
+        ledger = LedgerService(store)
+        user = await UserService(ledger, Passwords.cheap()).register("ivan", PASSWORD)
+        await ledger.set_time_zone(user.id, "Europe/Moscow")
+        ml = MLService(ledger, MLModelManager(default_models()))
+        for when, amount in ((datetime(2026, 11, 30, 20, 59, 59, 999999, tzinfo=UTC), 10),
+                             (datetime(2026, 11, 30, 21, tzinfo=UTC), 20),
+                             (datetime(2026, 12, 1, 21, tzinfo=UTC), 40)):
+            clock.now = when
+            await ledger.top_up(user.id, amount)
+            await ml.process_task(user.id, 1, [amount])
+    finally:
+        await store.close()
+
+
+async def test_the_range_is_the_accounts_own_days(config: Config, aiohttp_client: Any) -> None:
+    await moscow_history(config)
+    client = await aiohttp_client(create_app(config))
+    login = await client.post("/api/v1/auth/login",
+                              json={"username": "ivan", "password": PASSWORD})
+    ivan = ApiUser(0, "ivan", (await login.json())["access_token"])
+    day = "?format=json&from=2026-12-01&to=2026-12-01"
+    moves = await (await export(client, ivan, "transactions", day)).json()
+    assert [(m["kind"], m["amount"], m["created_at"]) for m in moves] == [
+        ("top_up", 20, "2026-11-30T21:00:00.000000+00:00"),
+        ("charge", -1, "2026-11-30T21:00:00.000000+00:00")]
+    tasks = await (await export(client, ivan, "tasks", day)).json()
+    assert [t["input_data"] for t in tasks] == [[20]]
+    body = await statement_of(client, ivan, "?from=2026-12-01&to=2026-12-01")
+    assert (body["time_zone"], body["opening_balance"], body["total_in"], body["total_out"],
+            body["closing_balance"]) == ("Europe/Moscow", 9, 20, 1, 28)
+    november = await (await export(client, ivan, "transactions", "?format=json&to=2026-11-30")
+                      ).json()
+    assert [m["amount"] for m in november] == [10, -1]
