@@ -23,10 +23,13 @@ async def load_account(db: SqlDatabase, user_id: int) -> Account:
     holds = await db.fetchall(
         "SELECT task_id, amount_credits FROM holds WHERE user_id = ? AND status = 'open'",
         (user_id,))
+    flags = await db.fetchone("SELECT suspended FROM account_flags WHERE user_id = ?",
+                              (user_id,))
     account = Account(
         user_id=row["user_id"], username=row["username"], version=row["version"],
         balance_credits=row["balance_credits"], held_credits=row["held_credits"],
-        open_holds={h["task_id"]: h["amount_credits"] for h in holds})
+        open_holds={h["task_id"]: h["amount_credits"] for h in holds},
+        suspended=bool(flags and flags["suspended"]))
     account.check_invariants()
     return account
 

@@ -15,9 +15,14 @@ from datetime import datetime, timedelta
 import argon2
 
 from events import SqlDatabase, SqlSession
-from ledger import control, queries, security_log
+from ledger import admin_queries, control, queries, security_log
 from ledger.credentials import Credential, InvalidInput
-from ledger.errors import AccountNotFound, InsufficientCredits, InvalidCredentials
+from ledger.errors import (
+    AccountNotFound,
+    InsufficientCredits,
+    InvalidCredentials,
+    SuspendedAccount,
+)
 from ledger.service import LedgerService
 from ledger.usernames import normalize_username
 from ledger.views import (
@@ -113,6 +118,8 @@ class UserService:
         if user_id is None or not verified:
             raise InvalidCredentials("wrong username or password")
         assert stored is not None
+        if (await admin_queries.flags_of(self._db, user_id))[1]:  # told only to the owner
+            raise SuspendedAccount("this account is suspended by an operator")
         if self.passwords.needs_rehash(stored):
             await self._store_hash(user_id, await self.passwords.hash(password))
         return user_id

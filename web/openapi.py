@@ -7,7 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from web import schemas
+from web import admin_schemas, schemas
 
 ERROR_TEXT = {
     400: "Malformed request", 401: "Missing, expired or revoked token",
@@ -170,6 +170,8 @@ def build_openapi() -> dict[str, Any]:
         spec.components.schema(name, schema=getattr(schemas, name))
     for name in EXPORT_SCHEMAS:
         spec.components.schema(name, schema=getattr(schemas, name))
+    for name in admin_schemas.SCHEMAS:  # the operator console (web/admin_schemas.py)
+        spec.components.schema(name, schema=getattr(admin_schemas, name))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _op("Liveness", (200, "Health"), tag="service", auth=False)},
         "/api/v1/auth/register": {"post": _op(
@@ -228,6 +230,7 @@ def build_openapi() -> dict[str, Any]:
             (200, "StatementProof"), tag="ledger", errors=(503,))},
         **KEY_PATHS,
         **EXPORT_PATHS,
+        **admin_schemas.paths(_op, PAGE, IDEMPOTENCY),
     }
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

@@ -23,6 +23,12 @@ from ledger import (
     UnknownHold,
     UsernameTaken,
 )
+from ledger.errors import (
+    AdjustmentBelowZero,
+    NotAnOperator,
+    SuspendedAccount,
+    SuspensionConflict,
+)
 from ml import (
     AmbiguousDecimalComma,
     BadCsv,
@@ -73,6 +79,11 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     # The hold went before the model finished: another process took this one for dead and
     # failed the task (nothing charged); a retry with the same key gets that stored reply.
     UnknownHold: (503, "service_unavailable", "The task was interrupted; nothing was charged"),
+    AdjustmentBelowZero: (422, "insufficient_balance",
+                          "The debit would take the available balance below zero"),
+    SuspendedAccount: (401, "account_suspended", "This account is suspended"),
+    SuspensionConflict: (409, "suspension_conflict", "The account is already in that state"),
+    NotAnOperator: (409, "not_an_operator", "The account is not an operator"),
 }
 
 

@@ -149,7 +149,8 @@ class Token(Schema):
 
 class TransactionView(Schema):
     id = fields.String(required=True, metadata=TRANSACTION_ID)
-    kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge"]))
+    kind = fields.String(required=True,
+                         validate=validate.OneOf(["top_up", "charge", "adjustment"]))
     amount = fields.Integer(required=True)
     balance_after = fields.Integer(required=True)
     description = fields.String(required=True)
