@@ -114,6 +114,44 @@ KEY_PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+# -- exports and statements (issue 10, branch exports) ---------------------------------------
+RANGE = [{"name": name, "in": "query", "required": False, "description": text,
+          "schema": {"type": "string", "format": "date", "pattern": schemas.DAY["pattern"],
+                     "example": schemas.DAY["example"]}}
+         for name, text in (("from", "The first calendar day (YYYY-MM-DD) in the account's "
+                                     "time zone, included"),
+                            ("to", "The last calendar day, included; from > to is 422"))]
+FORMAT = {"name": "format", "in": "query", "required": False,
+          "schema": {"type": "string", "enum": ["csv", "json"], "default": "csv"},
+          "description": "csv: RFC 4180, UTF-8, a header row of the JSON field names (lists "
+                         "and objects as compact JSON cells, null empty); json: one array"}
+EXPORT_SCHEMAS = ("StatementMovement", "Statement")
+
+
+def _export(summary: str, row: str) -> dict[str, Any]:
+    operation = _op(summary, (200, None), tag="exports", errors=(422, 503),
+                    params=[FORMAT, *RANGE])
+    operation["responses"]["200"]["content"] = {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "array", "items": {
+            "$ref": f"#/components/schemas/{row}"}}}}
+    return operation
+
+
+EXPORT_PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/transactions/export": {"get": _export(
+        "Every credit movement of the range, oldest first, streamed (a file)",
+        "TransactionView")},
+    "/api/v1/tasks/export": {"get": _export(
+        "Every prediction submitted in the range, oldest first, streamed (a file)",
+        "TaskView")},
+    "/api/v1/statement": {"get": _op(
+        "Opening balance, the movements with the balance after each, totals, closing "
+        "balance; from defaults to the day the account opened, to to today",
+        (200, "Statement"), tag="exports", errors=(422, 503), params=RANGE)},
+}
+
+
 def build_openapi() -> dict[str, Any]:
     spec = APISpec(title="ML Cabinet API", version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
@@ -129,6 +167,8 @@ def build_openapi() -> dict[str, Any]:
                  "KeyCreateRequest", "PasswordChangeRequest", "KeyView", "IssuedKeyView",
                  "KeyList", "SecurityEventView", "SecurityEventPage",
                  "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult"):
+        spec.components.schema(name, schema=getattr(schemas, name))
+    for name in EXPORT_SCHEMAS:
         spec.components.schema(name, schema=getattr(schemas, name))
     for name in admin_schemas.SCHEMAS:  # the operator console (web/admin_schemas.py)
         spec.components.schema(name, schema=getattr(admin_schemas, name))
@@ -189,6 +229,7 @@ def build_openapi() -> dict[str, Any]:
             "Your events with Merkle proofs against a signed checkpoint (a file to keep)",
             (200, "StatementProof"), tag="ledger", errors=(503,))},
         **KEY_PATHS,
+        **EXPORT_PATHS,
         **admin_schemas.paths(_op, PAGE, IDEMPOTENCY),
     }
     for path, operations in paths.items():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import admin_api, admin_pages, api, key_pages, limit_pages, pages
+from web import admin_api, admin_pages, api, exports, key_pages, limit_pages, pages, statement_pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -37,6 +37,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_get(f"{v1}/models", api.models, name="api_models")
     router.add_post(f"{v1}/predict", api.predict, name="api_predict")
     router.add_get(f"{v1}/tasks", api.tasks, name="api_tasks")
+    # Before tasks/{task_id}, which would otherwise take "export" for a task id.
+    router.add_get(f"{v1}/tasks/export", exports.tasks_export, name="api_tasks_export")
     router.add_get(f"{v1}/tasks/{{task_id}}", api.task, name="api_task")
     router.add_get(f"{v1}/ledger/public-key", api.public_key, name="api_public_key")
     router.add_get(f"{v1}/ledger/checkpoints/latest", api.latest_checkpoint,
@@ -64,6 +66,12 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
     router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
     router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")
+    # Exports and statements (issue 10, branch exports): web/exports.py, web/statement_pages.py
+    router.add_get(f"{v1}/transactions/export", exports.transactions_export,
+                   name="api_transactions_export")
+    router.add_get(f"{v1}/statement", exports.statement, name="api_statement")
+    router.add_get("/cabinet/statement/print", statement_pages.statement_page,
+                   name="cabinet_statement_print")
 
     # The operator console (issue 13): the API answers 403 to non-operators, the pages 404.
     admin = f"{v1}/admin"
