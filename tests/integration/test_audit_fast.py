@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from events.database import InlineDatabase
-from ledger import audit_fast
+from ledger import LedgerService, Passwords, UserService, audit_fast, ledger_store_at
 from ledger.admin import AdminService
 from ledger.audit import _table_spec, audit, snapshot_postgres
 from ledger.audit_jobs import tables
@@ -24,11 +26,30 @@ from ledger.service import TaskDraft
 from ledger.spend import KeyLimit
 from ledger.usernames import username_key
 from ledger.views import BalanceView
-
-if TYPE_CHECKING:
-    from conftest import Services
+from ml import MLModelManager, MLService, default_models
 
 pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+
+
+class Clock:
+    """The store's clock, moved by the history: charges on two local days of one account."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: int) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+@dataclass(frozen=True)
+class Services:
+    ledger: LedgerService
+    users: UserService
+    ml: MLService
+    clock: Clock
 
 
 async def every_kind_of_event(services: Services) -> None:
@@ -52,6 +73,8 @@ async def every_kind_of_event(services: Services) -> None:
                           key=KeyLimit(key_id=issued.view.id, monthly_limit_credits=50))
     await keys.revoke(alice, issued.view.id)
     await keys.create(bob, name="reader", scope="read", expires_in_days=30)
+    services.clock.advance(30)  # 21:20 UTC: midnight has passed in Moscow, not in UTC
+    await ml.process_task(alice, 1, [4])
     await ml.process_task(alice, 1, [1e308])  # fails: the output overflows
     await ml.process_task(carol, 1, [1])  # rejected: no credits
     draft = TaskDraft(model_id=1, input_data=[1.0, None, 3.0], input_indexes=[0, 1, 2],
@@ -81,6 +104,7 @@ async def every_kind_of_event(services: Services) -> None:
     assert await ledger.get_balance(sergei) == BalanceView(balance_credits=25, held_credits=0)
     task = await ledger.find_task(sergei, held.task_id)
     assert task is not None and task.status == "failed"
+    await ledger.set_time_zone(bob, "Asia/Tokyo")  # bob's charges move to the next day
     await ledger.submit_task(bob, TaskDraft(  # left open: a hold still held
         model_id=1, input_data=[2.0], input_indexes=[0], invalid=[], cost_credits=4),
         Operation(user_id=bob, operation_id=uuid.uuid4().hex, kind="predict",
@@ -88,9 +112,18 @@ async def every_kind_of_event(services: Services) -> None:
 
 
 @pytest.fixture
-async def audited(services: Services, ledger_at: str | Path) -> str | Path:
-    await every_kind_of_event(services)
-    return ledger_at
+async def audited(ledger_at: str | Path) -> AsyncIterator[str | Path]:
+    clock = Clock(datetime(2026, 12, 1, 20, 50, tzinfo=UTC))  # 23:50 in Moscow
+    store = ledger_store_at(ledger_at, clock=clock)
+    await store.open()
+    ledger = LedgerService(store)
+    try:
+        await every_kind_of_event(Services(
+            ledger, UserService(ledger, Passwords.cheap()),
+            MLService(ledger, MLModelManager(default_models())), clock))
+    finally:
+        await store.close()
+    yield ledger_at
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
