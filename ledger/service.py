@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from events import Metadata, SqlEventStore, SqlSession, UniqueViolation
+from events import Metadata, SqlEventStore, SQLiteEventStore, SqlSession, UniqueViolation
+from events.generation import SharedGeneration
 from ledger import account as decide
 from ledger import limits, queries, security_log, spend
 from ledger.control import (
@@ -22,6 +23,7 @@ from ledger.control import (
     replay_operation,
     set_password_hash,
 )
+from ledger.credential_cache import CredentialCache
 from ledger.errors import InsufficientCredits, InvalidSetting, UnknownHold, UsernameTaken
 from ledger.events import (
     AccountOpened,
@@ -49,6 +51,8 @@ from ledger.views import (
     task_outcome_from_stored,
     top_up_from_stored,
 )
+
+T = TypeVar("T")
 
 
 def _shown(limit_credits: int | None) -> str:
@@ -114,6 +118,25 @@ class LedgerService:
     def __init__(self, store: SqlEventStore, *, owner: str | None = None) -> None:
         self.store = store
         self.owner = owner or uuid.uuid4().hex
+        # Processes on one SQLite file share a generation word beside it (PostgreSQL: none,
+        # so no credential is cached there; see ledger/credential_cache.py).
+        self.credentials = CredentialCache(
+            SharedGeneration.beside(store.path, "-credentials.gen")
+            if isinstance(store, SQLiteEventStore) else None)
+
+    def credentials_changed(self) -> None:
+        """Call after the commit of any write that ends or narrows a login token, session or
+        API key (a revocation, a suspension): every process checks them again at once."""
+        self.credentials.changed()
+
+    async def transact_credentials(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        """`store.transact(work)` for a write that ends or narrows credentials, with the
+        generation bumped before and after it (see ledger/credential_cache.py for why)."""
+        self.credentials_changed()
+        try:
+            return await self.store.transact(work)
+        finally:
+            self.credentials_changed()
 
     def _now(self) -> str:
         return self.store.clock().isoformat(timespec="microseconds")
