@@ -11,7 +11,7 @@ round, so the machine's noise moves both sides alike.
 The load comes from the project's own async generator (bench/http_bench.py `drive`: an
 aiohttp client, on uvloop when present) in this process, on the same 2 cores: wrk is not
 installed here. The generator caps hello-world well below what wrk reaches, so the ratio is
-kinder than a wrk ratio would be; BENCHMARKS.md says by how much. After the load: every user's balance must equal
+kinder than a wrk ratio would be. After the load: every user's balance must equal
 1,000,000 − 10 × its 200s with nothing held, and `python -m ledger audit` must pass.
 
 Run: .venv/bin/python bench/throughput_bench.py [--rounds 3] [--connections 1 16 50]
