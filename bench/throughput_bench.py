@@ -15,7 +15,7 @@ kinder than a wrk ratio would be. After the load: every user's balance must equa
 1,000,000 − 10 × its 200s with nothing held, and `python -m ledger audit` must pass.
 
 Run: .venv/bin/python bench/throughput_bench.py [--rounds 3] [--connections 1 16 50]
-     [--seconds 5] [--synchronous FULL] [--json out.json]
+     [--seconds 5] [--synchronous FULL] [--before DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -70,35 +71,72 @@ class Hello(Contender):
         return None
 
 
+class Before(Ours):
+    """ML Cabinet as it was: main.py of another checkout (`--before DIR`, e.g. a
+    `git worktree add` of the commit before the levers), in the same run."""
+
+    name = "before"
+    root = Path()
+
+    def server(self) -> ServerProcess:
+        server = super().server()
+        server.cwd = self.root
+        server.command[1] = str(self.root / "main.py")
+        return server
+
+
 @dataclass
 class Round:
     cells: list[Cell]
     check: Check
+    cpu_us: dict[tuple[str, int], float]  # server CPU time per request, by (server, clients)
+
+
+def cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU time the server process has used so far (Linux /proc). On a shared
+    machine this moves far less than req/s: it counts the server's own work, not its waits."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_round(number: int, args: argparse.Namespace, workdir: Path) -> Round:
     ours, hello = Ours(workdir, args), Hello(workdir, args)
-    ours.port, hello.port = free_port(), free_port()
-    ours.base, hello.base = f"http://127.0.0.1:{ours.port}", f"http://127.0.0.1:{hello.port}"
-    order: list[Contender] = [hello, ours] if number % 2 == 0 else [ours, hello]
+    contenders: list[Contender] = [hello, ours]
+    if args.before:
+        Before.root = args.before.resolve()
+        contenders.append(Before(workdir, args))
+    for contender in contenders:
+        contender.port = free_port()
+        contender.base = f"http://127.0.0.1:{contender.port}"
+    turn = number % len(contenders)
+    order = contenders[turn:] + contenders[:turn]  # the order rotates by round
     bodies = payloads()
     servers = [c.server() for c in order]
     cells: list[Cell] = []
+    cpu_us: dict[tuple[str, int], float] = {}
     try:
         for server in servers:
             server.start()
-        users = {ours.name: (await open_users(ours, max(args.connections), "load"))[0],
-                 hello.name: [User("hello-token", 0)]}
+        users = {hello.name: [User("hello-token", 0)]}
+        for contender in order:
+            if contender is not hello:
+                users[contender.name] = (await open_users(contender, max(args.connections),
+                                                          "load"))[0]
         for contender in order:  # imports, caches, the client's pool
             await drive(contender, users[contender.name], 4, WARMUP_REQUESTS, 10, bodies)
         for connections in args.connections:
-            for contender in order:
+            for contender, server in zip(order, servers, strict=True):
+                before = cpu_seconds(server)
                 cell = await drive(contender, users[contender.name], connections,
                                    MAX_REQUESTS, args.seconds, bodies)
                 cells.append(cell)
+                used = cpu_us[contender.name, connections] = (
+                    (cpu_seconds(server) - before) / max(1, cell.requests) * 1e6)
                 print(f"  round {number + 1} c={connections:<3} {contender.name:<6} "
                       f"{cell.rps:8.1f} req/s  p50 {cell.p50_ms:6.2f} ms  "
-                      f"p99 {cell.p99_ms:6.2f} ms  {cell.statuses}", flush=True)
+                      f"p99 {cell.p99_ms:6.2f} ms  server CPU {used:6.0f} µs/req  "
+                      f"{cell.statuses}", flush=True)
         check = await check_balances(ours, users[ours.name])
     finally:
         for server in servers:
@@ -106,7 +144,12 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path) -> Rou
     check.store_check = audit_ours(ours.db)
     print(f"  round {number + 1} balances {check.users_checked - len(check.balances_wrong)}/"
           f"{check.users_checked} right; {check.store_check}", flush=True)
-    return Round(cells, check)
+    return Round(cells, check, cpu_us)
+
+
+def names(rounds: list[Round]) -> list[str]:
+    return [n for n in ("hello", "before", "ours") if any(c.contender == n
+                                                         for r in rounds for c in r.cells)]
 
 
 def summarize(rounds: list[Round], connections: list[int]) -> dict[str, Any]:
@@ -117,12 +160,16 @@ def summarize(rounds: list[Round], connections: list[int]) -> dict[str, Any]:
             for cell in r.cells:
                 if cell.concurrency == level:
                     by_name[cell.contender].append(cell)
-        ratios = [o.rps / h.rps for o, h in zip(by_name["ours"], by_name["hello"], strict=True)
-                  if h.rps]
-        for name in ("hello", "ours"):
+        for name in names(rounds):
             cells = by_name[name]
+            ratios = [o.rps / h.rps for o, h in zip(cells, by_name["hello"], strict=True)
+                      if h.rps]
+            cpu_ratios = [r.cpu_us["hello", level] / r.cpu_us[name, level] for r in rounds
+                          if r.cpu_us[name, level]]
             rows.append([level, name, Spread.of([c.rps for c in cells]).show(0),
-                         Spread.of(ratios).show(3) if name == "ours" else "1",
+                         Spread.of(ratios).show(3),
+                         Spread.of([r.cpu_us[name, level] for r in rounds]).show(0),
+                         Spread.of(cpu_ratios).show(3),
                          Spread.of([c.p50_ms for c in cells]).show(2),
                          Spread.of([c.p99_ms for c in cells]).show(2),
                          sum(c.requests for c in cells), sum(c.errors for c in cells)])
@@ -135,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 50])
     parser.add_argument("--seconds", type=float, default=5, help="per cell")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--before", type=Path,
+                        help="also run main.py of this checkout (the code before), same run")
     parser.add_argument("--keep", type=Path, help="keep databases and logs in this folder")
     parser.add_argument("--json", type=Path, help="write the summary here too")
     args = parser.parse_args(argv)
@@ -163,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(asyncio.run(run_round(number, args, workdir)))
     summary = summarize(rounds, args.connections)
     print()
-    print(table(["connections", "server", "req/s median (min–max)", "ours / hello",
+    print(table(["connections", "server", "req/s median (min–max)", "req/s ÷ hello's",
+                 "server CPU µs/req", "hello's CPU ÷ this",
                  "p50 ms", "p99 ms", "requests", "non-200"], summary["rows"]))
     ok = all(c.ok for c in summary["checks"])
     print(f"correctness: {sum(c.ok for c in summary['checks'])}/{len(rounds)} rounds passed "

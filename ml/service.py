@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import uuid
@@ -65,8 +66,14 @@ class MLService:
         self.executor = executor
         # False sends every model down the two-phase path (ML_CABINET_ONE_TRANSACTION=0).
         self.one_transaction = one_transaction
+        # Operation ids of requests sent without a key: unique per process (a random prefix)
+        # and per request (a counter), without a system call for randomness each time.
+        self._prefix, self._count = uuid.uuid4().hex, itertools.count(1)
         self.running: set[int] = set()  # tasks between hold and settle in this process
         models.load_models()
+
+    def _new_operation_id(self) -> str:
+        return f"{self._prefix}-{next(self._count)}"
 
     def spec(self, model_id: int) -> ModelSpec:
         spec = self.models.get_spec(model_id) if type(model_id) is int else None
@@ -120,7 +127,7 @@ class MLService:
                           input_indexes=checked.indexes, invalid=checked.invalid,
                           cost_credits=spec.price_per_item_credits * len(checked.rows),
                           model_version=spec.version)
-        op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
+        op = Operation(user_id=user_id, operation_id=operation_id or self._new_operation_id(),
                        kind="predict", fingerprint=fingerprint(spec.id, request.items))
         if self.one_transaction and spec.one_transaction:
             done = await self._at_once(user_id, spec, checked, draft, op, key,
