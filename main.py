@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     shown = redacted(config.database_url) if config.database_url else str(config.db_path)
     audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    use_uvloop()
     try:
         app = create_app(config)
     except ManifestError as error:
         logging.error("refusing to start: %s", error)
         return 4
+    use_uvloop()  # after the models loaded: a refusal to start stays one line
     try:
         web.run_app(app, host=config.host, port=config.port,
                     access_log_class=RequestLog, print=lambda text: logging.info(
