@@ -15,8 +15,10 @@ A manifest that cannot be served stops the start with one line naming the file.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except ManifestError as error:
         logging.error("refusing to start: %s", error)
         return 4
+    use_uvloop()  # after the models loaded: a refusal to start stays one line
     try:
         web.run_app(app, host=config.host, port=config.port,
                     access_log_class=RequestLog, print=lambda text: logging.info(
@@ -70,6 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("cannot open the database %s: %s", shown, error)
         return 2
     return 0
+
+
+def use_uvloop() -> None:
+    """uvloop when it is installed (requirements.txt pins it) and ML_CABINET_UVLOOP is not 0:
+    the same asyncio API, with less of each request's CPU spent in the loop itself."""
+    if os.environ.get("ML_CABINET_UVLOOP", "1") == "0":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    logging.info("event loop: uvloop")
 
 
 if __name__ == "__main__":

@@ -96,8 +96,9 @@ class ServerProcess:
     """A server started in its own process group, waited for, and always stopped."""
 
     def __init__(self, name: str, command: list[str], *, env: dict[str, str], log_path: Path,
-                 health_url: str) -> None:
+                 health_url: str, cwd: Path = ROOT) -> None:
         self.name = name
+        self.cwd = cwd
         self.command = command
         self.env = env
         self.log_path = log_path
@@ -107,7 +108,7 @@ class ServerProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.command, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
+                self.command, cwd=self.cwd, env={**os.environ, **self.env}, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:

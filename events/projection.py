@@ -35,6 +35,20 @@ class Projector(Protocol):
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None: ...
 
 
+async def project(db: SqlDatabase, projectors: Sequence[Projector],
+                  appended: Sequence[RecordedEvent]) -> None:
+    """The events of one append, projector by projector. A projector with `apply_all` is
+    given them together, to write each row once (it must leave the rows `apply` one by one
+    would: the audit's replay folds event by event and compares)."""
+    for projector in projectors:
+        apply_all = getattr(projector, "apply_all", None)
+        if apply_all is not None:
+            await apply_all(db, appended)
+            continue
+        for recorded in appended:
+            await projector.apply(db, recorded)
+
+
 def projector_version(projector: Projector) -> int:
     # Projectors written before versions existed are version 1.
     return int(getattr(projector, "version", 1))

@@ -21,7 +21,7 @@ from ledger.errors import (
 from ledger.keys import IssuedKey, KeyNotFound, KeyService, KeyView, TooManyKeys
 from ledger.limits import Limits, PeriodSpend
 from ledger.security_log import SecurityEvent
-from ledger.service import LedgerService, TaskDraft, TaskTicket
+from ledger.service import LedgerService, ModelRun, TaskDraft, TaskTicket
 from ledger.spend import KeyLimit
 from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
 from ledger.users import Passwords, Transaction, User, UserService
@@ -61,6 +61,7 @@ __all__ = [
     "LedgerService",
     "Limits",
     "LimitsView",
+    "ModelRun",
     "Operation",
     "OperationInProgress",
     "Page",

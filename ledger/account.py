@@ -31,6 +31,7 @@ from ledger.events import (
     CreditsWithdrawn,
     HoldReleased,
     HoldSettled,
+    TaskCompleted,
     TaskFailed,
     TaskRejected,
     TaskSubmitted,
@@ -230,3 +231,30 @@ def resume(account: Account, reason: str, operator_id: int) -> list[Event]:
         raise SuspensionConflict(f"account {account.user_id} is not suspended")
     return [AccountResumed(user_id=account.user_id, reason=reason.strip(),
                            operator_id=operator_id)]
+def complete_at_once(
+    account: Account, submitted: TaskSubmitted, owner: str, key_id: str | None, *,
+    charged_credits: int, description: str, completed: TaskCompleted,
+) -> list[Event]:
+    """The one-transaction path of a task whose model already ran: the same four events the
+    two-phase path writes in two transactions (submitted, held, settled, completed), decided
+    on the account as it stands now. Raises InsufficientCredits exactly where submit_task
+    does, so a task is charged only on success and only if covered."""
+    opened = submit_task(account, submitted, owner, key_id)
+    holding = fold_onto(account, opened)
+    settled = settle_part(holding, submitted.task_id, charged_credits, description)
+    return [*opened, settled, completed]
+
+
+def fail_at_once(account: Account, submitted: TaskSubmitted, owner: str, key_id: str | None,
+                 error: str) -> list[Event]:
+    """As complete_at_once for a model that failed: submitted, held, released, failed."""
+    opened = submit_task(account, submitted, owner, key_id)
+    released = release(fold_onto(account, opened), submitted.task_id, error)
+    return [*opened, released,
+            TaskFailed(user_id=account.user_id, task_id=submitted.task_id, error=error)]
+
+
+def fold_onto(account: Account, events: Iterable[Event]) -> Account:
+    for event in events:
+        account = evolve(account, event)
+    return account

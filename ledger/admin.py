@@ -7,6 +7,7 @@ The operator role itself is granted and revoked only from the command line
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from ledger import admin_queries, queries
 from ledger.account import Account
 from ledger.admin_queries import AdminUser, LedgerTotals, OperatorAction
 from ledger.control import Operation, record_operation, replay_operation
+from ledger.credential_cache import MAX_ENTRIES, TTL_S
 from ledger.errors import AccountNotFound, NotAnOperator
 from ledger.events import OperatorRoleGranted, OperatorRoleRevoked
 from ledger.service import LedgerService, account_stream
@@ -41,6 +43,10 @@ class UserHistory:
 class AdminService:
     def __init__(self, ledger: LedgerService) -> None:
         self.ledger = ledger
+        # user id -> (generation word, flags, read at): the flags are checked on every
+        # request, so they ride on the credential cache's generation word (every suspend,
+        # resume, grant and revoke bumps it), costing no database trip until one changes.
+        self._flags: dict[int, tuple[bytes, tuple[bool, bool], float]] = {}
         self.store = ledger.store
 
     def _now(self) -> str:
@@ -88,13 +94,10 @@ class AdminService:
         return await self.user(user_id)
 
     def _credentials_changed(self) -> None:
-        """Tell every process's credential cache that a credential narrowed, before the
-        commit and after it. The cache and its `LedgerService.credentials_changed` come with
-        the throughput branch (issue 12); without them every check reads the database, and
-        there is nothing to tell."""
-        changed = getattr(self.ledger, "credentials_changed", None)
-        if changed is not None:
-            changed()
+        """Tell every process's credential cache (and the flags above) that a credential
+        narrowed, before the commit and after it (see ledger/credential_cache.py)."""
+        self._flags.clear()
+        self.ledger.credentials_changed()
 
     async def _append(self, operator_id: int, user_id: int,
                       decision: Callable[[Account], list[Event]]) -> None:
@@ -132,8 +135,19 @@ class AdminService:
     # -- reads -----------------------------------------------------------------------------
 
     async def flags(self, user_id: int) -> tuple[bool, bool]:
-        """(is_operator, suspended): one primary-key read, made on every request."""
-        return await admin_queries.flags_of(self.store.read_db(), user_id)
+        """(is_operator, suspended): a primary-key read, cached while no process has changed
+        a credential or a flag since (on PostgreSQL, with no shared word, read every time)."""
+        word = self.ledger.credentials.word()  # read BEFORE the database, as the cache does
+        hit = self._flags.get(user_id)
+        if (word is not None and hit is not None and hit[0] == word
+                and time.monotonic() - hit[2] <= TTL_S):
+            return hit[1]
+        flags = await admin_queries.flags_of(self.store.read_db(), user_id)
+        if word is not None:
+            if len(self._flags) >= MAX_ENTRIES:
+                self._flags.clear()
+            self._flags[user_id] = (word, flags, time.monotonic())
+        return flags
 
     async def exists(self, user_id: int) -> bool:
         return await queries.get_account_row(self.store.read_db(), user_id) is not None

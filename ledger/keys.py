@@ -167,7 +167,7 @@ class KeyService:
                                       detail=f"{key_id} {found.name!r}", at=self._now())
             return await self._get(s.db, user_id, key_id)
 
-        return await self.ledger.store.transact(work)
+        return await self.ledger.transact_credentials(work)
 
     async def list(self, user_id: int) -> list[KeyView]:
         """Newest first, revoked ones included (they say so)."""
@@ -191,29 +191,40 @@ class KeyService:
         return found
 
     async def credential_for(self, key: str) -> Credential | None:
-        """The key's credential, or None when it is unknown, revoked or expired. Read from the
-        database on every request, so a revocation holds in every process at once."""
+        """The key's credential, or None when it is unknown, revoked or expired. From this
+        process's cache when no credential changed anywhere since it was read (a revocation
+        bumps the shared generation: ledger/credential_cache.py), else from the database."""
         if not key.startswith(KEY_PREFIX):
             return None
-        digest = key_digest(key)
+        digest, now = key_digest(key), self._now()
+        cache = self.ledger.credentials
+        if (hit := cache.get("key", digest, now)) is not None:
+            if await self._touch(digest, hit.last_used_at, now):
+                cache.used("key", digest, _minute(now))
+            return hit.credential
+        word = cache.word()  # before the read: a revocation after it changes the word
         row = await self.ledger.store.read_db().fetchone(
             "SELECT k.id, k.user_id, k.scope, k.monthly_limit_credits, k.expires_at, "
             "s.last_used_at FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id "
             "WHERE s.key_hash = ? AND k.revoked_at IS NULL", (digest,))
-        now = self._now()
-        if row is None or (row["expires_at"] is not None
-                           and datetime.fromisoformat(row["expires_at"]) <= now):
+        expires_at = None if row is None or row["expires_at"] is None else (
+            datetime.fromisoformat(row["expires_at"]))
+        if row is None or (expires_at is not None and expires_at <= now):
             return None
-        await self._touch(digest, row["last_used_at"], now)
+        touched = await self._touch(digest, row["last_used_at"], now)
         limit = row["monthly_limit_credits"]
-        return Credential(user_id=int(row["user_id"]), kind="key", key_id=str(row["id"]),
-                          scope=str(row["scope"]),
-                          monthly_limit_credits=None if limit is None else int(limit))
+        credential = Credential(user_id=int(row["user_id"]), kind="key", key_id=str(row["id"]),
+                                scope=str(row["scope"]),
+                                monthly_limit_credits=None if limit is None else int(limit))
+        cache.put("key", digest, credential, expires_at=expires_at, word=word,
+                  last_used_at=_minute(now) if touched else row["last_used_at"])
+        return credential
 
-    async def _touch(self, digest: str, last_used_at: str | None, now: datetime) -> None:
-        minute = now.replace(second=0, microsecond=0).isoformat(timespec="minutes")
+    async def _touch(self, digest: str, last_used_at: str | None, now: datetime) -> bool:
+        """Write the key's last-use minute unless it is written already; whether it wrote."""
+        minute = _minute(now)
         if last_used_at is not None and last_used_at >= minute:
-            return
+            return False
 
         async def work(s: SqlSession) -> None:
             # The WHERE makes processes touching one key in the same minute write once.
@@ -222,3 +233,8 @@ class KeyService:
                                (minute, digest, minute))
 
         await self.ledger.store.transact(work)
+        return True
+
+
+def _minute(now: datetime) -> str:
+    return now.replace(second=0, microsecond=0).isoformat(timespec="minutes")

@@ -7,6 +7,7 @@ movement, as the user sees it and as double entry; tasks: every prediction reque
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
@@ -98,6 +99,41 @@ class AccountsProjector:
             "UPDATE accounts SET version = ?, balance_credits = balance_credits + ?, "
             "held_credits = held_credits + ? WHERE user_id = ?",
             (recorded.version, balance_change, held_change, _user_of(recorded)))
+
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+        """A whole task in one write: its hold row once, in its final status, and the
+        account once, charged (held nets to zero); anything else event by event."""
+        if (task := whole_task(appended)) is None:
+            for recorded in appended:
+                await self.apply(db, recorded)
+            return
+        held, resolved = task[1].event, task[2].event
+        assert isinstance(held, CreditsHeld) and isinstance(resolved, HoldSettled | HoldReleased)
+        settled = isinstance(resolved, HoldSettled)
+        await db.execute("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?)",
+                         (held.task_id, held.user_id, held.amount_credits, held.owner,
+                          "settled" if settled else "released", _at(task[1])))
+        await db.execute(
+            "UPDATE accounts SET version = ?, balance_credits = balance_credits + ?, "
+            "held_credits = held_credits + 0 WHERE user_id = ?",
+            (task[-1].version, -resolved.amount_credits if settled else 0,
+             _user_of(task[-1])))
+
+
+def whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | None:
+    """The append, when it is one task decided in one write (ledger.account's
+    complete_at_once / fail_at_once): submitted, held, settled and completed, or held,
+    released and failed. Projectors then write each row once, in its final state."""
+    if len(appended) != 4:
+        return None
+    submitted, held, resolved, finished = (r.event for r in appended)
+    if not (isinstance(submitted, TaskSubmitted) and isinstance(held, CreditsHeld) and (
+            (isinstance(resolved, HoldSettled) and isinstance(finished, TaskCompleted))
+            or (isinstance(resolved, HoldReleased) and isinstance(finished, TaskFailed)))):
+        return None
+    if not submitted.task_id == held.task_id == resolved.task_id == finished.task_id:
+        return None
+    return appended
 
 
 def _user_of(recorded: RecordedEvent) -> int:
@@ -207,6 +243,33 @@ class TasksProjector:
                 "UPDATE tasks SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
                 (event.error, at, event.task_id))
 
+
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+        """A whole task in one write: its row inserted once, as it ends; else one by one."""
+        if (task := whole_task(appended)) is None:
+            for recorded in appended:
+                await self.apply(db, recorded)
+            return
+        submitted, finished = task[0].event, task[3].event
+        assert isinstance(submitted, TaskSubmitted)
+        assert isinstance(finished, TaskCompleted | TaskFailed)
+        invalid = canonical_json(submitted.invalid)
+        output, cost_credits, error = None, 0, None
+        if isinstance(finished, TaskCompleted):
+            output, cost_credits = canonical_json(finished.output_data), finished.cost_credits
+            if finished.unpredictable:  # merged as _invalid_after merges them
+                merged = [*json.loads(invalid), *finished.unpredictable]
+                invalid = canonical_json(sorted(merged,
+                                                key=lambda entry: int(str(entry["index"]))))
+        else:
+            error = finished.error
+        await db.execute(
+            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (submitted.task_id, submitted.user_id, submitted.model_id,
+             "completed" if isinstance(finished, TaskCompleted) else "failed",
+             canonical_json(submitted.input_data), canonical_json(submitted.input_indexes),
+             output, invalid, submitted.cost_credits, cost_credits, error, _at(task[0]),
+             _at(task[3]), submitted.model_version))
 
     @staticmethod
     async def _invalid_after(db: SqlDatabase, event: TaskCompleted) -> str:

@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from events import Metadata, SqlEventStore, SqlSession, UniqueViolation
+from events import Metadata, SqlEventStore, SQLiteEventStore, SqlSession, UniqueViolation
+from events.generation import SharedGeneration
 from ledger import account as decide
 from ledger import limits, queries, security_log, spend
 from ledger.control import (
@@ -22,6 +23,7 @@ from ledger.control import (
     replay_operation,
     set_password_hash,
 )
+from ledger.credential_cache import CredentialCache
 from ledger.errors import InsufficientCredits, InvalidSetting, UnknownHold, UsernameTaken
 from ledger.events import (
     AccountOpened,
@@ -50,6 +52,8 @@ from ledger.views import (
     top_up_from_stored,
 )
 
+T = TypeVar("T")
+
 
 def _shown(limit_credits: int | None) -> str:
     return "none" if limit_credits is None else f"{limit_credits:,}"
@@ -76,6 +80,19 @@ class TaskDraft:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelRun:
+    """What a model gave for a draft before the ledger saw it (the one-transaction path): the
+    outputs (None for each row in `unpredictable`) and what they cost, or why the task failed.
+    `describe(task_id)` is the charge's description; the task id is known only in the write."""
+
+    describe: Callable[[int], str]
+    output_data: Sequence[JsonValue] = ()
+    cost_credits: int = 0
+    unpredictable: Sequence[dict[str, object]] = ()
+    problem: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskTicket:
     """What submitting a task gave: a hold to run the model under, or a final outcome."""
 
@@ -84,12 +101,42 @@ class TaskTicket:
     outcome: TaskOutcome | None
 
 
+async def _submitted(s: SqlSession, user_id: int, draft: TaskDraft) -> TaskSubmitted:
+    """The draft as an event, under the next task id (read in the write: no two share one)."""
+    row = await s.db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM tasks")
+    assert row is not None
+    return TaskSubmitted(
+        user_id=user_id, task_id=int(row["id"]), model_id=draft.model_id,
+        input_data=_as_event_field(draft.input_data), input_indexes=draft.input_indexes,
+        invalid=draft.invalid, cost_credits=draft.cost_credits,
+        model_version=draft.model_version)
+
+
 class LedgerService:
     """The credits use cases. `owner` names this process in the holds it opens."""
 
     def __init__(self, store: SqlEventStore, *, owner: str | None = None) -> None:
         self.store = store
         self.owner = owner or uuid.uuid4().hex
+        # Processes on one SQLite file share a generation word beside it (PostgreSQL: none,
+        # so no credential is cached there; see ledger/credential_cache.py).
+        self.credentials = CredentialCache(
+            SharedGeneration.beside(store.path, "-credentials.gen")
+            if isinstance(store, SQLiteEventStore) else None)
+
+    def credentials_changed(self) -> None:
+        """Call after the commit of any write that ends or narrows a login token, session or
+        API key (a revocation, a suspension): every process checks them again at once."""
+        self.credentials.changed()
+
+    async def transact_credentials(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        """`store.transact(work)` for a write that ends or narrows credentials, with the
+        generation bumped before and after it (see ledger/credential_cache.py for why)."""
+        self.credentials_changed()
+        try:
+            return await self.store.transact(work)
+        finally:
+            self.credentials_changed()
 
     def _now(self) -> str:
         return self.store.clock().isoformat(timespec="microseconds")
@@ -166,15 +213,8 @@ class LedgerService:
                 replayed = task_outcome_from_stored(stored)
                 return TaskTicket(task_id=replayed.task_id, run=False, outcome=replayed)
             account = await queries.load_account(s.db, user_id)
-            row = await s.db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM tasks")
-            assert row is not None
-            task_id = int(row["id"])
-            submitted = TaskSubmitted(
-                user_id=user_id, task_id=task_id, model_id=draft.model_id,
-                input_data=_as_event_field(draft.input_data),
-                input_indexes=draft.input_indexes,
-                invalid=draft.invalid, cost_credits=draft.cost_credits,
-                model_version=draft.model_version)
+            submitted = await _submitted(s, user_id, draft)
+            task_id = submitted.task_id
             refusal = None
             try:
                 new = decide.submit_task(account, submitted, self.owner,
@@ -195,6 +235,60 @@ class LedgerService:
                 s.db, op, created_at=self._now(), task_id=task_id,
                 outcome=None if outcome is None else stored_task_outcome(outcome))
             return TaskTicket(task_id=task_id, run=outcome is None, outcome=outcome)
+
+        return await self.store.transact(work)
+
+    async def replayed_task(self, op: Operation) -> TaskOutcome | None:
+        """A prediction's stored outcome if its operation id was seen before, read without a
+        write (IdempotencyConflict or OperationInProgress as in the write)."""
+        stored = await replay_operation(self.store.read_db(), op)
+        return None if stored is None else task_outcome_from_stored(stored)
+
+    async def run_at_once(self, user_id: int, draft: TaskDraft, op: Operation,
+                          key: KeyLimit | None, run: ModelRun
+                          ) -> tuple[TaskOutcome, TaskView | None]:
+        """The one-transaction path, for a model that already ran: accept and settle (or
+        fail), or reject, in ONE write. The same checks as submit_task, in the same order and
+        on the account read inside the write, so it is charged only on success and only if
+        the available balance and the limits cover the whole quote. The same four events
+        as the two-phase path, so the log, projections and audit cannot tell them apart.
+        Also returns the task as stored (None for a replayed operation id: read it after)."""
+
+        async def work(s: SqlSession) -> tuple[TaskOutcome, TaskView | None]:
+            if (stored := await replay_operation(s.db, op)) is not None:
+                return task_outcome_from_stored(stored), None  # the model's answer is dropped
+            account = await queries.load_account(s.db, user_id)
+            submitted = await _submitted(s, user_id, draft)
+            task_id, key_id = submitted.task_id, None if key is None else key.key_id
+            refusal = None
+            try:
+                if run.problem is not None:
+                    new = decide.fail_at_once(account, submitted, self.owner, key_id,
+                                              run.problem)
+                else:
+                    completed = TaskCompleted(
+                        user_id=user_id, task_id=task_id,
+                        output_data=_as_event_field(run.output_data),
+                        cost_credits=run.cost_credits, unpredictable=list(run.unpredictable))
+                    new = decide.complete_at_once(
+                        account, submitted, self.owner, key_id, completed=completed,
+                        charged_credits=run.cost_credits, description=run.describe(task_id))
+                refusal = await self._refusal(s, user_id, draft.cost_credits, key)
+                if refusal is not None:
+                    new = [decide.reject_task(submitted, "spend_limit_reached")]
+            except InsufficientCredits:
+                new = [decide.reject_task(submitted, "insufficient_balance")]
+            charged = len(new) > 1 and run.problem is None
+            # As the two-phase path reports it: what was charged, else what was quoted.
+            cost_credits = run.cost_credits if charged else draft.cost_credits
+            await s.append(account_stream(user_id), account.version, new,
+                           Metadata(operation_id=op.operation_id, actor=f"user:{user_id}"))
+            outcome = TaskOutcome(task_id=task_id, cost_credits=cost_credits,
+                                  balance=await queries.get_balance(s.db, user_id),
+                                  refusal=refusal)
+            await record_operation(s.db, op, created_at=self._now(), task_id=task_id,
+                                   outcome=stored_task_outcome(outcome))
+            return outcome, await queries.get_task(s.db, user_id, task_id)
 
         return await self.store.transact(work)
 

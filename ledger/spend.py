@@ -7,6 +7,7 @@ back, takes them out of that same slot, so a period's spending is one indexed ra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,6 +94,22 @@ class SpendProjector:
                     "UPDATE spend SET spent_credits = spent_credits - ? "
                     "WHERE user_id = ? AND key_id = ? AND slot = ?",
                     (returned, event.user_id, row["key_id"], row["slot"]))
+
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+        """A whole task in one write: the slot gets what was charged, and no spend_holds row
+        is made only to be deleted; anything else event by event."""
+        from ledger.projections import whole_task  # the shape is the accounts projector's
+
+        if (task := whole_task(appended)) is None:
+            for recorded in appended:
+                await self.apply(db, recorded)
+            return
+        held, resolved = task[1].event, task[2].event
+        assert isinstance(held, CreditsHeld) and isinstance(resolved, HoldSettled | HoldReleased)
+        returned = (resolved.released_credits if isinstance(resolved, HoldSettled)
+                    else resolved.amount_credits)
+        await _add(db, held.user_id, held.key_id or NO_KEY, limits.slot_of(task[1].recorded_at),
+                   held.amount_credits - returned)
 
 
 async def _add(db: SqlDatabase, user_id: int, key_id: str, slot: int, credits: int) -> None:

@@ -155,18 +155,29 @@ class UserService:
                            expires_at=expires_at.isoformat(timespec="seconds"))
 
     async def user_for_token(self, token: str, kind: str = "api") -> int | None:
-        row = await control.find_token(self._db, token_digest(token), kind)
-        if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
-            return None
-        return int(row["user_id"])
+        credential = await self.credential_for_token(token, kind)
+        return None if credential is None else credential.user_id
 
     async def credential_for_token(self, token: str, kind: str = "api") -> Credential | None:
-        digest = token_digest(token)
+        """The token's credential, or None when it is unknown, revoked or expired. From this
+        process's cache when no credential changed anywhere since it was read (see
+        ledger/credential_cache.py), else from the database."""
+        digest, now = token_digest(token), self.ledger.store.clock()
+        cache = self.ledger.credentials
+        if (hit := cache.get(kind, digest, now)) is not None:
+            return hit.credential
+        word = cache.word()  # before the read: a revocation after it changes the word
         row = await control.find_token(self._db, digest, kind)
-        if row is None or datetime.fromisoformat(row["expires_at"]) <= self.ledger.store.clock():
+        if row is None:
             return None
-        return Credential(user_id=int(row["user_id"]),
-                          kind="token" if kind == "api" else "session", token_digest=digest)
+        expires_at = datetime.fromisoformat(row["expires_at"])
+        if expires_at <= now:
+            return None
+        credential = Credential(user_id=int(row["user_id"]),
+                                kind="token" if kind == "api" else "session",
+                                token_digest=digest)
+        cache.put(kind, digest, credential, expires_at=expires_at, word=word)
+        return credential
 
     async def change_password(self, credential: Credential, current_password: str,
                               new_password: str, client: str) -> int:
@@ -191,7 +202,7 @@ class UserService:
                                       detail=f"{revoked} other sessions and tokens ended")
             return revoked
 
-        return await self.ledger.store.transact(work)
+        return await self.ledger.transact_credentials(work)
 
     async def logout_all(self, user_id: int, client: str) -> int:
         """End every login session and token of the user, this one too; API keys stay."""
@@ -202,7 +213,7 @@ class UserService:
                                       at=now, detail=f"{revoked} sessions and tokens ended")
             return revoked
 
-        return await self.ledger.store.transact(work)
+        return await self.ledger.transact_credentials(work)
 
     async def security_events(self, user_id: int, *, limit: int = 20,
                               starting_after: int | None = None
@@ -215,7 +226,7 @@ class UserService:
             await control.revoke_token(s.db, token_digest(token),
                                        self.ledger.store.clock().isoformat())
 
-        await self.ledger.store.transact(work)
+        await self.ledger.transact_credentials(work)
 
     async def add_balance(
         self, user_id: int, amount: int, operation_id: str | None = None

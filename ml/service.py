@@ -1,5 +1,6 @@
 """MLService.process_task: read and validate the rows, price, hold, predict off the event loop
-in one vectorised call, settle.
+in one vectorised call, settle. A one_transaction model (pure, fast) skips the hold: it runs
+first and one write charges it, if the balance still covers it, or records the rejection.
 
 The hold is taken for every valid row before the model runs and resolved exactly once after
 it: the rows the model predicted are charged and the rest of the hold is released (a row whose
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import uuid
@@ -19,7 +21,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from ledger import JsonValue, LedgerService, Operation, TaskDraft, TaskOutcome
+from ledger import (
+    JsonValue,
+    LedgerService,
+    ModelRun,
+    Operation,
+    TaskDraft,
+    TaskOutcome,
+    TaskView,
+)
 from ledger.spend import KeyLimit
 from ml.csv_rows import parse_csv
 from ml.errors import EmptyInput, ModelFailed, ModelNotFound, NoValidData, TooManyItems
@@ -49,12 +59,21 @@ class MLService:
 
     def __init__(
         self, ledger: LedgerService, models: MLModelManager, executor: Executor | None = None,
+        *, one_transaction: bool = True,
     ) -> None:
         self.ledger = ledger
         self.models = models
         self.executor = executor
+        # False sends every model down the two-phase path (ML_CABINET_ONE_TRANSACTION=0).
+        self.one_transaction = one_transaction
+        # Operation ids of requests sent without a key: unique per process (a random prefix)
+        # and per request (a counter), without a system call for randomness each time.
+        self._prefix, self._count = uuid.uuid4().hex, itertools.count(1)
         self.running: set[int] = set()  # tasks between hold and settle in this process
         models.load_models()
+
+    def _new_operation_id(self) -> str:
+        return f"{self._prefix}-{next(self._count)}"
 
     def spec(self, model_id: int) -> ModelSpec:
         spec = self.models.get_spec(model_id) if type(model_id) is int else None
@@ -108,8 +127,13 @@ class MLService:
                           input_indexes=checked.indexes, invalid=checked.invalid,
                           cost_credits=spec.price_per_item_credits * len(checked.rows),
                           model_version=spec.version)
-        op = Operation(user_id=user_id, operation_id=operation_id or uuid.uuid4().hex,
+        op = Operation(user_id=user_id, operation_id=operation_id or self._new_operation_id(),
                        kind="predict", fingerprint=fingerprint(spec.id, request.items))
+        if self.one_transaction and spec.one_transaction:
+            done = await self._at_once(user_id, spec, checked, draft, op, key,
+                                       replay=operation_id is not None)
+            if done is not None:
+                return done
         ticket = await self.ledger.submit_task(user_id, draft, op, key)
         outcome = ticket.outcome
         if ticket.run:
@@ -117,16 +141,39 @@ class MLService:
         assert outcome is not None
         return await self.result(user_id, outcome)
 
-    async def _run(self, user_id: int, task_id: int, spec: ModelSpec, checked: CheckedRows,
-                   draft: TaskDraft) -> TaskOutcome:
+    async def _at_once(self, user_id: int, spec: ModelSpec, checked: CheckedRows,
+                       draft: TaskDraft, op: Operation, key: KeyLimit | None, *,
+                       replay: bool) -> PredictionResult | None:
+        """The one-transaction path: read, run the model, then one write decides. None when
+        the read side says the balance may not cover the quote: then the two-phase path's
+        first write rejects it (or holds it, if credits arrived meanwhile) without a run."""
+        if replay and (replayed := await self.ledger.replayed_task(op)) is not None:
+            return await self.result(user_id, replayed)  # a retry: no model run, no write
+        available = (await self.ledger.get_balance(user_id)).available_credits
+        if available <= 0 or available < draft.cost_credits:
+            return None
+        outcomes, problem = await self._predict(spec, checked, None, inline=True)
+        run = _judged(spec, checked, draft, outcomes, problem)
+        outcome, task = await self.ledger.run_at_once(user_id, draft, op, key, run)
+        if task is None:  # the operation id was used meanwhile: its first result stands
+            return await self.result(user_id, outcome)
+        return _result(task, outcome)
+
+    async def _predict(self, spec: ModelSpec, checked: CheckedRows, task_id: int | None, *,
+                       inline: bool = False) -> tuple[list[Outcome], str | None]:
+        """The model's outcomes, or the problem that fails the task. `inline` runs it on the
+        event loop: only for one_transaction models, whose run is shorter than a thread hop."""
         runtime = self.models.get_runtime(spec.id)
         assert runtime is not None
-        self.running.add(task_id)
         outcomes: list[Outcome] = []
         try:
-            loop = asyncio.get_running_loop()
-            outcomes = await asyncio.wait_for(loop.run_in_executor(
-                self.executor, run_model, runtime, spec.schema, checked), PREDICT_TIMEOUT_S)
+            if inline:
+                outcomes = run_model(runtime, spec.schema, checked)
+            else:
+                loop = asyncio.get_running_loop()
+                outcomes = await asyncio.wait_for(loop.run_in_executor(
+                    self.executor, run_model, runtime, spec.schema, checked),
+                    PREDICT_TIMEOUT_S)
             problem = None if len(outcomes) == len(checked.rows) else (
                 "the model returned the wrong number of predictions")
         except TimeoutError:
@@ -137,19 +184,20 @@ class MLService:
         except Exception as exc:  # any model failure releases the hold; nothing is charged
             log.exception("model %s failed on task %s", spec.id, task_id)
             problem = f"the model failed: {type(exc).__name__}"
+        return outcomes, problem
+
+    async def _run(self, user_id: int, task_id: int, spec: ModelSpec, checked: CheckedRows,
+                   draft: TaskDraft) -> TaskOutcome:
+        """The two-phase path's second half: the model runs under the hold, then settle."""
+        self.running.add(task_id)
         try:
-            predicted = sum(not isinstance(o, Unpredictable) for o in outcomes)
-            if problem is None and not predicted:
-                reason = next(o.reason for o in outcomes if isinstance(o, Unpredictable))
-                problem = f"the model could not predict any row: {reason}"
-            if problem is not None:
-                return await self.ledger.fail_task(user_id, task_id, problem)
-            description = (f"Prediction #{task_id}: {spec.name}, {predicted} × "
-                           f"{spec.price_per_item_credits} credits")
+            outcomes, problem = await self._predict(spec, checked, task_id)
+            run = _judged(spec, checked, draft, outcomes, problem)
+            if run.problem is not None:
+                return await self.ledger.fail_task(user_id, task_id, run.problem)
             return await self.ledger.complete_task(
-                user_id, task_id, [_output_json(o) for o in outcomes], description,
-                cost_credits=spec.price_per_item_credits * predicted,
-                unpredictable=_unpredictable(spec, checked, draft, outcomes))
+                user_id, task_id, run.output_data, run.describe(task_id),
+                cost_credits=run.cost_credits, unpredictable=run.unpredictable)
         finally:
             # If the settle failed (a full disk), the hold sweeper releases it later.
             self.running.discard(task_id)
@@ -158,11 +206,34 @@ class MLService:
         """The reply for a finished task, rebuilt the same way for the first call and retries."""
         task = await self.ledger.find_task(user_id, outcome.task_id)
         assert task is not None, "an outcome names a task of its own user"
-        return PredictionResult(
-            status=task.status, task=task, predictions=predictions_of(task),
-            invalid=task.invalid, cost_credits=task.cost_credits,
-            quoted_credits=outcome.cost_credits, balance=outcome.balance,
-            refusal=outcome.refusal)
+        return _result(task, outcome)
+
+
+def _result(task: TaskView, outcome: TaskOutcome) -> PredictionResult:
+    return PredictionResult(
+        status=task.status, task=task, predictions=predictions_of(task),
+        invalid=task.invalid, cost_credits=task.cost_credits,
+        quoted_credits=outcome.cost_credits, balance=outcome.balance, refusal=outcome.refusal)
+
+
+def _judged(spec: ModelSpec, checked: CheckedRows, draft: TaskDraft,
+            outcomes: Sequence[Outcome], problem: str | None) -> ModelRun:
+    """What the ledger records of a model's run: rows charged, rows it could not predict, or
+    the problem (a model that predicted no row at all fails the task)."""
+    predicted = sum(not isinstance(o, Unpredictable) for o in outcomes)
+    if problem is None and not predicted:
+        reason = next(o.reason for o in outcomes if isinstance(o, Unpredictable))
+        problem = f"the model could not predict any row: {reason}"
+
+    def describe(task_id: int) -> str:
+        return (f"Prediction #{task_id}: {spec.name}, {predicted} × "
+                f"{spec.price_per_item_credits} credits")
+
+    if problem is not None:
+        return ModelRun(describe=describe, problem=problem)
+    return ModelRun(describe=describe, output_data=[_output_json(o) for o in outcomes],
+                    cost_credits=spec.price_per_item_credits * predicted,
+                    unpredictable=_unpredictable(spec, checked, draft, outcomes))
 
 
 def _echoes(spec: ModelSpec, request: Request, checked: CheckedRows) -> list[JsonValue]:

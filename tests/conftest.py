@@ -70,14 +70,28 @@ async def ledger_at(request: pytest.FixtureRequest, db_path: Path) -> AsyncItera
         yield url
 
 
+PREDICT_PATHS = ["one_transaction", "two_phase"]
+
+
 @pytest.fixture
-async def services(ledger_at: str | Path) -> AsyncIterator[Services]:
+def predict_path(request: pytest.FixtureRequest) -> str:
+    """How fast models' predictions are charged: in one write ('one_transaction', the
+    default) or hold then settle ('two_phase'). A module marked with
+    `pytest.mark.parametrize("predict_path", PREDICT_PATHS, indirect=True)` runs both."""
+    path = str(getattr(request, "param", "one_transaction"))
+    assert path in PREDICT_PATHS
+    return path
+
+
+@pytest.fixture
+async def services(ledger_at: str | Path, predict_path: str) -> AsyncIterator[Services]:
     store = ledger_store_at(ledger_at)
     await store.open()
     ledger = LedgerService(store)
     try:
         yield Services(store=store, ledger=ledger,
                        users=UserService(ledger, Passwords.cheap()),
-                       ml=MLService(ledger, MLModelManager(default_models())))
+                       ml=MLService(ledger, MLModelManager(default_models()),
+                                    one_transaction=predict_path == "one_transaction"))
     finally:
         await store.close()

@@ -12,7 +12,7 @@ from ledger.checkpoints import known_keys
 from ledger.consistency import NoSuchCheckpoint, build_consistency
 from ledger.statement_proof import StatementNotReady, build_statement
 from ml import AmbiguousDecimalComma, PredictionResult
-from web import schemas
+from web import fast_json, schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
 from web.devices import DEVICE_COOKIE
@@ -223,7 +223,8 @@ def prediction_response(result: PredictionResult, ids: PublicIds) -> web.Respons
                       f"{result.task.error}; nothing was charged", task=task, balance=balance)
     return web.json_response({
         "task": task, "predictions": [schemas.prediction_json(p) for p in result.predictions],
-        "invalid": result.invalid, "cost": result.cost_credits, "balance": balance})
+        "invalid": result.invalid, "cost": result.cost_credits, "balance": balance},
+        dumps=fast_json.dumps)
 
 
 async def tasks(request: web.Request) -> web.Response:

@@ -88,7 +88,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[API_KEYS] = KeyService(ledger)
         app[ADMIN] = AdminService(ledger)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
-        app[ML] = MLService(ledger, app[MODELS], executor)
+        app[ML] = MLService(ledger, app[MODELS], executor,
+                            one_transaction=config.one_transaction)
         try:
             await sweep_orphaned_holds(ledger, liveness, stale_after_s=config.stale_hold_s)
         except StoreUnavailable as error:  # a full or read-only disk: still serve reads

@@ -1,7 +1,8 @@
 """Who is asking: bearer tokens for the API, encrypted cookie sessions and CSRF for pages.
 
 A cookie session holds only a server-side session token and a CSRF token; the token is
-checked against the database on every request, so logout takes effect at once.
+checked on every request, from the process's credential cache while no credential has
+changed anywhere (ledger/credential_cache.py), so logout takes effect at once.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ KEY_PREFIX = "mlc_"
 
 async def api_credential(request: web.Request) -> Credential:
     """What authenticated the request, a login token or an API key, or 401 problem+json.
-    Read from the database each time: a logout or a revoked key is refused at once."""
+    No database trip while it is cached; a logout or a revoked key anywhere changes the shared
+    generation word, so it is refused at once in every process."""
     if CREDENTIAL in request:
         return request[CREDENTIAL]
     token = bearer_token(request)

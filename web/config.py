@@ -45,6 +45,8 @@ class Config:
     # The background verifier re-walks the chain at this many rows a second; 0 turns it off.
     # 5,000 rows/s is about 5% of a core here; a 1M-event log is re-walked every ~200 s.
     verify_rate: int = 5_000
+    # Pure, fast models (ModelSpec.one_transaction) charge in one write; False: all two-phase.
+    one_transaction: bool = True
 
     def __post_init__(self) -> None:
         if self.database_url is not None and not self.database_url.startswith(
@@ -84,6 +86,7 @@ class Config:
             "signing_key_file": (Path(env["ML_CABINET_SIGNING_KEY_FILE"])
                                  if env.get("ML_CABINET_SIGNING_KEY_FILE") else None),
             "verify_rate": int(env.get("ML_CABINET_VERIFY_RATE", "5000")),
+            "one_transaction": env.get("ML_CABINET_ONE_TRANSACTION", "1") != "0",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -196,8 +196,15 @@ def assert_acknowledged_operations_are_in_the_log(run: Run, db: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("predict_path", ["two_phase", "one_transaction"])
 async def test_sigkill_at_random_moments_loses_nothing_acknowledged_and_applies_keys_once(
-        tmp_path: Path, servers: Servers, http: aiohttp.ClientSession) -> None:
+        tmp_path: Path, servers: Servers, http: aiohttp.ClientSession, predict_path: str
+) -> None:
+    # two_phase: the Doubler holds, then settles, so kills can catch a hold. one_transaction:
+    # it is charged in one write; only a request the read side saw as uncovered goes the
+    # two-phase way (and holds, if a top-up landed before its write), so few kills catch one.
+    two_phase = predict_path == "two_phase"
+    servers.env["ML_CABINET_ONE_TRANSACTION"] = "0" if two_phase else "1"
     seed = random.randrange(2**32)
     db = tmp_path / "ledger.db"
     server = await servers.start(db)
@@ -205,14 +212,17 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged_and_applies_
     run = Run(random.Random(seed), tokens)
 
     cycle = 0
-    while cycle < CYCLES or (not run.interrupted and cycle < CYCLES + MAX_EXTRA_CYCLES):
+    while cycle < CYCLES or (two_phase and not run.interrupted
+                             and cycle < CYCLES + MAX_EXTRA_CYCLES):
         if cycle:
             server = await servers.start(db)
         # Half the kills land anywhere; the other half while some task holds credits.
-        await drive_until_killed(run, servers, server, kill_on_open_hold=cycle % 2 == 1)
+        await drive_until_killed(run, servers, server,
+                                 kill_on_open_hold=two_phase and cycle % 2 == 1)
         cycle += 1
     assert not run.problems, f"seed {seed}: {run.problems[:5]}"
-    assert run.interrupted, f"seed {seed}: no kill caught a task holding credits"
+    if two_phase:
+        assert run.interrupted, f"seed {seed}: no kill caught a task holding credits"
 
     server = await servers.start(db)  # startup releases the holds of the dead processes
     assert query(db, "SELECT task_id FROM holds WHERE status = 'open'") == []

@@ -20,8 +20,9 @@ ITEMS = [1.0, 2.0, 3.0]
 COST = PRICE_PER_ITEM * len(ITEMS)
 # Short owner leases and sweeps: a dead process's holds go within a few seconds, and so do a
 # live process's own holds whose result could not be written (ML_CABINET_STALE_HOLD_S).
+# The Doubler takes its two-phase path here, so that kills and outages can catch holds.
 LEASE_ENV = {"ML_CABINET_LEASE_S": "2", "ML_CABINET_SWEEP_S": "0.5",
-             "ML_CABINET_STALE_HOLD_S": "3"}
+             "ML_CABINET_STALE_HOLD_S": "3", "ML_CABINET_ONE_TRANSACTION": "0"}
 RELEASE_POLLS = 6000  # × 5 ms: 30 s for a lease to expire and a sweep to run
 ABANDONED_POLLS = 6000  # × 5 ms: 30 s, well past ML_CABINET_STALE_HOLD_S + a sweep
 OUTAGE_WRITES = 20  # writes sent while PostgreSQL is down

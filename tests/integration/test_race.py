@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 
     from conftest import Services
 
-# The same use cases on both stores (see conftest's `ledger_at`).
-pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+# The same use cases on both stores (see conftest's `ledger_at`), and on both ways a fast
+# model's prediction is charged (conftest's `predict_path`).
+PATHS = ["one_transaction", "two_phase"]
+pytestmark = [pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True),
+              pytest.mark.parametrize("predict_path", PATHS, indirect=True)]
 
 PRICE = 3  # three items on the Doubler, at 1 credit each
 

@@ -18,10 +18,11 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, db_path: Path) -> MakeClient:
+def make_client(aiohttp_client: Any, db_path: Path, predict_path: str) -> MakeClient:
     """An app on `db_path` (or on another file), with settings overridden per test."""
 
     async def make(*, app: web.Application | None = None, **overrides: Any) -> Client:
+        overrides.setdefault("one_transaction", predict_path == "one_transaction")
         client: Client = await aiohttp_client(app or create_app(app_config(db_path, **overrides)))
         return client
 

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from security_http import (
     Account,
     Client,
@@ -18,6 +19,10 @@ from security_http import (
     new_account,
     scalar,
 )
+
+# Both ways a fast model's prediction is charged: one write, or hold then settle.
+PATHS = ["one_transaction", "two_phase"]
+pytestmark = pytest.mark.parametrize("predict_path", PATHS, indirect=True)
 
 PREDICTION = {"model_id": 1, "data": [1.0, 2.0, 3.0]}  # the Doubler: 1 credit an item
 PREDICTION_COST = 3

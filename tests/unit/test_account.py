@@ -26,6 +26,8 @@ from ledger.events import (
     CreditsHeld,
     HoldReleased,
     HoldSettled,
+    TaskCompleted,
+    TaskFailed,
     TaskRejected,
     TaskSubmitted,
 )
@@ -311,3 +313,77 @@ def test_a_task_that_costs_nothing_settles_whole_for_nothing() -> None:
     assert (settled.amount_credits, settled.released_credits) == (0, 0)
     account = apply(account, [settled])
     assert (account.balance_credits, account.held_credits, dict(account.open_holds)) == (10, 0, {})
+
+
+# -- the one-write path: the same decisions as hold-then-settle, in one step ------------------
+
+def completed(task_id: int, cost_credits: int) -> TaskCompleted:
+    return TaskCompleted(user_id=7, task_id=task_id, output_data=[2.0],
+                         cost_credits=cost_credits, unpredictable=[])
+
+
+def two_phase(account: Account, task: TaskSubmitted, charged: int | None) -> list[Event]:
+    """The same task the two-phase way: hold, then settle `charged` (None: the model failed)."""
+    opened_ = decide.submit_task(account, task, "me")
+    holding = apply(account, opened_)
+    if charged is None:
+        return [*opened_, decide.release(holding, task.task_id, "failed"),
+                TaskFailed(user_id=7, task_id=task.task_id, error="failed")]
+    return [*opened_, decide.settle_part(holding, task.task_id, charged, "charged"),
+            completed(task.task_id, charged)]
+
+
+one_write_steps = st.lists(st.one_of(
+    st.tuples(st.just("deposit"), st.integers(1, 50)),
+    st.tuples(st.just("hold"), st.integers(1, 30)),  # a slow model's hold, left open
+    st.tuples(st.just("release"), st.integers(1, 40)),
+    # a quote, what the model's rows cost (≤ the quote), or None when the model failed
+    st.tuples(st.just("at_once"), st.tuples(st.integers(0, 40), st.integers(1, 40)
+                                            | st.none())),
+), max_size=60)
+
+
+@given(one_write_steps)
+def test_one_write_charges_only_what_is_covered_and_matches_hold_then_settle(
+        ops: list[tuple[str, Any]]) -> None:
+    account = opened()
+    balance, holds = 0, dict[int, int]()  # the plain model
+    for task_id, (kind, value) in enumerate(ops, start=1):
+        if kind == "at_once":
+            quote, charged = value
+            charged = None if charged is None else min(charged, quote)
+            task = submitted(task_id, quote)
+            covered = 0 < account.available_credits >= quote
+            try:
+                if charged is None:
+                    new = decide.fail_at_once(account, task, "me", None, "failed")
+                else:
+                    new = decide.complete_at_once(account, task, "me", None,
+                                                  charged_credits=charged,
+                                                  description="charged",
+                                                  completed=completed(task_id, charged))
+            except (InsufficientCredits, InvalidAmount) as error:
+                # refused exactly where hold-then-settle refuses (a zero charge is a failure)
+                assert not covered or isinstance(error, InvalidAmount), (account, value)
+                with pytest.raises(type(error)):
+                    two_phase(account, task, charged)
+                continue
+            assert covered, (account, value)
+            assert new == two_phase(account, task, charged)
+            account = apply(account, new)
+            balance -= charged or 0
+        else:
+            try:
+                account = apply(account, decide_step(
+                    account, {"hold": "submit"}.get(kind, kind), value, task_id))
+            except LedgerError:
+                continue
+            if kind == "deposit":
+                balance += value
+            elif kind == "hold":
+                holds[task_id] = value
+            else:
+                holds.pop(value)
+        assert account.balance_credits == balance >= 0
+        assert account.held_credits == sum(holds.values())
+        assert dict(account.open_holds) == holds  # the one-write path leaves no hold open

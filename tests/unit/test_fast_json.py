@@ -38,3 +38,14 @@ def test_every_row_of_an_old_file_decodes_the_same_and_still_chains() -> None:
                                   '[NaN]', '{"a": 1, "a": 2}', '[1e308, -0.0, 0.1]'])
 def test_what_orjson_refuses_or_reads_otherwise_is_read_as_json_reads_it(text: str) -> None:
     assert repr(fast_loads(text)) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("value", [
+    {"task": {"id": "tsk_x"}, "predictions": [{"input": 1.5, "output": 3.0}], "cost": 10},
+    {"big": 2**70, "nan": [1e308, -0.0, 1e-7], "text": "é\u2028\x00"},
+    {1: "an int key"},
+])
+def test_api_replies_parse_back_to_what_json_dumps_gives(value: object) -> None:
+    from web.fast_json import dumps
+
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value))

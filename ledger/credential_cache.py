@@ -1,0 +1,96 @@
+"""Login tokens and API keys checked without a database trip, and revoked at once everywhere.
+
+Each process keeps the credentials it has read, keyed by the secret's digest. An entry is
+good while the shared generation word (events/generation.py, a mapped file beside the SQLite
+file) still reads what it read just before the entry's database read, the credential has not
+expired, and it is younger than TTL_S. Every write that ends or narrows a credential (logout,
+log out everywhere, a password change, a revoked key, an account suspended) bumps the word
+before and after its commit (LedgerService.transact_credentials), so the next request in any
+process misses and reads the database again.
+
+Why the word is read before the database: a reader that read it after a revocation's commit
+has seen that commit. The bump before the commit covers a writer that dies between its commit
+and its second bump, except for entries read in that moment; TTL_S bounds those.
+
+PostgreSQL processes may run on other machines, where no mapped file reaches; a signal from
+the database itself (a generation row) costs the trip the cache saves, and LISTEN/NOTIFY
+arrives after the commit, not with it. So on PostgreSQL there is no cache: each check is one
+query, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from events.generation import SharedGeneration
+from ledger.credentials import Credential
+
+TTL_S = 30.0
+# Bounds the memory a flood of distinct tokens can take; when full, the cache starts over.
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cached:
+    credential: Credential
+    expires_at: datetime | None
+    generation: bytes
+    cached_at_s: float
+    last_used_at: str | None = None  # an API key's last-use minute, as last written
+
+
+class CredentialCache:
+    """Credentials by (kind, digest). Without a generation word it caches nothing."""
+
+    def __init__(self, generation: SharedGeneration | None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._generation = generation
+        self._monotonic = monotonic
+        self._entries: dict[tuple[str, str], Cached] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._generation is not None
+
+    def word(self) -> bytes | None:
+        """Read this BEFORE the database read whose result is put()."""
+        return None if self._generation is None else self._generation.current()
+
+    def get(self, kind: str, digest: str, now: datetime) -> Cached | None:
+        if self._generation is None:
+            return None
+        entry = self._entries.get((kind, digest))
+        if entry is None:
+            return None
+        if (entry.generation != self._generation.current()
+                or (entry.expires_at is not None and entry.expires_at <= now)
+                or self._monotonic() - entry.cached_at_s > TTL_S):
+            self._entries.pop((kind, digest), None)
+            return None
+        return entry
+
+    def put(self, kind: str, digest: str, credential: Credential, *,
+            expires_at: datetime | None, word: bytes | None,
+            last_used_at: str | None = None) -> None:
+        if word is None:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[(kind, digest)] = Cached(
+            credential=credential, expires_at=expires_at, generation=word,
+            cached_at_s=self._monotonic(), last_used_at=last_used_at)
+
+    def used(self, kind: str, digest: str, last_used_at: str) -> None:
+        """An API key's last-use minute was written: remember it, so it is written once."""
+        entry = self._entries.get((kind, digest))
+        if entry is not None:
+            self._entries[(kind, digest)] = replace(entry, last_used_at=last_used_at)
+
+    def changed(self) -> None:
+        """Some credential ended or narrowed: every process's entries are stale."""
+        self._entries.clear()
+        if self._generation is not None:
+            self._generation.bump()

@@ -1,0 +1,69 @@
+"""A task decided in one write has its projection rows written once, in their final state:
+they must be exactly the rows an event-by-event replay of the log gives, on both stores."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ledger.audit import KEYS, audit
+from ml import MLModel, MLModelManager, MLService, ModelSpec, default_models
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import Services
+
+pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+
+
+class HalfUnpredictable(MLModel):
+    """Predicts the positive numbers; NaN (uncharged, reported) for the rest."""
+
+    def predict(self, data: list[float]) -> list[float]:
+        return [x * 2 if x > 0 else math.nan for x in data]
+
+
+class Exploding(MLModel):
+    def predict(self, data: list[float]) -> list[float]:
+        raise RuntimeError("out of memory")
+
+
+def one_write_models() -> MLModelManager:
+    manager = MLModelManager(default_models())
+    for model_id, model in ((8, HalfUnpredictable), (9, Exploding)):
+        manager.register(ModelSpec(id=model_id, name=model.__name__, description="test",
+                                   price_per_item_credits=2, max_items=10, factory=model,
+                                   one_transaction=True))
+    return manager
+
+
+async def tables(services: Services) -> dict[str, list[dict[str, Any]]]:
+    db = services.store.read_db()
+    return {table: await db.fetchall(f"SELECT * FROM {table} ORDER BY {key}")
+            for table, key in KEYS.items()}
+
+
+async def test_one_write_rows_equal_an_event_by_event_replay(
+        services: Services, ledger_at: str | Path) -> None:
+    ml = MLService(services.ledger, one_write_models())
+    user_id = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(user_id, 40)
+    results = [await ml.process_task(user_id, model_id, data) for model_id, data in [
+        (1, [1, 2, 3]), (8, [1, -1, "x", 2]), (9, [5, 6]), (2, [1] * 10), (8, [3] * 10),
+        (8, [-1])]]
+    assert [r.status for r in results] == [
+        "completed", "completed", "failed", "completed", "rejected", "failed"]
+    assert [r.cost_credits for r in results] == [3, 4, 0, 20, 0, 0]
+    assert results[1].invalid == sorted(results[1].invalid, key=lambda e: e["index"])
+    assert {e["index"] for e in results[1].invalid} == {1, 2}  # NaN output; not a number
+    balance = await services.ledger.get_balance(user_id)
+    assert (balance.balance_credits, balance.held_credits) == (40 - 27, 0)
+
+    written = await tables(services)
+    assert await services.store.rebuild_projections() > 0  # event by event, from the log
+    assert await tables(services) == written
+    report = await audit(ledger_at, show_progress=False)
+    assert report.ok, report.render()
