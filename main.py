@@ -15,19 +15,19 @@ A manifest that cannot be served stops the start with one line naming the file.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import sys
 from pathlib import Path
-
-from aiohttp import web
 
 from events import StoreCorrupted, StoreUnavailable
 from ledger.__main__ import redacted
 from ml import ManifestError
 from web.app import create_app
 from web.config import Config
-from web.middlewares import RequestLog
+from web.logs import setup_logging
+from web.server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,17 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     shown = redacted(config.database_url) if config.database_url else str(config.db_path)
     audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging(config.log_format)
     try:
         app = create_app(config)
     except ManifestError as error:
         logging.error("refusing to start: %s", error)
         return 4
     try:
-        web.run_app(app, host=config.host, port=config.port,
-                    access_log_class=RequestLog, print=lambda text: logging.info(
-                        "ML Cabinet on http://%s:%s (database %s)", config.host, config.port,
-                        shown))
+        asyncio.run(serve(app, config, shown))  # until SIGTERM or SIGINT, then a clean stop
     except StoreCorrupted as error:
         logging.error("refusing to start: %s. Run `python -m ledger audit %s`.", error, audit)
         return 3

@@ -148,6 +148,7 @@ def _timestamp(iso: Any) -> float:
 
 METRICS = web.AppKey("metrics", Metrics)
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+MAIN_APP = web.AppKey("main_app", web.Application)  # the metrics port's app serves this one
 
 
 def route_name(request: web.Request) -> str:
@@ -214,11 +215,16 @@ async def _start_metrics_port(app: web.Application) -> web.AppRunner | None:
     if config.metrics_port is None:
         return None
     side_app = web.Application()
-    side_app.router.add_get("/metrics", lambda request: _scrape(app, request))
+    side_app[MAIN_APP] = app
+    side_app.router.add_get("/metrics", _side_scrape)
     runner = web.AppRunner(side_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.metrics_port).start()
     return runner
+
+
+async def _side_scrape(request: web.Request) -> web.Response:
+    return await _scrape(request.app[MAIN_APP], request)
 
 
 def _authorized(app: web.Application, request: web.Request) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, key_pages, limit_pages, pages
+from web import api, key_pages, limit_pages, metrics, pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -22,7 +22,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post("/cabinet/predict", pages.predict, name="cabinet_predict")
     router.add_get("/cabinet/tasks/{task_id}", pages.task, name="cabinet_task")
     router.add_get("/docs", pages.docs, name="docs")
-    router.add_static("/static", static_dir, name="static")
+    # url('static', filename=...) adds ?v=<content hash>: cached for a year, never stale.
+    router.add_static("/static", static_dir, name="static", append_version=True)
 
     router.add_get("/healthz", api.health, name="health")
     router.add_get("/api/openapi.json", api.openapi, name="openapi")
@@ -64,3 +65,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
     router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
     router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")
+    router.add_get("/readyz", metrics.ready, name="ready")
+    router.add_get("/metrics", metrics.metrics_page, name="metrics")
