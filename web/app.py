@@ -197,21 +197,16 @@ async def page_context(request: web.Request) -> dict[str, Any]:
             "lang": i18n.request_language(request)}
 
 
-async def stopping(app: web.Application) -> None:
-    """The shutdown began: readiness says so while requests in flight finish."""
-    app[metrics.SHUTTING_DOWN].set()
-
-
 def create_app(config: Config | None = None, models: MLModelManager | None = None
                ) -> web.Application:
     config = config or Config.from_env()
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[metrics.count_requests, middlewares.request_id,
+                                       middlewares.compress_static,
                                        i18n.language, middlewares.errors,
                                        middlewares.read_only_when_damaged])
     app[CONFIG] = config
     app[metrics.METRICS] = metrics.Metrics()
-    app[metrics.SHUTTING_DOWN] = asyncio.Event()
     # The code models and every manifest in the models folder; a bad manifest raises
     # ManifestError here, before anything is served.
     app[MODELS] = models or MLModelManager(catalogue(config.models_dir))
@@ -241,7 +236,6 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app.on_response_prepare.append(middlewares.add_headers)
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(metrics.metrics_ctx)  # after the store opens, before it closes
-    app.on_shutdown.append(stopping)
     app.cleanup_ctx.append(sealing_ctx)  # signed checkpoints (web/sealing.py)
     setup_routes(app, HERE / "static")
     return app

@@ -147,7 +147,6 @@ def _timestamp(iso: Any) -> float:
 
 
 METRICS = web.AppKey("metrics", Metrics)
-SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 MAIN_APP = web.AppKey("main_app", web.Application)  # the metrics port's app serves this one
 
 
@@ -255,12 +254,11 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """Readiness: 200 when a write goes through the writer now; 503 when the store cannot
-    take writes, the log is damaged, or the process is stopping (take it out of rotation)."""
+    take writes (closed, unreachable, locked for longer than the probe's timeout) or the log
+    is damaged (writes answer 503 ledger_damaged)."""
     app = request.app
     problem = None
-    if app[SHUTTING_DOWN].is_set():
-        problem = "shutting_down"
-    elif (verifier := app.get(VERIFIER)) is not None and verifier.broken is not None:
+    if (verifier := app.get(VERIFIER)) is not None and verifier.broken is not None:
         problem = "ledger_damaged"
     else:
         try:

@@ -36,7 +36,7 @@ SECURITY_HEADERS = {
 }
 # Static files are asked for by content-hashed URLs (?v=...): a new release is a new URL.
 STATIC_MAX_AGE = "public, max-age=31536000, immutable"
-COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
+COMPRESSIBLE = (".css", ".js", ".svg", ".json", ".html", ".txt")
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -62,14 +62,24 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def static_caching(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """A year for a content-hashed URL, revalidation (the ETag) for a bare one; text is
-    gzip-compressed for clients that accept it (a byte range is sent as stored)."""
+    """A year for a content-hashed URL, revalidation (the ETag) for a bare one."""
     response.headers["Cache-Control"] = STATIC_MAX_AGE if "v" in request.query else "no-cache"
-    if (response.status == 200 and "Content-Range" not in response.headers
-            and response.content_type.startswith(COMPRESSIBLE)
-            and "gzip" in request.headers.get("Accept-Encoding", "").lower()):
+
+
+@web.middleware
+async def compress_static(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Text files gzip-compressed for clients that accept it. Decided before the file is
+    opened, so not for a byte range (its offsets count stored bytes), a HEAD, or a
+    conditional request (a 304 must carry no body, not even an empty gzip stream)."""
+    response = await handler(request)
+    if not (request.path.startswith("/static/") and request.path.endswith(COMPRESSIBLE)):
+        return response
+    response.headers["Vary"] = "Accept-Encoding"  # caches keep both forms apart
+    if (request.method == "GET" and "gzip" in request.headers.get("Accept-Encoding", "").lower()
+            and not any(h in request.headers for h in ("Range", "If-None-Match",
+                                                       "If-Modified-Since"))):
         response.enable_compression(web.ContentCoding.gzip)
-        response.headers["Vary"] = "Accept-Encoding"
+    return response
 
 
 @web.middleware

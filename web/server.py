@@ -2,7 +2,7 @@
 well-dressed reply to requests that are not HTTP/1.1.
 
 A stop closes the listening socket, lets requests in flight finish for up to
-`ML_CABINET_SHUTDOWN_GRACE_SECONDS` (readiness answers 503 meanwhile), cancels the rest, then
+`ML_CABINET_SHUTDOWN_GRACE_SECONDS`, cancels the rest, then
 runs the app's cleanup: the holds this process still has are released as events, the writer
 commits what is queued and the store closes (web/app.py services_ctx).
 """
