@@ -53,7 +53,8 @@ def setup_logging(log_format: str, level: int = logging.INFO) -> None:
 
 
 def _route(request: web.BaseRequest) -> str:
-    match_info = getattr(request, "match_info", None)  # absent on a malformed request
+    # A request that could not be parsed never reached the router (match_info would raise).
+    match_info = getattr(request, "_match_info", None)
     resource = None if match_info is None else match_info.route.resource
     return resource.name if resource is not None and resource.name else "unmatched"
 

@@ -10,10 +10,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+from cabinet_http import api_signup
 from prometheus_client.parser import text_string_to_metric_families
+from test_api_verifier import tamper_with_a_deposit
 
 from web.app import create_app
 from web.config import Config
+from web.keys import STORE, VERIFIER
 
 TOKEN = "operators-only-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -147,3 +150,30 @@ async def test_on_a_port_of_its_own_the_public_port_does_not_serve_it(
         found = values(await reply.text())
     assert one(found, "mlc_http_requests_total", route="api_models", method="GET",
                status="200") == 1
+
+
+async def test_ready_while_the_store_takes_writes_and_not_once_the_log_is_damaged(
+        config: Config, aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(create_app(dataclasses.replace(config, metrics_token=TOKEN)))
+    await api_signup(client, "alice", top_up=100)
+    assert (await client.get("/api/v1/healthz")).status == 404  # liveness is not under /api
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json()) == {"status": "ready"}
+    assert ready.headers["Cache-Control"] == "no-store"
+    verifier = client.app[VERIFIER]
+    verifier.min_pass_interval_s = 0
+    await tamper_with_a_deposit(config)
+    await verifier.step(rows=1_000)
+    damaged = await client.get("/readyz")
+    assert damaged.status == 503 and (await damaged.json())["status"] == "ledger_damaged"
+    assert (await client.get("/healthz")).status == 200  # alive: reads are still served
+    assert one(await scrape(client), "mlc_ledger_damaged") == 1
+
+
+async def test_not_ready_when_the_store_is_closed(config: Config,
+                                                  aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(create_app(config))
+    await client.app[STORE].close()
+    reply = await client.get("/readyz")
+    assert reply.status == 503 and (await reply.json())["status"] == "store_unavailable"
+    assert (await client.get("/healthz")).status == 200

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 import pytest
+from aiohttp import web
 
 from ml import MLModel, MLModelManager
 from ml.registry import ModelSpec
