@@ -10,6 +10,11 @@ Where a model joins: the models folder (`models/` in the repository by default).
 manifest (`<name>.json`: id, name, price, limits, kind, features, labels, artifact, sha256)
 and its ONNX artifact there and restart; `python -m ml.train` writes the two shipped ones.
 A manifest that cannot be served stops the start with one line naming the file.
+
+SIGTERM or SIGINT stops cleanly (web/server.py): requests in flight get
+ML_CABINET_SHUTDOWN_GRACE_SECONDS to finish, the holds of the rest are released, exit 0.
+ML_CABINET_LOG_FORMAT=json logs one JSON object per line; /metrics needs
+ML_CABINET_METRICS_TOKEN or ML_CABINET_METRICS_PORT (README, Operations).
 """
 
 from __future__ import annotations

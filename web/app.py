@@ -124,7 +124,7 @@ async def release_own_holds(ledger: LedgerService) -> None:
                 await ledger.fail_task(row["user_id"], row["task_id"],
                                        "stopped: the service shut down while it ran")
                 released += 1
-    except StoreError as error:
+    except Exception as error:  # the rest of the stop (lease, store) must still run
         log.warning("holds of this process stay for the next start's sweep: %s", error)
     if released:
         log.warning("released %d holds of predictions cut off by the shutdown", released)
