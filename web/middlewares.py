@@ -62,8 +62,13 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def static_caching(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """A year for a content-hashed URL, revalidation (the ETag) for a bare one."""
-    response.headers["Cache-Control"] = STATIC_MAX_AGE if "v" in request.query else "no-cache"
+    """A year for a content-hashed URL, revalidation (the ETag) for a bare one; an error
+    (a name that is not there) is never kept."""
+    if response.status not in (200, 206, 304):
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        response.headers["Cache-Control"] = STATIC_MAX_AGE if "v" in request.query else (
+            "no-cache")
 
 
 @web.middleware

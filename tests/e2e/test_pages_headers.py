@@ -117,6 +117,9 @@ async def test_static_files_are_compressed_hashed_and_cached_for_a_year(
         again = await client.get("/static/style.css",
                                  headers={"If-None-Match": bare.headers["ETag"]})
         assert again.status == 304
+        missing = await client.get("/static/no-such.css?v=abc")
+        assert missing.status == 404 and missing.headers["Cache-Control"] == "no-store"
+        assert_security_headers(missing.headers, "a missing static file")
     finally:
         await raw.close()
 
