@@ -42,6 +42,7 @@ class _RecordingSession:
 
     def __init__(self, session: SqlSession) -> None:
         self._session = session
+        self.db = session.db  # read at every statement: no __getattr__ on the hot path
         self.appended: list[RecordedEvent] = []
 
     def __getattr__(self, name: str) -> Any:
