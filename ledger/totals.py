@@ -27,6 +27,8 @@ class LedgerTotals:
     items_predicted: int = 0
     # (model_id, status) -> tasks, for the final statuses completed, failed and rejected
     predictions: dict[tuple[int, str], int] = field(default_factory=dict)
+    # "credit" or "debit" -> (operator adjustments, their credits as a positive number)
+    adjustments: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +46,15 @@ async def ledger_totals(db: SqlDatabase) -> LedgerTotals:
         "SELECT model_id, status, COUNT(*) AS n FROM tasks WHERE status <> 'pending' "
         "GROUP BY model_id, status")
     items = await db.fetchone(_ITEMS[db.dialect])
+    adjusted = await db.fetchall(
+        "SELECT CASE WHEN amount_credits < 0 THEN 'debit' ELSE 'credit' END AS direction, "
+        "COUNT(*) AS n, COALESCE(SUM(ABS(amount_credits)), 0) AS credits FROM transactions "
+        "WHERE kind = 'adjustment' GROUP BY 1")
     return LedgerTotals(
         topped_up_credits=moved.get("top_up", 0), charged_credits=-moved.get("charge", 0),
         items_predicted=int(items["n"]) if items else 0,
-        predictions={(int(r["model_id"]), str(r["status"])): int(r["n"]) for r in tasks})
+        predictions={(int(r["model_id"]), str(r["status"])): int(r["n"]) for r in tasks},
+        adjustments={str(r["direction"]): (int(r["n"]), int(r["credits"])) for r in adjusted})
 
 
 async def open_holds(db: SqlDatabase) -> OpenHolds:

@@ -28,6 +28,7 @@ from ledger import (
     UserService,
     ledger_store_at,
 )
+from ledger.admin import AdminService
 from ledger.errors import UnknownHold
 from ledger.queries import open_holds
 from ledger.shared import LoginAttempts, shared_secret
@@ -38,6 +39,7 @@ from web.auth import csrf_token, page_user
 from web.config import Config
 from web.devices import DeviceCookies
 from web.keys import (
+    ADMIN,
     API_KEYS,
     CONFIG,
     DEVICES,
@@ -86,6 +88,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
         app[API_KEYS] = KeyService(ledger)
+        app[ADMIN] = AdminService(ledger)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
         try:

@@ -23,6 +23,7 @@ from prometheus_client.exposition import generate_latest
 
 from events import RecordedEvent, StoreError
 from ledger.events import (
+    CreditsAdjusted,
     CreditsDeposited,
     CreditsWithdrawn,
     HoldSettled,
@@ -70,9 +71,10 @@ class Metrics:
                                       "or password", registry=r)
         self.login_throttled = Counter("mlc_login_throttled", "Login attempts refused by the "
                                        "throttle (429)", registry=r)
-        # For the operator console (another branch): count each adjustment it makes.
         self.adjustments = Counter("mlc_adjustments", "Operator adjustments by direction "
                                    "(credit or debit)", ["direction"], registry=r)
+        self.adjusted_credits = Counter("mlc_credits_adjusted", "Credits operators credited "
+                                        "or debited, by direction", ["direction"], registry=r)
         self.verified_through = Gauge("mlc_verifier_verified_through", "Last log position "
                                       "the background verifier vouched for", registry=r)
         self.verifier_pass_position = Gauge("mlc_verifier_pass_position", "Where the "
@@ -92,6 +94,9 @@ class Metrics:
         self.items_predicted.inc(totals.items_predicted)
         for (model_id, status), count in totals.predictions.items():
             self.predictions.labels(str(model_id), status).inc(count)
+        for direction, (count, amount_credits) in totals.adjustments.items():
+            self.adjustments.labels(direction).inc(count)
+            self.adjusted_credits.labels(direction).inc(amount_credits)
         self._pending_models.update(pending)
 
     def batch_committed(self, jobs: int, seconds: float) -> None:
@@ -107,6 +112,10 @@ class Metrics:
             self.topped_up_credits.inc(event.amount_credits)
         elif isinstance(event, HoldSettled | CreditsWithdrawn):
             self.charged_credits.inc(event.amount_credits)
+        elif isinstance(event, CreditsAdjusted):
+            direction = "debit" if event.amount_credits < 0 else "credit"
+            self.adjustments.labels(direction).inc()
+            self.adjusted_credits.labels(direction).inc(abs(event.amount_credits))
         elif isinstance(event, TaskSubmitted):
             self._pending_models[event.task_id] = event.model_id
         elif isinstance(event, TaskRejected):

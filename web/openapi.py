@@ -7,7 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from web import schemas
+from web import admin_schemas, schemas
 
 ERROR_TEXT = {
     400: "Malformed request", 401: "Missing, expired or revoked token",
@@ -69,12 +69,21 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
                 "properties": {
                     "model_id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
                     "file": {"type": "string", "format": "binary",
-                             "description": "A UTF-8 CSV file, at most 1 MiB: numbers for "
-                             "a code model; for a tabular model a header row naming its "
-                             "features (any order; ',' or ';'), then one row per line."},
+                             "description": "A CSV file (UTF-8 or Windows-1251), at most "
+                             "1 MiB: numbers for a code model; for a tabular model a header "
+                             "row naming its features (any order; ',', ';' or tabs), then "
+                             "one row per line. With ';' or tabs, cells may hold decimal "
+                             "commas (1,5)."},
                     "data": {"type": "string", "description": "Numbers separated by commas, "
                              "spaces or new lines (a tabular model: one row per line, values "
-                             "in feature order); a file and data together are refused."}}}}
+                             "in feature order); a file and data together are refused. A "
+                             "decimal comma (1,5) is read when ';', tabs or new lines "
+                             "separate the values; a comma that could be either is 422 "
+                             "ambiguous_decimal_comma, nothing charged."},
+                    "charset": {"type": "string", "enum": ["utf-8", "windows-1251"],
+                                "description": "The file's charset (else the file part's "
+                                "Content-Type charset, else UTF-8, else Windows-1251 when "
+                                "the bytes are not UTF-8)."}}}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation
 
@@ -105,6 +114,44 @@ KEY_PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+# -- exports and statements (issue 10, branch exports) ---------------------------------------
+RANGE = [{"name": name, "in": "query", "required": False, "description": text,
+          "schema": {"type": "string", "format": "date", "pattern": schemas.DAY["pattern"],
+                     "example": schemas.DAY["example"]}}
+         for name, text in (("from", "The first calendar day (YYYY-MM-DD) in the account's "
+                                     "time zone, included"),
+                            ("to", "The last calendar day, included; from > to is 422"))]
+FORMAT = {"name": "format", "in": "query", "required": False,
+          "schema": {"type": "string", "enum": ["csv", "json"], "default": "csv"},
+          "description": "csv: RFC 4180, UTF-8, a header row of the JSON field names (lists "
+                         "and objects as compact JSON cells, null empty); json: one array"}
+EXPORT_SCHEMAS = ("StatementMovement", "Statement")
+
+
+def _export(summary: str, row: str) -> dict[str, Any]:
+    operation = _op(summary, (200, None), tag="exports", errors=(422, 503),
+                    params=[FORMAT, *RANGE])
+    operation["responses"]["200"]["content"] = {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "array", "items": {
+            "$ref": f"#/components/schemas/{row}"}}}}
+    return operation
+
+
+EXPORT_PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/transactions/export": {"get": _export(
+        "Every credit movement of the range, oldest first, streamed (a file)",
+        "TransactionView")},
+    "/api/v1/tasks/export": {"get": _export(
+        "Every prediction submitted in the range, oldest first, streamed (a file)",
+        "TaskView")},
+    "/api/v1/statement": {"get": _op(
+        "Opening balance, the movements with the balance after each, totals, closing "
+        "balance; from defaults to the day the account opened, to to today",
+        (200, "Statement"), tag="exports", errors=(422, 503), params=RANGE)},
+}
+
+
 def build_openapi() -> dict[str, Any]:
     spec = APISpec(title="ML Cabinet API", version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
@@ -121,6 +168,10 @@ def build_openapi() -> dict[str, Any]:
                  "KeyList", "SecurityEventView", "SecurityEventPage",
                  "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult"):
         spec.components.schema(name, schema=getattr(schemas, name))
+    for name in EXPORT_SCHEMAS:
+        spec.components.schema(name, schema=getattr(schemas, name))
+    for name in admin_schemas.SCHEMAS:  # the operator console (web/admin_schemas.py)
+        spec.components.schema(name, schema=getattr(admin_schemas, name))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _op("Liveness", (200, "Health"), tag="service", auth=False)},
         "/api/v1/auth/register": {"post": _op(
@@ -178,6 +229,8 @@ def build_openapi() -> dict[str, Any]:
             "Your events with Merkle proofs against a signed checkpoint (a file to keep)",
             (200, "StatementProof"), tag="ledger", errors=(503,))},
         **KEY_PATHS,
+        **EXPORT_PATHS,
+        **admin_schemas.paths(_op, PAGE, IDEMPOTENCY),
     }
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

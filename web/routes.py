@@ -6,7 +6,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, key_pages, limit_pages, metrics, pages
+from web import (
+    admin_api,
+    admin_pages,
+    api,
+    exports,
+    key_pages,
+    limit_pages,
+    metrics,
+    pages,
+    statement_pages,
+)
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -38,6 +48,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_get(f"{v1}/models", api.models, name="api_models")
     router.add_post(f"{v1}/predict", api.predict, name="api_predict")
     router.add_get(f"{v1}/tasks", api.tasks, name="api_tasks")
+    # Before tasks/{task_id}, which would otherwise take "export" for a task id.
+    router.add_get(f"{v1}/tasks/export", exports.tasks_export, name="api_tasks_export")
     router.add_get(f"{v1}/tasks/{{task_id}}", api.task, name="api_task")
     router.add_get(f"{v1}/ledger/public-key", api.public_key, name="api_public_key")
     router.add_get(f"{v1}/ledger/checkpoints/latest", api.latest_checkpoint,
@@ -65,5 +77,33 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
     router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
     router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")
+    # Exports and statements (issue 10, branch exports): web/exports.py, web/statement_pages.py
+    router.add_get(f"{v1}/transactions/export", exports.transactions_export,
+                   name="api_transactions_export")
+    router.add_get(f"{v1}/statement", exports.statement, name="api_statement")
+    router.add_get("/cabinet/statement/print", statement_pages.statement_page,
+                   name="cabinet_statement_print")
+
+    # The operator console (issue 13): the API answers 403 to non-operators, the pages 404.
+    admin = f"{v1}/admin"
+    router.add_get(f"{admin}/users", admin_api.users, name="api_admin_users")
+    router.add_get(f"{admin}/users/{{user_id}}", admin_api.user, name="api_admin_user")
+    router.add_post(f"{admin}/users/{{user_id}}/adjustments", admin_api.adjust,
+                    name="api_admin_adjust")
+    router.add_post(f"{admin}/users/{{user_id}}/suspend", admin_api.suspend,
+                    name="api_admin_suspend")
+    router.add_post(f"{admin}/users/{{user_id}}/resume", admin_api.resume,
+                    name="api_admin_resume")
+    router.add_get(f"{admin}/ledger", admin_api.ledger, name="api_admin_ledger")
+    router.add_get(f"{admin}/actions", admin_api.actions, name="api_admin_actions")
+    router.add_get("/admin", admin_pages.users_page, name="admin_users")
+    router.add_get("/admin/users/{user_id}", admin_pages.user_page, name="admin_user")
+    router.add_post("/admin/users/{user_id}/adjustments", admin_pages.adjust,
+                    name="admin_adjust")
+    router.add_post("/admin/users/{user_id}/suspend", admin_pages.suspend,
+                    name="admin_suspend")
+    router.add_post("/admin/users/{user_id}/resume", admin_pages.resume, name="admin_resume")
+    router.add_get("/admin/ledger", admin_pages.ledger_page, name="admin_ledger")
+    router.add_get("/admin/actions", admin_pages.actions_page, name="admin_actions")
     router.add_get("/readyz", metrics.ready, name="ready")
     router.add_get("/metrics", metrics.metrics_page, name="metrics")

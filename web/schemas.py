@@ -11,11 +11,13 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 import ledger
 from ledger import BalanceView, IssuedToken, Profile, TopUpOutcome
 from ledger.account import MAX_BALANCE_CREDITS, MAX_TOP_UP_CREDITS, MIN_TOP_UP_CREDITS
+from ledger.credentials import InvalidInput
 from ledger.keys import MAX_EXPIRES_IN_DAYS
 from ledger.keys import MAX_NAME as MAX_KEY_NAME
 from ledger.keys import SCOPES as KEY_SCOPES
 from ledger.limits import MAX_LIMIT_CREDITS, MAX_TIME_ZONE_LENGTH
-from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from ledger.usernames import MAX_CHARS, MIN_CHARS, RULE, normalize_username
+from ledger.users import MAX_PASSWORD, MIN_PASSWORD
 from ml import Prediction
 from web.public_ids import PublicIds
 
@@ -37,11 +39,21 @@ class StrictInteger(fields.Integer):
 
 # -- requests ------------------------------------------------------------------------------
 
+def _username(value: str) -> None:
+    try:
+        normalize_username(value)
+    except InvalidInput as error:
+        raise ValidationError(str(error)) from None
+
+
 class RegisterRequest(Schema):
-    # Python's \Z is not ECMA-262: the document gets a pattern every OpenAPI client can run.
-    username = fields.String(required=True, validate=validate.Regexp(
-        USERNAME_RE.pattern + r"\Z", error="3–32 letters, digits, '_', '.' or '-'"),
-        metadata={"pattern": f"^{USERNAME_RE.pattern}$"})
+    # Letters of any one alphabet: no regex every OpenAPI client runs says that, so the
+    # document gives the lengths and the rule in words.
+    username = fields.String(required=True, validate=_username, metadata={
+        "minLength": MIN_CHARS, "maxLength": MAX_CHARS, "example": "иван_петров",
+        "description": f"{RULE}; NFKC-normalized. Names that differ only in case or by "
+                       "look-alike letters (Latin a, Cyrillic а) are the same name. "
+                       "Invisible characters and mixed alphabets are refused."})
     password = fields.String(required=True, validate=validate.Length(MIN_PASSWORD, MAX_PASSWORD))
 
 
@@ -137,7 +149,8 @@ class Token(Schema):
 
 class TransactionView(Schema):
     id = fields.String(required=True, metadata=TRANSACTION_ID)
-    kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge"]))
+    kind = fields.String(required=True,
+                         validate=validate.OneOf(["top_up", "charge", "adjustment"]))
     amount = fields.Integer(required=True)
     balance_after = fields.Integer(required=True)
     description = fields.String(required=True)
@@ -488,3 +501,59 @@ def limits_json(view: ledger.LimitsView) -> dict[str, Any]:
     return {"time_zone": view.time_zone, "daily_credits": view.daily.limit_credits,
             "monthly_credits": view.monthly.limit_credits,
             "day": period_json(view.daily), "month": period_json(view.monthly)}
+
+
+# -- exports and statements (issue 10, branch exports) ---------------------------------------
+
+DAY = {"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "example": "2026-12-01"}
+
+
+class RangeQuery(Schema):
+    """A range of the account's calendar days (its time zone), both ends included."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    from_ = fields.String(data_key="from", validate=validate.Regexp(
+        DAY["pattern"], error="a date as YYYY-MM-DD"), metadata=DAY)
+    to = fields.String(validate=validate.Regexp(DAY["pattern"], error="a date as YYYY-MM-DD"),
+                       metadata=DAY)
+
+
+class ExportQuery(RangeQuery):
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "json"]))
+
+
+class StatementMovement(Schema):
+    id = fields.String(required=True, metadata=TRANSACTION_ID)
+    time = fields.String(required=True, metadata={"description": "UTC, ISO 8601"})
+    kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge"]))
+    description = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "credits; a charge is "
+                                                     "negative"})
+    balance_after = fields.Integer(required=True)
+    task_id = fields.String(required=True, allow_none=True, metadata=TASK_ID)
+
+
+class Statement(Schema):
+    from_ = fields.String(required=True, data_key="from", metadata=DAY)
+    to = fields.String(required=True, metadata=DAY)
+    time_zone = fields.String(required=True, metadata={
+        "description": "whose calendar days `from` and `to` are"})
+    opening_balance = fields.Integer(required=True, metadata={
+        "description": "the balance before the first day"})
+    movements = fields.List(fields.Nested(StatementMovement), required=True, metadata={
+        "description": "oldest first"})
+    total_in = fields.Integer(required=True)
+    total_out = fields.Integer(required=True, metadata={
+        "description": "credits charged, as a positive number"})
+    closing_balance = fields.Integer(required=True, metadata={
+        "description": "opening_balance + total_in - total_out: the balance after the last "
+                       "day (the live balance when `to` is today)"})
+
+
+def movement_json(t: ledger.TransactionView, ids: PublicIds) -> dict[str, Any]:
+    return {"id": ids.transaction(t.id), "time": t.created_at, "kind": t.kind,
+            "description": t.description, "amount": t.amount_credits,
+            "balance_after": t.balance_after_credits,
+            "task_id": None if t.task_id is None else ids.task(t.task_id)}

@@ -16,7 +16,7 @@ from test_api_verifier import tamper_with_a_deposit
 
 from web.app import create_app
 from web.config import Config
-from web.keys import STORE, VERIFIER
+from web.keys import ADMIN, STORE, VERIFIER
 
 TOKEN = "operators-only-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -177,3 +177,25 @@ async def test_not_ready_when_the_store_is_closed(config: Config,
     reply = await client.get("/readyz")
     assert reply.status == 503 and (await reply.json())["status"] == "store_unavailable"
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_operator_adjustments_are_counted_and_kept_across_a_restart(
+        config: Config, aiohttp_client: ClientFactory) -> None:
+    metered = dataclasses.replace(config, metrics_token=TOKEN)
+    client = await aiohttp_client(create_app(metered))
+    user = await api_signup(client, "alice", top_up=100)
+    olga = await api_signup(client, "olga")
+    assert await client.app[ADMIN].set_role("olga", True, "test")
+    for amount, key in ((25, "a1"), (-10, "a2"), (25, "a1")):  # the last one is a replay
+        adjusted = await client.post(f"/api/v1/admin/users/{user.id}/adjustments",
+                                     json={"amount_credits": amount, "reason": "goodwill"},
+                                     headers={**olga.auth, "Idempotency-Key": key})
+        assert adjusted.status in (200, 201), await adjusted.text()
+    for scraped in (await scrape(client), None):
+        if scraped is None:  # the same numbers from the ledger after a restart
+            await client.close()
+            scraped = await scrape(await aiohttp_client(create_app(metered)))
+        assert one(scraped, "mlc_adjustments_total", direction="credit") == 1
+        assert one(scraped, "mlc_adjustments_total", direction="debit") == 1
+        assert one(scraped, "mlc_credits_adjusted_total", direction="credit") == 25
+        assert one(scraped, "mlc_credits_adjusted_total", direction="debit") == 10
