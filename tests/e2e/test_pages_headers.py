@@ -17,6 +17,7 @@ from cabinet_http import PASSWORD, api_signup, submit
 
 from web.app import create_app
 from web.config import Config
+from web.keys import ADMIN
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 SECURITY = {
@@ -48,8 +49,9 @@ async def every_page(client: TestClient[Any, Any]) -> list[str]:
     assert signed_in.status == 303
     key = await client.post("/api/v1/keys", headers=user.auth,
                             json={"name": "k", "scope": "read"})
+    assert await client.app[ADMIN].set_role("ada", True, "test")  # the /admin pages too
     ids = {"task_id": str((await done.json())["task"]["id"]),
-           "key_id": str((await key.json())["id"])}
+           "key_id": str((await key.json())["id"]), "user_id": str(user.id)}
     pages = []
     for resource in client.app.router.resources():
         info = resource.get_info()
