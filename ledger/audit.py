@@ -39,6 +39,8 @@ from ledger.store import is_database_url
 KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks": "id",
         "postings": "position", "api_keys": "position", "account_settings": "user_id",
         "spend": "user_id", "spend_holds": "task_id"}
+KEYS.update({"usage_slots": "user_id", "usage_days": "user_id", "usage_tasks": "task_id",
+             "usage_zones": "user_id"})
 
 
 @dataclass

@@ -209,6 +209,7 @@ class TasksProjector:
 
 def ledger_projectors() -> list[Projector]:
     from ledger.spend import SpendProjector  # it folds the same events, in its own module
+    from ledger.usage import UsageProjector
 
     return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector(),
-            SpendProjector()]
+            SpendProjector(), UsageProjector()]
