@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from ledger import (
 from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
-from web import middlewares
+from web import i18n, middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
 from web.devices import DeviceCookies
@@ -163,7 +163,7 @@ async def check_log(store: SqlEventStore) -> StartupCheck:
 async def page_context(request: web.Request) -> dict[str, Any]:
     # aiohttp-jinja2 runs this for every request; only pages need a user and a CSRF token.
     if request.path.startswith(("/api/", "/static/", "/healthz")):
-        return {}
+        return {"lang": i18n.request_language(request)}
     user_id = await page_user(request)
     user = None
     if user_id is not None:
@@ -172,29 +172,15 @@ async def page_context(request: web.Request) -> dict[str, Any]:
             user = {"id": user_id, "username": profile.username}
         except AccountNotFound:  # a session that outlived its account shows as signed out
             pass
-    return {"current_user": user, "csrf_token": await csrf_token(request)}
-
-
-def credits(amount: int | None) -> str:
-    return "—" if amount is None else f"{amount:,}"
-
-
-def when(iso: str | None) -> str:
-    """'2026-11-26T19:52:09.257964+00:00' → '2026-11-26 19:52:09 UTC'."""
-    if not iso:
-        return "—"
-    try:
-        moment = datetime.fromisoformat(iso).astimezone(UTC)
-    except ValueError:
-        return iso
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return {"current_user": user, "csrf_token": await csrf_token(request),
+            "lang": i18n.request_language(request)}
 
 
 def create_app(config: Config | None = None, models: MLModelManager | None = None
                ) -> web.Application:
     config = config or Config.from_env()
     app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[middlewares.request_id, middlewares.errors,
+                          middlewares=[middlewares.request_id, i18n.language, middlewares.errors,
                                        middlewares.read_only_when_damaged])
     app[CONFIG] = config
     # The code models and every manifest in the models folder; a bad manifest raises
@@ -221,8 +207,7 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
         context_processors=[aiohttp_jinja2.request_processor, page_context])
-    env.filters["credits"] = credits
-    env.filters["when"] = when
+    i18n.install(env)  # _(), ngettext() and the locale-aware credits/when filters
     app.on_response_prepare.append(middlewares.add_headers)
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(sealing_ctx)  # signed checkpoints (web/sealing.py)
