@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, key_pages, limit_pages, pages
+from web import api, key_pages, limit_pages, pages, usage_pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -64,3 +64,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
     router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
     router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")
+    router.add_get(f"{v1}/usage", usage_pages.usage, name="api_usage")
+    router.add_get("/cabinet/usage", usage_pages.usage_page, name="cabinet_usage")

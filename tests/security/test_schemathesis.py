@@ -54,6 +54,8 @@ TIME_ZONE_ACCEPTS = ["2xx", "401", "403", "422"]
 # A cursor of the tsk_/txn_ shape that the server never issued (it does not decode under the
 # server's key, as a forged or garbled one would not) is refused (422).
 CURSOR_ACCEPTS = ["2xx", "401", "422"]
+# Two schema-valid dates may be in the wrong order or more than 366 days apart (422).
+USAGE_ACCEPTS = ["2xx", "401", "422"]
 
 
 class LiveServer:
@@ -144,6 +146,8 @@ def fuzz_config(peers: Path) -> SchemathesisConfig:
                 "positive_data_acceptance": {"expected-statuses": CURSOR_ACCEPTS}}},
             {"include-name": "GET /api/v1/transactions", "checks": {
                 "positive_data_acceptance": {"expected-statuses": CURSOR_ACCEPTS}}},
+            {"include-name": "GET /api/v1/usage", "checks": {
+                "positive_data_acceptance": {"expected-statuses": USAGE_ACCEPTS}}},
         ],
     })
 
