@@ -54,8 +54,9 @@ def parse_range(query: Mapping[str, str], today: date, tr: Translator) -> tuple[
     if first > last:
         raise BadRange({"from": [tr("The first day must not be after the last day.")]})
     if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise BadRange({"to": [tr("A range is at most %(days)s days long.",
-                                  days=MAX_RANGE_DAYS)]})
+        raise BadRange({"to": [tr.ngettext("A range is at most %(num)s day long.",
+                                           "A range is at most %(num)s days long.",
+                                           MAX_RANGE_DAYS)]})
     return first, last, group_by
 
 
