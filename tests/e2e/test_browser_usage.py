@@ -34,14 +34,20 @@ INKED = """canvas => {
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def chromium() -> Path:
+    """Debian's chromium; only a developer's machine may go without it."""
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing, and CI must run the browser test")
         pytest.skip(f"{CHROMIUM} is missing (outside CI)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM),
+        launched = await playwright.chromium.launch(executable_path=str(chromium),
                                                     args=CHROMIUM_ARGS)
         try:
             yield launched

@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 V1_LEDGER = REPO / "tests" / "data" / "v1_ledger.db"
 
 
+def run_audit(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ledger", "audit", "--db", str(path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+
+
 async def test_an_old_database_rebuilds_usage_from_its_log_and_serves_it(
         aiohttp_client: Any, tmp_path: Path) -> None:
     copy = tmp_path / "v1.db"
@@ -41,6 +46,5 @@ async def test_an_old_database_rebuilds_usage_from_its_log_and_serves_it(
     assert sum(row["credits"] for row in by_model["data"]) == 8
     await client.close()
 
-    audit = subprocess.run([sys.executable, "-m", "ledger", "audit", "--db", str(copy)],
-                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    audit = run_audit(copy)
     assert audit.returncode == 0 and "AUDIT PASSED" in audit.stdout, audit.stdout + audit.stderr
