@@ -80,7 +80,8 @@ class UsageProjector:
     CREATE TABLE IF NOT EXISTS usage_tasks (
         task_id  INTEGER PRIMARY KEY,
         user_id  INTEGER NOT NULL,
-        model_id INTEGER NOT NULL
+        model_id INTEGER NOT NULL,
+        items    INTEGER NOT NULL
     );
     CREATE TABLE IF NOT EXISTS usage_zones (
         user_id   INTEGER PRIMARY KEY,
@@ -97,16 +98,16 @@ class UsageProjector:
                              (event.time_zone, event.user_id))
             await _refold_days(db, event.user_id, event.time_zone)
         elif isinstance(event, TaskSubmitted):
-            await db.execute("INSERT INTO usage_tasks VALUES (?, ?, ?)",
-                             (event.task_id, event.user_id, event.model_id))
+            await db.execute("INSERT INTO usage_tasks VALUES (?, ?, ?, ?)",
+                             (event.task_id, event.user_id, event.model_id,
+                              len(event.input_data)))
         elif isinstance(event, HoldSettled):
-            model = await _model_of(db, event.task_id)
-            await _add(db, event.user_id, at, model, (1, 0, event.amount_credits))
+            model, items = await _task(db, event.task_id)
+            await _add(db, event.user_id, at, model, (1, items, event.amount_credits))
         elif isinstance(event, TaskCompleted):
-            # Appended with its HoldSettled, so at the same instant: the same slot and day.
-            model = await _model_of(db, event.task_id)
-            items = len(event.output_data) - len(event.unpredictable)
-            await _add(db, event.user_id, at, model, (0, items, 0))
+            if event.unpredictable:  # rows the model could not predict were not charged
+                model, _ = await _task(db, event.task_id)
+                await _take_items(db, event.user_id, at, model, len(event.unpredictable))
             await db.execute("DELETE FROM usage_tasks WHERE task_id = ?", (event.task_id,))
         elif isinstance(event, TaskFailed | HoldReleased):
             await db.execute("DELETE FROM usage_tasks WHERE task_id = ?", (event.task_id,))
@@ -114,10 +115,12 @@ class UsageProjector:
             await _add(db, event.user_id, at, NO_MODEL, (0, 0, event.amount_credits))
 
 
-async def _model_of(db: SqlDatabase, task_id: int) -> int:
-    row = await db.fetchone("SELECT model_id FROM usage_tasks WHERE task_id = ?", (task_id,))
+async def _task(db: SqlDatabase, task_id: int) -> tuple[int, int]:
+    """The task's model and its valid rows, as submitted."""
+    row = await db.fetchone("SELECT model_id, items FROM usage_tasks WHERE task_id = ?",
+                            (task_id,))
     assert row is not None, f"task {task_id} was charged but never submitted"
-    return int(row["model_id"])
+    return int(row["model_id"]), int(row["items"])
 
 
 @functools.lru_cache(maxsize=64)
@@ -145,13 +148,23 @@ async def _upsert(db: SqlDatabase, table: str, key: str, values: tuple[int, ...]
 
 async def _add(db: SqlDatabase, user_id: int, at: datetime, model_id: int,
                counts: tuple[int, int, int]) -> None:
-    zone_row = await db.fetchone("SELECT time_zone FROM usage_zones WHERE user_id = ?",
-                                 (user_id,))
-    time_zone = str(zone_row["time_zone"]) if zone_row else "UTC"
+    time_zone = await time_zone_of(db, user_id)
     await _upsert(db, "usage_slots", "user_id, slot, model_id",
                   (user_id, limits.slot_of(at), model_id, *counts))
     await _upsert(db, "usage_days", "user_id, day, model_id",
                   (user_id, day_number(at, time_zone), model_id, *counts))
+
+
+async def _take_items(db: SqlDatabase, user_id: int, at: datetime, model_id: int,
+                      items: int) -> None:
+    """Appended with its HoldSettled, so at the same instant: the rows it added to exist."""
+    time_zone = await time_zone_of(db, user_id)
+    await db.execute("UPDATE usage_slots SET items = items - ? "
+                     "WHERE user_id = ? AND slot = ? AND model_id = ?",
+                     (items, user_id, limits.slot_of(at), model_id))
+    await db.execute("UPDATE usage_days SET items = items - ? "
+                     "WHERE user_id = ? AND day = ? AND model_id = ?",
+                     (items, user_id, day_number(at, time_zone), model_id))
 
 
 async def _refold_days(db: SqlDatabase, user_id: int, time_zone: str) -> None:

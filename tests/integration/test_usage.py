@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pgcluster import PgCluster
 
-from ledger import LedgerService, Passwords, UserService, ledger_store_at
+from ledger import LedgerService, Operation, Passwords, TaskDraft, UserService, ledger_store_at
 from ledger.audit import audit
 from ledger.usage import UsageReport
 from ml import MLModelManager, MLService, default_models
@@ -180,6 +180,25 @@ def test_a_zone_change_moves_past_charges_to_the_days_they_read_as_now(world: Wo
     assert world.run(world.ledger.today(user_id)) == date(2026, 12, 1)
     world.run(world.ledger.set_time_zone(user_id, "Asia/Kolkata"))
     assert world.run(world.ledger.today(user_id)) == date(2026, 12, 2)
+
+
+def test_rows_the_model_could_not_predict_are_neither_charged_nor_counted(
+        world: World) -> None:
+    user_id = world.run(world.users.register("una", "correct horse")).id
+    world.run(world.ledger.top_up(user_id, 100))
+    draft = TaskDraft(model_id=1, input_data=[1, 2, 3], input_indexes=[0, 1, 2], invalid=[],
+                      cost_credits=3)
+    ticket = world.run(world.ledger.submit_task(user_id, draft, Operation(
+        user_id=user_id, operation_id="op-1", kind="predict", fingerprint="f")))
+    world.run(world.ledger.complete_task(
+        user_id, ticket.task_id, [2.0, None, None], "2 rows unpredictable", cost_credits=1,
+        unpredictable=[{"index": 1, "error": "no answer"}, {"index": 2, "error": "no answer"}]))
+    day = STARTS[0].date()
+    report = world.run(world.ledger.usage(user_id, day, day, "model"))
+    assert [(r.model_id, r.predictions, r.items, r.credits) for r in report.rows] == [
+        (1, 1, 1, 1)]
+    want = world.run(expected(world.ledger, user_id, day, day, "UTC"))
+    assert want[("model", 1)] == (1, 1, 1)
 
 
 def test_the_usage_tables_are_equal_to_a_replay_of_the_log(tmp_path: Path) -> None:
