@@ -98,6 +98,12 @@ def _shown_day(day: date, lang: str) -> str:
     return format_date(day, DATE_PATTERNS.get(lang, DATE_PATTERNS["en"]), locale=lang)
 
 
+def _model_name(model_id: int | None, names: Mapping[int, str], tr: Translator) -> str:
+    if model_id is None:
+        return tr("Direct charges")
+    return names.get(model_id) or tr("Model %(id)s", id=model_id)
+
+
 async def usage_page(request: web.Request) -> web.Response:
     user_id = await page_user(request)
     if user_id is None:
@@ -106,7 +112,7 @@ async def usage_page(request: web.Request) -> web.Response:
     today = await ledger.today(user_id)
     status, field_errors = 200, {}
     # An empty field of the form is its default; the API refuses one (see _day).
-    query = {k: v.strip() for k in ("from", "to") if (v := request.query.get(k, "").strip())}
+    query = {k: v for k in ("from", "to") if (v := request.query.get(k, "").strip())}
     try:
         first, last, _ = parse_range(query, today, tr)
     except BadRange as exc:  # the form again with its reasons, and this month meanwhile
@@ -115,11 +121,9 @@ async def usage_page(request: web.Request) -> web.Response:
     by_day = await ledger.usage(user_id, first, last, "day")
     by_model = await ledger.usage(user_id, first, last, "model")
     month = await ledger.usage(user_id, today.replace(day=1), today, "day")
-    names = model_names(request)
-    days = [{"date": str(r.day), "shown": _shown_day(r.day, tr.lang), **_counts(r)}  # type: ignore[arg-type]
-            for r in by_day.rows]
-    models = [{"name": tr("Direct charges") if r.model_id is None else
-               names.get(r.model_id, tr("Model %(id)s", id=r.model_id)), **_counts(r)}
+    days = [{"date": str(r.day), "shown": _shown_day(r.day, tr.lang), **_counts(r)}
+            for r in by_day.rows if r.day is not None]
+    models = [{"name": _model_name(r.model_id, model_names(request), tr), **_counts(r)}
               for r in by_model.rows]
     chart = {"dates": [d["date"] for d in days], "labels": [d["shown"] for d in days],
              "credits": [d["credits"] for d in days], "series": tr("Credits charged")}

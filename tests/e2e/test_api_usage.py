@@ -80,3 +80,12 @@ async def test_a_bad_range_is_a_422_problem_naming_the_field(
 
 async def test_usage_needs_a_token(client: Client, database_url: str | None) -> None:
     await expect_problem(await client.get("/api/v1/usage"), 401, "unauthorized")
+
+
+async def test_the_reasons_follow_accept_language_and_the_code_does_not(
+        client: Client, database_url: str | None) -> None:
+    alice = await api_signup(client, "alice")
+    response = await client.get("/api/v1/usage", params={"from": "2026-12-05", "to": "2026-12-01"},
+                                headers={**alice.auth, "Accept-Language": "ru"})
+    body = await expect_problem(response, 422, "validation_error")
+    assert body["errors"] == {"from": ["Первый день не может быть позже последнего."]}
