@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -42,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from events.hashing import GENESIS_HASH
 from events.sql_log import row_from_db
 from ledger import LedgerService, TaskDraft, ledger_store
+from ledger.audit_fast import payload
 from ledger.control import Operation
 from web.app import check_log
 
@@ -114,10 +117,20 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_audit(path: Path, jobs: int | None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KB, children included, sampled every 50 ms), verdict."""
+def children_cpu_s() -> float:
+    """CPU seconds (user + sys) of every child reaped so far, and of the children they
+    reaped (an audit's worker processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_audit(path: Path, jobs: int | None) -> tuple[float, int, str, float]:
+    """Wall seconds, peak RSS (KB, children included, sampled every 50 ms), verdict, and CPU
+    seconds (workers included): on a machine shared with other work, the CPU is the figure
+    the load changes least."""
     command = [PYTHON, "-m", "ledger", "audit", "--db", str(path), "--quiet"]
     command += ["--jobs", str(jobs)] if jobs else []
+    cpu_before = children_cpu_s()
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -128,7 +141,8 @@ def run_audit(path: Path, jobs: int | None) -> tuple[float, int, str]:
     elapsed = time.perf_counter() - started
     out = proc.stdout.read() if proc.stdout else ""
     passed = proc.returncode == 0 and "AUDIT PASSED" in out
-    return elapsed, peak, "passed" if passed else f"FAILED ({proc.returncode}): {out[-400:]}"
+    return (elapsed, peak, "passed" if passed else f"FAILED ({proc.returncode}): {out[-400:]}",
+            children_cpu_s() - cpu_before)
 
 
 async def startup_check(path: Path) -> tuple[float, int]:
@@ -166,6 +180,20 @@ def hash_floor(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def hash_floor_fast(path: Path) -> float:
+    """The same hashes, written as the audit writes them (orjson where it gives
+    canonical_json's bytes, ledger.audit_fast.payload), over plain tuples: what the audit's
+    own hashing costs, with nothing else."""
+    started = time.perf_counter()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        previous = GENESIS_HASH
+        for row in conn.execute("SELECT position, stream_id, version, type_name, schema_version,"
+                                " data, metadata, recorded_at, hash FROM events ORDER BY position"):
+            assert hashlib.sha256(payload(previous, row)).hexdigest() == row[8], row[0]
+            previous = row[8]
+    return time.perf_counter() - started
+
+
 def cached_log(events: int) -> tuple[Path, int, float]:
     """The built log for this size, built now if it is not in the cache."""
     CACHE.mkdir(exist_ok=True)
@@ -188,6 +216,7 @@ LABELS = {
     "check_log": "start-up check alone (check_log, verified before)",
     "first_start": "first start-up check of a never-verified file",
     "floor": "hashes only, plain sqlite3, one process (floor)",
+    "floor_fast": "the same hashes as the audit writes them (orjson), one process",
 }
 
 
@@ -204,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     cached, events, size_mb = cached_log(args.events)
     timings: dict[str, list[float]] = {name: [] for name in LABELS}
     rss: dict[str, list[int]] = {"audit": [], "audit_jobs1": []}
+    cpu: dict[str, list[float]] = {"audit": [], "audit_jobs1": [], "floor": [], "floor_fast": []}
     verdicts, rows_read = [], []
     with tempfile.TemporaryDirectory(prefix="mlc-audit-bench-") as scratch:
         path = Path(scratch) / "audit.db"
@@ -212,15 +242,19 @@ def main(argv: list[str] | None = None) -> int:
             first_s, _ = asyncio.run(startup_check(path))
             timings["first_start"].append(first_s)
             for name, jobs in (("audit", args.jobs), ("audit_jobs1", 1)):
-                seconds, peak_kb, verdict = run_audit(path, jobs)
+                seconds, peak_kb, verdict, cpu_s = run_audit(path, jobs)
                 timings[name].append(seconds)
+                cpu[name].append(cpu_s)
                 rss[name].append(peak_kb)
                 verdicts.append(verdict)
             check_s, read = asyncio.run(startup_check(path))
             timings["check_log"].append(check_s)
             rows_read.append(read)
             timings["serving"].append(time_to_serving(path, Path(scratch)))
-            timings["floor"].append(hash_floor(path))
+            for name, floor_of in (("floor", hash_floor), ("floor_fast", hash_floor_fast)):
+                cpu_before = time.process_time()
+                timings[name].append(floor_of(path))
+                cpu[name].append(time.process_time() - cpu_before)
             print(f"  round {number + 1}: " + "; ".join(
                 f"{name} {timings[name][-1]:.2f} s" for name in LABELS)
                 + f"; audit peak RSS {rss['audit'][-1] / 1024:.0f} MB"
@@ -238,6 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         summary[name] = {"seconds": asdict(seconds), "to_floor": asdict(ratio)}
     print()
     print(table(["step", "time, median (min–max)", "÷ floor, same round"], rows))
+    cpu_rows = []
+    for name, values in cpu.items():
+        ratio = Spread.of([c / f for c, f in zip(values, cpu["floor"], strict=True)])
+        cpu_rows.append([LABELS[name], Spread.of(values).show(2, " s"), ratio.show(2, "×")])
+        summary[name]["cpu_seconds"] = asdict(Spread.of(values))
+        summary[name]["cpu_to_floor_cpu"] = asdict(ratio)
+    print()
+    print(table(["step", "CPU (user+sys, workers included)", "÷ floor's CPU, same round"],
+                cpu_rows))
     print(f"\nfloor median {floor:.2f} s; audit peak RSS (children included): "
           + "; ".join(f"{k} {max(v) / 1024:.0f} MB" for k, v in rss.items()))
     passed = all(v == "passed" for v in verdicts)

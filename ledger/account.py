@@ -11,14 +11,27 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from events import Event
-from ledger.errors import BalanceLimitExceeded, InsufficientCredits, InvalidAmount, UnknownHold
+from ledger.credentials import InvalidInput
+from ledger.errors import (
+    AdjustmentBelowZero,
+    BalanceLimitExceeded,
+    InsufficientCredits,
+    InvalidAmount,
+    SuspendedAccount,
+    SuspensionConflict,
+    UnknownHold,
+)
 from ledger.events import (
     AccountOpened,
+    AccountResumed,
+    AccountSuspended,
+    CreditsAdjusted,
     CreditsDeposited,
     CreditsHeld,
     CreditsWithdrawn,
     HoldReleased,
     HoldSettled,
+    TaskFailed,
     TaskRejected,
     TaskSubmitted,
 )
@@ -37,6 +50,7 @@ class Account:
     balance_credits: int = 0
     held_credits: int = 0
     open_holds: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    suspended: bool = False
 
     @property
     def available_credits(self) -> int:
@@ -58,6 +72,10 @@ def evolve(account: Account | None, event: Event) -> Account:
         account = replace(account, balance_credits=account.balance_credits + event.amount_credits)
     elif isinstance(event, CreditsWithdrawn):
         account = replace(account, balance_credits=account.balance_credits - event.amount_credits)
+    elif isinstance(event, CreditsAdjusted):
+        account = replace(account, balance_credits=account.balance_credits + event.amount_credits)
+    elif isinstance(event, AccountSuspended | AccountResumed):
+        account = replace(account, suspended=isinstance(event, AccountSuspended))
     elif isinstance(event, CreditsHeld):
         holds = {**account.open_holds, event.task_id: event.amount_credits}
         account = replace(account, held_credits=account.held_credits + event.amount_credits,
@@ -113,6 +131,8 @@ def submit_task(account: Account, submitted: TaskSubmitted, owner: str,
     """
     assert submitted.user_id == account.user_id
     assert submitted.cost_credits >= 0
+    if account.suspended:  # a request authenticated a moment before the suspension
+        raise SuspendedAccount(f"account {account.user_id} is suspended")
     available = account.available_credits
     if available <= 0 or available < submitted.cost_credits:
         raise InsufficientCredits(available, submitted.cost_credits)
@@ -158,3 +178,55 @@ def _hold(account: Account, task_id: int) -> int:
 def release(account: Account, task_id: int, reason: str) -> HoldReleased:
     return HoldReleased(user_id=account.user_id, task_id=task_id,
                         amount_credits=_hold(account, task_id), reason=reason)
+
+
+# An adjustment corrects mistakes; a bigger move is a top-up or a question for the books.
+MAX_ADJUSTMENT_CREDITS = MAX_TOP_UP_CREDITS
+MAX_REASON_CHARS = 500
+
+
+def adjust(account: Account, amount_credits: int, reason: str,
+           operator_id: int) -> list[Event]:
+    """An operator's credit (positive) or debit (negative). A debit never takes the
+    available balance (what is not held) below zero: held credits belong to running tasks."""
+    if type(amount_credits) is not int or amount_credits == 0 or (
+            abs(amount_credits) > MAX_ADJUSTMENT_CREDITS):
+        raise InvalidAmount(f"an adjustment is a whole number of credits, not 0, from "
+                            f"-{MAX_ADJUSTMENT_CREDITS:,} to {MAX_ADJUSTMENT_CREDITS:,}")
+    check_reason(reason)
+    if amount_credits < 0 and account.available_credits < -amount_credits:
+        raise AdjustmentBelowZero(account.available_credits, -amount_credits)
+    if account.balance_credits + amount_credits > MAX_BALANCE_CREDITS:
+        raise BalanceLimitExceeded(f"a balance cannot exceed {MAX_BALANCE_CREDITS:,} credits")
+    return [CreditsAdjusted(user_id=account.user_id, amount_credits=amount_credits,
+                            reason=reason.strip(), operator_id=operator_id)]
+
+
+def check_reason(reason: str) -> None:
+    """Printable text, 1 to MAX_REASON_CHARS characters, not only spaces."""
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or not reason.strip() or (
+            any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) < 0xE000 for c in reason)):
+        raise InvalidInput("reason", f"a reason is required: 1 to {MAX_REASON_CHARS} "
+                                     "characters")
+
+
+def suspend(account: Account, reason: str, operator_id: int) -> list[Event]:
+    """Suspend, releasing every open hold uncharged in the same append."""
+    check_reason(reason)
+    if account.suspended:
+        raise SuspensionConflict(f"account {account.user_id} is already suspended")
+    new: list[Event] = [AccountSuspended(user_id=account.user_id, reason=reason.strip(),
+                                         operator_id=operator_id)]
+    for task_id in sorted(account.open_holds):
+        new += [release(account, task_id, "account suspended"),
+                TaskFailed(user_id=account.user_id, task_id=task_id,
+                           error="the account was suspended while the task ran")]
+    return new
+
+
+def resume(account: Account, reason: str, operator_id: int) -> list[Event]:
+    check_reason(reason)
+    if not account.suspended:
+        raise SuspensionConflict(f"account {account.user_id} is not suspended")
+    return [AccountResumed(user_id=account.user_id, reason=reason.strip(),
+                           operator_id=operator_id)]

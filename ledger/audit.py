@@ -12,8 +12,8 @@ import sqlite3
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack, closing
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -28,7 +28,7 @@ from events.pgdatabase import wrap
 from events.sql_log import row_from_db
 from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
 from events.verify import ChainBreak, verify_chain
-from ledger import audit_jobs
+from ledger import audit_fast, audit_jobs
 from ledger.checkpoint_audit import verify_checkpoints
 from ledger.checkpoints import CHECKPOINT_SCHEMA, Checkpoint
 from ledger.events import ledger_codec
@@ -39,6 +39,7 @@ from ledger.store import is_database_url
 KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks": "id",
         "postings": "position", "api_keys": "position", "account_settings": "user_id",
         "spend": "user_id", "spend_holds": "task_id"}
+KEYS |= {"account_flags": "user_id", "operator_actions": "position"}  # the operator console
 KEYS.update({"usage_slots": "user_id", "usage_days": "user_id", "usage_tasks": "task_id",
              "usage_zones": "user_id"})
 
@@ -54,6 +55,7 @@ class AuditReport:
     balances: int = 0
     head_hash: str = ""
     checkpoints_verified: int | None = None  # None: not asked for (--checkpoints)
+    fast_path: bool = False  # the verdict is the fast path's (ledger/audit_fast.py)
 
     @property
     def ok(self) -> bool:
@@ -97,11 +99,12 @@ def progress_bar(total: int, stream: TextIO = sys.stderr) -> Callable[[int], Non
     """A text progress bar, drawn only for logs big enough to wait for."""
     if total < 20_000:
         return lambda done: None
-    step = max(total // 100, 1)
+    drawn = [-1]  # the last percentage drawn: `done` may come in steps of any size
 
     def draw(done: int) -> None:
-        if done % step and done != total:
+        if 100 * done // total == drawn[0]:
             return
+        drawn[0] = 100 * done // total
         filled = 30 * done // total
         print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} events",
               end="\n" if done >= total else "", file=stream, flush=True)
@@ -205,11 +208,8 @@ async def audit(
                     raise
                 report.integrity = f"DAMAGED ({damage})"
                 return report
-            await _check_file(db, report)
-            if report.integrity != "ok":
-                return report
             pool, parts = None, []
-            if jobs > 1 and await _head(db) >= least:
+            if jobs > 1 and await _head_or_zero(db) >= least:
                 pool = stack.enter_context(ProcessPoolExecutor(jobs))
                 parts = audit_jobs.part_files(Path(scratch), jobs)
                 for k, part in enumerate(parts):  # attached now: not within the transaction
@@ -217,14 +217,32 @@ async def audit(
                         conn.executescript(schema)
                     await db.execute(f"ATTACH DATABASE ? AS part{k}", (str(part),))
             await db.execute("BEGIN")
-            await _verify(db, report, context, show_progress, pool)
-            if pool is None or not await _replay_in_parts(db, report, context, pool, parts):
-                await _replay(db, report)
-            await _compare(db, report)
+            # The fast path's groups start first: the file's quick_check (a second or more
+            # on a big file) runs meanwhile. Nothing they find counts unless the file is ok.
+            fast = await _start_fast(db, context, pool)
+            await _check_file(db, report)
+            if report.integrity != "ok":
+                for future in fast.futures if fast else ():
+                    future.cancel()
+                with suppress(StoreCorrupted):  # nothing was written: closing ends it anyway
+                    await db.execute("ROLLBACK")
+                return report
+            if not await _finish_fast(db, report, context, show_progress, fast):
+                await _verify(db, report, context, show_progress, pool)
+                if pool is None or not await _replay_in_parts(db, report, context, pool, parts):
+                    await _replay(db, report)
+                await _compare(db, report)
             await db.execute("COMMIT")
         finally:
             await db.close()
     return report
+
+
+async def _head_or_zero(db: Database) -> int:
+    try:
+        return await _head(db)
+    except StoreCorrupted:  # the quick_check, next, says so
+        return 0
 
 
 async def _head(db: Database) -> int:
@@ -287,6 +305,80 @@ async def _check_file(db: Database, report: AuditReport) -> None:
         return
     verdict = "; ".join(str(next(iter(r.values()))) for r in rows[:5])
     report.integrity = "ok" if verdict == "ok" else f"DAMAGED ({verdict})"
+
+
+@dataclass(frozen=True)
+class FastRun:
+    """The fast path's groups, running (ledger/audit_fast.py)."""
+
+    total: int
+    futures: list[Future[audit_fast.GroupResult]]
+
+
+async def _start_fast(db: Database, context: AuditContext,
+                      pool: ProcessPoolExecutor | None) -> FastRun | None:
+    """The groups submitted, or None when the log is not for the fast path (or the file
+    cannot even be read so far: its quick_check, next, says why)."""
+    try:
+        tables = [await _table_spec(db, table) for table in audit_jobs.tables()]
+        groups = await audit_fast.plan(db, tables)
+        total = await _head(db)
+    except Exception:  # whatever it is, the file check next reports it as before
+        return None
+    if groups is None:
+        return None
+    run = pool.submit if pool is not None else _done_now
+    return FastRun(total, [run(audit_fast.audit_group, context.live_uri, first, end, tables)
+                           for first, end in groups])
+
+
+async def _finish_fast(db: Database, report: AuditReport, context: AuditContext,
+                       show_progress: bool, fast: FastRun | None) -> bool:
+    """The fast path's verdict; False, with the report as it was, when it is not sure, and
+    the serial replay must say what differs and where."""
+    if fast is None:
+        return False
+    report.events = fast.total
+    row = await db.fetchone("SELECT hash FROM live.events WHERE position = ?", (fast.total,))
+    report.head_hash = row["hash"] if row else GENESIS_HASH
+    for check in CHECKS:  # while the groups run
+        if report.first_break is None:
+            await check(db, report, context)
+    draw, done, equal = progress_bar(fast.total) if show_progress else None, 0, True
+    for future in fast.futures:
+        result = future.result()
+        equal = equal and result.equal
+        done += result.events
+        if draw is not None and equal:
+            draw(min(done, fast.total))
+    if not equal or report.first_break is not None:
+        report.events, report.head_hash, report.first_break = 0, "", None
+        report.checkpoints_verified = None
+        return False
+    total_row = await db.fetchone(
+        "SELECT COALESCE(SUM(amount_credits), 0) AS s FROM live.postings")
+    report.postings_sum_credits = int(total_row["s"]) if total_row else 0
+    count = await db.fetchone("SELECT COUNT(*) AS n FROM live.accounts")
+    report.balances = int(count["n"]) if count else 0
+    report.fast_path = True
+    return True
+
+
+def _done_now(function: Callable[..., audit_fast.GroupResult],
+              *args: object) -> Future[audit_fast.GroupResult]:
+    """One process: each group audited when its turn comes (one group's rows held at once)."""
+    future: Future[audit_fast.GroupResult] = Future()
+    future.set_result(function(*args))
+    return future
+
+
+async def _table_spec(db: Database, table: str) -> audit_fast.TableSpec:
+    replayed = [r["name"] for r in await db.fetchall(f"PRAGMA main.table_info({table})")]
+    live = {r["name"] for r in await db.fetchall(f"PRAGMA live.table_info({table})")}
+    indexes = tuple(i for i, name in enumerate(replayed) if name in live)
+    return audit_fast.TableSpec(name=table, columns=tuple(replayed[i] for i in indexes),
+                                indexes=indexes, partial=len(indexes) != len(replayed),
+                                built=await _was_built(db, table))
 
 
 async def _verify(

@@ -62,3 +62,25 @@ class InvalidSetting(LedgerError):
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(message)
         self.field = field_name
+
+
+class SuspendedAccount(LedgerError):
+    """The account is suspended by an operator: nothing is done for it until it is resumed."""
+
+    code = "account_suspended"
+
+
+class SuspensionConflict(LedgerError):
+    """Suspending an account that is suspended, or resuming one that is not."""
+
+    code = "suspension_conflict"
+
+
+class NotAnOperator(LedgerError):
+    """Revoking a role the account does not have (granting it twice is a no-op)."""
+
+    code = "not_an_operator"
+
+
+class AdjustmentBelowZero(InsufficientCredits):
+    """An operator's debit larger than the available balance (a request error: 422)."""

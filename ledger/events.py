@@ -167,10 +167,53 @@ class KeyRevoked(Event, type_name="KeyRevoked"):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class CreditsAdjusted(Event, type_name="CreditsAdjusted"):
+    """An operator's correction: `amount_credits` credits (negative: a debit) moved between
+    the system's adjustments account and the user, with the reason they gave."""
+
+    user_id: int
+    amount_credits: int
+    reason: str
+    operator_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountSuspended(Event, type_name="AccountSuspended"):
+    """An operator stopped the account: its credentials are refused until it is resumed."""
+
+    user_id: int
+    reason: str
+    operator_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountResumed(Event, type_name="AccountResumed"):
+    user_id: int
+    reason: str
+    operator_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorRoleGranted(Event, type_name="OperatorRoleGranted"):
+    """The account may use the operator console. Granted only from the command line;
+    `granted_by` names who ran it (the OS user)."""
+
+    user_id: int
+    granted_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorRoleRevoked(Event, type_name="OperatorRoleRevoked"):
+    user_id: int
+    revoked_by: str
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     AccountOpened, CreditsDeposited, CreditsWithdrawn, TaskSubmitted, CreditsHeld,
     HoldSettled, HoldReleased, TaskCompleted, TaskFailed, TaskRejected,
     TimeZoneSet, LimitsSet, KeyCreated, KeyRevoked,
+    CreditsAdjusted, AccountSuspended, AccountResumed, OperatorRoleGranted, OperatorRoleRevoked,
 )
 
 

@@ -12,6 +12,7 @@ from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
 from ledger.events import (
     AccountOpened,
+    CreditsAdjusted,
     CreditsDeposited,
     CreditsHeld,
     CreditsWithdrawn,
@@ -23,9 +24,11 @@ from ledger.events import (
     TaskSubmitted,
 )
 from ledger.key_projection import KeysProjector
+from ledger.usernames import username_key
 
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"
+ADJUSTMENTS_ACCOUNT = "system:adjustments"  # the other side of an operator's correction
 
 
 def user_account(user_id: int) -> str:
@@ -38,6 +41,8 @@ def _at(recorded: RecordedEvent) -> str:
 
 class AccountsProjector:
     name = "accounts"
+    # 2: username_key is ledger.usernames.username_key (casefold + look-alikes), not lower().
+    version = 2
     tables: tuple[str, ...] = ("accounts", "holds")
     # The CHECKs restate the ledger's invariants: a bug that breaks one aborts the write.
     schema = """
@@ -66,7 +71,7 @@ class AccountsProjector:
         if isinstance(event, AccountOpened):
             await db.execute(
                 "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, 0, 0)",
-                (event.user_id, event.username, event.username.lower(), _at(recorded),
+                (event.user_id, event.username, username_key(event.username), _at(recorded),
                  recorded.version))
             return
         balance_change, held_change = 0, 0
@@ -74,6 +79,8 @@ class AccountsProjector:
             balance_change = event.amount_credits
         elif isinstance(event, CreditsWithdrawn):
             balance_change = -event.amount_credits
+        elif isinstance(event, CreditsAdjusted):
+            balance_change = event.amount_credits
         elif isinstance(event, CreditsHeld):
             held_change = event.amount_credits
             await db.execute("INSERT INTO holds VALUES (?, ?, ?, ?, 'open', ?)",
@@ -99,12 +106,14 @@ def _user_of(recorded: RecordedEvent) -> int:
 
 class TransactionsProjector:
     name = "transactions"
+    # 2: operators' adjustments, kind 'adjustment' (the CHECK changed).
+    version = 2
     tables: tuple[str, ...] = ("transactions", "postings")
     schema = """
     CREATE TABLE IF NOT EXISTS transactions (
         id                    INTEGER PRIMARY KEY,
         user_id               INTEGER NOT NULL,
-        kind                  TEXT    NOT NULL CHECK (kind IN ('top_up', 'charge')),
+        kind                  TEXT    NOT NULL CHECK (kind IN ('top_up', 'charge', 'adjustment')),
         amount_credits        INTEGER NOT NULL,
         balance_after_credits INTEGER NOT NULL CHECK (balance_after_credits >= 0),
         description           TEXT    NOT NULL,
@@ -130,6 +139,9 @@ class TransactionsProjector:
             task_id = event.task_id if isinstance(event, HoldSettled) else None
             movement = ("charge", -event.amount_credits, event.description, task_id,
                         REVENUE_ACCOUNT)
+        elif isinstance(event, CreditsAdjusted):
+            movement = ("adjustment", event.amount_credits, event.reason, None,
+                        ADJUSTMENTS_ACCOUNT)
         else:
             return
         kind, amount, description, task_id, system_account = movement
@@ -208,8 +220,9 @@ class TasksProjector:
 
 
 def ledger_projectors() -> list[Projector]:
+    from ledger.admin_projection import AdminProjector
     from ledger.spend import SpendProjector  # it folds the same events, in its own module
     from ledger.usage import UsageProjector
 
     return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector(),
-            SpendProjector(), UsageProjector()]
+            SpendProjector(), AdminProjector(), UsageProjector()]

@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 from events import SqlDatabase
 from ledger.account import Account
 from ledger.errors import AccountNotFound
+from ledger.usernames import username_key
 from ledger.views import BalanceView, Page, Profile, TaskView, TransactionView
 
 MAX_PAGE = 100
@@ -22,10 +23,13 @@ async def load_account(db: SqlDatabase, user_id: int) -> Account:
     holds = await db.fetchall(
         "SELECT task_id, amount_credits FROM holds WHERE user_id = ? AND status = 'open'",
         (user_id,))
+    flags = await db.fetchone("SELECT suspended FROM account_flags WHERE user_id = ?",
+                              (user_id,))
     account = Account(
         user_id=row["user_id"], username=row["username"], version=row["version"],
         balance_credits=row["balance_credits"], held_credits=row["held_credits"],
-        open_holds={h["task_id"]: h["amount_credits"] for h in holds})
+        open_holds={h["task_id"]: h["amount_credits"] for h in holds},
+        suspended=bool(flags and flags["suspended"]))
     account.check_invariants()
     return account
 
@@ -36,7 +40,7 @@ async def get_account_row(db: SqlDatabase, user_id: int) -> dict[str, Any] | Non
 
 async def find_user_id(db: SqlDatabase, username: str) -> int | None:
     row = await db.fetchone("SELECT user_id FROM accounts WHERE username_key = ?",
-                            (username.lower(),))
+                            (username_key(username),))
     return None if row is None else int(row["user_id"])
 
 

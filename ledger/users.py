@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,10 +15,16 @@ from datetime import datetime, timedelta
 import argon2
 
 from events import SqlDatabase, SqlSession
-from ledger import control, queries, security_log
+from ledger import admin_queries, control, queries, security_log
 from ledger.credentials import Credential, InvalidInput
-from ledger.errors import AccountNotFound, InsufficientCredits, InvalidCredentials
+from ledger.errors import (
+    AccountNotFound,
+    InsufficientCredits,
+    InvalidCredentials,
+    SuspendedAccount,
+)
 from ledger.service import LedgerService
+from ledger.usernames import normalize_username
 from ledger.views import (
     BalanceView,
     IssuedToken,
@@ -29,13 +34,7 @@ from ledger.views import (
     TransactionView,
 )
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
-
-
-def check_username(username: str) -> None:
-    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
-        raise InvalidInput("username", "3–32 letters, digits, '_', '.' or '-'")
 
 
 def check_password(password: str) -> None:
@@ -105,7 +104,7 @@ class UserService:
         return self.ledger.store.read_db()
 
     async def register(self, username: str, password: str) -> RegisteredUser:
-        check_username(username)
+        username = normalize_username(username)  # the spelling kept; found by username_key
         check_password(password)
         return await self.ledger.open_account(username, await self.passwords.hash(password))
 
@@ -119,6 +118,8 @@ class UserService:
         if user_id is None or not verified:
             raise InvalidCredentials("wrong username or password")
         assert stored is not None
+        if (await admin_queries.flags_of(self._db, user_id))[1]:  # told only to the owner
+            raise SuspendedAccount("this account is suspended by an operator")
         if self.passwords.needs_rehash(stored):
             await self._store_hash(user_id, await self.passwords.hash(password))
         return user_id

@@ -28,6 +28,7 @@ from ledger import (
     UserService,
     ledger_store_at,
 )
+from ledger.admin import AdminService
 from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
@@ -36,6 +37,7 @@ from web.auth import csrf_token, page_user
 from web.config import Config
 from web.devices import DeviceCookies
 from web.keys import (
+    ADMIN,
     API_KEYS,
     CONFIG,
     DEVICES,
@@ -84,6 +86,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
         app[API_KEYS] = KeyService(ledger)
+        app[ADMIN] = AdminService(ledger)
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         app[ML] = MLService(ledger, app[MODELS], executor)
         try:

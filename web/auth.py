@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ledger import Credential
-from web.keys import API_KEYS, CREDENTIAL, USER_ID, USERS
+from web.keys import ACCOUNT_FLAGS, ADMIN, API_KEYS, CREDENTIAL, USER_ID, USERS
 from web.problems import Problem
 
 UNAUTHORIZED = Problem(401, "unauthorized", "Authentication required",
@@ -52,8 +52,24 @@ async def api_credential(request: web.Request) -> Credential:
         credential = await request.app[USERS].credential_for_token(token, "api")
     if credential is None:
         raise UNAUTHORIZED
+    if (await account_flags(request, credential.user_id))[1]:
+        raise ACCOUNT_SUSPENDED
     request[CREDENTIAL], request[USER_ID] = credential, credential.user_id
     return credential
+
+
+ACCOUNT_SUSPENDED = Problem(401, "account_suspended", "This account is suspended",
+                            "an operator suspended this account: its sessions, tokens and "
+                            "keys are refused until it is resumed")
+
+
+async def account_flags(request: web.Request, user_id: int) -> tuple[bool, bool]:
+    """(is_operator, suspended), read from the database once per request, so a suspension
+    or a revoked role holds in every process from the next request on."""
+    cached = request.get(ACCOUNT_FLAGS)
+    if cached is None or cached[0] != user_id:
+        cached = request[ACCOUNT_FLAGS] = (user_id, *await request.app[ADMIN].flags(user_id))
+    return bool(cached[1]), bool(cached[2])
 
 
 async def api_user(request: web.Request, scope: str = "read") -> int:
@@ -78,7 +94,10 @@ async def page_credential(request: web.Request) -> Credential | None:
     token = session.get("token")
     if not isinstance(token, str):
         return None
-    return await request.app[USERS].credential_for_token(token, "session")
+    credential = await request.app[USERS].credential_for_token(token, "session")
+    if credential is None or (await account_flags(request, credential.user_id))[1]:
+        return None
+    return credential
 
 
 async def page_user(request: web.Request) -> int | None:
@@ -89,6 +108,8 @@ async def page_user(request: web.Request) -> int | None:
     user_id = None
     if isinstance(token, str):
         user_id = await request.app[USERS].user_for_token(token, "session")
+    if user_id is not None and (await account_flags(request, user_id))[1]:
+        user_id = None  # a suspended account's session reads as signed out
     request[USER_ID] = user_id
     return user_id
 

@@ -7,6 +7,7 @@ from aiohttp import web
 from events import SqlEventStore
 from events.leases import Liveness
 from ledger import Credential, KeyService, LedgerService, UserService
+from ledger.admin import AdminService
 from ledger.checkpoints import Checkpointer
 from ledger.verifier import LogVerifier
 from ml import MLModelManager, MLService
@@ -40,3 +41,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 USER_ID = web.RequestKey[int | None]("user_id")
 # What authenticated an API request (a login token or an API key, its scope, id and limit).
 CREDENTIAL = web.RequestKey("credential", Credential)
+# The operator console's use cases (ledger/admin.py); the role is checked on every request.
+ADMIN = web.AppKey("admin", AdminService)
+# (user id, is_operator, suspended) of the request's user, read once per request.
+ACCOUNT_FLAGS = web.RequestKey("account_flags", tuple)

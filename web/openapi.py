@@ -7,7 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from web import schemas
+from web import admin_schemas, schemas
 
 ERROR_TEXT = {
     400: "Malformed request", 401: "Missing, expired or revoked token",
@@ -69,12 +69,21 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
                 "properties": {
                     "model_id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
                     "file": {"type": "string", "format": "binary",
-                             "description": "A UTF-8 CSV file, at most 1 MiB: numbers for "
-                             "a code model; for a tabular model a header row naming its "
-                             "features (any order; ',' or ';'), then one row per line."},
+                             "description": "A CSV file (UTF-8 or Windows-1251), at most "
+                             "1 MiB: numbers for a code model; for a tabular model a header "
+                             "row naming its features (any order; ',', ';' or tabs), then "
+                             "one row per line. With ';' or tabs, cells may hold decimal "
+                             "commas (1,5)."},
                     "data": {"type": "string", "description": "Numbers separated by commas, "
                              "spaces or new lines (a tabular model: one row per line, values "
-                             "in feature order); a file and data together are refused."}}}}
+                             "in feature order); a file and data together are refused. A "
+                             "decimal comma (1,5) is read when ';', tabs or new lines "
+                             "separate the values; a comma that could be either is 422 "
+                             "ambiguous_decimal_comma, nothing charged."},
+                    "charset": {"type": "string", "enum": ["utf-8", "windows-1251"],
+                                "description": "The file's charset (else the file part's "
+                                "Content-Type charset, else UTF-8, else Windows-1251 when "
+                                "the bytes are not UTF-8)."}}}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation
 
@@ -135,6 +144,8 @@ def build_openapi() -> dict[str, Any]:
                  "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult",
                  "UsageCounts", "UsageRowView", "UsageResult"):
         spec.components.schema(name, schema=getattr(schemas, name))
+    for name in admin_schemas.SCHEMAS:  # the operator console (web/admin_schemas.py)
+        spec.components.schema(name, schema=getattr(admin_schemas, name))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _op("Liveness", (200, "Health"), tag="service", auth=False)},
         "/api/v1/auth/register": {"post": _op(
@@ -192,6 +203,7 @@ def build_openapi() -> dict[str, Any]:
             "Your events with Merkle proofs against a signed checkpoint (a file to keep)",
             (200, "StatementProof"), tag="ledger", errors=(503,))},
         **KEY_PATHS,
+        **admin_schemas.paths(_op, PAGE, IDEMPOTENCY),
         **USAGE_PATHS,
     }
     for path, operations in paths.items():

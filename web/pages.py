@@ -19,12 +19,15 @@ from ledger import (
     UsernameTaken,
 )
 from ledger.account import MAX_TOP_UP_CREDITS
-from ml import BadCsv, MlError, NoValidData, PredictionResult
+from ledger.usernames import RULE
+from ml import AmbiguousDecimalComma, BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
 from web.api import client_address, known_device, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
+from web.i18n import translator
+from web.input_messages import ambiguous_comma, username_error
 from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, PUBLIC_IDS, THROTTLE, USERS
 from web.limit_pages import limits_view
 from web.model_view import model_view
@@ -73,6 +76,8 @@ async def register_submit(request: web.Request) -> web.Response:
     await check_csrf(request, form)
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     errors = schemas.RegisterRequest().validate({"username": username, "password": password})
+    if "username" in errors:  # said in the reader's language (web/input_messages.py)
+        errors["username"] = [username_error(username, translator(request)) or RULE]
     if errors:
         return _form_page(request, "register.html", 422, form={"username": username},
                           error="Please correct the fields below.", field_errors=errors)
@@ -83,7 +88,7 @@ async def register_submit(request: web.Request) -> web.Response:
                           field_errors={"username": ["This username is taken."]},
                           error="This username is taken.")
     await start_session(request, user.id, client_address(request))
-    await flash(request, message=f"Welcome, {username}! Top up to run your first prediction.")
+    await flash(request, message=f"Welcome, {user.username}! Top up to run your first prediction.")
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
@@ -257,6 +262,8 @@ async def predict(request: web.Request) -> web.Response:
         return await refused(422, "No row is valid; nothing was charged." if names else
                              "No item is a valid number; nothing was charged.",
                              last_result=_invalid_only(names, error.invalid))
+    except AmbiguousDecimalComma as error:
+        return await refused(422, ambiguous_comma(error, translator(request)))
     except BadCsv as error:
         source = form.file_name or "Your file" if form.file_text is not None else "The pasted text"
         return await refused(422, f"{source} was not read: {str(error).rstrip('.')}. "

@@ -23,7 +23,21 @@ from ledger import (
     UnknownHold,
     UsernameTaken,
 )
-from ml import BadCsv, BadCsvHeader, EmptyInput, ModelNotFound, NoValidData, TooManyItems
+from ledger.errors import (
+    AdjustmentBelowZero,
+    NotAnOperator,
+    SuspendedAccount,
+    SuspensionConflict,
+)
+from ml import (
+    AmbiguousDecimalComma,
+    BadCsv,
+    BadCsvHeader,
+    EmptyInput,
+    ModelNotFound,
+    NoValidData,
+    TooManyItems,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -55,6 +69,8 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     NoValidData: (422, "no_valid_data", "No valid data"),
     BadCsv: (422, "bad_csv", "The file is not readable as CSV"),
     BadCsvHeader: (422, "bad_csv_header", "The CSV header does not fit the model"),
+    AmbiguousDecimalComma: (422, "ambiguous_decimal_comma",
+                            "A comma could be a decimal mark or a separator"),
     StoreUnavailable: (503, "service_unavailable", "The service cannot write right now"),
     # Only another process can move a stream under us; a retry reads it afresh.
     ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
@@ -63,6 +79,11 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     # The hold went before the model finished: another process took this one for dead and
     # failed the task (nothing charged); a retry with the same key gets that stored reply.
     UnknownHold: (503, "service_unavailable", "The task was interrupted; nothing was charged"),
+    AdjustmentBelowZero: (422, "insufficient_balance",
+                          "The debit would take the available balance below zero"),
+    SuspendedAccount: (401, "account_suspended", "This account is suspended"),
+    SuspensionConflict: (409, "suspension_conflict", "The account is already in that state"),
+    NotAnOperator: (409, "not_an_operator", "The account is not an operator"),
 }
 
 
@@ -113,6 +134,8 @@ def _extra(exc: Exception) -> dict[str, Any]:
         return {"errors": {"amount": [str(exc)]}}
     if isinstance(exc, LedgerDamaged):
         return {"position": exc.position}
+    if isinstance(exc, AmbiguousDecimalComma):
+        return {"fragment": exc.fragment}
     return {}
 
 

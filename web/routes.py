@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, key_pages, limit_pages, pages, usage_pages
+from web import admin_api, admin_pages, api, key_pages, limit_pages, pages, usage_pages
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -64,5 +64,27 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_put(f"{v1}/me", api.update_me, name="api_update_me")
     router.add_get(f"{v1}/limits", api.get_limits, name="api_limits")
     router.add_put(f"{v1}/limits", api.put_limits, name="api_put_limits")
+
+    # The operator console (issue 13): the API answers 403 to non-operators, the pages 404.
+    admin = f"{v1}/admin"
+    router.add_get(f"{admin}/users", admin_api.users, name="api_admin_users")
+    router.add_get(f"{admin}/users/{{user_id}}", admin_api.user, name="api_admin_user")
+    router.add_post(f"{admin}/users/{{user_id}}/adjustments", admin_api.adjust,
+                    name="api_admin_adjust")
+    router.add_post(f"{admin}/users/{{user_id}}/suspend", admin_api.suspend,
+                    name="api_admin_suspend")
+    router.add_post(f"{admin}/users/{{user_id}}/resume", admin_api.resume,
+                    name="api_admin_resume")
+    router.add_get(f"{admin}/ledger", admin_api.ledger, name="api_admin_ledger")
+    router.add_get(f"{admin}/actions", admin_api.actions, name="api_admin_actions")
+    router.add_get("/admin", admin_pages.users_page, name="admin_users")
+    router.add_get("/admin/users/{user_id}", admin_pages.user_page, name="admin_user")
+    router.add_post("/admin/users/{user_id}/adjustments", admin_pages.adjust,
+                    name="admin_adjust")
+    router.add_post("/admin/users/{user_id}/suspend", admin_pages.suspend,
+                    name="admin_suspend")
+    router.add_post("/admin/users/{user_id}/resume", admin_pages.resume, name="admin_resume")
+    router.add_get("/admin/ledger", admin_pages.ledger_page, name="admin_ledger")
+    router.add_get("/admin/actions", admin_pages.actions_page, name="admin_actions")
     router.add_get(f"{v1}/usage", usage_pages.usage, name="api_usage")
     router.add_get("/cabinet/usage", usage_pages.usage_page, name="cabinet_usage")

@@ -1,0 +1,122 @@
+"""The audit's fast path writes and reads what the slow one does: the hashed text byte for
+byte, every task's JSON text, every event's fields, the stored time."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events.codec import canonical_json, fast_loads
+from ledger.audit_fast import Decoder, _loads, payload
+from ledger.audit_fold import _CANONICAL_AT, Fold, Unexpected, json_text
+from ledger.audit_jobs import tables
+from ledger.events import ALL_EVENTS, ledger_codec
+
+ROW = [7, "account-3", 2, "CreditsDeposited", 1, '{"a":1}', '{"actor":"user:3"}',
+       "2026-12-01T21:28:50.079137+00:00"]
+
+
+def test_the_hashed_text_is_canonical_json_for_every_code_point() -> None:
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for start in range(0, len(points), 4096):
+        text = "".join(points[start:start + 4096])
+        row = [*ROW[:5], text, '{"x":"' + text[:50] + '"}', ROW[7]]
+        assert payload("0" * 64, row) == canonical_json(["0" * 64, *row]).encode()
+
+
+@pytest.mark.parametrize("odd", [{5: "\ud800"}, {0: 2**64}, {2: 1.0}, {2: "2"}, {5: b"bytes"}])
+def test_what_orjson_refuses_or_writes_otherwise_is_written_by_canonical_json(
+        odd: dict[int, Any]) -> None:
+    row = [odd.get(i, value) for i, value in enumerate(ROW)]
+    try:
+        expected = canonical_json(["0" * 64, *row]).encode()
+    except (TypeError, UnicodeEncodeError) as exc:  # the slow path fails, and so does this
+        with pytest.raises(type(exc)):
+            payload("0" * 64, row)
+        return
+    assert payload("0" * 64, row) == expected
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+    | st.floats(min_value=-1e-3, max_value=1e-3) | st.floats(min_value=1e14, max_value=1e18),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON)
+def test_a_tasks_json_text_is_canonical_json(value: Any) -> None:
+    try:
+        expected = canonical_json(value)
+    except ValueError:  # NaN and infinities: the projector fails, and so does this
+        with pytest.raises(ValueError):
+            json_text(value)
+        return
+    assert json_text(value) == expected
+
+
+@pytest.mark.parametrize("number", [1e16, 1e-5, 1.5e-5, 1e-4, 1e308, 5e-324,
+                                    123456789.125, -0.0, 2.0**53, 1e15, 9999999999999998.0])
+def test_floats_orjson_writes_in_another_shape_are_written_as_python_writes_them(
+        number: float) -> None:
+    assert json_text([number, {"b": number, "a": 1}]) == canonical_json(
+        [number, {"b": number, "a": 1}])
+    assert not math.isnan(number)
+
+
+SAMPLES = {
+    "AccountOpened": '{"user_id":1,"username":"Alice"}',
+    "CreditsHeld": '{"amount_credits":3,"owner":"task","task_id":9,"user_id":1}',
+    "TaskCompleted": '{"cost_credits":2,"output_data":[1.5],"task_id":9,"unpredictable":[],'
+                     '"user_id":1}',
+}
+
+
+@pytest.mark.parametrize("type_name", SAMPLES)
+def test_the_decoder_gives_the_fields_the_codec_gives(type_name: str) -> None:
+    cls = next(c for c in ALL_EVENTS if c.type_name == type_name)
+    event = ledger_codec().decode(type_name, cls.schema_version, SAMPLES[type_name])
+    assert Decoder()(type_name, cls.schema_version, SAMPLES[type_name]) == vars(event)
+
+
+@pytest.mark.parametrize("text", ['{"user_id":1}', '{"user_id":1,"username":"a","x":2}',
+                                  '[1]', '"text"'])
+def test_the_decoder_refuses_what_the_class_refuses(text: str) -> None:
+    with pytest.raises(TypeError):
+        ledger_codec().decode("AccountOpened", 1, text)
+    with pytest.raises(Unexpected):
+        Decoder()("AccountOpened", 1, text)
+
+
+@pytest.mark.parametrize("text", ["2026-12-01T21:28:50.079137+00:00",
+                                  "2026-12-01 21:28:50.079137+00:00",
+                                  "2026-W48-2T21:28:50.079137+00:00",
+                                  "2026-12-01T21:28:50+00:00", "2026-12-01T23:28:50.079137+02:00"])
+def test_a_stored_time_is_kept_only_where_it_is_its_own_isoformat(text: str) -> None:
+    canonical = datetime.fromisoformat(text).isoformat(timespec="microseconds")
+    assert not _CANONICAL_AT.fullmatch(text) or canonical == text
+    assert _CANONICAL_AT.fullmatch(canonical) or not canonical.endswith("+00:00")
+
+
+@pytest.mark.parametrize("text", ['{"n": 123456789012345678901234567890}',
+                                  '{"n": 1234567890123456789}',
+                                  '[18446744073709551616, -9223372036854775809]', '"\\ud800"',
+                                  '"\ud800"', '[NaN]', '{"a": 1, "a": 2}', '[1e308, -0.0, 0.1]',
+                                  '{"n": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠"}'])
+def test_the_decoder_reads_every_text_as_fast_loads_does(text: str) -> None:
+    assert repr(_loads(text)) == repr(fast_loads(text))
+
+
+def test_every_event_type_and_projection_table_is_known_to_the_fold() -> None:
+    """A new event or projection table the fold does not know leaves every audit to the slow
+    replay (never a wrong verdict): this says so at once, so the fold learns it too."""
+    fold = Fold()
+    assert {cls.type_name for cls in ALL_EVENTS} == fold.known_types()
+    for table in tables():
+        assert fold.rows(table) == [], table
