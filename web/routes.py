@@ -16,6 +16,7 @@ from web import (
     metrics,
     pages,
     statement_pages,
+    usage_pages,
 )
 
 
@@ -107,3 +108,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_get("/admin/actions", admin_pages.actions_page, name="admin_actions")
     router.add_get("/readyz", metrics.ready, name="ready")
     router.add_get("/metrics", metrics.metrics_page, name="metrics")
+    router.add_get(f"{v1}/usage", usage_pages.usage, name="api_usage")
+    router.add_get("/cabinet/usage", usage_pages.usage_page, name="cabinet_usage")
