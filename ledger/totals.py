@@ -8,16 +8,9 @@ from dataclasses import dataclass, field
 
 from events import SqlDatabase
 
-# One item per non-null output of a completed task (a null is a row the model could not
-# predict, uncharged). JSON functions are the one thing the two dialects spell differently.
-_ITEMS = {
-    "sqlite": "SELECT COALESCE(SUM((SELECT COUNT(*) FROM json_each(t.output_data) "
-              "WHERE json_each.type <> 'null')), 0) AS n FROM tasks t "
-              "WHERE t.status = 'completed'",
-    "postgresql": "SELECT COALESCE(SUM((SELECT COUNT(*) FROM json_array_elements("
-                  "t.output_data::json) e WHERE json_typeof(e) <> 'null')), 0) AS n "
-                  "FROM tasks t WHERE t.status = 'completed'",
-}
+# Items predicted = rows charged, summed from the usage projection's day rows (a few per
+# account and day) rather than from every task's output: start-up stays flat in the log.
+_ITEMS = "SELECT COALESCE(SUM(items), 0) AS n FROM usage_days"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,7 +38,7 @@ async def ledger_totals(db: SqlDatabase) -> LedgerTotals:
     tasks = await db.fetchall(
         "SELECT model_id, status, COUNT(*) AS n FROM tasks WHERE status <> 'pending' "
         "GROUP BY model_id, status")
-    items = await db.fetchone(_ITEMS[db.dialect])
+    items = await db.fetchone(_ITEMS)
     adjusted = await db.fetchall(
         "SELECT CASE WHEN amount_credits < 0 THEN 'debit' ELSE 'credit' END AS direction, "
         "COUNT(*) AS n, COALESCE(SUM(ABS(amount_credits)), 0) AS credits FROM transactions "
