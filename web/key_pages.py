@@ -19,7 +19,7 @@ from web import schemas
 from web.api import client_address, throttled_password_change
 from web.auth import check_csrf, end_session, page_credential, page_user
 from web.bodies import whole_number
-from web.keys import API_KEYS, USERS
+from web.keys import API_KEYS, LEDGER, USERS
 from web.problems import Problem
 
 SECURITY_ROWS = 20
@@ -44,6 +44,7 @@ async def keys_page(request: web.Request, status: int = 200, **extra: Any) -> we
         "keys": [schemas.key_json(k) for k in await request.app[API_KEYS].list(user_id)],
         "security_events": [schemas.security_event_json(e) for e in log.data],
         "message": notice.get("message"), "error": notice.get("error"),
+        "zone": (await request.app[LEDGER].limits(user_id)).time_zone,
         "form": {}, "field_errors": {}, "new_key": None, "password_errors": {}}
     context.update(extra)
     response = aiohttp_jinja2.render_template("keys.html", request, context, status=status)

@@ -319,6 +319,7 @@ async def task(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="There is no such task in your history.")
     view = result_view(request, found, ROWS_PER_PAGE, _page_number(request, "rows_page"),
                        _page_number(request, "invalid_page"))
+    view["zone"] = (await request.app[LEDGER].limits(user_id)).time_zone  # times in its zone
     response = aiohttp_jinja2.render_template("task.html", request, view)
     response.headers["Cache-Control"] = "no-store"
     return response
