@@ -145,6 +145,10 @@ TEMPLATES = (
     N_("%(what)s is larger than %(limit)s bytes"),
     N_("the file"),
     N_("the log kept moving; try again"),
+    N_("upload a UTF-8 CSV file"),
+    N_("not UTF-8 text"),
+    N_("from: the position of a signed checkpoint"),
+    N_("the position of a signed checkpoint"),
     N_("no checkpoint was signed at position %(position)s"),
     N_("the event log is broken at position %(position)s: %(reason)s"),
     N_("The form has expired or did not come from this site. Reload the page and try again."),
@@ -192,6 +196,7 @@ TEMPLATES = (
     N_("A form field was sent twice"),
     N_("Malformed form data"),
     N_("Upload too large"),
+    N_("The file is not text"),
     # aiohttp's own reasons, for the error page and http_problem
     N_("Not Found"),
     N_("Method Not Allowed"),
