@@ -26,7 +26,7 @@ from web.api import client_address, known_device, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
-from web.i18n import Translator, translator
+from web.i18n import DEFAULT_LANGUAGE, Translator, translator
 from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, PUBLIC_IDS, THROTTLE, USERS
 from web.limit_pages import limits_view
 from web.messages import localize, localize_errors
@@ -195,6 +195,8 @@ def transaction_view(tr: Translator, shown: dict[str, Any]) -> dict[str, Any]:
     """A movement as the history shows it, its stored description said in the page's
     language (the API keeps the stored text)."""
     text = str(shown.get("description") or "")
+    if tr.lang == DEFAULT_LANGUAGE:  # English shows the stored text as it always did
+        return shown
     if text == "Top-up":
         shown["description_text"] = tr("Top-up")
     elif found := CHARGE_DESCRIPTION.match(text):
