@@ -289,7 +289,9 @@ def localize_problem(tr: Translator, body: dict[str, Any]) -> dict[str, Any]:
             detail = _joined(shown["errors"])
             shown["detail"] = detail
     if shown.get("detail") == body.get("detail"):
-        shown["detail"] = localize(tr, detail)
+        bare = re.fullmatch(r"(\d{3}): (.+)", detail)  # aiohttp's own "404: Not Found"
+        shown["detail"] = (f"{bare.group(1)}: {localize(tr, bare.group(2))}" if bare
+                           else localize(tr, detail))
     if isinstance(body.get("invalid"), list):
         shown["invalid"] = localize_invalid(tr, body["invalid"])
     return shown

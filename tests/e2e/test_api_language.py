@@ -40,6 +40,10 @@ async def _no_task(client: Client, user: ApiUser, lang: dict[str, str]) -> Clien
     return await client.get("/api/v1/tasks/tsk_nothere", headers={**user.auth, **lang})
 
 
+async def _no_route(client: Client, user: ApiUser, lang: dict[str, str]) -> ClientResponse:
+    return await client.get("/api/v1/no-such-thing", headers={**user.auth, **lang})
+
+
 async def _no_valid_item(client: Client, user: ApiUser, lang: dict[str, str]
                          ) -> ClientResponse:
     return await client.post("/api/v1/predict", json={"model_id": 1, "data": ["x", None]},
@@ -51,8 +55,9 @@ async def _no_valid_item(client: Client, user: ApiUser, lang: dict[str, str]
     (_bad_amount, 422, "validation_error"),
     (_no_token, 401, "unauthorized"),
     (_no_task, 404, "task_not_found"),
+    (_no_route, 404, "not_found"),
     (_no_valid_item, 422, "no_valid_data"),
-], ids=["402", "422", "401", "404", "422-items"])
+], ids=["402", "422", "401", "404", "404-route", "422-items"])
 async def test_a_problem_keeps_its_code_in_both_languages(client: Client, call: Call,
                                                           status: int, code: str) -> None:
     user = await api_signup(client, "ada")
