@@ -23,6 +23,7 @@ from ledger.events import (
     TaskSubmitted,
 )
 from ledger.key_projection import KeysProjector
+from ledger.usernames import username_key
 
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"
@@ -38,6 +39,8 @@ def _at(recorded: RecordedEvent) -> str:
 
 class AccountsProjector:
     name = "accounts"
+    # 2: username_key is ledger.usernames.username_key (casefold + look-alikes), not lower().
+    version = 2
     tables: tuple[str, ...] = ("accounts", "holds")
     # The CHECKs restate the ledger's invariants: a bug that breaks one aborts the write.
     schema = """
@@ -66,7 +69,7 @@ class AccountsProjector:
         if isinstance(event, AccountOpened):
             await db.execute(
                 "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, 0, 0)",
-                (event.user_id, event.username, event.username.lower(), _at(recorded),
+                (event.user_id, event.username, username_key(event.username), _at(recorded),
                  recorded.version))
             return
         balance_change, held_change = 0, 0

@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 from events import SqlDatabase
 from ledger.account import Account
 from ledger.errors import AccountNotFound
+from ledger.usernames import username_key
 from ledger.views import BalanceView, Page, Profile, TaskView, TransactionView
 
 MAX_PAGE = 100
@@ -36,7 +37,7 @@ async def get_account_row(db: SqlDatabase, user_id: int) -> dict[str, Any] | Non
 
 async def find_user_id(db: SqlDatabase, username: str) -> int | None:
     row = await db.fetchone("SELECT user_id FROM accounts WHERE username_key = ?",
-                            (username.lower(),))
+                            (username_key(username),))
     return None if row is None else int(row["user_id"])
 
 

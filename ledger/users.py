@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from ledger import control, queries, security_log
 from ledger.credentials import Credential, InvalidInput
 from ledger.errors import AccountNotFound, InsufficientCredits, InvalidCredentials
 from ledger.service import LedgerService
+from ledger.usernames import normalize_username
 from ledger.views import (
     BalanceView,
     IssuedToken,
@@ -29,13 +29,7 @@ from ledger.views import (
     TransactionView,
 )
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
-
-
-def check_username(username: str) -> None:
-    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
-        raise InvalidInput("username", "3–32 letters, digits, '_', '.' or '-'")
 
 
 def check_password(password: str) -> None:
@@ -105,7 +99,7 @@ class UserService:
         return self.ledger.store.read_db()
 
     async def register(self, username: str, password: str) -> RegisteredUser:
-        check_username(username)
+        username = normalize_username(username)  # the spelling kept; found by username_key
         check_password(password)
         return await self.ledger.open_account(username, await self.passwords.hash(password))
 

@@ -3,6 +3,7 @@ row-by-row validation, MLTask and MLService."""
 
 from ml.csv_rows import parse_csv
 from ml.errors import (
+    AmbiguousDecimalComma,
     BadCsv,
     BadCsvHeader,
     EmptyInput,
@@ -27,6 +28,7 @@ from ml.validation import check_items, split_csv, split_text
 __all__ = [
     "SCALAR",
     "AffineModel",
+    "AmbiguousDecimalComma",
     "BadCsv",
     "BadCsvHeader",
     "Classified",

@@ -2,7 +2,9 @@
 object keyed by feature name, with its 1-based line in the file for the report.
 
 csv.Sniffer guesses wrong on short files, so the separator is read from the header line alone:
-feature names never contain ',' or ';', so whichever of the two it holds more of is the one.
+feature names never contain ',', ';' or a tab, so whichever it holds most of is the one. A
+Russian spreadsheet writes `;` (or tabs, when copied) and decimal commas in its cells; those
+cells are read as numbers by ml.validation.read_number.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def parse_csv(schema: InputSchema, text: str, *, max_items: int) -> CsvRows:
     header_line = next((line for line in text.splitlines() if line.strip()), "")
     if not header_line:
         return CsvRows(rows=[], lines=[])
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    delimiter = max(",;\t", key=header_line.count)  # ties (one column): a comma
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = None
     rows: list[dict[str, str]] = []

@@ -57,3 +57,20 @@ class ModelFailed(MlError):
     """The model failed as a whole (it raised, or returned a shape that fits no row)."""
 
     code = "model_failed"
+
+
+class AmbiguousDecimalComma(MlError):
+    """A comma between digits that could be a decimal mark or a separator between values
+    (`1,5,2`, `1,5 2`): the request is refused before it is priced, so nothing is charged.
+    `params` carries the fragment for a translated message (ml/ cannot import web/)."""
+
+    code = "ambiguous_decimal_comma"
+
+    def __init__(self, fragment: str) -> None:
+        shown = " ".join(fragment.split())[:40]
+        super().__init__(
+            f"the comma in \u201c{shown}\u201d could be a decimal mark or a separator between "
+            "values; put \u201c;\u201d or a new line between values (1,5; 2) or write the "
+            "decimal mark as a dot (1.5, 2)")
+        self.fragment = shown
+        self.params = {"fragment": shown}

@@ -2,8 +2,9 @@
 out as float vectors in feature order, each invalid one is reported with all its problems.
 
 A row is an object keyed by feature name or an array of values in feature order. From JSON the
-values must be JSON numbers; from pasted text or CSV they are ASCII decimal text, and an empty
-cell is a missing value. The reasons are the scalar path's (ml.validation), word for word.
+values must be JSON numbers; from pasted text or CSV they are ASCII decimal text (a decimal
+comma where ml.decimal_comma allows one), and an empty cell is a missing value. The reasons
+are the scalar path's (ml.validation), word for word.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from ml.decimal_comma import has_decimal_comma, rows_of
 from ml.schema import Feature, InputSchema
 from ml.validation import NotANumber, check_items, read_number, shown
 
@@ -67,7 +69,10 @@ def check_rows(schema: InputSchema, items: Sequence[object], *, source: Source,
 
 def split_text_rows(text: str) -> list[list[str]]:
     """Rows pasted into a form: one row per line, values in feature order separated by commas,
-    semicolons, tabs or spaces. Blank lines are skipped; a bad token stays to be reported."""
+    semicolons, tabs or spaces (with a comma between digits, by `;` or tabs only: see
+    ml.decimal_comma). Blank lines are skipped; a bad token stays to be reported."""
+    if has_decimal_comma(text):
+        return rows_of(text)
     return [[token for token in re.split(r"[\s,;]+", line) if token]
             for line in text.splitlines() if line.strip()]
 

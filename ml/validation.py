@@ -10,8 +10,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Decimal notation only: "nan", "inf", "0x10" and "1_000" are not numbers a person typed.
-NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+from ml.decimal_comma import QUOTED, check_cell, has_decimal_comma, values_of
+from ml.errors import AmbiguousDecimalComma
+
+# Decimal notation only: "nan", "inf", "0x10" and "1_000" are not numbers a person typed. A
+# comma between digits is a decimal mark here: the splitters (ml.decimal_comma) only leave one
+# in a value where it cannot have been a separator.
+NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+|\d+,\d+)([eE][+-]?\d+)?", re.ASCII)
 SHOWN_CHARS = 60  # an invalid value is echoed back at most this long
 
 
@@ -39,7 +44,7 @@ def read_number(value: object, *, as_text: bool = False) -> float:
         text = value.strip()
         if not NUMBER_RE.fullmatch(text):
             raise NotANumber(NOT_A_NUMBER)
-        value = float(text)
+        value = float(text.replace(",", "."))
     if isinstance(value, bool):
         raise NotANumber(BOOLEAN)
     if isinstance(value, int):
@@ -111,15 +116,39 @@ def check_items(items: Sequence[object], *, as_text: bool = False) -> Checked:
 
 
 def split_text(text: str) -> list[str]:
-    """Numbers pasted into a form: separated by commas, semicolons, spaces or new lines."""
+    """Numbers pasted into a form: separated by commas, semicolons, spaces or new lines; with
+    a comma between digits, by `;`, tabs or new lines only (see ml.decimal_comma)."""
+    if has_decimal_comma(text):
+        return values_of(text)
     return [token for token in re.split(r"[\s,;]+", text) if token]
 
 
 def split_csv(text: str) -> list[str]:
-    """One value per cell; a first row with no number in it is a header and is skipped."""
-    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+    """One value per cell; a first row with no number in it is a header and is skipped.
+
+    The separator is the first line's: `;` or a tab (a Russian spreadsheet's, whose cells may
+    hold decimal commas), else a comma. A first line of one value means one column, so each
+    line is one value (`1,5` a decimal comma). A file whose first line is data holding a comma
+    between digits, with no `;` or tab, is refused: `1,5` there is one number or two.
+    """
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    bare = QUOTED.sub("", first)
+    delimiter = max(";\t", key=bare.count) if bare.count(";") + bare.count("\t") else ","
+    if not bare.count(delimiter) and has_decimal_comma(text):  # one column
+        rows = [[line.strip()] for line in text.splitlines()]
+        for row in rows:
+            check_cell(row[0])
+    else:
+        if delimiter == "," and has_decimal_comma(first) and _is_data(first):
+            raise AmbiguousDecimalComma(first.strip())
+        rows = [[cell.strip() for cell in row]
+                for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
     rows = [[cell for cell in row if cell] for row in rows]
     rows = [row for row in rows if row]
     if rows and not any(NUMBER_RE.fullmatch(cell) for cell in rows[0]):
         rows = rows[1:]
     return [cell for row in rows for cell in row]
+
+
+def _is_data(line: str) -> bool:
+    return any(NUMBER_RE.fullmatch(cell.strip()) for cell in next(csv.reader([line]), []))

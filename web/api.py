@@ -11,12 +11,13 @@ from ledger import Credential, InvalidCredentials, InvalidInput, KeyLimit, check
 from ledger.checkpoints import known_keys
 from ledger.consistency import NoSuchCheckpoint, build_consistency
 from ledger.statement_proof import StatementNotReady, build_statement
-from ml import PredictionResult
+from ml import AmbiguousDecimalComma, PredictionResult
 from web import schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
 from web.devices import DEVICE_COOKIE
 from web.i18n import DEFAULT_LANGUAGE, Translator, translator
+from web.input_messages import ambiguous_comma_problem
 from web.keys import (
     API_KEYS,
     CHECKPOINTS,
@@ -158,8 +159,12 @@ async def predict(request: web.Request) -> web.Response:
     spender = spending_key(request[CREDENTIAL])
     if request.content_type == "multipart/form-data":
         model_id, text, is_csv = await _predict_upload(request)
-        result = await request.app[ML].process_task(user_id, model_id, text, key, csv=is_csv,
-                                                    key=spender)
+        try:
+            result = await request.app[ML].process_task(user_id, model_id, text, key,
+                                                        csv=is_csv, key=spender)
+        except AmbiguousDecimalComma as error:  # title and detail in the asked language
+            title, detail = ambiguous_comma_problem(error, translator(request))
+            raise Problem(422, error.code, title, detail, fragment=error.fragment) from None
     else:
         body = load(predict_schema, await read_json(request))
         result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
@@ -182,7 +187,8 @@ async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
     if model_id is None:
         raise Problem(422, "validation_error", "The request is not valid",
                       "model_id: a whole number", errors={"model_id": ["a whole number"]})
-    if unknown := sorted(set(upload.fields) - {"model_id", "data"}):  # as for a JSON body
+    # as for a JSON body, an unknown field is refused
+    if unknown := sorted(set(upload.fields) - {"model_id", "data", "charset"}):
         raise Problem(422, "validation_error", "The request is not valid",
                       f"unknown fields: {', '.join(unknown)}"[:300],
                       errors={name[:64]: ["Unknown field."] for name in unknown})

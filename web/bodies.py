@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from marshmallow import Schema, ValidationError
 
 from web.problems import Problem
+from web.upload_text import SUPPORTED, NotText, UnknownCharset, declared_charset, decode_upload
 
 MAX_FIELD_BYTES = 64 * 1024  # a pasted list of numbers fits; a novel does not
 MAX_PARTS = 8  # model_id, data, file, csrf_token, operation_id, and a little room
@@ -82,8 +83,8 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
     """Text fields and one file, each counted as it streams in: aiohttp's body limit does not
     cover a multipart read, so this is where an oversized upload is stopped."""
     fields: dict[str, str] = {}
-    file_text: str | None = None
-    file_name = ""
+    file_raw: bytes | None = None
+    file_name, file_charset = "", None
     parts, seen_file = 0, False
     try:  # a missing boundary, a bad part header or a cut-off body fail deep in the parser
         reader = await request.multipart()
@@ -100,7 +101,8 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
                 seen_file = True
                 raw = await _read_limited(part, max_file_bytes, "the file")
                 if raw:
-                    file_text, file_name = _decode(raw), part.filename
+                    file_raw, file_name = raw, part.filename
+                    file_charset = declared_charset(part.headers.get(hdrs.CONTENT_TYPE))
             elif not part.name:  # read to the end by aiohttp otherwise, unbounded
                 raise Problem(400, "bad_request", "A form part has no name", "")
             else:
@@ -111,7 +113,22 @@ async def read_multipart(request: web.Request, max_file_bytes: int) -> Upload:
                                                                 part.name))
     except (AssertionError, ValueError, KeyError, HttpProcessingError):
         raise Problem(400, "bad_request", "Malformed form data", "") from None
+    # Decoded once every part is in: a `charset` field may come after the file.
+    file_text = None if file_raw is None else _decode_file(
+        file_raw, fields.get("charset") or file_charset)
     return Upload(fields=fields, file_text=file_text, file_name=file_name)
+
+
+def _decode_file(raw: bytes, charset: str | None) -> str:
+    try:
+        return decode_upload(raw, charset)
+    except UnknownCharset as error:
+        raise Problem(422, "validation_error", "The request is not valid", str(error),
+                      errors={"charset": [SUPPORTED]}) from None
+    except NotText as error:
+        raise Problem(422, "validation_error", "The file is not text",
+                      f"{error}; upload a CSV file saved as UTF-8 or Windows-1251",
+                      errors={"file": [str(error)]}) from None
 
 
 async def _read_limited(part: BodyPartReader, limit: int, what: str) -> bytes:

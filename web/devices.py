@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import secrets
 
+from ledger.usernames import username_key
+
 DEVICE_COOKIE = "mlc_device"
 DEVICE_MAX_AGE_S = 365 * 24 * 3600
 
@@ -31,7 +33,7 @@ class DeviceCookies:
 
     def _mac(self, username: str, device_id: str) -> str:
         assert self._key is not None, "the device key is set when the app starts"
-        message = f"{username.lower()[:64]}\x00{device_id}".encode()
+        message = f"{username_key(username)[:64]}\x00{device_id}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
 
     def issue(self, username: str) -> str:

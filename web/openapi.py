@@ -69,12 +69,21 @@ def _op(summary: str, ok: tuple[int, str | None], *, tag: str, body: str | None 
                 "properties": {
                     "model_id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
                     "file": {"type": "string", "format": "binary",
-                             "description": "A UTF-8 CSV file, at most 1 MiB: numbers for "
-                             "a code model; for a tabular model a header row naming its "
-                             "features (any order; ',' or ';'), then one row per line."},
+                             "description": "A CSV file (UTF-8 or Windows-1251), at most "
+                             "1 MiB: numbers for a code model; for a tabular model a header "
+                             "row naming its features (any order; ',', ';' or tabs), then "
+                             "one row per line. With ';' or tabs, cells may hold decimal "
+                             "commas (1,5)."},
                     "data": {"type": "string", "description": "Numbers separated by commas, "
                              "spaces or new lines (a tabular model: one row per line, values "
-                             "in feature order); a file and data together are refused."}}}}
+                             "in feature order); a file and data together are refused. A "
+                             "decimal comma (1,5) is read when ';', tabs or new lines "
+                             "separate the values; a comma that could be either is 422 "
+                             "ambiguous_decimal_comma, nothing charged."},
+                    "charset": {"type": "string", "enum": ["utf-8", "windows-1251"],
+                                "description": "The file's charset (else the file part's "
+                                "Content-Type charset, else UTF-8, else Windows-1251 when "
+                                "the bytes are not UTF-8)."}}}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation
 

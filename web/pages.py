@@ -20,13 +20,15 @@ from ledger import (
     UsernameTaken,
 )
 from ledger.account import MAX_TOP_UP_CREDITS
-from ml import BadCsv, MlError, NoValidData, PredictionResult
+from ledger.usernames import RULE
+from ml import AmbiguousDecimalComma, BadCsv, MlError, NoValidData, PredictionResult
 from web import schemas
 from web.api import client_address, known_device, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
 from web.i18n import DEFAULT_LANGUAGE, Translator, translator
+from web.input_messages import ambiguous_comma, username_error
 from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, PUBLIC_IDS, THROTTLE, USERS
 from web.limit_pages import limits_view
 from web.messages import localize, localize_errors
@@ -78,6 +80,8 @@ async def register_submit(request: web.Request) -> web.Response:
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     tr = translator(request)
     errors = schemas.RegisterRequest().validate({"username": username, "password": password})
+    if "username" in errors:  # said in the reader's language (web/input_messages.py)
+        errors["username"] = [username_error(username, tr) or RULE]
     if errors:
         return _form_page(request, "register.html", 422, form={"username": username},
                           error=tr("Please correct the fields below."),
@@ -90,7 +94,7 @@ async def register_submit(request: web.Request) -> web.Response:
                           field_errors={"username": [taken]}, error=taken)
     await start_session(request, user.id, client_address(request))
     await flash(request, message=tr("Welcome, %(name)s! Top up to run your first prediction.",
-                                    name=username))
+                                    name=user.username))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
@@ -304,6 +308,8 @@ async def predict(request: web.Request) -> web.Response:
         return await refused(422, tr("No row is valid; nothing was charged.") if names else
                              tr("No item is a valid number; nothing was charged."),
                              last_result=_invalid_only(names, error.invalid, tr))
+    except AmbiguousDecimalComma as error:
+        return await refused(422, ambiguous_comma(error, tr))
     except BadCsv as error:
         reason = localize(tr, str(error)).rstrip(".")
         if form.file_text is None:

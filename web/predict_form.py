@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ml import ModelSpec, split_csv
+from ml import AmbiguousDecimalComma, ModelSpec, split_csv
 from web.bodies import MAX_FIELD_BYTES, Upload
 from web.i18n import Translator
 
@@ -64,5 +64,8 @@ def has_header(spec: ModelSpec, text: str) -> bool:
 
 def rows_in(spec: ModelSpec | None, text: str) -> int:
     if spec is None or spec.schema.scalar:
-        return len(split_csv(text))
+        try:
+            return len(split_csv(text))
+        except AmbiguousDecimalComma:  # the error shown with the form says why
+            return 0
     return max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)

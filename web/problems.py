@@ -23,7 +23,15 @@ from ledger import (
     UnknownHold,
     UsernameTaken,
 )
-from ml import BadCsv, BadCsvHeader, EmptyInput, ModelNotFound, NoValidData, TooManyItems
+from ml import (
+    AmbiguousDecimalComma,
+    BadCsv,
+    BadCsvHeader,
+    EmptyInput,
+    ModelNotFound,
+    NoValidData,
+    TooManyItems,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -55,6 +63,8 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     NoValidData: (422, "no_valid_data", "No valid data"),
     BadCsv: (422, "bad_csv", "The file is not readable as CSV"),
     BadCsvHeader: (422, "bad_csv_header", "The CSV header does not fit the model"),
+    AmbiguousDecimalComma: (422, "ambiguous_decimal_comma",
+                            "A comma could be a decimal mark or a separator"),
     StoreUnavailable: (503, "service_unavailable", "The service cannot write right now"),
     # Only another process can move a stream under us; a retry reads it afresh.
     ConcurrencyError: (503, "service_unavailable", "The service was busy; retry"),
@@ -114,6 +124,8 @@ def _extra(exc: Exception) -> dict[str, Any]:
         return {"errors": {"amount": [str(exc)]}}
     if isinstance(exc, LedgerDamaged):
         return {"position": exc.position}
+    if isinstance(exc, AmbiguousDecimalComma):
+        return {"fragment": exc.fragment}
     return {}
 
 

@@ -11,11 +11,13 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 import ledger
 from ledger import BalanceView, IssuedToken, Profile, TopUpOutcome
 from ledger.account import MAX_BALANCE_CREDITS, MAX_TOP_UP_CREDITS, MIN_TOP_UP_CREDITS
+from ledger.credentials import InvalidInput
 from ledger.keys import MAX_EXPIRES_IN_DAYS
 from ledger.keys import MAX_NAME as MAX_KEY_NAME
 from ledger.keys import SCOPES as KEY_SCOPES
 from ledger.limits import MAX_LIMIT_CREDITS, MAX_TIME_ZONE_LENGTH
-from ledger.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from ledger.usernames import MAX_CHARS, MIN_CHARS, RULE, normalize_username
+from ledger.users import MAX_PASSWORD, MIN_PASSWORD
 from ml import Prediction
 from web.public_ids import PublicIds
 
@@ -37,11 +39,21 @@ class StrictInteger(fields.Integer):
 
 # -- requests ------------------------------------------------------------------------------
 
+def _username(value: str) -> None:
+    try:
+        normalize_username(value)
+    except InvalidInput as error:
+        raise ValidationError(str(error)) from None
+
+
 class RegisterRequest(Schema):
-    # Python's \Z is not ECMA-262: the document gets a pattern every OpenAPI client can run.
-    username = fields.String(required=True, validate=validate.Regexp(
-        USERNAME_RE.pattern + r"\Z", error="3–32 letters, digits, '_', '.' or '-'"),
-        metadata={"pattern": f"^{USERNAME_RE.pattern}$"})
+    # Letters of any one alphabet: no regex every OpenAPI client runs says that, so the
+    # document gives the lengths and the rule in words.
+    username = fields.String(required=True, validate=_username, metadata={
+        "minLength": MIN_CHARS, "maxLength": MAX_CHARS, "example": "иван_петров",
+        "description": f"{RULE}; NFKC-normalized. Names that differ only in case or by "
+                       "look-alike letters (Latin a, Cyrillic а) are the same name. "
+                       "Invisible characters and mixed alphabets are refused."})
     password = fields.String(required=True, validate=validate.Length(MIN_PASSWORD, MAX_PASSWORD))
 
 

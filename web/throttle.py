@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledger.usernames import username_key
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -36,7 +38,7 @@ def throttle_keys(username: str, client: str,
     """The records one attempt counts against: the pair first, then the client, the account.
     A known device (`device`, from its cookie) has one record of its own, under the pair's
     rule: neither the address it shares nor the account's failures elsewhere lock it."""
-    account = username.lower()[:64]
+    account = username_key(username)[:64]
     if device is not None:
         return [(f"device:{account}:{device}", PAIR)]
     return [(f"pair:{account}:{client}", PAIR), (f"client:{client}", CLIENT),

@@ -104,11 +104,16 @@ async def test_a_csv_upload_with_a_header_row_is_predicted(client: Client) -> No
 async def test_a_csv_upload_without_a_header_takes_every_cell(client: Client) -> None:
     alice = await api_signup(client, "alice", top_up=100)
 
-    body = await (await upload(client, alice, "1,2\n3,4\n", model_id="2")).json()
+    body = await (await upload(client, alice, "1, 2\n3,4\n", model_id="2")).json()
 
     assert [p["input"] for p in body["predictions"]] == [1.0, 2.0, 3.0, 4.0]
     assert body["invalid"] == []
     assert body["cost"] == 8
+    # Without the space, "1,2" could be the one number 1.2 of a Russian spreadsheet's column:
+    # refused, and nothing charged (ambiguous_decimal_comma, tests/e2e/test_api_russian_input).
+    await expect_problem(await upload(client, alice, "1,2\n3,4\n", model_id="2"), 422,
+                         "ambiguous_decimal_comma")
+    assert (await account(client, alice))["balance"]["balance"] == 92
 
 
 @pytest.mark.parametrize("model_id", ["", "one", "1.5", "-1"])

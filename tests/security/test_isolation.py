@@ -62,13 +62,15 @@ async def test_another_users_task_is_not_found_on_the_page(client: Client) -> No
     task_id = await alices_task(client, alice)
     await page_login(client, "bob")
 
+    other = missing_task(client, task_id)
     theirs = await client.get(f"/cabinet/tasks/{task_id}")
-    missing = await client.get(f"/cabinet/tasks/{missing_task(client, task_id)}")
+    missing = await client.get(f"/cabinet/tasks/{other}")
 
     assert (theirs.status, missing.status) == (404, 404)
     page = await theirs.text()
     assert "123456" not in page
-    assert page == await missing.text()
+    # The pages may differ only by the address asked for (the language switcher links back).
+    assert page.replace(str(task_id), "ID") == (await missing.text()).replace(str(other), "ID")
 
 
 async def test_lists_and_balances_show_only_the_callers_own(client: Client) -> None:

@@ -84,6 +84,7 @@ def test_every_item_is_accounted_for_exactly_once() -> None:
 @pytest.mark.parametrize(("text", "number"), [
     ("1.5", 1.5), (" 2 ", 2.0), ("-3e2", -300.0), ("+4", 4.0), (".5", 0.5), ("7.", 7.0),
     ("1E-3", 0.001), ("1e308", 1e308),
+    ("1,5", 1.5), ("-0,25", -0.25), ("2,5e3", 2500.0),  # a value's one comma: a decimal mark
 ])
 def test_decimal_text_is_valid(text: str, number: float) -> None:
     checked = check_items([text], as_text=True)
@@ -93,7 +94,8 @@ def test_decimal_text_is_valid(text: str, number: float) -> None:
 @pytest.mark.parametrize(("text", "reason"), [
     ("nan", NOT_A_NUMBER), ("NaN", NOT_A_NUMBER), ("inf", NOT_A_NUMBER),
     ("-Infinity", NOT_A_NUMBER), ("0x10", NOT_A_NUMBER), ("1_000", NOT_A_NUMBER),
-    ("", NOT_A_NUMBER), ("1e", NOT_A_NUMBER), ("1,5", NOT_A_NUMBER), ("١٢", NOT_A_NUMBER),
+    ("", NOT_A_NUMBER), ("1e", NOT_A_NUMBER), ("1,5,2", NOT_A_NUMBER), (",5", NOT_A_NUMBER),
+    ("1.000,5", NOT_A_NUMBER), ("١٢", NOT_A_NUMBER),
     ("1e400", BEYOND_RANGE), ("-1e400", BEYOND_RANGE), ("1" * 400, BEYOND_RANGE),
 ])
 def test_other_text_is_invalid(text: str, reason: str) -> None:
@@ -130,7 +132,7 @@ def test_split_text_keeps_bad_tokens_so_they_can_be_reported() -> None:
 @pytest.mark.parametrize(("text", "cells"), [
     ("x,y\n1,2\n", ["1", "2"]),                   # a header is skipped
     ("value\n1\n2\n", ["1", "2"]),
-    ("1,2\nx,y\n", ["1", "2", "x", "y"]),          # only the first row can be a header
+    ("1, 2\nx,y\n", ["1", "2", "x", "y"]),         # only the first row can be a header
     ("x,1\n2,3\n", ["x", "1", "2", "3"]),          # a row with a number is data
     ("1,,2\n\n,3,\n", ["1", "2", "3"]),            # empty cells and rows are skipped
     (' 4 ,"5,6","7"\n', ["4", "5,6", "7"]),        # quoted cells keep their commas
