@@ -14,7 +14,9 @@ from aiohttp.typedefs import Handler
 from events import StoreError
 from ledger import LedgerError
 from ml import MlError
+from web.i18n import translator
 from web.keys import REQUEST_ID, VERIFIER
+from web.messages import localize, localize_problem
 from web.problems import PROBLEM_JSON, LedgerDamaged, Problem, http_problem, problem_for
 
 log = logging.getLogger("ml_cabinet")
@@ -122,10 +124,14 @@ async def read_only_when_damaged(request: web.Request, handler: Handler) -> web.
 
 
 async def render(request: web.Request, problem: Problem) -> web.StreamResponse:
-    if is_api(request):
-        return problem.response()
-    context = {"status": problem.status_code, "title": problem.title,
-               "detail": problem.detail if problem.status_code < 500 else problem.title}
+    tr = translator(request)
+    if is_api(request):  # the same code, type and fields in every language
+        return problem.response(localize_problem(tr, problem.body()))
+    # aiohttp's bare "404: Not Found" says nothing the page's own sentence does not say better
+    bare = problem.detail in (f"{problem.status_code}: {problem.title}", problem.title)
+    detail = "" if bare else problem.detail
+    context = {"status": problem.status_code, "title": localize(tr, problem.title),
+               "detail": localize(tr, detail if problem.status_code < 500 else problem.title)}
     try:
         response = aiohttp_jinja2.render_template("error.html", request, context,
                                                   status=problem.status_code)
