@@ -207,6 +207,23 @@ TEMPLATES = (
     N_("Unauthorized"),
     N_("Internal Server Error"),
     N_("Service Unavailable"),
+    # the operator console (web/admin_api.py, ledger/account.py's adjust/suspend/resume)
+    N_("No such user"),
+    N_("The account is already in that state"),
+    N_("The account is not an operator"),
+    N_("The debit would take the available balance below zero"),
+    N_("This account is suspended"),
+    N_("This needs the operator role"),
+    N_("an operator suspended this account: its sessions, tokens and keys are refused until it "
+       "is resumed"),
+    N_("the operator console is for operators signed in with their login"),
+    N_("account %(id)s is already suspended"),
+    N_("account %(id)s is not suspended"),
+    # exports and statements (web/exports.py, web/schemas.py RangeQuery)
+    N_("a date as YYYY-MM-DD"),
+    N_("not a date of the calendar"),
+    N_("a date from 1970-01-01 to 9998-12-31"),
+    N_("from is after to"),
 )
 
 
