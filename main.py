@@ -10,6 +10,11 @@ Where a model joins: the models folder (`models/` in the repository by default).
 manifest (`<name>.json`: id, name, price, limits, kind, features, labels, artifact, sha256)
 and its ONNX artifact there and restart; `python -m ml.train` writes the two shipped ones.
 A manifest that cannot be served stops the start with one line naming the file.
+
+SIGTERM or SIGINT stops cleanly (web/server.py): requests in flight get
+ML_CABINET_SHUTDOWN_GRACE_SECONDS to finish, the holds of the rest are released, exit 0.
+ML_CABINET_LOG_FORMAT=json logs one JSON object per line; /metrics needs
+ML_CABINET_METRICS_TOKEN or ML_CABINET_METRICS_PORT (README, Operations).
 """
 
 from __future__ import annotations
@@ -22,14 +27,13 @@ import os
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from events import StoreCorrupted, StoreUnavailable
 from ledger.__main__ import redacted
 from ml import ManifestError
 from web.app import create_app
 from web.config import Config
-from web.middlewares import RequestLog
+from web.logs import setup_logging
+from web.server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     shown = redacted(config.database_url) if config.database_url else str(config.db_path)
     audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging(config.log_format)
     try:
         app = create_app(config)
     except ManifestError as error:
@@ -62,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     use_uvloop()  # after the models loaded: a refusal to start stays one line
     try:
-        web.run_app(app, host=config.host, port=config.port,
-                    access_log_class=RequestLog, print=lambda text: logging.info(
-                        "ML Cabinet on http://%s:%s (database %s)", config.host, config.port,
-                        shown))
+        asyncio.run(serve(app, config, shown))  # until SIGTERM or SIGINT, then a clean stop
     except StoreCorrupted as error:
         logging.error("refusing to start: %s. Run `python -m ledger audit %s`.", error, audit)
         return 3

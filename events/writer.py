@@ -4,9 +4,10 @@ and commits up to `max_batch` of them in one transaction. `transact` returns aft
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from events.errors import StoreUnavailable
 from events.event import Event, Metadata, RecordedEvent
@@ -23,6 +24,36 @@ class Job:
 
 
 Outcome = tuple[Job, Any, BaseException | None]
+
+
+class CommitObserver(Protocol):
+    """Told about every write, for metrics; it must be quick and must not raise."""
+
+    def batch_committed(self, jobs: int, seconds: float) -> None:
+        """A batch of `jobs` went through one commit (some jobs may have failed alone)."""
+
+    def events_committed(self, events: Sequence[RecordedEvent]) -> None:
+        """The events one job appended, once its transaction has committed."""
+
+
+class _RecordingSession:
+    """The job's session, keeping what it appended: a job rolled back (or re-run by a retry)
+    must not count, so the events are reported only with the job's result."""
+
+    def __init__(self, session: SqlSession) -> None:
+        self._session = session
+        self.db = session.db  # read at every statement: no __getattr__ on the hot path
+        self.appended: list[RecordedEvent] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Event],
+                     metadata: Metadata = Metadata()  # noqa: B008 - frozen
+                     ) -> list[RecordedEvent]:
+        recorded = await self._session.append(stream_id, expected_version, events, metadata)
+        self.appended.extend(recorded)
+        return recorded
 
 
 def settle(outcomes: Sequence[Outcome]) -> None:
@@ -42,6 +73,12 @@ class GroupCommit:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.observer: CommitObserver | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting for the writer (the batch being committed is not counted)."""
+        return self._queue.qsize()
 
     @property
     def max_batch(self) -> int:
@@ -69,12 +106,32 @@ class GroupCommit:
     async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the event store is not open")
-        job = Job(work)
+        job = self._observed_job(work) if self.observer is not None else Job(work)
         # The job runs to the end even if the caller goes away; its error is then dropped.
         job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         await self._queue.put(job)
         result: T = await asyncio.shield(job.future)
         return result
+
+    def _observed_job(self, work: Callable[[SqlSession], Awaitable[Any]]) -> Job:
+        observer = self.observer
+        assert observer is not None
+        latest: list[_RecordingSession] = []  # a retried job runs its work again
+
+        async def observed(session: SqlSession) -> Any:
+            recording = _RecordingSession(session)
+            latest[:] = [recording]
+            return await work(recording)
+
+        job = Job(observed)
+
+        def report(future: asyncio.Future[Any]) -> None:
+            # settle() resolves the future only after COMMIT: what is reported is in the log.
+            if not future.cancelled() and future.exception() is None and latest:
+                observer.events_committed(latest[0].appended)
+
+        job.future.add_done_callback(report)
+        return job
 
     async def append(
         self,
@@ -97,7 +154,13 @@ class GroupCommit:
             while len(batch) < self.max_batch and not self._queue.empty():
                 more = self._queue.get_nowait()
                 if more is None:
-                    await self._commit(batch)
+                    await self._timed_commit(batch)
                     return
                 batch.append(more)
-            await self._commit(batch)
+            await self._timed_commit(batch)
+
+    async def _timed_commit(self, batch: list[Job]) -> None:
+        started = time.perf_counter()
+        await self._commit(batch)
+        if self.observer is not None:
+            self.observer.batch_committed(len(batch), time.perf_counter() - started)

@@ -40,6 +40,8 @@ KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks"
         "postings": "position", "api_keys": "position", "account_settings": "user_id",
         "spend": "user_id", "spend_holds": "task_id"}
 KEYS |= {"account_flags": "user_id", "operator_actions": "position"}  # the operator console
+KEYS.update({"usage_slots": "user_id", "usage_days": "user_id", "usage_tasks": "task_id",
+             "usage_zones": "user_id"})
 
 
 @dataclass

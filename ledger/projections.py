@@ -285,6 +285,7 @@ class TasksProjector:
 def ledger_projectors() -> list[Projector]:
     from ledger.admin_projection import AdminProjector
     from ledger.spend import SpendProjector  # it folds the same events, in its own module
+    from ledger.usage import UsageProjector
 
     return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector(),
-            SpendProjector(), AdminProjector()]
+            SpendProjector(), AdminProjector(), UsageProjector()]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from events import Metadata, SqlEventStore, SQLiteEventStore, SqlSession, UniqueViolation
 from events.generation import SharedGeneration
 from ledger import account as decide
-from ledger import limits, queries, security_log, spend
+from ledger import limits, queries, security_log, spend, usage
 from ledger.control import (
     Operation,
     finish_task_operation,
@@ -35,6 +35,7 @@ from ledger.events import (
 )
 from ledger.limits import PeriodSpend
 from ledger.spend import KeyLimit
+from ledger.usage import UsageReport
 from ledger.views import (
     BalanceView,
     JsonValue,
@@ -458,3 +459,16 @@ class LedgerService:
     async def all_tasks(self, user_id: int) -> list[TaskView]:
         """Newest first, read page by page."""
         return await queries.everything(self.store.read_db(), user_id, queries.list_tasks)
+
+    async def usage(self, user_id: int, first: date, last: date,
+                    group_by: str = "day") -> UsageReport:
+        """Charges per local day (every day of the range) or per model; the caller bounds
+        the range to usage.MAX_RANGE_DAYS."""
+        db = self.store.read_db()
+        await queries.get_balance(db, user_id)  # AccountNotFound for a stranger
+        return await usage.usage(db, user_id, first, last, group_by)
+
+    async def today(self, user_id: int) -> date:
+        """The account's calendar date now, in its time zone."""
+        zone = await usage.time_zone_of(self.store.read_db(), user_id)
+        return usage.today_in(zone, self.store.clock())

@@ -129,7 +129,8 @@ async def _check_mark(db: SqlDatabase, state: VerifierState) -> tuple[int, Chain
     stored predecessor (an edit that left the hash alone shows there). Two rows read."""
     if state.mark_position == 0:
         return 0, None
-    rows = await read_after(db, state.mark_position - 2, 2)
+    # The mark's row and its predecessor; a mark on the first event has none.
+    rows = await read_after(db, max(state.mark_position - 2, 0), min(state.mark_position, 2))
     row = rows[-1] if rows else None
     if row is None or row.position != state.mark_position:
         return len(rows), ChainBreak(state.mark_position, "the log is shorter than the "

@@ -16,7 +16,7 @@ from web import fast_json, schemas
 from web.auth import api_user, bearer_token, require_login
 from web.bodies import load, read_json, read_multipart, whole_number
 from web.devices import DEVICE_COOKIE
-from web.i18n import translator
+from web.i18n import DEFAULT_LANGUAGE, Translator, translator
 from web.input_messages import ambiguous_comma_problem
 from web.keys import (
     API_KEYS,
@@ -33,6 +33,7 @@ from web.keys import (
     USERS,
     VERIFIER,
 )
+from web.messages import localize_invalid, localize_task
 from web.problems import Problem
 from web.public_ids import TASK, TRANSACTION, PublicIds
 
@@ -168,7 +169,7 @@ async def predict(request: web.Request) -> web.Response:
         body = load(predict_schema, await read_json(request))
         result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
                                                     key, key=spender)
-    return prediction_response(result, request.app[PUBLIC_IDS])
+    return prediction_response(result, request.app[PUBLIC_IDS], translator(request))
 
 
 def spending_key(credential: Credential) -> KeyLimit | None:
@@ -200,9 +201,11 @@ async def _predict_upload(request: web.Request) -> tuple[int, str, bool]:
     return model_id, upload.fields.get("data", ""), False
 
 
-def prediction_response(result: PredictionResult, ids: PublicIds) -> web.Response:
-    """The same stored result always gives the same status and body."""
-    task = schemas.public_task(result.task, ids)
+def prediction_response(result: PredictionResult, ids: PublicIds,
+                        tr: Translator | None = None) -> web.Response:
+    """The same stored result always gives the same status and body (in each language)."""
+    tr = tr or Translator(DEFAULT_LANGUAGE)
+    task = localize_task(tr, schemas.public_task(result.task, ids))
     balance = schemas.balance_json(result.balance)
     if result.status == "rejected" and (refusal := result.refusal) is not None:
         left = refusal.left_credits or 0
@@ -223,8 +226,8 @@ def prediction_response(result: PredictionResult, ids: PublicIds) -> web.Respons
                       f"{result.task.error}; nothing was charged", task=task, balance=balance)
     return web.json_response({
         "task": task, "predictions": [schemas.prediction_json(p) for p in result.predictions],
-        "invalid": result.invalid, "cost": result.cost_credits, "balance": balance},
-        dumps=fast_json.dumps)
+        "invalid": localize_invalid(tr, result.invalid), "cost": result.cost_credits,
+        "balance": balance}, dumps=fast_json.dumps)
 
 
 async def tasks(request: web.Request) -> web.Response:
@@ -232,7 +235,9 @@ async def tasks(request: web.Request) -> web.Response:
     query = _id_page(request, TASK)
     page = await request.app[LEDGER].tasks_page(user_id, **query)
     ids = request.app[PUBLIC_IDS]
-    return web.json_response(schemas.page_json(page, lambda t: schemas.public_task(t, ids)))
+    tr = translator(request)
+    return web.json_response(schemas.page_json(
+        page, lambda t: localize_task(tr, schemas.public_task(t, ids))))
 
 
 async def task(request: web.Request) -> web.Response:
@@ -243,7 +248,7 @@ async def task(request: web.Request) -> web.Response:
     found = None if task_id is None else await request.app[LEDGER].find_task(user_id, task_id)
     if found is None:
         raise Problem(404, "task_not_found", "No such task", f"there is no task {raw[:40]}")
-    return web.json_response(schemas.public_task(found, ids))
+    return web.json_response(localize_task(translator(request), schemas.public_task(found, ids)))
 
 
 # -- signed checkpoints and statements with proof (issue 11) -----------------------------------

@@ -29,10 +29,12 @@ from ledger import (
     ledger_store_at,
 )
 from ledger.admin import AdminService
+from ledger.errors import UnknownHold
+from ledger.queries import open_holds
 from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
-from web import i18n, middlewares
+from web import i18n, metrics, middlewares
 from web.auth import csrf_token, page_user
 from web.config import Config
 from web.devices import DeviceCookies
@@ -108,9 +110,28 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
         # A hung model must not hang the shutdown: its task is released at the next start.
         executor.shutdown(wait=False, cancel_futures=True)
+        await release_own_holds(ledger)
     finally:
         await liveness.stop()  # before the store closes: a lease is given up through it
         await store.close()
+
+
+async def release_own_holds(ledger: LedgerService) -> None:
+    """A clean stop leaves nothing for the next start's sweep: the requests in flight had
+    the grace period to settle; the holds of those cut off are released now, as events."""
+    released = 0
+    try:
+        for row in await open_holds(ledger.store.read_db()):
+            if row["owner"] != ledger.owner:
+                continue
+            with contextlib.suppress(UnknownHold):  # settled by a write still in the queue
+                await ledger.fail_task(row["user_id"], row["task_id"],
+                                       "stopped: the service shut down while it ran")
+                released += 1
+    except Exception as error:  # the rest of the stop (lease, store) must still run
+        log.warning("holds of this process stay for the next start's sweep: %s", error)
+    if released:
+        log.warning("released %d holds of predictions cut off by the shutdown", released)
 
 
 def liveness_for(config: Config, store: SqlEventStore) -> Liveness:
@@ -166,7 +187,7 @@ async def check_log(store: SqlEventStore) -> StartupCheck:
 
 async def page_context(request: web.Request) -> dict[str, Any]:
     # aiohttp-jinja2 runs this for every request; only pages need a user and a CSRF token.
-    if request.path.startswith(("/api/", "/static/", "/healthz")):
+    if request.path.startswith(("/api/", "/static/", "/healthz", "/readyz", "/metrics")):
         return {"lang": i18n.request_language(request)}
     user_id = await page_user(request)
     user = None
@@ -184,15 +205,19 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
                ) -> web.Application:
     config = config or Config.from_env()
     app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[middlewares.request_id, i18n.language, middlewares.errors,
+                          middlewares=[metrics.count_requests, middlewares.request_id,
+                                       middlewares.compress_static,
+                                       i18n.language, middlewares.errors,
                                        middlewares.read_only_when_damaged])
     app[CONFIG] = config
+    app[metrics.METRICS] = metrics.Metrics()
     # The code models and every manifest in the models folder; a bad manifest raises
     # ManifestError here, before anything is served.
     app[MODELS] = models or MLModelManager(catalogue(config.models_dir))
     # One process counts login failures in memory; many count them in the database.
-    app[THROTTLE] = (SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
-                     if config.database_url else LoginThrottle())
+    app[THROTTLE] = metrics.MeteredThrottle(
+        SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
+        if config.database_url else LoginThrottle(), app[metrics.METRICS])
     app[OPENAPI] = build_openapi()
     cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
                               "samesite": "Lax", "secure": config.secure_cookies,
@@ -214,6 +239,7 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     i18n.install(env)  # _(), ngettext() and the locale-aware credits/when filters
     app.on_response_prepare.append(middlewares.add_headers)
     app.cleanup_ctx.append(services_ctx)
+    app.cleanup_ctx.append(metrics.metrics_ctx)  # after the store opens, before it closes
     app.cleanup_ctx.append(sealing_ctx)  # signed checkpoints (web/sealing.py)
     setup_routes(app, HERE / "static")
     return app

@@ -47,6 +47,13 @@ class Config:
     verify_rate: int = 5_000
     # Pure, fast models (ModelSpec.one_transaction) charge in one write; False: all two-phase.
     one_transaction: bool = True
+    # Operations (issue 13). /metrics answers only with this Bearer token, or on its own
+    # port (bind it to the operator's network); with neither it is not served at all.
+    metrics_token: str | None = None
+    metrics_port: int | None = None
+    log_format: str = "plain"  # or "json": one object per line
+    # On SIGTERM/SIGINT requests in flight get this long to finish before they are cut off.
+    shutdown_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.database_url is not None and not self.database_url.startswith(
@@ -60,6 +67,12 @@ class Config:
                              "ML_CABINET_CHECKPOINT_SECONDS in (0, 86400]")
         if not 0 <= self.verify_rate <= 10_000_000:
             raise ValueError("ML_CABINET_VERIFY_RATE is rows per second in [0, 10000000]")
+        if self.log_format not in ("plain", "json"):
+            raise ValueError("ML_CABINET_LOG_FORMAT is plain or json")
+        if not 0 <= self.shutdown_grace_s <= 3600:
+            raise ValueError("ML_CABINET_SHUTDOWN_GRACE_SECONDS is seconds in [0, 3600]")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ValueError("ML_CABINET_METRICS_TOKEN must be at least 16 characters")
         # A typo must not quietly weaken durability: SQLite reads unknown words as NORMAL.
         if self.synchronous not in ("FULL", "EXTRA", "NORMAL", "OFF"):
             raise ValueError(f"ML_CABINET_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF, "
@@ -87,6 +100,11 @@ class Config:
                                  if env.get("ML_CABINET_SIGNING_KEY_FILE") else None),
             "verify_rate": int(env.get("ML_CABINET_VERIFY_RATE", "5000")),
             "one_transaction": env.get("ML_CABINET_ONE_TRANSACTION", "1") != "0",
+            "metrics_token": env.get("ML_CABINET_METRICS_TOKEN") or None,
+            "metrics_port": (int(env["ML_CABINET_METRICS_PORT"])
+                             if env.get("ML_CABINET_METRICS_PORT") else None),
+            "log_format": env.get("ML_CABINET_LOG_FORMAT", "plain").lower(),
+            "shutdown_grace_s": float(env.get("ML_CABINET_SHUTDOWN_GRACE_SECONDS", "10")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -158,7 +158,8 @@ class Translator:
         text = translations(self.lang).gettext(message)
         return text % values if values else text
 
-    def ngettext(self, singular: str, plural: str, num: int, **values: Any) -> str:
+    def ngettext(self, singular: str, plural: str, num: int, /, **values: Any) -> str:
+        """The form for `num`; `num=` among the values shows it formatted (1 234)."""
         text = translations(self.lang).ngettext(singular, plural, num)
         return text % {"num": num, **values}
 

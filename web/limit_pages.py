@@ -14,7 +14,9 @@ from web import schemas
 from web.api import client_address
 from web.auth import check_csrf, page_user
 from web.bodies import whole_number
+from web.i18n import translator
 from web.keys import LEDGER
+from web.messages import localize, localize_errors
 
 WARN_PERCENT = 80
 SUGGESTED_ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Moscow", "Asia/Kolkata",
@@ -81,14 +83,15 @@ async def set_limits(request: web.Request) -> web.Response:
     fields = {name: _limit_field(form, name) for name in ("daily_credits", "monthly_credits")}
     shown = {name: str(form.get(name, ""))[:20] for name in fields}
     errors = schemas.LimitsRequest().validate(fields)
+    tr = translator(request)
     if errors:
-        return await limits_page(request, 422, field_errors=errors,
+        return await limits_page(request, 422, field_errors=localize_errors(tr, errors),
                                  form={**shown, "time_zone": str(form.get("time_zone", ""))},
-                                 error="Please correct the fields below.")
+                                 error=tr("Please correct the fields below."))
     await request.app[LEDGER].set_limits(user_id, fields["daily_credits"],  # type: ignore[arg-type]
                                          fields["monthly_credits"],  # type: ignore[arg-type]
                                          client_address(request))
-    (await get_session(request))["flash"] = {"message": "Spend limits saved."}
+    (await get_session(request))["flash"] = {"message": tr("Spend limits saved.")}
     raise web.HTTPSeeOther(request.app.router["cabinet_limits"].url_for())
 
 
@@ -97,11 +100,13 @@ async def set_time_zone(request: web.Request) -> web.Response:
     form = await request.post()
     await check_csrf(request, form)
     zone = str(form.get("time_zone", "")).strip()
+    tr = translator(request)
     try:
         await request.app[LEDGER].set_time_zone(user_id, zone, client_address(request))
     except InvalidSetting as exc:
-        return await limits_page(request, 422, field_errors={"time_zone": [str(exc)]},
+        return await limits_page(request, 422, field_errors={"time_zone": [localize(tr, str(exc))]},
                                  form={"time_zone": zone[:64]},
-                                 error="Please correct the fields below.")
-    (await get_session(request))["flash"] = {"message": f"Time zone set to {zone}."}
+                                 error=tr("Please correct the fields below."))
+    (await get_session(request))["flash"] = {"message": tr("Time zone set to %(zone)s.",
+                                                           zone=zone)}
     raise web.HTTPSeeOther(request.app.router["cabinet_limits"].url_for())

@@ -14,7 +14,9 @@ from aiohttp.typedefs import Handler
 from events import StoreError
 from ledger import LedgerError
 from ml import MlError
+from web.i18n import translator
 from web.keys import REQUEST_ID, VERIFIER
+from web.messages import localize, localize_problem
 from web.problems import PROBLEM_JSON, LedgerDamaged, Problem, http_problem, problem_for
 
 log = logging.getLogger("ml_cabinet")
@@ -28,12 +30,20 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    # No page uses any of these; a script injected despite the CSP gets none of them either.
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+                          "interest-cohort=()",
+    "Server": "ML Cabinet",  # no name or version of the software underneath
 }
+# Static files are asked for by content-hashed URLs (?v=...): a new release is a new URL.
+STATIC_MAX_AGE = "public, max-age=31536000, immutable"
+COMPRESSIBLE = (".css", ".js", ".svg", ".json", ".html", ".txt")
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def is_api(request: web.Request) -> bool:
-    return request.path.startswith(("/api/", "/healthz"))
+    return request.path.startswith(("/api/", "/healthz", "/readyz", "/metrics"))
 
 
 @web.middleware
@@ -47,8 +57,36 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
     """on_response_prepare: every response, error pages and static files included."""
     response.headers.update(SECURITY_HEADERS)
     response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
-    if is_api(request):
+    if request.path.startswith("/static/"):
+        static_caching(request, response)
+    else:  # API replies and pages: per user, with session cookies and CSRF tokens
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+def static_caching(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """A year for a content-hashed URL, revalidation (the ETag) for a bare one; an error
+    (a name that is not there) is never kept."""
+    if response.status not in (200, 206, 304):
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        response.headers["Cache-Control"] = STATIC_MAX_AGE if "v" in request.query else (
+            "no-cache")
+
+
+@web.middleware
+async def compress_static(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Text files gzip-compressed for clients that accept it. Decided before the file is
+    opened, so not for a byte range (its offsets count stored bytes), a HEAD, or a
+    conditional request (a 304 must carry no body, not even an empty gzip stream)."""
+    response = await handler(request)
+    if not (request.path.startswith("/static/") and request.path.endswith(COMPRESSIBLE)):
+        return response
+    response.headers["Vary"] = "Accept-Encoding"  # caches keep both forms apart
+    if (request.method == "GET" and "gzip" in request.headers.get("Accept-Encoding", "").lower()
+            and not any(h in request.headers for h in ("Range", "If-None-Match",
+                                                       "If-Modified-Since"))):
+        response.enable_compression(web.ContentCoding.gzip)
+    return response
 
 
 @web.middleware
@@ -86,10 +124,14 @@ async def read_only_when_damaged(request: web.Request, handler: Handler) -> web.
 
 
 async def render(request: web.Request, problem: Problem) -> web.StreamResponse:
-    if is_api(request):
-        return problem.response()
-    context = {"status": problem.status_code, "title": problem.title,
-               "detail": problem.detail if problem.status_code < 500 else problem.title}
+    tr = translator(request)
+    if is_api(request):  # the same code, type and fields in every language
+        return problem.response(localize_problem(tr, problem.body()))
+    # aiohttp's bare "404: Not Found" says nothing the page's own sentence does not say better
+    bare = problem.detail in (f"{problem.status_code}: {problem.title}", problem.title)
+    detail = "" if bare else problem.detail
+    context = {"status": problem.status_code, "title": localize(tr, problem.title),
+               "detail": localize(tr, detail if problem.status_code < 500 else problem.title)}
     try:
         response = aiohttp_jinja2.render_template("error.html", request, context,
                                                   status=problem.status_code)

@@ -5,40 +5,49 @@ from __future__ import annotations
 from typing import Any
 
 from ml import Feature, ModelSpec
+from web.i18n import Translator
 from web.result_table import number_text
 
 
-def model_view(spec: ModelSpec) -> dict[str, Any]:
+def model_view(spec: ModelSpec, tr: Translator | None = None) -> dict[str, Any]:
     """A model as the home page and the form's hints show it: what it is, what one row holds,
     and an example row to paste or a CSV header to write."""
     example = spec.schema.example_row()
     return {**spec.public(), "scalar": spec.schema.scalar,
-            "feature_hints": [{"name": f.name, "type": f.type, "accepts": accepts(f),
+            "feature_hints": [{"name": f.name, "type": f.type, "accepts": accepts(f, tr),
                                "required": f.required} for f in spec.schema.features],
             "example_line": ", ".join(number_text(v) for v in example.values()) or "1.5, 2, 3",
             "csv_header": ",".join(spec.schema.names) or "value",
             "csv_example": ",".join(number_text(v) for v in example.values()) or "1.5"}
 
 
-def accepts(feature: Feature) -> str:
-    """'3.9 to 8.3', '1 or 2', 'at least 0', 'any'; whole numbers said so."""
+def accepts(feature: Feature, tr: Translator | None = None) -> str:
+    """'3.9 to 8.3', '1 or 2', 'at least 0', 'any'; whole numbers said so. Each case is one
+    whole phrase of its own, so a language can order its words as it needs."""
+    tr = tr or Translator("en")
+
     def g(number: float | None) -> str:  # an integer feature's bounds read 13, not 13.0
         whole = feature.type == "integer" and number is not None and float(number).is_integer()
         return number_text(int(number) if whole and number is not None else number)
 
+    whole = feature.type == "integer" and not feature.categories
     if feature.categories:
         shown = [g(c) for c in feature.categories]
-        text = ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
+        text = (tr("%(first)s or %(last)s", first=", ".join(shown[:-1]), last=shown[-1])
+                if len(shown) > 1 else shown[0])
     elif feature.minimum is not None and feature.maximum is not None:
-        text = f"{g(feature.minimum)} to {g(feature.maximum)}"
+        low, high = g(feature.minimum), g(feature.maximum)
+        text = (tr("%(low)s to %(high)s, whole", low=low, high=high) if whole
+                else tr("%(low)s to %(high)s", low=low, high=high))
     elif feature.minimum is not None:
-        text = f"at least {g(feature.minimum)}"
+        text = (tr("at least %(low)s, whole", low=g(feature.minimum)) if whole
+                else tr("at least %(low)s", low=g(feature.minimum)))
     elif feature.maximum is not None:
-        text = f"at most {g(feature.maximum)}"
+        text = (tr("at most %(high)s, whole", high=g(feature.maximum)) if whole
+                else tr("at most %(high)s", high=g(feature.maximum)))
     else:
-        text = "any number"
-    if feature.type == "integer" and not feature.categories:
-        text += ", whole"
+        text = tr("any number, whole") if whole else tr("any number")
     if not feature.required:
-        text += f"; optional (default {g(feature.default)})"
+        text = tr("%(accepts)s; optional (default %(default)s)", accepts=text,
+                  default=g(feature.default))
     return text

@@ -113,6 +113,19 @@ KEY_PATHS: dict[str, dict[str, Any]] = {
         tag="auth", errors=(403, 422), params=PAGE)},
 }
 
+DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+USAGE_PATHS: dict[str, dict[str, Any]] = {"/api/v1/usage": {"get": _op(
+    "Charges per calendar day of the account (every day of the range, zeros included) or "
+    "per model, with the range's total; the sums equal the charges of the credit history. "
+    "A range is at most 366 days, both ends included (422 past that, or when from > to).",
+    (200, "UsageResult"), tag="account", errors=(422,), params=[
+        {"name": "from", "in": "query", "required": False, "schema": DAY,
+         "description": "The first day (default: the first day of the month of `to`)"},
+        {"name": "to", "in": "query", "required": False, "schema": DAY,
+         "description": "The last day, included (default: today, in the account's zone)"},
+        {"name": "group_by", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": ["day", "model"], "default": "day"}}])}}
+
 
 # -- exports and statements (issue 10, branch exports) ---------------------------------------
 RANGE = [{"name": name, "in": "query", "required": False, "description": text,
@@ -166,7 +179,8 @@ def build_openapi() -> dict[str, Any]:
                  "StatementBalance", "StatementProof",
                  "KeyCreateRequest", "PasswordChangeRequest", "KeyView", "IssuedKeyView",
                  "KeyList", "SecurityEventView", "SecurityEventPage",
-                 "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult"):
+                 "MeUpdate", "LimitsRequest", "PeriodView", "LimitsResult",
+                 "UsageCounts", "UsageRowView", "UsageResult"):
         spec.components.schema(name, schema=getattr(schemas, name))
     for name in EXPORT_SCHEMAS:
         spec.components.schema(name, schema=getattr(schemas, name))
@@ -231,6 +245,7 @@ def build_openapi() -> dict[str, Any]:
         **KEY_PATHS,
         **EXPORT_PATHS,
         **admin_schemas.paths(_op, PAGE, IDEMPOTENCY),
+        **USAGE_PATHS,
     }
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

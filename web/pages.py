@@ -3,6 +3,7 @@ the form with a message; a failed form is never a 500 page."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -26,10 +27,11 @@ from web.api import client_address, known_device, statement_response
 from web.auth import check_csrf, end_session, page_user, start_session
 from web.bodies import read_multipart, whole_number
 from web.devices import DEVICE_COOKIE, DEVICE_MAX_AGE_S
-from web.i18n import translator
+from web.i18n import DEFAULT_LANGUAGE, Translator, translator
 from web.input_messages import ambiguous_comma, username_error
 from web.keys import CONFIG, DEVICES, LEDGER, ML, MODELS, PUBLIC_IDS, THROTTLE, USERS
 from web.limit_pages import limits_view
+from web.messages import localize, localize_errors
 from web.model_view import model_view
 from web.predict_form import PredictForm, service_input
 from web.problems import Problem, problem_for
@@ -51,7 +53,8 @@ LATEST_ROWS = 10  # rows of the latest result in the cabinet; the task page page
 
 
 async def index(request: web.Request) -> web.Response:
-    specs = [model_view(s) for s in request.app[MODELS].specs()]
+    tr = translator(request)
+    specs = [model_view(s, tr) for s in request.app[MODELS].specs()]
     return aiohttp_jinja2.render_template("index.html", request, {"models": specs})
 
 
@@ -75,20 +78,23 @@ async def register_submit(request: web.Request) -> web.Response:
     form = await request.post()
     await check_csrf(request, form)
     username, password = str(form.get("username", "")), str(form.get("password", ""))
+    tr = translator(request)
     errors = schemas.RegisterRequest().validate({"username": username, "password": password})
     if "username" in errors:  # said in the reader's language (web/input_messages.py)
-        errors["username"] = [username_error(username, translator(request)) or RULE]
+        errors["username"] = [username_error(username, tr) or RULE]
     if errors:
         return _form_page(request, "register.html", 422, form={"username": username},
-                          error="Please correct the fields below.", field_errors=errors)
+                          error=tr("Please correct the fields below."),
+                          field_errors=localize_errors(tr, errors))
     try:
         user = await request.app[USERS].register(username, password)
     except UsernameTaken:
+        taken = tr("This username is taken.")
         return _form_page(request, "register.html", 409, form={"username": username},
-                          field_errors={"username": ["This username is taken."]},
-                          error="This username is taken.")
+                          field_errors={"username": [taken]}, error=taken)
     await start_session(request, user.id, client_address(request))
-    await flash(request, message=f"Welcome, {user.username}! Top up to run your first prediction.")
+    await flash(request, message=tr("Welcome, %(name)s! Top up to run your first prediction.",
+                                    name=user.username))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
@@ -102,15 +108,18 @@ async def login_submit(request: web.Request) -> web.Response:
     username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
     throttle, client = request.app[THROTTLE], client_address(request)
     device = known_device(request, username)
+    tr = translator(request)
     if wait := await throttle.retry_after(username, client, device):
         return _form_page(request, "login.html", 429, form={"username": username},
-                          error=f"Too many attempts. Try again in {wait} seconds.")
+                          error=tr.ngettext("Too many attempts. Try again in %(num)s second.",
+                                            "Too many attempts. Try again in %(num)s seconds.",
+                                            wait))
     try:
         user_id = await request.app[USERS].authenticate(username, password[:256])
     except InvalidCredentials:
         await throttle.failed(username, client, device)
         return _form_page(request, "login.html", 401, form={"username": username},
-                          error="Wrong username or password.")
+                          error=tr("Wrong username or password."))
     await throttle.succeeded(username, client, device)
     await start_session(request, user_id, client)
     done = web.HTTPSeeOther(request.app.router["cabinet"].url_for())
@@ -128,6 +137,8 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def flash(request: web.Request, **notice: str) -> None:
+    """A notice for the next page, already in the request's language (the next page is the
+    same person's, in the same language; a stored sentence needs no catalog to show)."""
     (await get_session(request))["flash"] = notice
 
 
@@ -158,10 +169,11 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
     last_task = session.get("last_task")
     last = await ledger.find_task(user_id, last_task) if isinstance(last_task, int) else None
     specs = request.app[MODELS].specs()
+    tr = translator(request)
     context = {
         "balance": schemas.balance_json(await ledger.get_balance(user_id)),
         "limits": limits_view(await ledger.limits(user_id)),
-        "models": [model_view(s) for s in specs],
+        "models": [model_view(s, tr) for s in specs],
         "presets": PRESETS, "operation_id": uuid.uuid4().hex,
         "message": notice.get("message"), "error": notice.get("error"),
         # The form offers the model of the latest prediction again, else the first one.
@@ -169,8 +181,8 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
         "last_result": None if last is None else result_view(request, last, LATEST_ROWS),
         "tasks": {"items": [task_view(request, t) for t in tasks.data], "page": tasks_page,
                   "has_prev": tasks_page > 1, "has_next": tasks.has_more},
-        "transactions": {"items": [schemas.transaction_json(t, request.app[PUBLIC_IDS])
-                                   for t in moves.data],
+        "transactions": {"items": [transaction_view(tr, schemas.transaction_json(
+                                       t, request.app[PUBLIC_IDS])) for t in moves.data],
                          "page": tx_page, "has_prev": tx_page > 1, "has_next": moves.has_more},
     }
     context.update(extra)
@@ -179,11 +191,34 @@ async def cabinet(request: web.Request, status: int = 200, **extra: Any) -> web.
     return response
 
 
+# A credit movement's description is a stored fact, written in English when it happened.
+CHARGE_DESCRIPTION = re.compile(r"Prediction #(\d+): (.+), (\d+) × (\d+) credits\Z", re.DOTALL)
+
+
+def transaction_view(tr: Translator, shown: dict[str, Any]) -> dict[str, Any]:
+    """A movement as the history shows it, its stored description said in the page's
+    language (the API keeps the stored text)."""
+    text = str(shown.get("description") or "")
+    if tr.lang == DEFAULT_LANGUAGE:  # English shows the stored text as it always did
+        return shown
+    if text == "Top-up":
+        shown["description_text"] = tr("Top-up")
+    elif found := CHARGE_DESCRIPTION.match(text):
+        task_number, model, count, price = found.groups()
+        shown["description_text"] = tr.ngettext(
+            "Prediction #%(task)s: %(model)s, %(count)s × %(num)s credit",
+            "Prediction #%(task)s: %(model)s, %(count)s × %(num)s credits", int(price),
+            task=task_number, model=model, count=count)
+    return shown
+
+
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
     names = columns(spec)
-    return {**schemas.task_json(task, request.app[PUBLIC_IDS]),
-            "model_name": spec.name if spec else f"model {task.model_id}",
+    tr = translator(request)
+    shown = schemas.task_json(task, request.app[PUBLIC_IDS])
+    return {**shown, "error": localize(tr, shown["error"]) if shown.get("error") else None,
+            "model_name": spec.name if spec else tr("model %(id)s", id=task.model_id),
             "model_version": task.model_version or "",
             "input_preview": [row_text(names, row) for row in task.input_data[:3]],
             "output_preview": None if task.output_data is None else [
@@ -195,48 +230,56 @@ def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_P
     """A task's predictions and invalid rows, one page of each."""
     spec = request.app[MODELS].get_spec(task.model_id)
     names = columns(spec)
+    tr = translator(request)
     return {"task": task_view(request, task), "columns": names,
             "labels": list(spec.schema.labels) if spec else [],
             "rows": page_of(task_rows(names, task, whole_columns(spec)), rows_page, per_page),
-            "invalid_rows": page_of(invalid_rows(names, task.invalid), invalid_page, per_page),
-            "predicted": len(task.output_data or []),
-            "invalid": task.invalid, "cost": task.cost_credits, "error": task.error}
+            "invalid_rows": page_of(invalid_rows(names, task.invalid, tr), invalid_page,
+                                    per_page),
+            "predicted": len(task.output_data or []), "invalid": task.invalid,
+            "cost": task.cost_credits, "error": localize(tr, task.error) if task.error else None}
 
 
 async def top_up(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
     form = await request.post()
     await check_csrf(request, form)
+    tr = translator(request)
     choice = str(form.get("amount", ""))
     amount = whole_number(
         str(form.get("custom_amount", "")) if choice == "custom" else choice, 9)
     if amount is None or not 1 <= amount <= MAX_TOP_UP_CREDITS:
-        await flash(request, error="Enter a whole number of credits from 1 to 1,000,000.")
+        await flash(request, error=tr("Enter a whole number of credits from %(low)s to %(high)s.",
+                                      low=tr.number(1), high=tr.number(MAX_TOP_UP_CREDITS)))
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
     operation = f"form-top-up:{str(form.get('operation_id', ''))[:64] or uuid.uuid4().hex}"
     try:
         outcome = await request.app[LEDGER].top_up(user_id, amount, operation)
-        await flash(request, message=f"Added {outcome.transaction.amount_credits:,} credits.")
+        added = outcome.transaction.amount_credits
+        await flash(request, message=tr.ngettext("Added %(num)s credit.", "Added %(num)s credits.",
+                                                 added, num=tr.number(added)))
     except LedgerError as error:
-        await flash(request, error=page_message(error))
+        await flash(request, error=page_message(error, tr))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
-def page_message(error: Exception) -> str:
+def page_message(error: Exception, tr: Translator) -> str:
     if isinstance(error, IdempotencyConflict):
-        return "This form was already submitted. The page has been refreshed; try again."
+        return tr("This form was already submitted. The page has been refreshed; try again.")
     if isinstance(error, OperationInProgress):
-        return "This request is still running. Refresh the page in a moment."
-    return str(error)[:300] or "The request could not be completed."
+        return tr("This request is still running. Refresh the page in a moment.")
+    return localize(tr, str(error)[:300]) or tr("The request could not be completed.")
 
 
 async def predict(request: web.Request) -> web.Response:
     user_id = await _require_user(request)
+    tr = translator(request)
+    nothing = tr("Nothing was charged.")
     try:
         upload = await read_multipart(request, request.app[CONFIG].max_upload_bytes)
     except Problem as problem:  # the body could not be read: there is no form to refill
-        await flash(request, error=_sentence(problem.detail or problem.title,
-                                             "Nothing was charged."))
+        await flash(request, error=_sentence(localize(tr, problem.detail or problem.title),
+                                             nothing, tr))
         raise web.HTTPSeeOther(request.app.router["cabinet"].url_for()) from None
     await check_csrf(request, upload.fields)
     form = PredictForm.from_upload(upload)
@@ -244,14 +287,17 @@ async def predict(request: web.Request) -> web.Response:
     spec = None if model_id is None else request.app[MODELS].get_spec(model_id)
 
     async def refused(status: int, error: str, **extra: Any) -> web.Response:
-        return await cabinet(request, status, error=error, form=form.context(spec), **extra)
+        return await cabinet(request, status, error=error, form=form.context(spec, tr), **extra)
 
     if model_id is None:
-        return await refused(422, "Choose a model from the list.")
+        return await refused(422, tr("Choose a model from the list."))
     if form.data.strip() and form.file_text is not None:
-        return await refused(422, f"Paste values or upload a file, not both: "
-                                  f"{form.file_name or 'a file'} and the pasted text were both "
-                                  "sent. Clear one of them and submit again. Nothing was charged.")
+        return await refused(422, tr(
+            "Paste values or upload a file, not both: %(name)s and the pasted text were both "
+            "sent. Clear one of them and submit again. Nothing was charged.",
+            name=form.file_name) if form.file_name else tr(
+            "Paste values or upload a file, not both: a file and the pasted text were both "
+            "sent. Clear one of them and submit again. Nothing was charged."))
     operation = f"form-predict:{upload.fields.get('operation_id', '')[:64] or uuid.uuid4().hex}"
     try:
         text, is_csv = service_input(spec, form)
@@ -259,62 +305,95 @@ async def predict(request: web.Request) -> web.Response:
                                                     csv=is_csv)
     except NoValidData as error:
         names = columns(spec)
-        return await refused(422, "No row is valid; nothing was charged." if names else
-                             "No item is a valid number; nothing was charged.",
-                             last_result=_invalid_only(names, error.invalid))
+        return await refused(422, tr("No row is valid; nothing was charged.") if names else
+                             tr("No item is a valid number; nothing was charged."),
+                             last_result=_invalid_only(names, error.invalid, tr))
     except AmbiguousDecimalComma as error:
-        return await refused(422, ambiguous_comma(error, translator(request)))
+        return await refused(422, ambiguous_comma(error, tr))
     except BadCsv as error:
-        source = form.file_name or "Your file" if form.file_text is not None else "The pasted text"
-        return await refused(422, f"{source} was not read: {str(error).rstrip('.')}. "
-                                  "Nothing was charged.")
+        reason = localize(tr, str(error)).rstrip(".")
+        if form.file_text is None:
+            said = tr("The pasted text was not read: %(reason)s. Nothing was charged.",
+                      reason=reason)
+        elif form.file_name:
+            said = tr("%(name)s was not read: %(reason)s. Nothing was charged.",
+                      name=form.file_name, reason=reason)
+        else:
+            said = tr("Your file was not read: %(reason)s. Nothing was charged.", reason=reason)
+        return await refused(422, said)
     except (MlError, LedgerError) as error:
         mapped = problem_for(error)
         return await refused(mapped.status_code if mapped else 422,
-                             _sentence(page_message(error), "Nothing was charged."))
-    noun = "row" if columns(spec) else "item"
+                             _sentence(page_message(error, tr), nothing, tr))
+    rows = bool(columns(spec))
     if result.status == "rejected":
-        return await refused(402, _outcome_notice(result, noun)["error"])
+        zone = (await request.app[LEDGER].limits(user_id)).time_zone
+        return await refused(402, _outcome_notice(result, rows, tr, zone)["error"])
     (await get_session(request))["last_task"] = result.task.id
     if result.status == "failed":  # the task page keeps the failure; the form keeps the input
-        return await refused(502, _outcome_notice(result, noun)["error"])
-    await flash(request, **_outcome_notice(result, noun))
+        return await refused(502, _outcome_notice(result, rows, tr)["error"])
+    await flash(request, **_outcome_notice(result, rows, tr))
     raise web.HTTPSeeOther(request.app.router["cabinet"].url_for())
 
 
-def _invalid_only(names: list[str], invalid: list[dict[str, Any]]) -> dict[str, Any]:
+def _invalid_only(names: list[str], invalid: list[dict[str, Any]], tr: Translator
+                  ) -> dict[str, Any]:
     return {"task": None, "columns": names, "labels": [], "rows": page_of([], 1),
-            "invalid_rows": page_of(invalid_rows(names, invalid), 1, LATEST_ROWS),
+            "invalid_rows": page_of(invalid_rows(names, invalid, tr), 1, LATEST_ROWS),
             "predicted": 0, "invalid": invalid, "cost": 0, "error": None}
 
 
-def _sentence(text: str, then: str = "") -> str:
+def _sentence(text: str, then: str, tr: Translator) -> str:
     """'send at least one item' → 'Send at least one item. Nothing was charged.'"""
-    text = text.strip() or "The request could not be completed"
+    text = text.strip() or tr("The request could not be completed.")
     text = text[0].upper() + text[1:]
     text = text if text.endswith((".", "!", "?")) else text + "."
-    return f"{text} {then}" if then and then not in text else text
+    return f"{text} {then}" if then and then.rstrip(".").lower() not in text.lower() else text
 
 
-def _outcome_notice(result: PredictionResult, noun: str = "item") -> dict[str, str]:
+def _outcome_notice(result: PredictionResult, rows: bool, tr: Translator,
+                    zone: str | None = None) -> dict[str, str]:
+    """What the person is told of a finished prediction, as whole sentences."""
     if result.status == "completed":
-        skipped = len(result.invalid)
-        bad = (f" {skipped:,} invalid {noun}{' was' if skipped == 1 else 's were'} skipped."
-               if skipped else "")
-        done = len(result.predictions)
-        return {"message": f"Predicted {done:,} {noun}{'' if done == 1 else 's'} for "
-                           f"{result.cost_credits:,} credits.{bad}"}
+        done, skipped = len(result.predictions), len(result.invalid)
+        cost = tr.ngettext("%(num)s credit", "%(num)s credits", result.cost_credits,
+                           num=tr.number(result.cost_credits))
+        said = (tr.ngettext("Predicted %(num)s row for %(cost)s.",
+                            "Predicted %(num)s rows for %(cost)s.", done,
+                            num=tr.number(done), cost=cost) if rows else
+                tr.ngettext("Predicted %(num)s item for %(cost)s.",
+                            "Predicted %(num)s items for %(cost)s.", done,
+                            num=tr.number(done), cost=cost))
+        if skipped:
+            said += " " + (tr.ngettext("%(num)s invalid row was skipped.",
+                                       "%(num)s invalid rows were skipped.", skipped,
+                                       num=tr.number(skipped)) if rows else
+                           tr.ngettext("%(num)s invalid item was skipped.",
+                                       "%(num)s invalid items were skipped.", skipped,
+                                       num=tr.number(skipped)))
+        return {"message": said}
     if result.status == "rejected" and (refusal := result.refusal) is not None:
-        name = {"daily": "daily", "monthly": "monthly", "key_monthly": "this key's monthly"}
-        return {"error": f"Spend limit reached: this prediction costs "
-                         f"{result.quoted_credits:,} and your {name[refusal.limit]} limit has "
-                         f"{refusal.left_credits or 0:,} left until "
-                         f"{refusal.resets_at:%Y-%m-%d %H:%M} UTC. Nothing was charged."}
+        values = {"cost": tr.number(result.quoted_credits),
+                  "left": tr.number(refusal.left_credits or 0),
+                  "when": tr.moment(refusal.resets_at.isoformat(), zone)}
+        if refusal.limit == "daily":
+            return {"error": tr("Spend limit reached: this prediction costs %(cost)s and your "
+                                "daily limit has %(left)s left until %(when)s. Nothing was "
+                                "charged.", **values)}
+        if refusal.limit == "monthly":
+            return {"error": tr("Spend limit reached: this prediction costs %(cost)s and your "
+                                "monthly limit has %(left)s left until %(when)s. Nothing was "
+                                "charged.", **values)}
+        return {"error": tr("Spend limit reached: this prediction costs %(cost)s and this "
+                            "key's monthly limit has %(left)s left until %(when)s. Nothing was "
+                            "charged.", **values)}
     if result.status == "rejected":
-        return {"error": f"Not enough credits: this prediction costs {result.quoted_credits:,} "
-                         f"and {result.balance.available_credits:,} are available. "
-                         "Nothing was charged."}
-    return {"error": f"The prediction failed ({result.task.error}). Nothing was charged."}
+        return {"error": tr("Not enough credits: this prediction costs %(cost)s and "
+                            "%(available)s are available. Nothing was charged.",
+                            cost=tr.number(result.quoted_credits),
+                            available=tr.number(result.balance.available_credits))}
+    return {"error": tr("The prediction failed (%(reason)s). Nothing was charged.",
+                        reason=localize(tr, result.task.error or ""))}
 
 
 async def task(request: web.Request) -> web.Response:
@@ -326,6 +405,7 @@ async def task(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="There is no such task in your history.")
     view = result_view(request, found, ROWS_PER_PAGE, _page_number(request, "rows_page"),
                        _page_number(request, "invalid_page"))
+    view["zone"] = (await request.app[LEDGER].limits(user_id)).time_zone  # times in its zone
     response = aiohttp_jinja2.render_template("task.html", request, view)
     response.headers["Cache-Control"] = "no-store"
     return response

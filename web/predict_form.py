@@ -9,6 +9,7 @@ from typing import Any
 
 from ml import AmbiguousDecimalComma, ModelSpec, split_csv
 from web.bodies import MAX_FIELD_BYTES, Upload
+from web.i18n import Translator
 
 # A file kept across a failed submit rides in a hidden form field, which read_multipart bounds.
 KEEP_FILE_BYTES = MAX_FIELD_BYTES - 1024
@@ -34,11 +35,12 @@ class PredictForm:
                               else fields.get("kept_file_name", ""))[:120],
                    file_text=upload.file_text if new_file else kept)
 
-    def context(self, spec: ModelSpec | None) -> dict[str, Any]:
+    def context(self, spec: ModelSpec | None, tr: Translator | None = None) -> dict[str, Any]:
         kept = self.file_text is not None and len(self.file_text.encode()) <= KEEP_FILE_BYTES
+        tr = tr or Translator("en")
         return {"model_id": self.model_id, "data": self.data,
                 "kept_file": self.file_text if kept else None,
-                "kept_file_name": self.file_name or "your file",
+                "kept_file_name": self.file_name or tr("your file"),
                 "kept_file_rows": rows_in(spec, self.file_text or "") if kept else 0,
                 "dropped_file": self.file_name if self.file_text is not None and not kept
                 else ""}

@@ -101,8 +101,9 @@ class Problem(Exception):
                 "status": self.status_code, "detail": self.detail, "code": self.code,
                 **self.extra}
 
-    def response(self) -> web.Response:
-        return web.Response(status=self.status_code, text=json.dumps(self.body()),
+    def response(self, body: dict[str, Any] | None = None) -> web.Response:
+        """The answer; `body` is this problem's body in the caller's language when given."""
+        return web.Response(status=self.status_code, text=json.dumps(body or self.body()),
                             content_type=PROBLEM_JSON, headers=self.headers)
 
 

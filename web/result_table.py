@@ -9,6 +9,8 @@ from typing import Any
 
 from ledger import TaskView
 from ml import ModelSpec
+from web.i18n import Translator
+from web.messages import localize
 
 ROWS_PER_PAGE = 50  # rows of a task page; the cabinet's latest result shows fewer
 ROW_KEY = "_row"  # ml.rows: a problem of the whole row rather than of one feature
@@ -64,18 +66,21 @@ def output_text(output: object) -> str:
     return view.get("label") or view.get("number") or "—"
 
 
-def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]]
-                 ) -> list[dict[str, Any]]:
-    """Each invalid row with where it was (its CSV line or its index) and every reason."""
+def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]],
+                 tr: Translator | None = None) -> list[dict[str, Any]]:
+    """Each invalid row with where it was (its CSV line or its index) and every reason, in
+    the translator's language (English without one)."""
+    tr = tr or Translator("en")
     shaped = []
     for entry in invalid:
         line, index = entry.get("line"), entry.get("index")
-        where = f"Line {line}" if line is not None else (
-            f"Row #{index}" if names else f"Item #{index}")
+        where = tr("Line %(line)s", line=line) if line is not None else (
+            tr("Row #%(index)s", index=index) if names else tr("Item #%(index)s", index=index))
         errors = entry.get("errors")
-        reasons = ([("the row" if name == ROW_KEY else str(name), ", ".join(map(str, problems)))
+        reasons = ([(tr("the row") if name == ROW_KEY else str(name),
+                     ", ".join(localize(tr, str(p)) for p in problems))
                     for name, problems in errors.items()] if isinstance(errors, Mapping)
-                   else [("", str(entry.get("error", "")))])
+                   else [("", localize(tr, str(entry.get("error", ""))))])
         shaped.append({"where": where, "value": value_text(in_order(names, entry.get("value"))),
                        "reasons": reasons})
     return shaped

@@ -6,7 +6,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import admin_api, admin_pages, api, exports, key_pages, limit_pages, pages, statement_pages
+from web import (
+    admin_api,
+    admin_pages,
+    api,
+    exports,
+    key_pages,
+    limit_pages,
+    metrics,
+    pages,
+    statement_pages,
+    usage_pages,
+)
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
@@ -22,7 +33,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post("/cabinet/predict", pages.predict, name="cabinet_predict")
     router.add_get("/cabinet/tasks/{task_id}", pages.task, name="cabinet_task")
     router.add_get("/docs", pages.docs, name="docs")
-    router.add_static("/static", static_dir, name="static")
+    # url('static', filename=...) adds ?v=<content hash>: cached for a year, never stale.
+    router.add_static("/static", static_dir, name="static", append_version=True)
 
     router.add_get("/healthz", api.health, name="health")
     router.add_get("/api/openapi.json", api.openapi, name="openapi")
@@ -94,3 +106,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     router.add_post("/admin/users/{user_id}/resume", admin_pages.resume, name="admin_resume")
     router.add_get("/admin/ledger", admin_pages.ledger_page, name="admin_ledger")
     router.add_get("/admin/actions", admin_pages.actions_page, name="admin_actions")
+    router.add_get("/readyz", metrics.ready, name="ready")
+    router.add_get("/metrics", metrics.metrics_page, name="metrics")
+    router.add_get(f"{v1}/usage", usage_pages.usage, name="api_usage")
+    router.add_get("/cabinet/usage", usage_pages.usage_page, name="cabinet_usage")

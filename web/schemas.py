@@ -527,7 +527,7 @@ class ExportQuery(RangeQuery):
 class StatementMovement(Schema):
     id = fields.String(required=True, metadata=TRANSACTION_ID)
     time = fields.String(required=True, metadata={"description": "UTC, ISO 8601"})
-    kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge"]))
+    kind = fields.String(required=True, validate=validate.OneOf(["top_up", "charge", "adjustment"]))
     description = fields.String(required=True)
     amount = fields.Integer(required=True, metadata={"description": "credits; a charge is "
                                                      "negative"})
@@ -557,3 +557,34 @@ def movement_json(t: ledger.TransactionView, ids: PublicIds) -> dict[str, Any]:
             "description": t.description, "amount": t.amount_credits,
             "balance_after": t.balance_after_credits,
             "task_id": None if t.task_id is None else ids.task(t.task_id)}
+# -- usage per day and model ------------------------------------------------------------------
+# Appended for issue 10 (branch usage).
+
+class UsageCounts(Schema):
+    predictions = fields.Integer(required=True, metadata={
+        "description": "Predictions charged (tasks settled)"})
+    items = fields.Integer(required=True, metadata={
+        "description": "Items predicted in them: the rows charged for"})
+    credits = fields.Integer(required=True, metadata={
+        "description": "Credits charged: the charges of the credit history, direct ones too"})
+
+
+class UsageRowView(UsageCounts):
+    date = fields.String(metadata={
+        "description": "group_by=day: the account's calendar day (YYYY-MM-DD)",
+        "example": "2026-12-01"})
+    model_id = fields.Integer(allow_none=True, metadata={
+        "description": "group_by=model: the model; null for direct charges outside a task"})
+    model = fields.String(allow_none=True, metadata={"description": "group_by=model: its name"})
+
+
+class UsageResult(Schema):
+    from_ = fields.String(data_key="from", required=True, metadata={"example": "2026-12-01"})
+    to = fields.String(required=True, metadata={"example": "2026-12-31"})
+    group_by = fields.String(required=True, validate=validate.OneOf(["day", "model"]))
+    time_zone = fields.String(required=True, metadata={
+        "description": "The account's time zone: the days are its calendar days"})
+    data = fields.List(fields.Nested(UsageRowView), required=True, metadata={
+        "description": "day: every day of the range in order, zeros included; model: every "
+                       "model charged in the range"})
+    total = fields.Nested(UsageCounts, required=True)

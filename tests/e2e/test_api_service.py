@@ -61,7 +61,7 @@ async def test_docs_page_loads_its_script_and_styles_from_this_server(
 
     assert response.status == 200
     html = await response.text()
-    assert '<script src="/static/docs.js"' in html
+    assert '<script src="/static/docs.js?v=' in html  # content-hashed: cached a year
     assert 'data-spec-url="/api/openapi.json"' in html
     assert not re.search(r'(src|href)="(https?:)?//', html), "no third-party assets"
     for asset, kind in (("/static/docs.js", "javascript"), ("/static/style.css", "css")):

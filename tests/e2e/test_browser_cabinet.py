@@ -218,3 +218,54 @@ async def test_make_a_key_copy_it_once_and_revoke_it(browser: Browser, base_url:
     await shoot(page, "keys")
     assert problems == [], problems
     await context.close()
+
+
+async def test_in_russian_sign_up_top_up_and_predict(browser: Browser, base_url: str) -> None:
+    """The switcher in the header turns the cabinet Russian, and it stays Russian: plural
+    forms, numbers with spaces, dates in Russian; screenshots on a laptop and a phone."""
+    context = await browser.new_context(viewport=LAPTOP, base_url=base_url,
+                                        locale="en-US")  # the switcher, not the browser, decides
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    await page.goto("/register")
+    await page.get_by_role("link", name="Русский").click()
+    await expect(page.locator("html")).to_have_attribute("lang", "ru")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Создание аккаунта")
+    await page.get_by_label("Имя пользователя").fill("alice")
+    await page.get_by_label("Пароль").fill("correct horse battery")
+    await page.get_by_role("button", name="Зарегистрироваться").click()
+
+    await expect(page).to_have_url(f"{base_url}/cabinet")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Личный кабинет")
+    await expect(page.get_by_role("status")).to_contain_text("Добро пожаловать, alice!")
+    balance = page.locator(".stat", has_text="Баланс").locator(".stat-value")
+    await expect(balance).to_have_text(re.compile(r"^\s*0\s+кредитов\s*$"))
+    await page.get_by_label("Или введите сумму").fill("1021")
+    await page.get_by_role("button", name="Пополнить баланс", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("Зачислен 1\xa0021 кредит.")
+    await expect(balance).to_have_text(re.compile(r"^\s*1\xa0021\s+кредит\s*$"))
+
+    model = page.get_by_label("Модель")
+    await model.select_option(label="Doubler — 1 кредит за элемент, максимум 1\xa0000 элементов")
+    await page.get_by_label("Вставьте значения или строки").fill("1, 2, x, 4")
+    await page.get_by_role("button", name="Запустить предсказание").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Предсказаны 3 элемента за 3 кредита. 1 некорректный элемент пропущен.")
+    await expect(page.locator("#result table.table-invalid")).to_contain_text("не число")
+    await expect(balance).to_contain_text("1\xa0018")
+    charge_row = page.locator("#transactions tbody tr").first
+    await expect(charge_row).to_contain_text("Списание")
+    await expect(charge_row).to_contain_text("Предсказание №1: Doubler, 3 × 1 кредит")
+    await expect(charge_row.locator("time")).to_have_text(
+        re.compile(r"^\d{1,2} [а-я]+ \d{4} г\., \d\d:\d\d UTC$"))
+    await expect(page.locator("#tasks tbody tr")).to_contain_text("Выполнено")
+    await shoot(page, "cabinet-ru")
+
+    await page.get_by_role("link", name="Ключи", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("API-ключи и безопасность")
+    assert problems == [], problems
+    await context.close()

@@ -70,7 +70,7 @@ async def test_a_windows_1251_csv_is_read_by_the_form(client: Client) -> None:
 
     assert status == 200
     page = text_of(html)
-    assert "Predicted 1 row for 1 credits. 1 invalid row was skipped." in page
+    assert "Predicted 1 row for 1 credit. 1 invalid row was skipped." in page
     assert "нет" in page  # the invalid cell, shown as written
     assert stats(html)["Balance"] == 9
 

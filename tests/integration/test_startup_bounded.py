@@ -54,6 +54,16 @@ async def test_start_up_reads_the_tail_whatever_the_size_of_the_log(
     assert await start(ledger_at) == 2  # nothing new: the mark and its predecessor
 
 
+async def test_a_mark_on_the_first_event_holds_when_the_log_grows(
+        ledger_at: str | Path) -> None:
+    """A service first started on a log of one event keeps its mark at position 1; the next
+    start must find that row, not call the log short (once seen in the PostgreSQL soak)."""
+    await grow(ledger_at, 0)  # one event: the account opened
+    assert await start(ledger_at) == 1
+    await grow(ledger_at, 3)
+    assert await start(ledger_at) == 1 + 4  # the mark's row (no predecessor), a tail of 4
+
+
 async def test_an_edit_at_the_mark_is_caught_at_start_up(ledger_at: str | Path) -> None:
     await grow(ledger_at, 3)
     await start(ledger_at)  # the mark is at the head, position 4

@@ -1,0 +1,107 @@
+"""A person in real Chromium opens the Usage page after a prediction and sees the chart drawn
+(the vendored uPlot, run by /static/usage.js under the strict CSP), in English and Russian."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from web.app import create_app
+from web.config import Config
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Whether the canvas holds any pixel that is not transparent: a chart, not an empty box.
+INKED = """canvas => {
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let inked = 0;
+  for (let i = 3; i < data.length; i += 4) { if (data[i] !== 0) inked++; }
+  return inked;
+}"""
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's chromium; only a developer's machine may go without it."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing, and CI must run the browser test")
+        pytest.skip(f"{CHROMIUM} is missing (outside CI)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(chromium),
+                                                    args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def base_url(aiohttp_server: Any, config: Config) -> str:
+    server: TestServer = await aiohttp_server(create_app(config))
+    return str(server.make_url("")).rstrip("/")
+
+
+async def sign_up_and_predict(page: Page) -> None:
+    await page.goto("/register")
+    await page.get_by_label("Username").fill("alice")
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign up").click()
+    await page.get_by_role("button", name="+100").click()
+    await expect(page.get_by_role("status")).to_have_text("Added 100 credits.")
+    await page.locator("#model_id").select_option(value="1")
+    await page.locator("#data").fill("1, 2, 3")
+    await page.get_by_role("button", name="Run prediction").click()
+    await expect(page.get_by_role("status")).to_contain_text("3 credits")
+
+
+async def test_the_usage_page_draws_the_chart_of_credits_per_day(
+        browser: Browser, base_url: str) -> None:
+    context = await browser.new_context(viewport=LAPTOP, base_url=base_url)
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    problems: list[str] = []  # a CSP refusal or a script error shows up here
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await sign_up_and_predict(page)
+
+    await page.get_by_role("link", name="Usage").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Usage")
+    chart = page.locator("#usage-chart")
+    await expect(chart).to_have_attribute("data-drawn", "true")
+    canvas = chart.locator("canvas")
+    await expect(canvas).to_have_count(1)
+    box = await canvas.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    assert await canvas.evaluate(INKED) > 500
+    await expect(page.locator("#month-credits")).to_have_text("3")
+    await expect(page.locator("#usage-models tbody tr")).to_contain_text(["Doubler"])
+    for size, viewport in (("laptop", LAPTOP), ("phone", PHONE)):
+        await page.set_viewport_size(viewport)
+        await page.screenshot(path=SCREENSHOTS / f"usage-{size}.png", full_page=True)
+
+    await page.goto("/cabinet/usage?lang=ru")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Расходы")
+    await expect(page.locator("#usage-chart")).to_have_attribute("data-drawn", "true")
+    await page.screenshot(path=SCREENSHOTS / "usage-ru-laptop.png", full_page=True)
+    assert problems == []
+    await context.close()
