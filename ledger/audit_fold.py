@@ -1,7 +1,7 @@
 """The ledger's projections folded in memory, for the audit's fast path: the same rows the
-projectors in ledger/projections.py, ledger/key_projection.py, ledger/spend.py and
-ledger/admin_projection.py write, as tuples in their tables' column order, for one group of
-accounts at a time.
+projectors in ledger/projections.py, ledger/key_projection.py, ledger/spend.py,
+ledger/admin_projection.py and (in ledger/audit_fold_usage.py) ledger/usage.py write, as
+tuples in their tables' column order, for one group of accounts at a time.
 
 It is a second statement of those projectors, kept honest two ways: a test folds a history
 of every kind of event both ways and wants the same rows (tests/integration/test_audit_fast.py),
@@ -59,6 +59,7 @@ Handler = Callable[[int, int, Any, str, datetime], None]
 
 TABLES = ("accounts", "holds", "transactions", "postings", "tasks", "api_keys",
           "account_settings", "spend", "spend_holds", "account_flags", "operator_actions")
+USAGE_TABLES = ("usage_slots", "usage_days", "usage_tasks", "usage_zones")  # the usage fold's
 
 
 class Unexpected(Exception):
@@ -80,6 +81,9 @@ class Fold:
         self.spend_holds: dict[int, Row] = {}
         self.account_flags: dict[int, list[Any]] = {}
         self.operator_actions: list[Row] = []
+        # Imported here: that module raises this one's Unexpected.
+        from ledger.audit_fold_usage import UsageFold
+        self.usage = UsageFold()
         self._last_balance: dict[int, int] = {}
         handlers: dict[type[Event], Handler] = {
             CreditsDeposited: self._deposited, CreditsWithdrawn: self._withdrawn,
@@ -98,18 +102,20 @@ class Fold:
               event: dict[str, Any], text: str, recorded_at: datetime) -> None:
         """One event of account `user_id`'s stream (its fields, as the codec would give them
         to the event's class; its stored `recorded_at` text and that text parsed), as all
-        six projectors fold it."""
+        seven projectors fold it."""
         at = text if _CANONICAL_AT.fullmatch(text) else recorded_at.isoformat(
             timespec="microseconds")
         if event.get("user_id", user_id) != user_id:
             raise Unexpected("an event about another account than its stream's")
         if type_name == AccountOpened.type_name:
             self._opened(user_id, version, event, at)
+            self.usage.apply(type_name, user_id, event, recorded_at)
             return
         handler = self._handlers.get(type_name)
         if handler is None:  # a type newer than this fold: the projectors must fold it
             raise Unexpected(f"an event type the fold does not know: {type_name}")
         handler(position, user_id, event, at, recorded_at)
+        self.usage.apply(type_name, user_id, event, recorded_at)
         if (account := self.accounts.get(user_id)) is not None:
             account[4] = version
             if not 0 <= account[6] <= account[5]:
@@ -302,6 +308,8 @@ class Fold:
         """The rows of one projection table, in its columns' order."""
         if table == "spend":
             return [(*key, spent) for key, spent in self.spend.items()]
+        if table in USAGE_TABLES:
+            return self.usage.rows(table)
         if table not in TABLES:  # a projection newer than this fold
             raise Unexpected(f"a projection table the fold does not know: {table}")
         held = getattr(self, table)

@@ -56,8 +56,9 @@ async def every_kind_of_event(services: Services) -> None:
     """Accounts (one named in Cyrillic, whose key is not its lower case), top-ups, a charge,
     limits, a time zone, keys made and revoked, predictions settled (in part, with rows the
     model could not predict), failed and rejected; an operator's adjustments both ways, a
-    suspension that releases an open hold, a role granted while suspended, a resume, and roles
-    granted and revoked from the command line."""
+    suspension that releases an open hold, a role granted while suspended, a resume, roles
+    granted and revoked from the command line; charges on two local days of a Moscow account,
+    and a time zone changed after charges (usage's days folded again)."""
     ledger, ml = services.ledger, services.ml
     alice = int((await services.users.register("Alice", "correct horse")).id)
     bob = int((await services.users.register("bob", "correct horse")).id)
@@ -169,6 +170,7 @@ CHANGES = {
                         "WHERE kind = 'adjustment' AND amount_credits = 40",
     "transactions": "UPDATE transactions SET description = 'goodwill' "
                     "WHERE kind = 'adjustment' AND amount_credits = 40",
+    "usage_days": "UPDATE usage_days SET day = day - 1 WHERE model_id = 0",  # bob's charge
 }
 
 

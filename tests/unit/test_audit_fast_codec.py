@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from events.codec import canonical_json, fast_loads
 from ledger.audit_fast import Decoder, _loads, payload
 from ledger.audit_fold import _CANONICAL_AT, Fold, Unexpected, json_text
+from ledger.audit_fold_usage import UsageFold
 from ledger.audit_jobs import tables
 from ledger.events import ALL_EVENTS, ledger_codec
 
@@ -155,3 +156,22 @@ def test_a_role_change_keeps_the_suspension_and_its_reason() -> None:
     assert fold.rows("account_flags") == [(3, 1, 1, "fraud", AT.isoformat())]
     assert [row[3] for row in fold.rows("operator_actions")] == ["suspend", "grant"]
     assert fold.rows("accounts")[0][2] == "cepгeй"  # username_key, not lower()
+
+
+def test_usage_of_a_task_never_submitted_leaves_the_audit_to_the_projectors() -> None:
+    usage = UsageFold()
+    usage.apply("AccountOpened", 3, {"user_id": 3, "username": "bob"}, AT)
+    with pytest.raises(Unexpected):
+        usage.apply("HoldSettled", 3, {"user_id": 3, "task_id": 9, "amount_credits": 2,
+                                       "released_credits": 0, "description": "x"}, AT)
+
+
+def test_a_time_zone_change_moves_the_usage_days_the_slots_fall_on() -> None:
+    usage = UsageFold()
+    usage.apply("AccountOpened", 3, {"user_id": 3, "username": "bob"}, AT)  # 21:28 UTC
+    usage.apply("CreditsWithdrawn", 3, {"user_id": 3, "amount_credits": 5,
+                                        "description": "x"}, AT)
+    usage.apply("TimeZoneSet", 3, {"user_id": 3, "time_zone": "Asia/Tokyo"}, AT)
+    tokyo_day = AT.date().toordinal() + 1  # 06:28 the next morning
+    assert usage.rows("usage_days") == [(3, tokyo_day, 0, 0, 0, 5)]
+    assert usage.rows("usage_zones") == [(3, "Asia/Tokyo")]
