@@ -120,3 +120,12 @@ def section(html: str, section_id: str) -> str:
 def text_of(html: str) -> str:
     """Visible text with tags dropped and whitespace squeezed, for plain-language asserts."""
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
+
+
+# Whether the canvas holds any pixel that is not transparent: a chart, not an empty box.
+INKED = """canvas => {
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let inked = 0;
+  for (let i = 3; i < data.length; i += 4) { if (data[i] !== 0) inked++; }
+  return inked;
+}"""

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from cabinet_http import INKED
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from web.app import create_app
@@ -264,6 +265,13 @@ async def test_in_russian_sign_up_top_up_and_predict(browser: Browser, base_url:
         re.compile(r"^\d{1,2} [а-я]+ \d{4} г\., \d\d:\d\d UTC$"))
     await expect(page.locator("#tasks tbody tr")).to_contain_text("Выполнено")
     await shoot(page, "cabinet-ru")
+
+    # The usage page draws the day's charge (3 credits) in Russian.
+    await page.get_by_role("link", name="Расходы").first.click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Расходы")
+    await expect(page.locator("#usage-chart")).to_have_attribute("data-drawn", "true")
+    assert await page.locator("#usage-chart canvas").evaluate(INKED) > 500
+    await expect(page.locator("#month-credits")).to_have_text("3")
 
     await page.get_by_role("link", name="Ключи", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("API-ключи и безопасность")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from cabinet_http import INKED
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from web.app import create_app
@@ -24,13 +25,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-# Whether the canvas holds any pixel that is not transparent: a chart, not an empty box.
-INKED = """canvas => {
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let inked = 0;
-  for (let i = 3; i < data.length; i += 4) { if (data[i] !== 0) inked++; }
-  return inked;
-}"""
 
 
 @pytest.fixture
