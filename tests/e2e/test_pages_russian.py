@@ -203,6 +203,7 @@ async def test_the_keys_page(client: Client, lang: str) -> None:
                          "только чтение", "никогда", "Журнал безопасности", "вход",
                          "создан ключ", "со страницы"):
             assert sentence in text, sentence
+        assert "'nightly' (только чтение)" in text and "(read)" not in text
         assert english_left(html) == []
     else:
         for sentence in ("API keys and security", "Your new key “nightly”",
@@ -263,3 +264,32 @@ async def test_a_refused_prediction_speaks_russian_without_raw_codes(client: Cli
     assert error_alerts(html) == [
         "Недостаточно кредитов: стоимость предсказания — 3, а доступно 0. Ничего не списано."]
     assert "insufficient" not in html and english_left(html) == []
+
+
+async def test_the_statement_speaks_russian_in_every_row(client: Client) -> None:
+    """The statement's rows use the same macros as the cabinet: their numbers, read-aloud
+    signs and stored descriptions are said in the page's language, not in English."""
+    await sign_up(client, "ru")
+    done = await submit(client, "/cabinet", "/cabinet/top-up",
+                        {"amount": "custom", "custom_amount": "1500"})
+    assert done.status == 303
+    assert (await predict(client, "1, 2")).status == 303
+    html = await page(client, "/cabinet/statement/print")
+    text = text_of(html)
+    assert re.search(r"плюс \+ 1\s500 ", text) and "минус − 2 " in text
+    assert "Пополнение" in text and "Предсказание №1: Doubler, 2 × 1 кредит" in text
+    assert "1,500" not in text and english_left(html) == []
+
+
+async def test_the_usage_page_speaks_russian_with_one_full_stop_after_a_date(
+        client: Client) -> None:
+    await sign_up(client, "ru")
+    done = await submit(client, "/cabinet", "/cabinet/top-up",
+                        {"amount": "custom", "custom_amount": "1500"})
+    assert done.status == 303
+    assert (await predict(client, "1, 2")).status == 303
+    html = await page(client, "/cabinet/usage")
+    text = text_of(html)
+    assert re.search(r"С 1 [а-я]+ \d{4} г\.(?!\.)", text), "Since the first of the month"
+    chart_data = re.compile(r"<script[^>]*>.*?</script>", re.S)  # JSON keys, not words shown
+    assert "г.." not in text and english_left(chart_data.sub(" ", html)) == []
