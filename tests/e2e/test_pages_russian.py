@@ -90,13 +90,15 @@ SAID = {
            "predicted": "Предсказаны 2 элемента за 2 кредита. 1 некорректный элемент пропущен.",
            "history": ("История операций", "Пополнение", "Списание", "Личный кабинет",
                        "Предсказание №1: Doubler, 2 × 1 кредит", "Выйти", "Пополнить баланс"),
-           "charged": "2 кредита", "reason": "не число", "where": "Элемент №1"},
+           "charged": "2 кредита", "reason": "не число", "where": "Элемент №1",
+           "counted": ("Предсказано 2 элемента", "1 элемент пропущен и не оплачен")},
     "en": {"welcome": "Welcome, ada! Top up to run your first prediction.",
            "balance": "21 credits", "added": "Added 21 credits.",
            "predicted": "Predicted 2 items for 2 credits. 1 invalid item was skipped.",
            "history": ("Credit history", "Top-up", "Charge", "Cabinet",
                        "Prediction #1: Doubler, 2 × 1 credits", "Log out", "Top up"),  # as stored
-           "charged": "2 credits", "reason": "not a number", "where": "Item #1"},
+           "charged": "2 credits", "reason": "not a number", "where": "Item #1",
+           "counted": ("Predicted 2 items", "1 item was skipped and not charged")},
 }
 
 
@@ -122,6 +124,8 @@ async def test_the_cabinet_with_balance_history_and_a_prediction(client: Client,
         assert sentence in text, sentence
     result = text_of(section(html, "result"))
     assert said["charged"] in result and said["reason"] in result and said["where"] in result
+    for counted in said["counted"]:  # a one-number model's inputs are items, not rows
+        assert counted in result, counted
     if lang == "ru":
         assert re.search(r"\d{1,2} [а-я]+ \d{4} г\., \d\d:\d\d UTC", text), "a Russian date"
         assert english_left(html) == []
