@@ -12,12 +12,14 @@ from aiohttp.test_utils import TestClient
 
 from tests.e2e.cabinet_http import (
     PASSWORD,
+    api_signup,
     csrf_for,
     error_alerts,
     section,
     submit,
     text_of,
 )
+from web.keys import ADMIN
 
 Client = TestClient[Any, Any]
 
@@ -297,3 +299,17 @@ async def test_the_usage_page_speaks_russian_with_one_full_stop_after_a_date(
     assert re.search(r"С 1 [а-я]+ \d{4} г\.(?!\.)", text), "Since the first of the month"
     chart_data = re.compile(r"<script[^>]*>.*?</script>", re.S)  # JSON keys, not words shown
     assert "г.." not in text and english_left(chart_data.sub(" ", html)) == []
+
+
+async def test_an_operators_adjustment_is_named_so_on_the_statement(client: Client) -> None:
+    olga, ada = await api_signup(client, "olga"), await api_signup(client, "ada")
+    assert await client.app[ADMIN].set_role("olga", True, "test")
+    await client.app[ADMIN].adjust(olga.id, ada.id, 15, "компенсация за сбой")
+    await client.get("/login?lang=ru")
+    assert (await submit(client, "/login", "/login",
+                         {"username": "ada", "password": PASSWORD})).status == 303
+    html = await page(client, "/cabinet/statement/print")
+    row = re.search(r"<tbody>.*?</tbody>", html, re.S)
+    assert row and "Корректировка" in text_of(row.group(0))
+    assert "Списание" not in text_of(row.group(0))  # a credit is not a charge
+    assert 'data-label="Сумма, кредитов"' in html  # a card per movement on a phone
