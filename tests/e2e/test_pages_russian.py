@@ -313,3 +313,18 @@ async def test_an_operators_adjustment_is_named_so_on_the_statement(client: Clie
     assert row and "Корректировка" in text_of(row.group(0))
     assert "Списание" not in text_of(row.group(0))  # a credit is not a charge
     assert 'data-label="Сумма, кредитов"' in html  # a card per movement on a phone
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("ru", "Отклонено до запуска: недостаточно кредитов. Ничего не списано."),
+    ("en", "Rejected before it ran: not enough credits. Nothing was charged."),
+])
+async def test_a_rejected_tasks_page_says_why_in_words(client: Client, lang: str,
+                                                        said: str) -> None:
+    await sign_up(client, lang)
+    assert (await predict(client, "1, 2, 3")).status == 402
+    cabinet = await page(client, "/cabinet")
+    task_link = re.search(r'href="(/cabinet/tasks/tsk_\w+)"', cabinet)
+    assert task_link
+    html = await page(client, task_link.group(1))
+    assert said in error_alerts(html) and "insufficient_balance" not in html
