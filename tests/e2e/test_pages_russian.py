@@ -328,3 +328,21 @@ async def test_a_rejected_tasks_page_says_why_in_words(client: Client, lang: str
     assert task_link
     html = await page(client, task_link.group(1))
     assert said in error_alerts(html) and "insufficient_balance" not in html
+
+
+async def test_the_operator_console_says_stored_english_in_russian(client: Client) -> None:
+    """The console's histories: the command line's grant reason and the stored descriptions
+    of movements are said in the page's language; numbers are grouped the Russian way."""
+    await api_signup(client, "olga")
+    ada = await api_signup(client, "ada", top_up=1500)
+    assert await client.app[ADMIN].set_role("olga", True, "root")
+    await client.get("/login?lang=ru")
+    assert (await submit(client, "/login", "/login",
+                         {"username": "olga", "password": PASSWORD})).status == 303
+    actions = text_of(await page(client, "/admin/actions"))
+    assert "из командной строки, пользователь ОС root" in actions
+    assert "from the command line" not in actions
+    user = await page(client, f"/admin/users/{ada.id}")
+    text = text_of(user)
+    assert "Пополнение" in text and "Top-up" not in text
+    assert re.search(r"плюс \+ 1\s500 ", text), "the top-up, grouped and said in Russian"
