@@ -19,8 +19,9 @@ from web import admin_schemas
 from web.admin_api import verifier_json
 from web.auth import account_flags, check_csrf, page_user
 from web.bodies import whole_number
-from web.i18n import translator
+from web.i18n import Translator, translator
 from web.keys import ADMIN, PUBLIC_IDS, STORE
+from web.pages import transaction_view
 from web.problems import problem_for
 
 PAGE_SIZE = 25
@@ -46,6 +47,19 @@ def _cursor(request: web.Request) -> int | None:
     return whole_number(request.query.get("starting_after", ""), 15)
 
 
+# Written by `python -m ledger admin grant|revoke` (ledger/admin_projection.py), in English.
+CLI_REASON = re.compile(r"from the command line by (.+)\Z", re.DOTALL)
+
+
+def shown_actions(tr: Translator, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Operator actions with the command line's stored reason said in the page's language
+    (an operator's own reason stays as they typed it)."""
+    for action in actions:
+        if found := CLI_REASON.match(str(action.get("reason") or "")):
+            action["reason"] = tr("from the command line by %(who)s", who=found.group(1))
+    return actions
+
+
 async def users_page(request: web.Request) -> web.Response:
     await operator_page(request)
     q = "".join(c for c in request.query.get("q", "") if c.isprintable()).strip()[
@@ -65,7 +79,11 @@ async def user_page(request: web.Request, status: int = 200, **extra: Any) -> we
         raise web.HTTPNotFound()
     history = await request.app[ADMIN].history(user_id, limit=PAGE_SIZE)
     notice = (await get_session(request)).pop("flash", {})
-    context = {"user": admin_schemas.detail_json(history, request.app[PUBLIC_IDS]),
+    user = admin_schemas.detail_json(history, request.app[PUBLIC_IDS])
+    tr = translator(request)
+    user["actions"] = shown_actions(tr, user["actions"])
+    user["transactions"] = [transaction_view(tr, t) for t in user["transactions"]]
+    context = {"user": user,
                "operation_id": uuid.uuid4().hex, "form": {}, "field_errors": {},
                "message": notice.get("message"), "error": notice.get("error")}
     return render(request, "admin_user.html", {**context, **extra}, status)
@@ -176,7 +194,8 @@ async def ledger_page(request: web.Request) -> web.Response:
 async def actions_page(request: web.Request) -> web.Response:
     await operator_page(request)
     page = await request.app[ADMIN].actions(limit=PAGE_SIZE, starting_after=_cursor(request))
-    actions = [admin_schemas.action_json(a) for a in page.data]
+    actions = shown_actions(translator(request),
+                            [admin_schemas.action_json(a) for a in page.data])
     return render(request, "admin_actions.html", {
         "actions": actions,
         "next_after": str(actions[-1]["id"]) if actions and page.has_more else None})

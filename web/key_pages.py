@@ -60,6 +60,7 @@ async def keys_page(request: web.Request, status: int = 200, **extra: Any) -> we
 # The security log's details are stored facts, written in English when they happened.
 ENDED = re.compile(r"(\d+) (other )?sessions and tokens ended\Z")
 LIMITS = re.compile(r"daily ([\w,]+), monthly ([\w,]+)\Z")
+KEY_CREATED = re.compile(r"(key_\w+ .+) \((predict|read)\)\Z", re.DOTALL)
 
 
 def security_view(tr: Translator, shown: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +81,9 @@ def security_view(tr: Translator, shown: dict[str, Any]) -> dict[str, Any]:
     elif found := LIMITS.match(detail):
         daily, monthly = (tr("none") if v == "none" else v for v in found.groups())
         text = tr("daily %(daily)s, monthly %(monthly)s", daily=daily, monthly=monthly)
+    elif found := KEY_CREATED.match(detail):  # the key's id and name as stored, its scope said
+        key, scope = found.groups()
+        text = f"{key} ({tr('predict') if scope == 'predict' else tr('read')})"
     return {**shown, "detail_text": text}
 
 

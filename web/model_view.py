@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.numbers import get_decimal_symbol
+
 from ml import Feature, ModelSpec
 from web.i18n import Translator
 from web.result_table import number_text
@@ -25,15 +27,20 @@ def accepts(feature: Feature, tr: Translator | None = None) -> str:
     """'3.9 to 8.3', '1 or 2', 'at least 0', 'any'; whole numbers said so. Each case is one
     whole phrase of its own, so a language can order its words as it needs."""
     tr = tr or Translator("en")
+    # Said as the page's language writes numbers (от 3,9 до 8,3); a list of such numbers then
+    # needs another separator than the comma. The pasted example rows keep the point.
+    decimal = get_decimal_symbol(tr.lang)
+    joiner = "; " if decimal == "," else ", "
 
     def g(number: float | None) -> str:  # an integer feature's bounds read 13, not 13.0
         whole = feature.type == "integer" and number is not None and float(number).is_integer()
-        return number_text(int(number) if whole and number is not None else number)
+        return number_text(int(number) if whole and number is not None else number
+                           ).replace(".", decimal)
 
     whole = feature.type == "integer" and not feature.categories
     if feature.categories:
         shown = [g(c) for c in feature.categories]
-        text = (tr("%(first)s or %(last)s", first=", ".join(shown[:-1]), last=shown[-1])
+        text = (tr("%(first)s or %(last)s", first=joiner.join(shown[:-1]), last=shown[-1])
                 if len(shown) > 1 else shown[0])
     elif feature.minimum is not None and feature.maximum is not None:
         low, high = g(feature.minimum), g(feature.maximum)

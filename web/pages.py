@@ -212,12 +212,22 @@ def transaction_view(tr: Translator, shown: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def task_error_text(tr: Translator, error: str) -> str:
+    """A task's stored error as a person reads it: a rejection's code (ledger.service writes
+    one of two) said in words, any other error text in the page's language."""
+    if error == "insufficient_balance":
+        return tr("Rejected before it ran: not enough credits. Nothing was charged.")
+    if error == "spend_limit_reached":
+        return tr("Rejected before it ran: a spend limit was reached. Nothing was charged.")
+    return localize(tr, error)
+
+
 def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     spec = request.app[MODELS].get_spec(task.model_id)
     names = columns(spec)
     tr = translator(request)
     shown = schemas.task_json(task, request.app[PUBLIC_IDS])
-    return {**shown, "error": localize(tr, shown["error"]) if shown.get("error") else None,
+    return {**shown, "error": task_error_text(tr, shown["error"]) if shown.get("error") else None,
             "model_name": spec.name if spec else tr("model %(id)s", id=task.model_id),
             "model_version": task.model_version or "",
             "input_preview": [row_text(names, row) for row in task.input_data[:3]],
@@ -237,7 +247,8 @@ def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_P
             "invalid_rows": page_of(invalid_rows(names, task.invalid, tr), invalid_page,
                                     per_page),
             "predicted": len(task.output_data or []), "invalid": task.invalid,
-            "cost": task.cost_credits, "error": localize(tr, task.error) if task.error else None}
+            "cost": task.cost_credits,
+            "error": task_error_text(tr, task.error) if task.error else None}
 
 
 async def top_up(request: web.Request) -> web.Response:

@@ -19,8 +19,9 @@ from ledger.history import History
 from web import schemas
 from web.auth import page_user
 from web.exports import days_asked, statement_days
-from web.i18n import request_language
+from web.i18n import request_language, translator
 from web.keys import LEDGER, PUBLIC_IDS
+from web.pages import transaction_view
 from web.problems import Problem
 from web.schemas import RangeQuery
 
@@ -53,9 +54,11 @@ async def statement_page(request: web.Request) -> web.Response:
     days = await history.days(user_id, first, last)
     totals = await history.totals(user_id, days)
     shown: list[dict[str, Any]] = []
+    tr = translator(request)
     async with contextlib.aclosing(history.transaction_pages(user_id, days)) as pages:
         async for page in pages:
-            shown += [schemas.movement_json(m, ids) for m in page[:MAX_SHOWN - len(shown)]]
+            shown += [transaction_view(tr, schemas.movement_json(m, ids))
+                      for m in page[:MAX_SHOWN - len(shown)]]
             if len(shown) >= MAX_SHOWN:
                 break  # the rest is in the totals, and in the CSV and JSON files
     lang = request_language(request)

@@ -12,12 +12,14 @@ from aiohttp.test_utils import TestClient
 
 from tests.e2e.cabinet_http import (
     PASSWORD,
+    api_signup,
     csrf_for,
     error_alerts,
     section,
     submit,
     text_of,
 )
+from web.keys import ADMIN
 
 Client = TestClient[Any, Any]
 
@@ -90,13 +92,15 @@ SAID = {
            "predicted": "Предсказаны 2 элемента за 2 кредита. 1 некорректный элемент пропущен.",
            "history": ("История операций", "Пополнение", "Списание", "Личный кабинет",
                        "Предсказание №1: Doubler, 2 × 1 кредит", "Выйти", "Пополнить баланс"),
-           "charged": "2 кредита", "reason": "не число", "where": "Элемент №1"},
+           "charged": "2 кредита", "reason": "не число", "where": "Элемент №1",
+           "counted": ("Предсказано 2 элемента", "1 элемент пропущен и не оплачен")},
     "en": {"welcome": "Welcome, ada! Top up to run your first prediction.",
            "balance": "21 credits", "added": "Added 21 credits.",
            "predicted": "Predicted 2 items for 2 credits. 1 invalid item was skipped.",
            "history": ("Credit history", "Top-up", "Charge", "Cabinet",
                        "Prediction #1: Doubler, 2 × 1 credits", "Log out", "Top up"),  # as stored
-           "charged": "2 credits", "reason": "not a number", "where": "Item #1"},
+           "charged": "2 credits", "reason": "not a number", "where": "Item #1",
+           "counted": ("Predicted 2 items", "1 item was skipped and not charged")},
 }
 
 
@@ -122,6 +126,8 @@ async def test_the_cabinet_with_balance_history_and_a_prediction(client: Client,
         assert sentence in text, sentence
     result = text_of(section(html, "result"))
     assert said["charged"] in result and said["reason"] in result and said["where"] in result
+    for counted in said["counted"]:  # a one-number model's inputs are items, not rows
+        assert counted in result, counted
     if lang == "ru":
         assert re.search(r"\d{1,2} [а-я]+ \d{4} г\., \d\d:\d\d UTC", text), "a Russian date"
         assert english_left(html) == []
@@ -203,6 +209,7 @@ async def test_the_keys_page(client: Client, lang: str) -> None:
                          "только чтение", "никогда", "Журнал безопасности", "вход",
                          "создан ключ", "со страницы"):
             assert sentence in text, sentence
+        assert "'nightly' (только чтение)" in text and "(read)" not in text
         assert english_left(html) == []
     else:
         for sentence in ("API keys and security", "Your new key “nightly”",
@@ -263,3 +270,79 @@ async def test_a_refused_prediction_speaks_russian_without_raw_codes(client: Cli
     assert error_alerts(html) == [
         "Недостаточно кредитов: стоимость предсказания — 3, а доступно 0. Ничего не списано."]
     assert "insufficient" not in html and english_left(html) == []
+
+
+async def test_the_statement_speaks_russian_in_every_row(client: Client) -> None:
+    """The statement's rows use the same macros as the cabinet: their numbers, read-aloud
+    signs and stored descriptions are said in the page's language, not in English."""
+    await sign_up(client, "ru")
+    done = await submit(client, "/cabinet", "/cabinet/top-up",
+                        {"amount": "custom", "custom_amount": "1500"})
+    assert done.status == 303
+    assert (await predict(client, "1, 2")).status == 303
+    html = await page(client, "/cabinet/statement/print")
+    text = text_of(html)
+    assert re.search(r"плюс \+ 1\s500 ", text) and "минус − 2 " in text
+    assert "Пополнение" in text and "Предсказание №1: Doubler, 2 × 1 кредит" in text
+    assert "1,500" not in text and english_left(html) == []
+
+
+async def test_the_usage_page_speaks_russian_with_one_full_stop_after_a_date(
+        client: Client) -> None:
+    await sign_up(client, "ru")
+    done = await submit(client, "/cabinet", "/cabinet/top-up",
+                        {"amount": "custom", "custom_amount": "1500"})
+    assert done.status == 303
+    assert (await predict(client, "1, 2")).status == 303
+    html = await page(client, "/cabinet/usage")
+    text = text_of(html)
+    assert re.search(r"С 1 [а-я]+ \d{4} г\.(?!\.)", text), "Since the first of the month"
+    chart_data = re.compile(r"<script[^>]*>.*?</script>", re.S)  # JSON keys, not words shown
+    assert "г.." not in text and english_left(chart_data.sub(" ", html)) == []
+
+
+async def test_an_operators_adjustment_is_named_so_on_the_statement(client: Client) -> None:
+    olga, ada = await api_signup(client, "olga"), await api_signup(client, "ada")
+    assert await client.app[ADMIN].set_role("olga", True, "test")
+    await client.app[ADMIN].adjust(olga.id, ada.id, 15, "компенсация за сбой")
+    await client.get("/login?lang=ru")
+    assert (await submit(client, "/login", "/login",
+                         {"username": "ada", "password": PASSWORD})).status == 303
+    html = await page(client, "/cabinet/statement/print")
+    row = re.search(r"<tbody>.*?</tbody>", html, re.S)
+    assert row and "Корректировка" in text_of(row.group(0))
+    assert "Списание" not in text_of(row.group(0))  # a credit is not a charge
+    assert 'data-label="Сумма, кредитов"' in html  # a card per movement on a phone
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("ru", "Отклонено до запуска: недостаточно кредитов. Ничего не списано."),
+    ("en", "Rejected before it ran: not enough credits. Nothing was charged."),
+])
+async def test_a_rejected_tasks_page_says_why_in_words(client: Client, lang: str,
+                                                        said: str) -> None:
+    await sign_up(client, lang)
+    assert (await predict(client, "1, 2, 3")).status == 402
+    cabinet = await page(client, "/cabinet")
+    task_link = re.search(r'href="(/cabinet/tasks/tsk_\w+)"', cabinet)
+    assert task_link
+    html = await page(client, task_link.group(1))
+    assert said in error_alerts(html) and "insufficient_balance" not in html
+
+
+async def test_the_operator_console_says_stored_english_in_russian(client: Client) -> None:
+    """The console's histories: the command line's grant reason and the stored descriptions
+    of movements are said in the page's language; numbers are grouped the Russian way."""
+    await api_signup(client, "olga")
+    ada = await api_signup(client, "ada", top_up=1500)
+    assert await client.app[ADMIN].set_role("olga", True, "root")
+    await client.get("/login?lang=ru")
+    assert (await submit(client, "/login", "/login",
+                         {"username": "olga", "password": PASSWORD})).status == 303
+    actions = text_of(await page(client, "/admin/actions"))
+    assert "из командной строки, пользователь ОС root" in actions
+    assert "from the command line" not in actions
+    user = await page(client, f"/admin/users/{ada.id}")
+    text = text_of(user)
+    assert "Пополнение" in text and "Top-up" not in text
+    assert re.search(r"плюс \+ 1\s500 ", text), "the top-up, grouped and said in Russian"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml import Feature
+from web.i18n import Translator
 from web.model_view import accepts
 
 
@@ -20,3 +21,14 @@ from web.model_view import accepts
 ])
 def test_a_feature_says_what_it_accepts(feature: Feature, text: str) -> None:
     assert accepts(feature) == text
+
+
+@pytest.mark.parametrize(("feature", "text"), [
+    (Feature(name="x", minimum=3.9, maximum=8.3), "от 3,9 до 8,3"),
+    (Feature(name="x", categories=(0.5, 1.0, 2.0)), "0,5; 1,0 или 2,0"),
+    (Feature(name="x", maximum=-1.5), "не больше -1,5"),
+])
+def test_a_russian_page_says_it_with_decimal_commas(feature: Feature, text: str) -> None:
+    """As a Russian reader writes numbers, and as the form accepts them; a list of such
+    numbers is split by semicolons, as the form's pasted rows are."""
+    assert accepts(feature, Translator("ru")) == text
