@@ -35,7 +35,7 @@ from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
 from web import i18n, metrics, middlewares
-from web.auth import csrf_token, page_user
+from web.auth import account_flags, csrf_token, page_user
 from web.config import Config
 from web.devices import DeviceCookies
 from web.keys import (
@@ -194,7 +194,8 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     if user_id is not None:
         try:
             profile = await request.app[LEDGER].profile(user_id)
-            user = {"id": user_id, "username": profile.username}
+            is_operator, _ = await account_flags(request, user_id)
+            user = {"id": user_id, "username": profile.username, "is_operator": is_operator}
         except AccountNotFound:  # a session that outlived its account shows as signed out
             pass
     return {"current_user": user, "csrf_token": await csrf_token(request),

@@ -185,7 +185,10 @@ async def test_a_suspension_stops_every_credential_at_once_and_a_resume_restores
 async def test_the_console_pages_for_an_operator(client: Client) -> None:
     ada = await api_signup(client, "ada", top_up=10)
     await page_signup(client, "olga")
+    console_link = 'href="/admin"'
+    assert console_link not in await (await client.get("/cabinet")).text()
     assert await client.app[ADMIN].set_role("olga", True, "test")
+    assert console_link in await (await client.get("/cabinet")).text()  # the header links it
     listing = await client.get("/admin?q=ad")
     html = await listing.text()
     assert listing.status == 200 and f'/admin/users/{ada.id}"' in html
@@ -219,3 +222,4 @@ async def test_the_console_pages_for_an_operator(client: Client) -> None:
     # A revoked role takes effect on the next request.
     await client.app[ADMIN].set_role("olga", False, "test")
     assert (await client.get("/admin")).status == 404
+    assert console_link not in await (await client.get("/cabinet")).text()
