@@ -16,6 +16,72 @@
   var specUrl = root.getAttribute('data-spec-url') || '/api/openapi.json';
   var spec = null;
 
+  /* ---------- labels in the page's language ---------- */
+
+  // English defaults; docs.html passes the page's language in
+  // <script type="application/json" id="docs-labels"> (data, not code: the CSP stays strict).
+  // "{name}"-style holes are filled by label(); each label is a whole sentence or phrase.
+  var LABELS = {
+    constraints: 'Constraints',
+    anyJson: 'Any JSON value.',
+    recursive: '↻ {name} (recursive, shown above)',
+    unresolved: 'Unresolved reference {ref}',
+    tooDeep: '… (nested too deeply to show)',
+    exactlyOne: 'Exactly one of:',
+    anyOf: 'Any of:',
+    required: 'required',
+    optional: 'optional',
+    example: 'Example',
+    exampleRequest: 'Example request',
+    exampleResponse: 'Example response',
+    name: 'Name',
+    location: 'In',
+    type: 'Type',
+    details: 'Details',
+    bearer: 'Bearer token',
+    deprecated: 'deprecated',
+    permalink: 'Link to this endpoint',
+    parameters: 'Parameters',
+    requestBody: 'Request body',
+    responses: 'Responses',
+    responseBody: 'Response body',
+    expandAll: 'Expand all',
+    collapseAll: 'Collapse all',
+    noPaths: 'The specification has no paths.',
+    noEndpoints: 'The specification lists no endpoints.',
+    sections: 'API sections',
+    loadFailed: 'Could not load the API specification.',
+    openRaw: 'Open the raw specification',
+    reload: 'Or reload the page to try again.',
+    loading: 'Loading the API specification…',
+    serverAnswered: 'The server answered {status}.'
+  };
+
+  (function readLabels() {
+    var source = document.getElementById('docs-labels');
+    if (!source) {
+      return;
+    }
+    try {
+      var given = JSON.parse(source.textContent || '{}');
+      Object.keys(LABELS).forEach(function (key) {
+        if (typeof given[key] === 'string' && given[key]) {
+          LABELS[key] = given[key];
+        }
+      });
+    } catch (err) {
+      // Unreadable labels: the reference still works, in English.
+    }
+  }());
+
+  function label(key, values) {
+    var text = LABELS[key];
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split('{' + name + '}').join(String(values[name]));
+    });
+    return text;
+  }
+
   /* ---------- tiny DOM helpers ---------- */
 
   function el(tag, className, text) {
@@ -237,7 +303,7 @@
       return null;
     }
     var list = el('ul', 'constraints');
-    list.setAttribute('aria-label', 'Constraints');
+    list.setAttribute('aria-label', label('constraints'));
     items.forEach(function (text) {
       append(list, el('li', 'constraint', text));
     });
@@ -287,25 +353,25 @@
     var box = el('div', 'schema');
 
     if (!isObject(schema)) {
-      append(box, el('p', 'schema-note', 'Any JSON value.'));
+      append(box, el('p', 'schema-note', label('anyJson')));
       return box;
     }
     if (schema.$ref) {
       if (seen.indexOf(schema.$ref) !== -1) {
-        append(box, el('p', 'schema-note', '↻ ' + refName(schema.$ref) + ' (recursive, shown above)'));
+        append(box, el('p', 'schema-note', label('recursive', { name: refName(schema.$ref) })));
         return box;
       }
       seen = seen.concat([schema.$ref]);
       var target = lookup(schema.$ref);
       if (!target) {
-        append(box, el('p', 'schema-note', 'Unresolved reference ' + schema.$ref));
+        append(box, el('p', 'schema-note', label('unresolved', { ref: schema.$ref })));
         return box;
       }
       append(box, el('p', 'schema-name', refName(schema.$ref)));
       schema = target;
     }
     if (depth > MAX_DEPTH) {
-      append(box, el('p', 'schema-note', '… (nested too deeply to show)'));
+      append(box, el('p', 'schema-note', label('tooDeep')));
       return box;
     }
 
@@ -316,7 +382,7 @@
 
     var variants = schema.oneOf || schema.anyOf;
     if (Array.isArray(variants)) {
-      append(box, el('p', 'schema-note', schema.oneOf ? 'Exactly one of:' : 'Any of:'));
+      append(box, el('p', 'schema-note', label(schema.oneOf ? 'exactlyOne' : 'anyOf')));
       var vlist = el('ol', 'schema-variants');
       variants.forEach(function (variant) {
         append(vlist, append(el('li'), renderSchema(variant, depth + 1, seen)));
@@ -361,7 +427,7 @@
     var item = el('li', 'prop');
     var head = el('div', 'prop-head');
     append(head, el('code', 'prop-name', name), el('span', 'prop-type', typeLabel(propSchema)));
-    append(head, isRequired ? el('span', 'prop-req', 'required') : el('span', 'prop-opt', 'optional'));
+    append(head, isRequired ? el('span', 'prop-req', label('required')) : el('span', 'prop-opt', label('optional')));
     append(item, head);
 
     var resolved = deref(propSchema);
@@ -381,7 +447,7 @@
     if (isObject(nested) && (nested.properties || nested.allOf || nested.oneOf || nested.anyOf)) {
       var refStr = isObject(target) && target.$ref;
       if (refStr && seen.indexOf(refStr) !== -1) {
-        append(item, el('p', 'schema-note', '↻ ' + refName(refStr) + ' (recursive, shown above)'));
+        append(item, el('p', 'schema-note', label('recursive', { name: refName(refStr) })));
       } else {
         append(item, renderSchema(target, depth + 1, seen));
       }
@@ -478,7 +544,7 @@
         }
         if (example !== undefined && example !== null) {
           var ex = el('details', 'example');
-          append(ex, el('summary', null, heading ? 'Example ' + heading : 'Example'));
+          append(ex, el('summary', null, label(heading === 'request' ? 'exampleRequest' : heading === 'response' ? 'exampleResponse' : 'example')));
           append(ex, append(el('pre', 'code-block'), el('code', null, showJson(example))));
           append(part, ex);
         }
@@ -493,8 +559,8 @@
     var table = el('table', 'table table-compact');
     var thead = el('thead');
     var headRow = el('tr');
-    ['Name', 'In', 'Type', 'Details'].forEach(function (label) {
-      var th = el('th', null, label);
+    ['name', 'location', 'type', 'details'].forEach(function (key) {
+      var th = el('th', null, label(key));
       th.setAttribute('scope', 'col');
       append(headRow, th);
     });
@@ -506,7 +572,7 @@
       nameCell.setAttribute('scope', 'row');
       append(nameCell, el('code', 'prop-name', param.name));
       if (param.required) {
-        append(nameCell, ' ', el('span', 'prop-req', 'required'));
+        append(nameCell, ' ', el('span', 'prop-req', label('required')));
       }
       var schema = param.schema || param;
       var details = el('td');
@@ -557,12 +623,12 @@
       el('span', 'method method-' + method, method.toUpperCase()),
       el('code', 'op-path', path),
       op.summary ? el('span', 'op-title', op.summary) : null,
-      requiresAuth(op) ? el('span', 'op-lock', 'Bearer token') : null,
-      op.deprecated ? el('span', 'op-deprecated', 'deprecated') : null);
+      requiresAuth(op) ? el('span', 'op-lock', label('bearer')) : null,
+      op.deprecated ? el('span', 'op-deprecated', label('deprecated')) : null);
     append(details, summary);
 
     var body = el('div', 'op-body');
-    var permalink = el('a', 'op-permalink', 'Link to this endpoint');
+    var permalink = el('a', 'op-permalink', label('permalink'));
     permalink.href = '#' + id;
     append(body, permalink);
 
@@ -593,14 +659,14 @@
       return true;
     });
     if (params.length) {
-      append(body, el('h4', 'op-section', 'Parameters'), paramsTable(params));
+      append(body, el('h4', 'op-section', label('parameters')), paramsTable(params));
     }
 
     var requestBody = deref(op.requestBody);
     if (isObject(requestBody) && isObject(requestBody.content)) {
-      var rbTitle = el('h4', 'op-section', 'Request body');
+      var rbTitle = el('h4', 'op-section', label('requestBody'));
       if (requestBody.required) {
-        append(rbTitle, ' ', el('span', 'prop-req', 'required'));
+        append(rbTitle, ' ', el('span', 'prop-req', label('required')));
       }
       append(body, rbTitle);
       if (requestBody.description) {
@@ -608,14 +674,14 @@
       }
       append(body, contentBlock(requestBody.content, 'request'));
     } else if (bodyParam && bodyParam.schema) {
-      append(body, el('h4', 'op-section', 'Request body'));
+      append(body, el('h4', 'op-section', label('requestBody')));
       append(body, contentBlock({ 'application/json': { schema: bodyParam.schema } }, 'request'));
     }
 
     var responses = isObject(op.responses) ? op.responses : {};
     var codes = Object.keys(responses).sort();
     if (codes.length) {
-      append(body, el('h4', 'op-section', 'Responses'));
+      append(body, el('h4', 'op-section', label('responses')));
       var list = el('ul', 'responses');
       codes.forEach(function (code) {
         var response = deref(responses[code]) || {};
@@ -635,7 +701,7 @@
         } else if (content) {
           // Error bodies repeat the same problem shape: keep them folded.
           var fold = el('details', 'example');
-          append(fold, el('summary', null, 'Response body'), content);
+          append(fold, el('summary', null, label('responseBody')), content);
           append(item, fold);
         }
         append(list, item);
@@ -684,8 +750,8 @@
 
   function toolbar(container) {
     var bar = el('div', 'docs-toolbar');
-    function button(label, open) {
-      var b = el('button', 'btn btn-secondary btn-sm', label);
+    function button(text, open) {
+      var b = el('button', 'btn btn-secondary btn-sm', text);
       b.type = 'button';
       b.addEventListener('click', function () {
         var all = container.querySelectorAll('details.op');
@@ -695,14 +761,14 @@
       });
       return b;
     }
-    return append(bar, button('Expand all', true), button('Collapse all', false));
+    return append(bar, button(label('expandAll'), true), button(label('collapseAll'), false));
   }
 
   function render(data) {
     spec = data;
     clear(root);
     if (!isObject(spec) || !isObject(spec.paths)) {
-      throw new Error('The specification has no paths.');
+      throw new Error(label('noPaths'));
     }
 
     var info = isObject(spec.info) ? spec.info : {};
@@ -721,14 +787,14 @@
 
     var groups = collectGroups();
     if (!groups.length) {
-      append(root, el('p', 'empty-state card', 'The specification lists no endpoints.'));
+      append(root, el('p', 'empty-state card', label('noEndpoints')));
       return;
     }
 
     var content = el('div', 'docs-groups');
     if (groups.length > 1) {
       var toc = el('nav', 'docs-toc');
-      toc.setAttribute('aria-label', 'API sections');
+      toc.setAttribute('aria-label', label('sections'));
       var tocList = el('ul');
       groups.forEach(function (g) {
         var link = el('a', null, g.name + ' (' + g.ops.length + ')');
@@ -773,17 +839,17 @@
     clear(root);
     var box = el('div', 'alert alert-error');
     box.setAttribute('role', 'alert');
-    append(box, el('strong', null, 'Could not load the API specification.'));
+    append(box, el('strong', null, label('loadFailed')));
     if (err && err.message) {
       append(box, el('p', 'alert-detail', err.message));
     }
-    var link = el('a', null, 'Open the raw specification');
+    var link = el('a', null, label('openRaw'));
     link.href = specUrl;
-    append(box, append(el('p', 'alert-detail'), link, ' or reload the page to try again.'));
+    append(box, append(el('p', 'alert-detail'), link), el('p', 'alert-detail', label('reload')));
     append(root, box);
   }
 
-  var loading = el('p', 'docs-loading', 'Loading the API specification…');
+  var loading = el('p', 'docs-loading', label('loading'));
   loading.setAttribute('role', 'status');
   append(root, loading);
   root.setAttribute('aria-busy', 'true');
@@ -793,7 +859,7 @@
   fetch(specUrl, { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
     .then(function (response) {
       if (!response.ok) {
-        throw new Error('The server answered ' + response.status + ' ' + (response.statusText || '') + '.');
+        throw new Error(label('serverAnswered', { status: (response.status + ' ' + (response.statusText || '')).trim() }));
       }
       return response.json();
     })
