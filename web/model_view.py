@@ -8,14 +8,31 @@ from babel.numbers import get_decimal_symbol
 
 from ml import Feature, ModelSpec
 from web.i18n import Translator
+from web.messages import N_
 from web.result_table import number_text
+
+# The descriptions of the code's models (ml/registry.py) and of the shipped manifests
+# (models/*.json), marked here so babel extracts them: a page translates the stored English
+# text at render (models.po). A manifest added later shows its own words until it is listed.
+DESCRIPTIONS = (
+    N_("Multiplies every number by two."),
+    N_("Projects every number with y = 3x + 1."),
+    N_("A quantitative measure of diabetes progression one year after baseline, from ten "
+       "baseline values (age in years, sex 1 or 2, BMI, mean blood pressure, six blood serum "
+       "measurements). Ridge regression on scikit-learn's diabetes data."),
+    N_("The species of an iris flower from its sepal and petal length and width in cm, with "
+       "the probability of each species. Logistic regression on scikit-learn's iris data."),
+)
 
 
 def model_view(spec: ModelSpec, tr: Translator | None = None) -> dict[str, Any]:
     """A model as the home page and the form's hints show it: what it is, what one row holds,
     and an example row to paste or a CSV header to write."""
     example = spec.schema.example_row()
-    return {**spec.public(), "scalar": spec.schema.scalar,
+    tr = tr or Translator("en")
+    # gettext with no values: a description is shown as written, a "%" in it stays one.
+    description = tr.gettext(spec.description) if spec.description else spec.description
+    return {**spec.public(), "description": description, "scalar": spec.schema.scalar,
             "feature_hints": [{"name": f.name, "type": f.type, "accepts": accepts(f, tr),
                                "required": f.required} for f in spec.schema.features],
             "example_line": ", ".join(number_text(v) for v in example.values()) or "1.5, 2, 3",

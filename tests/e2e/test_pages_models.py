@@ -266,3 +266,14 @@ async def test_an_all_invalid_upload_lists_every_reason_and_charges_nothing(
     assert "data.csv (2 rows) is kept" in text_of(html)
     assert stats(html)["Balance"] == 10
     assert "No predictions yet" in html
+
+
+async def test_the_russian_home_page_describes_every_model_in_russian(client: Client) -> None:
+    html = await (await client.get("/?lang=ru")).text()
+    text = text_of(html)
+    for russian in ("Умножает каждое число на два.", "Вид цветка ириса по длине и ширине",
+                    "Количественная мера прогрессирования диабета"):
+        assert russian in text
+    for english in ("Multiplies every number", "The species of an iris", "Ridge regression"):
+        assert english not in text
+    assert "The species of an iris" in text_of(await (await client.get("/?lang=en")).text())

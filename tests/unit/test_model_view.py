@@ -32,3 +32,29 @@ def test_a_russian_page_says_it_with_decimal_commas(feature: Feature, text: str)
     """As a Russian reader writes numbers, and as the form accepts them; a list of such
     numbers is split by semicolons, as the form's pasted rows are."""
     assert accepts(feature, Translator("ru")) == text
+
+
+def test_every_shipped_model_description_is_marked_for_translation() -> None:
+    """The code's models and the manifests in models/: a new one without its msgid would show
+    English on a Russian page."""
+    import json
+    from pathlib import Path
+
+    from ml.registry import default_models
+    from web.model_view import DESCRIPTIONS
+
+    folder = Path(__file__).resolve().parents[2] / "models"
+    shipped = [s.description for s in default_models()] + [
+        json.loads(p.read_text(encoding="utf-8"))["description"]
+        for p in sorted(folder.glob("*.json"))]
+    assert len(shipped) == 4
+    assert set(shipped) <= set(DESCRIPTIONS)
+
+
+def test_a_russian_page_describes_the_models_in_russian() -> None:
+    from ml.registry import default_models
+    from web.model_view import model_view
+
+    doubler = default_models()[0]
+    assert model_view(doubler, Translator("ru"))["description"] == "Умножает каждое число на два."
+    assert model_view(doubler)["description"] == "Multiplies every number by two."
