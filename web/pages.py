@@ -230,9 +230,9 @@ def task_view(request: web.Request, task: TaskView) -> dict[str, Any]:
     return {**shown, "error": task_error_text(tr, shown["error"]) if shown.get("error") else None,
             "model_name": spec.name if spec else tr("model %(id)s", id=task.model_id),
             "model_version": task.model_version or "",
-            "input_preview": [row_text(names, row) for row in task.input_data[:3]],
+            "input_preview": [row_text(names, row, tr) for row in task.input_data[:3]],
             "output_preview": None if task.output_data is None else [
-                output_text(output) for output in task.output_data[:4]]}
+                output_text(output, tr) for output in task.output_data[:4]]}
 
 
 def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_PAGE,
@@ -243,7 +243,7 @@ def result_view(request: web.Request, task: TaskView, per_page: int = ROWS_PER_P
     tr = translator(request)
     return {"task": task_view(request, task), "columns": names,
             "labels": list(spec.schema.labels) if spec else [],
-            "rows": page_of(task_rows(names, task, whole_columns(spec)), rows_page, per_page),
+            "rows": page_of(task_rows(names, task, whole_columns(spec), tr), rows_page, per_page),
             "invalid_rows": page_of(invalid_rows(names, task.invalid, tr), invalid_page,
                                     per_page),
             "predicted": len(task.output_data or []), "invalid": task.invalid,

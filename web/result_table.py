@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from babel.numbers import get_decimal_symbol
+
 from ledger import TaskView
 from ml import ModelSpec
 from web.i18n import Translator
@@ -28,41 +30,53 @@ def whole_columns(spec: ModelSpec | None) -> set[str]:
                                        if f.type == "integer"}
 
 
-def task_rows(names: Sequence[str], task: TaskView,
-              whole: set[str] | None = None) -> list[dict[str, Any]]:
+def decimal_for(tr: Translator | None) -> str:
+    """The decimal sign a page's reader writes ('5,1' in Russian); the API keeps the point."""
+    return "." if tr is None else get_decimal_symbol(tr.lang)
+
+
+def task_rows(names: Sequence[str], task: TaskView, whole: set[str] | None = None,
+              tr: Translator | None = None) -> list[dict[str, Any]]:
     """Each valid input with its output; a rejected or failed task's inputs have none. A row
     the model could not predict (output None) is left out: it is listed with the invalid."""
     outputs: Sequence[object] | None = task.output_data
-    return [{"index": index, "cells": _cells(names, row, whole or set()),
-             "output": {} if outputs is None or i >= len(outputs) else output_view(outputs[i])}
+    decimal = decimal_for(tr)
+    return [{"index": index, "cells": _cells(names, row, whole or set(), decimal),
+             "output": {} if outputs is None or i >= len(outputs)
+             else output_view(outputs[i], tr)}
             for i, (index, row) in enumerate(zip(task.input_indexes, task.input_data,
                                                  strict=False))
             if outputs is None or i >= len(outputs) or outputs[i] is not None]
 
 
-def output_view(output: object) -> dict[str, str]:
+def output_view(output: object, tr: Translator | None = None) -> dict[str, str]:
     """A classifier's label and top probability, or a regression's number; nothing for a row
     the model could not predict (it is listed with the invalid rows)."""
+    decimal = decimal_for(tr)
     if output is None:
         return {}
     if isinstance(output, Mapping) and "label" in output:
         probabilities = output.get("probabilities") or {}
         top = probabilities.get(output["label"]) if isinstance(probabilities, Mapping) else None
-        every = ", ".join(f"{label} {_percent(p)}" for label, p in probabilities.items())
-        return {"label": str(output["label"]), "probability": _percent(top), "title": every}
-    return {"number": number_text(output)}
+        every = _joiner(decimal).join(f"{label} {_percent(p, decimal)}"
+                                      for label, p in probabilities.items())
+        return {"label": str(output["label"]), "probability": _percent(top, decimal),
+                "title": every}
+    return {"number": number_text(output, decimal)}
 
 
-def row_text(names: Sequence[str], row: object) -> str:
+def row_text(names: Sequence[str], row: object, tr: Translator | None = None) -> str:
     """A row's values in feature order, without the names, for the history's preview."""
+    decimal = decimal_for(tr)
     ordered = in_order(names, row)
     values = list(ordered.values()) if isinstance(ordered, Mapping) else ordered
-    return f"[{value_text(values)}]" if isinstance(values, list | tuple) else value_text(values)
+    return (f"[{value_text(values, decimal)}]" if isinstance(values, list | tuple)
+            else value_text(values, decimal))
 
 
-def output_text(output: object) -> str:
+def output_text(output: object, tr: Translator | None = None) -> str:
     """An output in a few characters, for the history's preview: a label or a number."""
-    view = output_view(output)
+    view = output_view(output, tr)
     return view.get("label") or view.get("number") or "—"
 
 
@@ -81,7 +95,8 @@ def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]],
                      ", ".join(localize(tr, str(p)) for p in problems))
                     for name, problems in errors.items()] if isinstance(errors, Mapping)
                    else [("", localize(tr, str(entry.get("error", ""))))])
-        shaped.append({"where": where, "value": value_text(in_order(names, entry.get("value"))),
+        shaped.append({"where": where,
+                       "value": value_text(in_order(names, entry.get("value")), decimal_for(tr)),
                        "reasons": reasons})
     return shaped
 
@@ -96,22 +111,28 @@ def page_of(items: Sequence[Any], page: int, per_page: int = ROWS_PER_PAGE) -> d
             "has_prev": page > 1, "has_next": page < pages}
 
 
-def number_text(value: object) -> str:
-    """A number short enough for a cell; the API keeps the exact value."""
+def number_text(value: object, decimal: str = ".") -> str:
+    """A number short enough for a cell, with the page's decimal sign; the API keeps the
+    exact value."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return value_text(value)
+        return value_text(value, decimal)
     if isinstance(value, int) or value == 0 or 1e-3 <= abs(value) < 1e15:
-        return str(round(value, 4)) if isinstance(value, float) else str(value)
-    return f"{value:.4g}"
-
-
-def value_text(value: object) -> str:
-    if isinstance(value, Mapping):
-        text = ", ".join(f"{key}={item}" for key, item in value.items())
-    elif isinstance(value, list | tuple):
-        text = ", ".join(str(item) for item in value)
+        text = str(round(value, 4)) if isinstance(value, float) else str(value)
     else:
-        text = "null" if value is None else str(value)
+        text = f"{value:.4g}"
+    return text.replace(".", decimal)
+
+
+def value_text(value: object, decimal: str = ".") -> str:
+    """A value as sent, cut short; its numbers (not its strings: they are echoed as typed)
+    with the page's decimal sign, and a list split by '; ' where the comma is that sign."""
+    if isinstance(value, Mapping):
+        text = _joiner(decimal).join(f"{key}={_scalar(item, decimal)}"
+                                     for key, item in value.items())
+    elif isinstance(value, list | tuple):
+        text = _joiner(decimal).join(_scalar(item, decimal) for item in value)
+    else:
+        text = _scalar(value, decimal)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 
@@ -124,9 +145,22 @@ def in_order(names: Sequence[str], value: object) -> object:
             **{key: item for key, item in value.items() if key not in names}}
 
 
-def _cells(names: Sequence[str], row: object, whole: set[str]) -> list[str]:
+def _scalar(value: object, decimal: str) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return str(value).replace(".", decimal)
+    return str(value)
+
+
+def _joiner(decimal: str) -> str:
+    return "; " if decimal == "," else ", "
+
+
+def _cells(names: Sequence[str], row: object, whole: set[str], decimal: str = "."
+           ) -> list[str]:
     if not names:
-        return [value_text(row)]
+        return [value_text(row, decimal)]
     if isinstance(row, Mapping):
         values = [row.get(name, "") for name in names]
     elif isinstance(row, list | tuple):
@@ -134,10 +168,10 @@ def _cells(names: Sequence[str], row: object, whole: set[str]) -> list[str]:
     else:
         values = [row] + [""] * (len(names) - 1)
     return [value_text(int(v) if name in whole and isinstance(v, float) and v.is_integer()
-                       else v) for name, v in zip(names, values, strict=True)]
+                       else v, decimal) for name, v in zip(names, values, strict=True)]
 
 
-def _percent(probability: object) -> str:
+def _percent(probability: object, decimal: str = ".") -> str:
     if isinstance(probability, bool) or not isinstance(probability, int | float):
         return "—"
-    return f"{probability * 100:.1f} %"
+    return f"{probability * 100:.1f} %".replace(".", decimal)

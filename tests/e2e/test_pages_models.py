@@ -277,3 +277,14 @@ async def test_the_russian_home_page_describes_every_model_in_russian(client: Cl
     for english in ("Multiplies every number", "The species of an iris", "Ridge regression"):
         assert english not in text
     assert "The species of an iris" in text_of(await (await client.get("/?lang=en")).text())
+
+
+async def test_a_russian_result_table_writes_decimal_commas(client: Client) -> None:
+    await signed_up(client, 10)
+    await client.get("/cabinet?lang=ru")  # the choice is remembered in a cookie
+
+    status, html = await send(client, "4", csv=f"{IRIS_HEADER}\n{SETOSA}\n")
+
+    assert status == 200
+    setosa, = body_rows(section(html, "result"))
+    assert re.search(r"5,1 3,5 1,4 0,2 setosa \d+,\d %$", setosa), setosa

@@ -85,3 +85,24 @@ def test_pages_are_clamped_and_count_their_rows() -> None:
 def test_a_history_preview_is_the_rows_values_in_feature_order() -> None:
     assert row_text(NAMES, {"sepal_width": 3.5, "sepal_length": 5.1}) == "[5.1, 3.5]"
     assert row_text([], 1.5) == "1.5"
+
+
+def test_a_russian_page_writes_decimal_commas_and_the_api_keeps_points() -> None:
+    from web.i18n import Translator
+
+    ru = Translator("ru")
+    rows = task_rows(NAMES, task(input_data=[[5.1, 3.5]], input_indexes=[0],
+                                 output_data=[152.123456]), tr=ru)
+    view = output_view({"label": "setosa",
+                        "probabilities": {"setosa": 0.981, "versicolor": 0.019}}, ru)
+
+    assert rows[0]["cells"] == ["5,1", "3,5"] and rows[0]["output"] == {"number": "152,1235"}
+    assert view == {"label": "setosa", "probability": "98,1 %",
+                    "title": "setosa 98,1 %; versicolor 1,9 %"}
+    assert row_text(NAMES, [5.1, 3.5], ru) == "[5,1; 3,5]"
+    # What a person typed is echoed as typed; only numbers take the page's decimal sign.
+    assert invalid_rows(NAMES, [{"index": 0, "value": {"sepal_length": 5.5, "sepal_width": "x.y"},
+                                 "errors": {"sepal_width": ["not a number"]}}], ru
+                        )[0]["value"] == "sepal_length=5,5; sepal_width=x.y"
+    assert task_rows(NAMES, task(input_data=[[5.1, 3.5]], input_indexes=[0],
+                                 output_data=[1.5]))[0]["cells"] == ["5.1", "3.5"]
