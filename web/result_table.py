@@ -41,7 +41,9 @@ def task_rows(names: Sequence[str], task: TaskView, whole: set[str] | None = Non
     the model could not predict (output None) is left out: it is listed with the invalid."""
     outputs: Sequence[object] | None = task.output_data
     decimal = decimal_for(tr)
-    return [{"index": index, "cells": _cells(names, row, whole or set(), decimal),
+    # "number" counts from 1 as people do; the API's index stays 0-based.
+    return [{"index": index, "number": index + 1,
+             "cells": _cells(names, row, whole or set(), decimal),
              "output": {} if outputs is None or i >= len(outputs)
              else output_view(outputs[i], tr)}
             for i, (index, row) in enumerate(zip(task.input_indexes, task.input_data,
@@ -88,8 +90,11 @@ def invalid_rows(names: Sequence[str], invalid: Sequence[Mapping[str, Any]],
     shaped = []
     for entry in invalid:
         line, index = entry.get("line"), entry.get("index")
+        # A CSV line is the file's own line number; an item counts from 1 as people do (the
+        # API's 0-based index is a program's).
+        number = index + 1 if isinstance(index, int) and not isinstance(index, bool) else index
         where = tr("Line %(line)s", line=line) if line is not None else (
-            tr("Row #%(index)s", index=index) if names else tr("Item #%(index)s", index=index))
+            tr("Row #%(index)s", index=number) if names else tr("Item #%(index)s", index=number))
         errors = entry.get("errors")
         reasons = ([(tr("the row") if name == ROW_KEY else str(name),
                      ", ".join(localize(tr, str(p)) for p in problems))

@@ -116,9 +116,9 @@ async def test_a_pasted_prediction_shows_its_result_and_the_skipped_items(
     text = text_of(html)
     assert "Predicted 2 items for 2 credits. 1 invalid item was skipped." in text
     result = text_of(section(html, "result"))
-    assert "Item #2 x not a number" in result
-    assert "#0 1.0 2.0" in result
-    assert "#1 2.5 5.0" in result
+    assert "Item #3 x not a number" in result
+    assert "#1 1.0 2.0" in result
+    assert "#2 2.5 5.0" in result
     assert stats(html)["Balance"] == 8
 
 
@@ -134,7 +134,7 @@ async def test_a_csv_upload_is_predicted_and_its_bad_cells_shown_escaped(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in result
     assert "<script>alert" not in html
     assert "not a number" in result
-    assert "#0 3.0 10.0" in text_of(result)
+    assert "#1 3.0 10.0" in text_of(result)
     assert stats(html)["Balance"] == 6
 
 
@@ -229,7 +229,7 @@ async def test_a_task_page_shows_inputs_predictions_and_skipped_items(
     page = await response.text()
     text = text_of(page)
     assert f"Task {task_id.group(1)}" in text
-    assert "#0 4.0 8.0" in text
+    assert "#1 4.0 8.0" in text
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
     assert "<b>bold" not in page
     # A link saved before ids were opaque (the plain number) shows the same task.

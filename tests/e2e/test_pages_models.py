@@ -126,8 +126,8 @@ async def test_an_iris_csv_with_a_bad_row_shows_labels_and_the_rows_reason(
     result = section(html, "result")
     assert header_cells(result) == ["Row", *IRIS_HEADER.split(","), "Label", "Probability"]
     setosa, virginica = body_rows(result)
-    assert re.fullmatch(r"#0 5\.1 3\.5 1\.4 0\.2 setosa \d+\.\d %", setosa), setosa
-    assert re.fullmatch(r"#2 7\.7 3\.0 6\.1 2\.3 virginica \d+\.\d %", virginica), virginica
+    assert re.fullmatch(r"#1 5\.1 3\.5 1\.4 0\.2 setosa \d+\.\d %", setosa), setosa
+    assert re.fullmatch(r"#3 7\.7 3\.0 6\.1 2\.3 virginica \d+\.\d %", virginica), virginica
     invalid = text_of(result[result.index("table-invalid"):]).replace(" :", ":")
     assert "Line 3" in invalid and "petal_length: not a number" in invalid
     assert stats(html)["Balance"] == 8
@@ -147,9 +147,9 @@ async def test_pasted_diabetes_rows_show_one_column_per_feature_and_the_number(
                                     "s5", "s6", "Prediction"]
     first, second = body_rows(result)
     # Integer features read as typed (59, 2); the output is the model's number.
-    assert re.fullmatch(r"#0 59 2 32\.1 101\.0 157\.0 93\.2 38\.0 4\.0 4\.8598 87\.0 "
+    assert re.fullmatch(r"#1 59 2 32\.1 101\.0 157\.0 93\.2 38\.0 4\.0 4\.8598 87\.0 "
                         r"\d+\.\d+", first), first
-    assert second.startswith("#1 48")
+    assert second.startswith("#2 48")
     assert stats(html)["Balance"] == 4
 
 
@@ -244,7 +244,7 @@ async def test_a_task_of_600_rows_is_paged_and_stays_a_readable_size(client: Cli
     assert len(body_rows(section(first, "rows"))) == 50
     assert "Rows 1–50 of 300 · page 1 of 6" in text_of(section(first, "rows"))
     assert "Rows 251–300 of 300 · page 6 of 6" in text_of(section(last, "rows"))
-    assert body_rows(section(last, "rows"))[-1].startswith("#599 ")
+    assert body_rows(section(last, "rows"))[-1].startswith("#600 ")
     invalid = text_of(section(last, "invalid")).replace(" :", ":")
     assert "Rows 251–300 of 300" in invalid and "Line 600" in invalid
     assert "petal_length: not a number" in invalid

@@ -92,14 +92,14 @@ SAID = {
            "predicted": "Предсказаны 2 элемента за 2 кредита. 1 некорректный элемент пропущен.",
            "history": ("История операций", "Пополнение", "Списание", "Личный кабинет",
                        "Предсказание №1: Doubler, 2 × 1 кредит", "Выйти", "Пополнить баланс"),
-           "charged": "2 кредита", "reason": "не число", "where": "Элемент №1",
+           "charged": "2 кредита", "reason": "не число", "where": "Элемент №2",
            "counted": ("Предсказано 2 элемента", "1 элемент пропущен и не оплачен")},
     "en": {"welcome": "Welcome, ada! Top up to run your first prediction.",
            "balance": "21 credits", "added": "Added 21 credits.",
            "predicted": "Predicted 2 items for 2 credits. 1 invalid item was skipped.",
            "history": ("Credit history", "Top-up", "Charge", "Cabinet",
                        "Prediction #1: Doubler, 2 × 1 credits", "Log out", "Top up"),  # as stored
-           "charged": "2 credits", "reason": "not a number", "where": "Item #1",
+           "charged": "2 credits", "reason": "not a number", "where": "Item #2",
            "counted": ("Predicted 2 items", "1 item was skipped and not charged")},
 }
 
@@ -145,14 +145,14 @@ async def test_the_task_page(client: Client, lang: str) -> None:
     text = text_of(html)
     if lang == "ru":
         for sentence in ("Сводка", "Строки с ошибками (2) — пропущены и не оплачены",
-                         "Входные данные и предсказания", "2 кредита", "Элемент №1 null не число",
-                         "Элемент №3 true не число", "Вернуться в личный кабинет"):
+                         "Входные данные и предсказания", "2 кредита", "Элемент №2 null не число",
+                         "Элемент №4 true не число", "Вернуться в личный кабинет"):
             assert sentence in text, sentence
         assert english_left(html) == []
     else:
         for sentence in ("Summary", "Invalid rows (2) — skipped and not charged",
-                         "Inputs and predictions", "2 credits", "Item #1 null not a number",
-                         "Item #3 true not a number", "Back to cabinet"):
+                         "Inputs and predictions", "2 credits", "Item #2 null not a number",
+                         "Item #4 true not a number", "Back to cabinet"):
             assert sentence in text, sentence
 
 

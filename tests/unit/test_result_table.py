@@ -31,6 +31,7 @@ def test_cells_follow_the_feature_order_whichever_way_the_row_came() -> None:
         input_indexes=[0, 2], output_data=[1.5, 2.0]))
 
     assert [(r["index"], r["cells"]) for r in rows] == [(0, ["5.1", "3.5"]), (2, ["4.9", "3.0"])]
+    assert [r["number"] for r in rows] == [1, 3]  # shown to people, who count from 1
 
 
 def test_an_unpredictable_row_is_left_out_and_a_rejected_tasks_inputs_stay() -> None:
@@ -66,10 +67,10 @@ def test_invalid_rows_say_where_and_why_per_feature() -> None:
 
     assert shaped[0] == {"where": "Line 3", "value": "sepal_length=5, sepal_width=x",
                          "reasons": [("sepal_width", "not a number")]}
-    assert shaped[1]["where"] == "Row #4"
+    assert shaped[1]["where"] == "Row #5"  # index 4 is the fifth: people count from 1
     assert shaped[1]["reasons"] == [("the row", "the row has 1 value")]
     assert invalid_rows([], [{"index": 2, "value": "x", "error": "not a number"}]) == [
-        {"where": "Item #2", "value": "x", "reasons": [("", "not a number")]}]
+        {"where": "Item #3", "value": "x", "reasons": [("", "not a number")]}]
 
 
 def test_pages_are_clamped_and_count_their_rows() -> None:
