@@ -245,6 +245,9 @@ async def test_a_task_of_600_rows_is_paged_and_stays_a_readable_size(client: Cli
     assert "Rows 1–50 of 300 · page 1 of 6" in text_of(section(first, "rows"))
     assert "Rows 251–300 of 300 · page 6 of 6" in text_of(section(last, "rows"))
     assert body_rows(section(last, "rows"))[-1].startswith("#600 ")
+    # A feature model's inputs are rows (a one-number model's are items).
+    assert "Valid rows 300" in text_of(first) and "Invalid rows 300" in text_of(first)
+    assert header_cells(section(first, "rows"))[0] == "Row"
     invalid = text_of(section(last, "invalid")).replace(" :", ":")
     assert "Rows 251–300 of 300" in invalid and "Line 600" in invalid
     assert "petal_length: not a number" in invalid

@@ -144,16 +144,20 @@ async def test_the_task_page(client: Client, lang: str) -> None:
     html = await page(client, link.group(1))
     text = text_of(html)
     if lang == "ru":
-        for sentence in ("Сводка", "Строки с ошибками (2) — пропущены и не оплачены",
+        for sentence in ("Сводка", "Элементы с ошибками (2) — пропущены и не оплачены",
+                         "Корректные элементы 2", "Элемент Входное значение Предсказание",
                          "Входные данные и предсказания", "2 кредита", "Элемент №2 null не число",
                          "Элемент №4 true не число", "Вернуться в личный кабинет"):
             assert sentence in text, sentence
         assert english_left(html) == []
+        assert "Строк" not in text  # a one-number model's inputs are items (элементы), not rows
     else:
-        for sentence in ("Summary", "Invalid rows (2) — skipped and not charged",
+        for sentence in ("Summary", "Invalid items (2) — skipped and not charged",
+                         "Valid items 2", "Item Input Prediction",
                          "Inputs and predictions", "2 credits", "Item #2 null not a number",
                          "Item #4 true not a number", "Back to cabinet"):
             assert sentence in text, sentence
+        assert not re.search(r"\b[Rr]ows?\b", text)
 
 
 @pytest.mark.parametrize(("lang", "sentences"), [
