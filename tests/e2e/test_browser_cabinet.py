@@ -275,5 +275,14 @@ async def test_in_russian_sign_up_top_up_and_predict(browser: Browser, base_url:
 
     await page.get_by_role("link", name="Ключи", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("API-ключи и безопасность")
+
+    # The API reference that docs.js draws speaks Russian too (labels handed over as JSON).
+    await page.goto("/docs")
+    docs = page.locator("#api-docs")
+    await expect(docs).to_contain_text("/api/v1/predict")
+    await expect(docs.get_by_role("button", name="Развернуть все")).to_be_visible()
+    await docs.get_by_role("button", name="Развернуть все").click()
+    await expect(docs.locator("h4.op-section", has_text="Тело запроса").first).to_be_visible()
+    assert await docs.get_by_text("Expand all").count() == 0
     assert problems == [], problems
     await context.close()
