@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import collections
+import cProfile
 import pstats
 import re
 import sqlite3
