@@ -83,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--dump", help="also write the profile to this file")
     parser.add_argument("--trace", action="store_true",
                         help="count statements (the trace callback costs CPU too)")
     args = parser.parse_args()
@@ -93,6 +94,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mlc-profile-") as scratch:
         asyncio.run(run(Path(scratch), profile, statements))
     if profile is not None:
+        if args.dump:
+            profile.dump_stats(args.dump)
         stats = pstats.Stats(profile)
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)

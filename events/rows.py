@@ -73,6 +73,22 @@ def stored_time(recorded_at: datetime) -> str:
     return recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_last_projected: list[tuple[datetime, str]] = []  # the instant last asked for, its text
+
+
+def projected_time(recorded: RecordedEvent) -> str:
+    """recorded_at as projections store it (isoformat, microseconds). Every event of one
+    append carries the same datetime object and each projector asks (14 isoformat calls a
+    prediction), so the last text is kept: by identity, never by equality (two equal
+    instants in different zones have different texts)."""
+    at = recorded.recorded_at
+    if _last_projected and _last_projected[0][0] is at:
+        return _last_projected[0][1]
+    text = at.isoformat(timespec="microseconds")
+    _last_projected[:] = [(at, text)]
+    return text
+
+
 def seal_texts(
     codec: EventCodec,
     *,
