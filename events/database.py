@@ -11,7 +11,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import aiosqlite
@@ -121,14 +121,15 @@ class InlineDatabase(Database):
         self.raw = raw
 
     @classmethod
-    async def connect_inline(cls, path: str | Path) -> InlineDatabase:
+    async def connect_inline(cls, path: str | Path, *,
+                             busy_timeout_ms: int = 10000) -> Self:
         where = quote(os.path.abspath(path))  # noqa: ASYNC240 - getcwd, not file I/O
 
         def connect() -> sqlite3.Connection:
             raw = sqlite3.connect(f"file:{where}", uri=True, isolation_level=None,
                                   check_same_thread=False)  # used by one task, in turns
             raw.row_factory = sqlite3.Row
-            raw.execute("PRAGMA busy_timeout = 10000")
+            raw.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             return raw
 
         try:

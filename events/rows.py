@@ -60,11 +60,54 @@ def seal(
     recorded_at: datetime,
 ) -> StoredRow:
     """Encode an event and chain it onto the previous hash."""
+    return seal_texts(codec, previous_hash=previous_hash, position=position,
+                      stream_id=stream_id, version=version, event=event,
+                      metadata_json=metadata_text(metadata), recorded_at=stored_time(recorded_at))
+
+
+def metadata_text(metadata: Metadata) -> str:
+    return canonical_json(metadata.to_dict())
+
+
+def stored_time(recorded_at: datetime) -> str:
+    return recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+_last_projected: list[tuple[datetime, str]] = []  # the instant last asked for, its text
+
+
+def projected_time(recorded: RecordedEvent) -> str:
+    """recorded_at as projections store it (isoformat, microseconds). Every event of one
+    append carries the same datetime object and each projector asks (14 isoformat calls a
+    prediction), so the last text is kept: by identity, never by equality (two equal
+    instants in different zones have different texts)."""
+    at = recorded.recorded_at
+    if _last_projected and _last_projected[0][0] is at:
+        return _last_projected[0][1]
+    text = at.isoformat(timespec="microseconds")
+    _last_projected[:] = [(at, text)]
+    return text
+
+
+def seal_texts(
+    codec: EventCodec,
+    *,
+    previous_hash: str,
+    position: int,
+    stream_id: str,
+    version: int,
+    event: Event,
+    metadata_json: str,
+    recorded_at: str,
+) -> StoredRow:
+    """seal, given the metadata's and the time's stored text: the same for every event of
+    one append, so an append encodes them once."""
     type_name, schema_version, data_json = codec.encode(event)
-    fields = dict(
+    return StoredRow(
         position=position, stream_id=stream_id, version=version, type_name=type_name,
-        schema_version=schema_version, data_json=data_json,
-        metadata_json=canonical_json(metadata.to_dict()),
-        recorded_at=recorded_at.astimezone(UTC).isoformat(timespec="microseconds"),
-    )
-    return StoredRow(**fields, hash=chain_hash(previous_hash, **fields))  # type: ignore[arg-type]
+        schema_version=schema_version, data_json=data_json, metadata_json=metadata_json,
+        recorded_at=recorded_at,
+        hash=chain_hash(previous_hash, position=position, stream_id=stream_id,
+                        version=version, type_name=type_name, schema_version=schema_version,
+                        data_json=data_json, metadata_json=metadata_json,
+                        recorded_at=recorded_at))

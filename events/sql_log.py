@@ -12,7 +12,7 @@ from events.errors import ConcurrencyError, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
 from events.projection import Projector, project
-from events.rows import StoredRow, seal
+from events.rows import StoredRow, metadata_text, seal_texts, stored_time
 from events.sql import SqlDatabase
 from events.store import SqlSession
 
@@ -81,13 +81,15 @@ class SqlLogSession:
         if await self.stream_version(stream_id) != expected_version:
             raise ConcurrencyError(stream_id, expected_version)
         position, previous_hash = await self._load_head()
-        now = self._store.clock()
+        at = stored_time(self._store.clock())
+        metadata_json = metadata_text(metadata)  # one append: one metadata, one instant
         rows = []
         for offset, event in enumerate(events, start=1):
             position += 1
-            row = seal(self._store.codec, previous_hash=previous_hash, position=position,
-                       stream_id=stream_id, version=expected_version + offset, event=event,
-                       metadata=metadata, recorded_at=now)
+            row = seal_texts(self._store.codec, previous_hash=previous_hash,
+                             position=position, stream_id=stream_id,
+                             version=expected_version + offset, event=event,
+                             metadata_json=metadata_json, recorded_at=at)
             rows.append(row)
             previous_hash = row.hash
         for start in range(0, len(rows), INSERT_ROWS):  # one statement for a task's events
@@ -103,15 +105,14 @@ class SqlLogSession:
             except UniqueViolation as exc:
                 raise ConcurrencyError(stream_id, expected_version) from exc
             self._head = (chunk[-1].position, chunk[-1].hash)
-        recorded = []
+        recorded, recorded_at = [], datetime.fromisoformat(at)
         for row in rows:
             # Built from the stored text, so projections see what a replay will see.
             recorded.append(RecordedEvent(
                 position=row.position, stream_id=stream_id, version=row.version,
                 event=self._store.codec.decode(row.type_name, row.schema_version,
                                                row.data_json),
-                metadata=metadata, recorded_at=datetime.fromisoformat(row.recorded_at),
-                hash=row.hash))
+                metadata=metadata, recorded_at=recorded_at, hash=row.hash))
         await project(self.db, self._store.projectors, recorded)
         return recorded
 

@@ -7,6 +7,7 @@ active account. operator_actions is every operator event, newest last, for the a
 from __future__ import annotations
 
 from events import RecordedEvent, SqlDatabase
+from events.rows import projected_time
 from ledger.events import (
     AccountResumed,
     AccountSuspended,
@@ -41,7 +42,7 @@ class AdminProjector:
     """
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
-        event, at = recorded.event, recorded.recorded_at.isoformat(timespec="microseconds")
+        event, at = recorded.event, projected_time(recorded)
         if isinstance(event, CreditsAdjusted):
             await self._log(db, recorded, event.operator_id, "adjustment",
                             event.amount_credits, event.reason)

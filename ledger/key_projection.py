@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from events import RecordedEvent, SqlDatabase
+from events.rows import projected_time
 from ledger.events import KeyCreated, KeyRevoked
 
 
@@ -27,7 +28,7 @@ class KeysProjector:
     """
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
-        event, at = recorded.event, recorded.recorded_at.isoformat(timespec="microseconds")
+        event, at = recorded.event, projected_time(recorded)
         if isinstance(event, KeyCreated):
             await db.execute(
                 "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
+from events.rows import projected_time
 from ledger.events import (
     AccountOpened,
     CreditsAdjusted,
@@ -37,7 +38,7 @@ def user_account(user_id: int) -> str:
 
 
 def _at(recorded: RecordedEvent) -> str:
-    return recorded.recorded_at.isoformat(timespec="microseconds")
+    return projected_time(recorded)
 
 
 class AccountsProjector:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from events import SqlDatabase
+from events.codec import fast_loads
 from ledger.account import Account
 from ledger.errors import AccountNotFound
 from ledger.usernames import username_key
@@ -122,10 +122,10 @@ async def list_transactions(
 def task_view(row: dict[str, Any]) -> TaskView:
     return TaskView(
         id=row["id"], model_id=row["model_id"], status=row["status"],
-        input_data=json.loads(row["input_data"]),
-        input_indexes=json.loads(row["input_indexes"]),
-        output_data=None if row["output_data"] is None else json.loads(row["output_data"]),
-        invalid=json.loads(row["invalid"]), cost_credits=row["cost_credits"],
+        input_data=fast_loads(row["input_data"]),
+        input_indexes=fast_loads(row["input_indexes"]),
+        output_data=None if row["output_data"] is None else fast_loads(row["output_data"]),
+        invalid=fast_loads(row["invalid"]), cost_credits=row["cost_credits"],
         quoted_credits=row["quoted_credits"], error=row["error"],
         created_at=row["created_at"], updated_at=row["updated_at"],
         model_version=row.get("model_version"))

@@ -431,6 +431,12 @@ class LedgerService:
     async def get_balance(self, user_id: int) -> BalanceView:
         return await queries.get_balance(self.store.read_db(), user_id)
 
+    async def quick_balance(self, user_id: int) -> BalanceView:
+        """get_balance, read on the event loop's thread where the store offers that (SQLite:
+        point_read_db); the one-write path's read-side check, before the model runs."""
+        point_read_db = getattr(self.store, "point_read_db", self.store.read_db)
+        return await queries.get_balance(point_read_db(), user_id)
+
     async def profile(self, user_id: int) -> Profile:
         return await queries.get_profile(self.store.read_db(), user_id)
 

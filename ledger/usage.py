@@ -14,6 +14,7 @@ prediction, its items are the rows the model predicted (the ones charged for).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -113,6 +114,27 @@ class UsageProjector:
             await db.execute("DELETE FROM usage_tasks WHERE task_id = ?", (event.task_id,))
         elif isinstance(event, CreditsWithdrawn):
             await _add(db, event.user_id, at, NO_MODEL, (0, 0, event.amount_credits))
+
+
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+        """A whole task in one write: its slot and day rows get the charge once, with the
+        rows the model could not predict already taken off, and no usage_tasks row is made
+        only to be deleted (a failed task leaves no row at all); else event by event."""
+        from ledger.projections import whole_task  # the shape is the accounts projector's
+
+        task = whole_task(appended)
+        if task is None or task[2].recorded_at != task[3].recorded_at:
+            for recorded in appended:  # (one append has one instant; never seen otherwise)
+                await self.apply(db, recorded)
+            return
+        submitted, resolved, finished = task[0].event, task[2].event, task[3].event
+        assert isinstance(submitted, TaskSubmitted)
+        if not isinstance(resolved, HoldSettled):
+            return  # held, released, failed: nothing charged, nothing to count
+        assert isinstance(finished, TaskCompleted)
+        items = len(submitted.input_data) - len(finished.unpredictable)
+        await _add(db, resolved.user_id, task[2].recorded_at, submitted.model_id,
+                   (1, items, resolved.amount_credits))
 
 
 async def _task(db: SqlDatabase, task_id: int) -> tuple[int, int]:

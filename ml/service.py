@@ -149,7 +149,7 @@ class MLService:
         first write rejects it (or holds it, if credits arrived meanwhile) without a run."""
         if replay and (replayed := await self.ledger.replayed_task(op)) is not None:
             return await self.result(user_id, replayed)  # a retry: no model run, no write
-        available = (await self.ledger.get_balance(user_id)).available_credits
+        available = (await self.ledger.quick_balance(user_id)).available_credits
         if available <= 0 or available < draft.cost_credits:
             return None
         outcomes, problem = await self._predict(spec, checked, None, inline=True)

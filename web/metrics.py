@@ -85,6 +85,22 @@ class Metrics:
                                              "When the last full pass ended (0: never)",
                                              registry=r)
         self._pending_models: dict[int, int] = {}  # task id -> model id, until it ends
+        # labels() hashes and checks its values on every call; each request reuses the
+        # child it made the first time (the same children prometheus_client keeps anyway).
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(route, method,
+                                                                         str(status))
+        counter.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self.latency.labels(route)
+        latency.observe(seconds)
 
     # -- the ledger's counters -------------------------------------------------------------
 
@@ -179,10 +195,8 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
         status = 499  # the client went away (or the shutdown's grace ran out)
         raise
     finally:
-        metrics = request.app[METRICS]
-        route = route_name(request)
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        request.app[METRICS].request_done(route_name(request), request.method, status,
+                                          time.perf_counter() - started)
 
 
 class MeteredThrottle:

@@ -38,3 +38,26 @@ async def test_a_balance_read_after_a_top_up_shows_it(services: Services) -> Non
         return seen.balance_credits >= outcome.balance.balance_credits
 
     assert all(await asyncio.gather(*(top_up_then_read(n) for n in range(150))))
+
+
+async def test_the_one_write_paths_balance_check_sees_every_acknowledged_write(
+        services: Services) -> None:
+    """quick_balance reads on the event loop's thread (SQLite's point reader): a top-up
+    acknowledged a moment ago is there, with another user's predictions committing alongside."""
+    user = int((await services.users.register("cyd", "correct horse")).id)
+    other = int((await services.users.register("dee", "correct horse")).id)
+    await services.ledger.top_up(other, 1_000)
+
+    async def top_up_then_check(n: int) -> bool:
+        outcome = await services.ledger.top_up(user, 1, f"quick-{n}")
+        seen = await services.ledger.quick_balance(user)
+        return seen.balance_credits >= outcome.balance.balance_credits
+
+    async def predict() -> None:
+        for _ in range(5):
+            await services.ml.process_task(other, 1, [1.0, 2.0])
+
+    results = await asyncio.gather(*(top_up_then_check(n) for n in range(100)),
+                                   *(predict() for _ in range(10)))
+    assert all(results[:100])
+    assert await services.ledger.quick_balance(user) == await services.ledger.get_balance(user)
