@@ -219,6 +219,13 @@ TEMPLATES = (
     N_("the operator console is for operators signed in with their login"),
     N_("account %(id)s is already suspended"),
     N_("account %(id)s is not suspended"),
+    # ledger.usernames, as the register schema's validator words them (web/input_messages.py
+    # has the same msgids for the page form)
+    N_("3–32 letters of one alphabet, digits, '_', '.' or '-'"),
+    N_("a username cannot hold invisible characters (%(char)s)"),
+    N_("3–32 letters of one alphabet, digits, '_', '.' or '-'; a space is none of these"),
+    N_("3–32 letters of one alphabet, digits, '_', '.' or '-'; %(char)s is none of these"),
+    N_("a username is written in one alphabet; this one mixes %(scripts)s"),
     # exports and statements (web/exports.py, web/schemas.py RangeQuery)
     N_("a date as YYYY-MM-DD"),
     N_("not a date of the calendar"),

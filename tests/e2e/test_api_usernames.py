@@ -115,3 +115,14 @@ async def test_the_accounts_of_an_old_database_are_found_by_their_new_keys(
     await client.close()
     after = audit(copy)
     assert after.returncode == 0, after.stdout + after.stderr
+
+
+async def test_the_api_explains_a_refused_name_in_russian(client: Client) -> None:
+    """The register schema's reason follows Accept-Language; the code stays the same."""
+    refused = await client.post("/api/v1/auth/register", headers={"Accept-Language": "ru"},
+                                json={"username": "ab cd", "password": PASSWORD})
+    problem = await expect_problem(refused, 422, "validation_error")
+    reason = problem["errors"]["username"][0]
+    assert "пробел" in reason and "space" not in reason
+    english = await expect_problem(await register(client, "ab cd"), 422, "validation_error")
+    assert "a space is none of these" in english["errors"]["username"][0]
