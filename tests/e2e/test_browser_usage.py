@@ -3,56 +3,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from aiohttp.test_utils import TestServer
+from browser_kit import LAPTOP, PHONE, SCREENSHOTS
 from cabinet_http import INKED
-from playwright.async_api import Browser, Page, async_playwright, expect
-
-from web.app import create_app
-from web.config import Config
+from playwright.async_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's chromium; only a developer's machine may go without it."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing, and CI must run the browser test")
-        pytest.skip(f"{CHROMIUM} is missing (outside CI)")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(chromium),
-                                                    args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-async def base_url(aiohttp_server: Any, config: Config) -> str:
-    server: TestServer = await aiohttp_server(create_app(config))
-    return str(server.make_url("")).rstrip("/")
 
 
 async def sign_up_and_predict(page: Page) -> None:
