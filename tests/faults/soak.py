@@ -57,6 +57,10 @@ class Attempt:
     data: list[float] = field(default_factory=list)
     reply: Reply | None = None  # the first reply that stated an outcome
 
+    @property
+    def operation_id(self) -> str:
+        return f"api:{self.key}"
+
     async def send(self, api: Api, token: str) -> Reply:
         if self.kind == "top_up":
             return await api.top_up(token, self.credits, key=self.key)
@@ -68,6 +72,14 @@ class Attempt:
             return reply.status == 201
         return reply.status in (200, 402) or (
             reply.status == 502 and reply.code == "prediction_failed")
+
+
+def random_attempt(rng: random.Random, n: int, user: int) -> Attempt:
+    """A top-up (40 %) or a prediction of 1-4 numbers (1 credit an item), under key n."""
+    if rng.random() < 0.4:
+        return Attempt(f"top-up-{n}", user, "top_up", rng.randint(1, 30))
+    data = [float(rng.randint(-99, 99)) for _ in range(rng.randint(1, 4))]
+    return Attempt(f"predict-{n}", user, "predict", len(data), data)
 
 
 def is_pending(reply: Reply) -> bool:
@@ -114,12 +126,7 @@ class Soak:
     numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     def new_attempt(self, user: int) -> Attempt:
-        n = next(self.numbers)
-        if self.rng.random() < 0.4:
-            attempt = Attempt(f"top-up-{n}", user, "top_up", self.rng.randint(1, 30))
-        else:
-            data = [float(self.rng.randint(-99, 99)) for _ in range(self.rng.randint(1, 4))]
-            attempt = Attempt(f"predict-{n}", user, "predict", len(data), data)  # 1 credit/item
+        attempt = random_attempt(self.rng, next(self.numbers), user)
         self.attempts[attempt.key] = attempt
         return attempt
 

@@ -10,7 +10,6 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import aiohttp
 import pytest
@@ -24,6 +23,7 @@ from fault_harness import (
     run_audit,
     wait_for_open_hold,
 )
+from soak import Attempt, random_attempt
 
 from web.public_ids import TASK, TRANSACTION, PublicIds
 
@@ -32,34 +32,6 @@ CYCLES = 10
 MAX_EXTRA_CYCLES = 10
 USERS = 4
 WORKERS_PER_USER = 2  # two clients per account, so one account's writes race each other
-
-
-@dataclass
-class Attempt:
-    """One operation a client tried, under its own idempotency key."""
-
-    key: str
-    user: int
-    kind: Literal["top_up", "predict"]
-    credits: int  # added by the top-up, or charged by the prediction if it completes
-    data: list[float] = field(default_factory=list)
-    reply: Reply | None = None  # the first reply that stated an outcome
-
-    @property
-    def operation_id(self) -> str:
-        return f"api:{self.key}"
-
-    async def send(self, api: Api, token: str) -> Reply:
-        if self.kind == "top_up":
-            return await api.top_up(token, self.credits, key=self.key)
-        return await api.predict(token, self.data, key=self.key)
-
-    def is_outcome(self, reply: Reply) -> bool:
-        """A reply stored against the key: a retry must get it back unchanged."""
-        if self.kind == "top_up":
-            return reply.status == 201
-        return reply.status in (200, 402) or (
-            reply.status == 502 and reply.code == "prediction_failed")
 
 
 @dataclass
@@ -72,12 +44,7 @@ class Run:
     numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     def new_attempt(self, user: int) -> Attempt:
-        n = next(self.numbers)
-        if self.rng.random() < 0.4:
-            attempt = Attempt(f"top-up-{n}", user, "top_up", self.rng.randint(1, 30))
-        else:
-            data = [float(self.rng.randint(-99, 99)) for _ in range(self.rng.randint(1, 4))]
-            attempt = Attempt(f"predict-{n}", user, "predict", len(data), data)  # 1 credit/item
+        attempt = random_attempt(self.rng, next(self.numbers), user)
         self.attempts[attempt.key] = attempt
         return attempt
 
