@@ -3,10 +3,11 @@ streamed a page at a time so that the server's memory does not grow with the ran
 
 CSV is RFC 4180 (UTF-8, CRLF, a header row, quotes only where needed); the columns are the
 API's field names; a list or object (a task's input, output, invalid rows) is one cell of
-compact JSON; null is an empty cell. JSON is one array of the objects the paged API shows.
-Both list rows oldest first. Nothing is sent until the first page is read, so a failure to
-read gives a problem+json; a failure later cuts the connection (no final chunk), so a client
-never takes a partial file for a whole one.
+compact JSON; null is an empty cell; text a spreadsheet would take for a formula (it starts
+with = + - @ or a tab) gets a leading apostrophe, so it opens as text. JSON is one array of
+the objects the paged API shows. Both list rows oldest first. Nothing is sent until the
+first page is read, so a failure to read gives a problem+json; a failure later cuts the
+connection (no final chunk), so a client never takes a partial file for a whole one.
 """
 
 from __future__ import annotations
@@ -83,12 +84,21 @@ def file_name(what: str, first: date | None, last: date | None, ext: str) -> str
     return f"ml-cabinet-{what}-{span}.{ext}"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); an operator's adjustment reason or an error text is free text and could.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def cell(value: Any) -> Any:
-    """One CSV cell: numbers and text as they are, null empty, lists and objects as JSON."""
+    """One CSV cell: numbers as they are, null empty, lists and objects as JSON, and text
+    that a spreadsheet would read as a formula behind a leading apostrophe, so that it
+    shows as the text it is. Numbers (negative amounts included) are never text here."""
     if value is None:
         return ""
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

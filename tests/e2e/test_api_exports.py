@@ -18,6 +18,7 @@ from ml import MLModelManager, MLService, default_models
 from web.app import create_app
 from web.config import Config
 from web.exports import TASK_COLUMNS, TRANSACTION_COLUMNS, cell
+from web.keys import ADMIN
 
 Client = TestClient[Any, Any]
 
@@ -234,3 +235,28 @@ async def test_the_range_is_the_accounts_own_days(config: Config, aiohttp_client
     november = await (await export(client, ivan, "transactions", "?format=json&to=2026-11-30")
                       ).json()
     assert [m["amount"] for m in november] == [10, -1]
+
+
+async def test_text_a_spreadsheet_would_run_opens_as_text_in_csv_and_exact_in_json(
+        client: Client) -> None:
+    """An operator's adjustment reason is free text that lands in the user's file: in CSV a
+    formula must not run when the user opens it; a negative amount stays a number."""
+    olga = await api_signup(client, "olga")
+    assert await client.app[ADMIN].set_role("olga", True, "test")
+    ada = await api_signup(client, "ada", top_up=10)
+    reasons = ['=HYPERLINK("http://evil.example","refund")', "-5 clawback", "@SUM(A1)",
+               "+1 bonus", "plain refund"]
+    for n, reason in enumerate(reasons):
+        amount = -1 if reason.startswith("-") else 1
+        made = await client.post(f"/api/v1/admin/users/{ada.id}/adjustments",
+                                 json={"amount_credits": amount, "reason": reason},
+                                 headers={**olga.auth, "Idempotency-Key": f"adj-{n}"})
+        assert made.status == 201, await made.text()
+
+    shown = await (await export(client, ada, "transactions", "?format=json")).json()
+    assert [t["description"] for t in shown if t["kind"] == "adjustment"] == reasons
+    rows = csv_rows(await (await export(client, ada, "transactions")).text())
+    adjusted = [r for r in rows if r["kind"] == "adjustment"]
+    assert [r["description"] for r in adjusted] == [
+        "'" + reason if reason != "plain refund" else reason for reason in reasons]
+    assert adjusted[1]["amount"] == "-1"  # numbers are never prefixed
