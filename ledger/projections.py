@@ -137,6 +137,44 @@ def whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | N
     return appended
 
 
+TASK_COLUMNS = ("id", "user_id", "model_id", "status", "input_data", "input_indexes",
+                "output_data", "invalid", "quoted_credits", "cost_credits", "error",
+                "created_at", "updated_at", "model_version")
+
+
+def whole_task_row(task: Sequence[RecordedEvent]) -> tuple[object, ...]:
+    """The tasks row of a whole task (whole_task), in TASK_COLUMNS order, as it ends: what
+    the projector inserts, and what the one-write path shows without reading it back."""
+    submitted, finished = task[0].event, task[3].event
+    assert isinstance(submitted, TaskSubmitted)
+    assert isinstance(finished, TaskCompleted | TaskFailed)
+    invalid = canonical_json(submitted.invalid)
+    output, cost_credits, error = None, 0, None
+    if isinstance(finished, TaskCompleted):
+        output, cost_credits = canonical_json(finished.output_data), finished.cost_credits
+        if finished.unpredictable:  # merged as _invalid_after merges them
+            merged = [*json.loads(invalid), *finished.unpredictable]
+            invalid = canonical_json(sorted(merged,
+                                            key=lambda entry: int(str(entry["index"]))))
+    else:
+        error = finished.error
+    return (submitted.task_id, submitted.user_id, submitted.model_id,
+            "completed" if isinstance(finished, TaskCompleted) else "failed",
+            canonical_json(submitted.input_data), canonical_json(submitted.input_indexes),
+            output, invalid, submitted.cost_credits, cost_credits, error, _at(task[0]),
+            _at(task[3]), submitted.model_version)
+
+
+def rejected_task_row(recorded: RecordedEvent) -> tuple[object, ...]:
+    """The tasks row a TaskRejected makes (TasksProjector.apply), in TASK_COLUMNS order."""
+    event, at = recorded.event, _at(recorded)
+    assert isinstance(event, TaskRejected)
+    return (event.task_id, event.user_id, event.model_id, "rejected",
+            canonical_json(event.input_data), canonical_json(event.input_indexes), None,
+            canonical_json(event.invalid), event.cost_credits, 0, event.reason, at, at,
+            event.model_version)
+
+
 def _user_of(recorded: RecordedEvent) -> int:
     return int(recorded.stream_id.removeprefix("account-"))
 
@@ -223,14 +261,16 @@ class TasksProjector:
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event, at = recorded.event, _at(recorded)
-        if isinstance(event, TaskSubmitted | TaskRejected):
-            status = "pending" if isinstance(event, TaskSubmitted) else "rejected"
-            error = event.reason if isinstance(event, TaskRejected) else None
+        if isinstance(event, TaskRejected):
             await db.execute(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 0, ?, ?, ?, ?)",
-                (event.task_id, event.user_id, event.model_id, status,
+                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rejected_task_row(recorded))
+        elif isinstance(event, TaskSubmitted):
+            await db.execute(
+                "INSERT INTO tasks VALUES (?, ?, ?, 'pending', ?, ?, NULL, ?, ?, 0, NULL, ?, ?, ?)",
+                (event.task_id, event.user_id, event.model_id,
                  canonical_json(event.input_data), canonical_json(event.input_indexes),
-                 canonical_json(event.invalid), event.cost_credits, error, at, at,
+                 canonical_json(event.invalid), event.cost_credits, at, at,
                  event.model_version))
         elif isinstance(event, TaskCompleted):
             invalid = await self._invalid_after(db, event)
@@ -251,26 +291,8 @@ class TasksProjector:
             for recorded in appended:
                 await self.apply(db, recorded)
             return
-        submitted, finished = task[0].event, task[3].event
-        assert isinstance(submitted, TaskSubmitted)
-        assert isinstance(finished, TaskCompleted | TaskFailed)
-        invalid = canonical_json(submitted.invalid)
-        output, cost_credits, error = None, 0, None
-        if isinstance(finished, TaskCompleted):
-            output, cost_credits = canonical_json(finished.output_data), finished.cost_credits
-            if finished.unpredictable:  # merged as _invalid_after merges them
-                merged = [*json.loads(invalid), *finished.unpredictable]
-                invalid = canonical_json(sorted(merged,
-                                                key=lambda entry: int(str(entry["index"]))))
-        else:
-            error = finished.error
-        await db.execute(
-            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (submitted.task_id, submitted.user_id, submitted.model_id,
-             "completed" if isinstance(finished, TaskCompleted) else "failed",
-             canonical_json(submitted.input_data), canonical_json(submitted.input_indexes),
-             output, invalid, submitted.cost_credits, cost_credits, error, _at(task[0]),
-             _at(task[3]), submitted.model_version))
+        await db.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         whole_task_row(task))
 
     @staticmethod
     async def _invalid_after(db: SqlDatabase, event: TaskCompleted) -> str:
