@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
@@ -142,27 +143,38 @@ TASK_COLUMNS = ("id", "user_id", "model_id", "status", "input_data", "input_inde
                 "created_at", "updated_at", "model_version")
 
 
-def whole_task_row(task: Sequence[RecordedEvent]) -> tuple[object, ...]:
-    """The tasks row of a whole task (whole_task), in TASK_COLUMNS order, as it ends: what
-    the projector inserts, and what the one-write path shows without reading it back."""
+def whole_task_values(task: Sequence[RecordedEvent]) -> tuple[Any, ...]:
+    """The tasks row of a whole task (whole_task) as it ends, in TASK_COLUMNS order, its JSON
+    columns as values (the events' own, read from their stored text): what the one-write
+    path shows without reading the row back, and what whole_task_row encodes."""
     submitted, finished = task[0].event, task[3].event
     assert isinstance(submitted, TaskSubmitted)
     assert isinstance(finished, TaskCompleted | TaskFailed)
-    invalid = canonical_json(submitted.invalid)
-    output, cost_credits, error = None, 0, None
+    invalid, output, cost_credits, error = submitted.invalid, None, 0, None
     if isinstance(finished, TaskCompleted):
-        output, cost_credits = canonical_json(finished.output_data), finished.cost_credits
+        output, cost_credits = finished.output_data, finished.cost_credits
         if finished.unpredictable:  # merged as _invalid_after merges them
-            merged = [*json.loads(invalid), *finished.unpredictable]
-            invalid = canonical_json(sorted(merged,
-                                            key=lambda entry: int(str(entry["index"]))))
+            invalid = sorted([*invalid, *finished.unpredictable],
+                             key=lambda entry: int(str(entry["index"])))
     else:
         error = finished.error
     return (submitted.task_id, submitted.user_id, submitted.model_id,
             "completed" if isinstance(finished, TaskCompleted) else "failed",
-            canonical_json(submitted.input_data), canonical_json(submitted.input_indexes),
-            output, invalid, submitted.cost_credits, cost_credits, error, _at(task[0]),
-            _at(task[3]), submitted.model_version)
+            submitted.input_data, submitted.input_indexes, output, invalid,
+            submitted.cost_credits, cost_credits, error, _at(task[0]), _at(task[3]),
+            submitted.model_version)
+
+
+JSON_COLUMNS = (4, 5, 6, 7)  # input_data, input_indexes, output_data, invalid
+
+
+def whole_task_row(task: Sequence[RecordedEvent]) -> tuple[object, ...]:
+    """whole_task_values as the projector inserts them (None stays NULL)."""
+    values = list(whole_task_values(task))
+    for column in JSON_COLUMNS:
+        if values[column] is not None:
+            values[column] = canonical_json(values[column])
+    return tuple(values)
 
 
 def rejected_task_row(recorded: RecordedEvent) -> tuple[object, ...]:

@@ -46,7 +46,7 @@ from ledger.events import (
     TimeZoneSet,
 )
 from ledger.limits import PeriodSpend
-from ledger.projections import TASK_COLUMNS, rejected_task_row, whole_task, whole_task_row
+from ledger.projections import TASK_COLUMNS, rejected_task_row, whole_task, whole_task_values
 from ledger.spend import KeyLimit
 from ledger.usage import UsageReport
 from ledger.views import (
@@ -150,12 +150,13 @@ def _balance_after(account: Account, new: Sequence[Event]) -> BalanceView:
 def _task_written(recorded: Sequence[RecordedEvent]) -> TaskView:
     """The tasks row of a one-write task (whole, or rejected) as the projector wrote it."""
     task = whole_task(recorded)
-    if task is not None:
-        row = whole_task_row(task)
-    else:
-        assert len(recorded) == 1, "a one-write task is whole or rejected"
-        row = rejected_task_row(recorded[0])
-    return queries.task_view(dict(zip(TASK_COLUMNS, row, strict=True)))
+    if task is not None:  # the events' values, which the row's JSON texts decode to
+        values = dict(zip(TASK_COLUMNS, whole_task_values(task), strict=True))
+        del values["user_id"]
+        return TaskView(**values)
+    assert len(recorded) == 1, "a one-write task is whole or rejected"
+    return queries.task_view(dict(zip(TASK_COLUMNS, rejected_task_row(recorded[0]),
+                                      strict=True)))
 
 
 class LedgerService:
