@@ -230,8 +230,13 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             # see every transaction that committed before the lock was granted.
             await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
+            try:
+                await db.execute("SAVEPOINT job")  # later ones ride on the job before's trip
+            except Exception as exc:
+                raise JobPoisoned(0, wrap(exc)) from exc
             for index, job in enumerate(batch):
-                outcomes.append(await self._run_job(db, index, job, memo))
+                outcomes.append(await self._run_job(db, index, job, memo,
+                                                    more=index + 1 < len(batch)))
             await db.execute("COMMIT")
         except BaseException:
             if self._writer_alive() and db.in_transaction:
@@ -242,12 +247,13 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             raise
         return outcomes
 
-    async def _run_job(self, db: PgDatabase, index: int, job: Job,
-                       memo: BatchMemo) -> Outcome:
-        try:
-            await db.execute("SAVEPOINT job")
-        except Exception as exc:
-            raise JobPoisoned(index, wrap(exc)) from exc
+    async def _run_job(self, db: PgDatabase, index: int, job: Job, memo: BatchMemo, *,
+                       more: bool) -> Outcome:
+        """Run one job in the savepoint opened for it. Its end (RELEASE, or ROLLBACK TO and
+        RELEASE) and, when `more` jobs follow, the next one's SAVEPOINT go in one round trip:
+        should that SAVEPOINT fail, the transaction is lost and this job fails with it, which
+        is true (nothing of it is committed)."""
+        then = "; SAVEPOINT job" if more else ""
         mark = memo.mark()
         try:
             result = await job.work(PgSession(self, db, memo))
@@ -257,14 +263,13 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             if not own or not self._writer_alive():
                 raise JobPoisoned(index, exc) from exc
             try:
-                await db.execute("ROLLBACK TO job")
-                await db.execute("RELEASE job")
+                await db.execute("ROLLBACK TO job; RELEASE job" + then)
             except Exception as again:
                 raise JobPoisoned(index, exc) from again
             memo.restore(mark)  # what the job taught the batch went with its rows
             return job, None, exc
         try:
-            await db.execute("RELEASE job")
+            await db.execute("RELEASE job" + then)
         except Exception as exc:
             raise JobPoisoned(index, wrap(exc)) from exc
         return job, result, None

@@ -45,7 +45,7 @@ from ledger.events import (
     TaskSubmitted,
     TimeZoneSet,
 )
-from ledger.limits import PeriodSpend
+from ledger.limits import Limits, PeriodSpend
 from ledger.projections import TASK_COLUMNS, rejected_task_row, whole_task, whole_task_values
 from ledger.spend import KeyLimit
 from ledger.usage import UsageReport
@@ -259,14 +259,14 @@ class LedgerService:
             if (stored := await replay_operation(s.db, op)) is not None:
                 replayed = task_outcome_from_stored(stored)
                 return TaskTicket(task_id=replayed.task_id, run=False, outcome=replayed)
-            account = await queries.load_account(s.db, user_id)
+            account, settings = await queries.load_account_and_limits(s.db, user_id)
             submitted = await _submitted(s, user_id, draft)
             task_id = submitted.task_id
             refusal = None
             try:
                 new = decide.submit_task(account, submitted, self.owner,
                                          None if key is None else key.key_id)
-                refusal = await self._refusal(s, user_id, draft.cost_credits, key)
+                refusal = await self._refusal(s, user_id, draft.cost_credits, key, settings)
                 if refusal is not None:
                     new = [decide.reject_task(submitted, "spend_limit_reached")]
                 outcome = None
@@ -304,7 +304,7 @@ class LedgerService:
         async def work(s: SqlSession) -> tuple[TaskOutcome, TaskView | None]:
             if (stored := await replay_operation(s.db, op)) is not None:
                 return task_outcome_from_stored(stored), None  # the model's answer is dropped
-            account = await queries.load_account(s.db, user_id)
+            account, settings = await queries.load_account_and_limits(s.db, user_id)
             submitted = await _submitted(s, user_id, draft)
             task_id, key_id = submitted.task_id, None if key is None else key.key_id
             refusal = None
@@ -320,7 +320,7 @@ class LedgerService:
                     new = decide.complete_at_once(
                         account, submitted, self.owner, key_id, completed=completed,
                         charged_credits=run.cost_credits, description=run.describe(task_id))
-                refusal = await self._refusal(s, user_id, draft.cost_credits, key)
+                refusal = await self._refusal(s, user_id, draft.cost_credits, key, settings)
                 if refusal is not None:
                     new = [decide.reject_task(submitted, "spend_limit_reached")]
             except InsufficientCredits:
@@ -342,11 +342,11 @@ class LedgerService:
         return await self.store.transact(work)
 
     async def _refusal(self, s: SqlSession, user_id: int, cost_credits: int,
-                       key: KeyLimit | None) -> PeriodSpend | None:
-        """The limit this cost would pass now, or None. Near a boundary the next period is
-        checked too: the hold is stamped by the append's clock, a moment after this one."""
+                       key: KeyLimit | None, settings: Limits) -> PeriodSpend | None:
+        """The limit this cost would pass now, or None (`settings`: the account's, read in
+        this write). Near a boundary the next period is checked too: the hold is stamped by
+        the append's clock, a moment after this one."""
         now = self.store.clock()
-        settings = await spend.account_limits(s.db, user_id)
         if settings.daily_credits is None and settings.monthly_credits is None and (
                 key is None or key.monthly_limit_credits is None):
             return None  # nothing to enforce: no reads on the hot path
