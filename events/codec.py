@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -30,14 +31,35 @@ def _json_text(value: Any) -> str:
 # writes 1e-05 or 1e-07), and what it refuses (integers beyond 64 bits, lone surrogates,
 # keys that are not text). A sweep of 1,000,000 random doubles and every m×10^e found no
 # other difference (tests/unit/test_canonical_json.py keeps checking, over arbitrary event
-# payloads). So an orjson text is kept only when it holds neither shape; the rest, and
+# payloads). So an orjson text is kept only when it holds neither shape (a null only where
+# the value holds no NaN or infinity: then each null is a None); the rest, and
 # anything orjson refuses, is written by json.dumps. Dataclasses, datetimes and subclasses
 # of str/int/dict/list are handed back to json too (orjson would write them; json refuses
 # or writes them its own way). Enums and UUIDs, which orjson writes and json refuses, are
 # not values an event field holds (they are typed as JSON).
 _ORJSON = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
            | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS)
-_ORJSON_MAY_DIFFER = re.compile(rb"e-|0\.0000|null")
+_ORJSON_MAY_DIFFER = re.compile(rb"e-|0\.0000")
+_NULL = b"null"
+
+
+def _all_finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in `value`: then every `null` orjson wrote is a None,
+    which json writes as null too (asked only of a text holding a null: a None field, such
+    as an event's `key_id`, would otherwise send every such event to json)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(item) for item in value)
+    return True
+
+
+def _orjson_is_exact(value: Any, text: bytes) -> bool:
+    if _ORJSON_MAY_DIFFER.search(text):
+        return False
+    return _NULL not in text or _all_finite(value)
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -46,7 +68,7 @@ def canonical_bytes(value: Any) -> bytes:
         text = orjson.dumps(value, option=_ORJSON)
     except TypeError:
         return _json_text(value).encode()
-    return _json_text(value).encode() if _ORJSON_MAY_DIFFER.search(text) else text
+    return text if _orjson_is_exact(value, text) else _json_text(value).encode()
 
 
 def canonical_json(value: Any) -> str:
@@ -56,7 +78,7 @@ def canonical_json(value: Any) -> str:
         text = orjson.dumps(value, option=_ORJSON)
     except TypeError:
         return _json_text(value)
-    return _json_text(value) if _ORJSON_MAY_DIFFER.search(text) else text.decode()
+    return text.decode() if _orjson_is_exact(value, text) else _json_text(value)
 
 
 def fast_loads(text: str) -> Any:

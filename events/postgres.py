@@ -24,7 +24,7 @@ from events.pgdatabase import PgDatabase, portable_ddl, wrap
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, utc_now
 from events.sql import SqlDatabase
-from events.sql_log import SqlLogReads, SqlLogSession, iterate_rows
+from events.sql_log import BatchMemo, SqlLogReads, SqlLogSession, iterate_rows
 from events.writer import GroupCommit, Job, Outcome, settle
 
 T = TypeVar("T")
@@ -229,8 +229,14 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             # One round trip: BEGIN and the lock. Reads come in later statements, so they
             # see every transaction that committed before the lock was granted.
             await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
+            try:
+                await db.execute("SAVEPOINT job")  # later ones ride on the job before's trip
+            except Exception as exc:
+                raise JobPoisoned(0, wrap(exc)) from exc
             for index, job in enumerate(batch):
-                outcomes.append(await self._run_job(db, index, job))
+                outcomes.append(await self._run_job(db, index, job, memo,
+                                                    more=index + 1 < len(batch)))
             await db.execute("COMMIT")
         except BaseException:
             if self._writer_alive() and db.in_transaction:
@@ -241,26 +247,29 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             raise
         return outcomes
 
-    async def _run_job(self, db: PgDatabase, index: int, job: Job) -> Outcome:
+    async def _run_job(self, db: PgDatabase, index: int, job: Job, memo: BatchMemo, *,
+                       more: bool) -> Outcome:
+        """Run one job in the savepoint opened for it. Its end (RELEASE, or ROLLBACK TO and
+        RELEASE) and, when `more` jobs follow, the next one's SAVEPOINT go in one round trip:
+        should that SAVEPOINT fail, the transaction is lost and this job fails with it, which
+        is true (nothing of it is committed)."""
+        then = "; SAVEPOINT job" if more else ""
+        mark = memo.mark()
         try:
-            await db.execute("SAVEPOINT job")
-        except Exception as exc:
-            raise JobPoisoned(index, wrap(exc)) from exc
-        try:
-            result = await job.work(PgSession(self, db))
+            result = await job.work(PgSession(self, db, memo))
         except Exception as exc:
             own = not isinstance(exc, StoreError) or isinstance(
                 exc, ConcurrencyError | UniqueViolation)
             if not own or not self._writer_alive():
                 raise JobPoisoned(index, exc) from exc
             try:
-                await db.execute("ROLLBACK TO job")
-                await db.execute("RELEASE job")
+                await db.execute("ROLLBACK TO job; RELEASE job" + then)
             except Exception as again:
                 raise JobPoisoned(index, exc) from again
+            memo.restore(mark)  # what the job taught the batch went with its rows
             return job, None, exc
         try:
-            await db.execute("RELEASE job")
+            await db.execute("RELEASE job" + then)
         except Exception as exc:
             raise JobPoisoned(index, wrap(exc)) from exc
         return job, result, None

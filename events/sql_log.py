@@ -43,17 +43,42 @@ class LogOwner(Protocol):
     def clock(self) -> datetime: ...
 
 
+class BatchMemo:
+    """What the jobs of one batch (one transaction) learn and hand on to the next: the chain
+    head, the versions of the streams appended to, and `values` a job keeps for the next jobs
+    (the ledger's next task id). The store makes sure no other writer moves anything
+    meanwhile (SQLite's BEGIN IMMEDIATE, PostgreSQL's write lock), so what one job read or
+    wrote still holds for the next. A job rolled back to its savepoint takes back what it
+    taught: the store calls `mark()` before each job and `restore()` after a rollback."""
+
+    def __init__(self) -> None:
+        self.head: tuple[int, str] | None = None
+        self.versions: dict[str, int] = {}
+        self.values: dict[str, Any] = {}
+
+    def mark(self) -> tuple[tuple[int, str] | None, dict[str, int], dict[str, Any]]:
+        return self.head, dict(self.versions), dict(self.values)
+
+    def restore(self, mark: tuple[tuple[int, str] | None, dict[str, int],
+                                  dict[str, Any]]) -> None:
+        self.head, self.versions, self.values = mark[0], dict(mark[1]), dict(mark[2])
+
+
 class SqlLogSession:
     """A write in progress: appends, projections and control-plane rows share one transaction.
-    The store makes sure no other writer moves the head meanwhile (SQLite's BEGIN IMMEDIATE,
-    PostgreSQL's write lock), so the head is read once and kept."""
+    The head and the versions appended are read once a batch and kept (BatchMemo)."""
 
-    def __init__(self, store: LogOwner, db: SqlDatabase) -> None:
+    def __init__(self, store: LogOwner, db: SqlDatabase,
+                 batch: BatchMemo | None = None) -> None:
         self._store = store
         self.db = db
-        self._head: tuple[int, str] | None = None
+        self.batch = BatchMemo() if batch is None else batch
+        self.memo = self.batch.values
 
     async def stream_version(self, stream_id: str) -> int:
+        known = self.batch.versions.get(stream_id)
+        if known is not None:  # appended to earlier in this batch: no other writer since
+            return known
         row = await self.db.fetchone(
             "SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream_id = ?", (stream_id,))
         return int(row["v"]) if row else 0
@@ -65,11 +90,11 @@ class SqlLogSession:
         return [row_from_db(r).to_recorded(self._store.codec) for r in rows]
 
     async def _load_head(self) -> tuple[int, str]:
-        if self._head is None:  # a statement of its own, after the transaction's lock
+        if self.batch.head is None:  # a statement of its own, after the transaction's lock
             row = await self.db.fetchone(
                 "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            self._head = (row["position"], row["hash"]) if row else (0, GENESIS_HASH)
-        return self._head
+            self.batch.head = (row["position"], row["hash"]) if row else (0, GENESIS_HASH)
+        return self.batch.head
 
     async def append(
         self,
@@ -104,7 +129,8 @@ class SqlLogSession:
                         row.recorded_at, row.hash)))
             except UniqueViolation as exc:
                 raise ConcurrencyError(stream_id, expected_version) from exc
-            self._head = (chunk[-1].position, chunk[-1].hash)
+            self.batch.head = (chunk[-1].position, chunk[-1].hash)
+        self.batch.versions[stream_id] = rows[-1].version if rows else expected_version
         recorded, recorded_at = [], datetime.fromisoformat(at)
         for row in rows:
             # Built from the stored text, so projections see what a replay will see.

@@ -16,7 +16,7 @@ from events.errors import ConcurrencyError, StoreError, StoreUnavailable
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, utc_now
 from events.sql import Params
-from events.sql_log import SqlLogReads, SqlLogSession, iterate_rows
+from events.sql_log import BatchMemo, SqlLogReads, SqlLogSession, iterate_rows
 from events.writer import GroupCommit, Job, Outcome, settle
 
 T = TypeVar("T")
@@ -172,8 +172,9 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         error: BaseException | None
         try:
             await db.execute("BEGIN IMMEDIATE")
+            memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
             for job in batch:
-                outcomes.append(await self._run_job(db, job))
+                outcomes.append(await self._run_job(db, job, memo))
             await db.execute("COMMIT")
         except Exception as exc:  # the transaction as a whole failed: nothing was written
             if db.in_transaction:  # SQLite may have rolled back itself (disk full)
@@ -184,16 +185,18 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
             outcomes = [(job, None, error) for job in batch]
         settle(outcomes)
 
-    async def _run_job(self, db: Database, job: Job) -> Outcome:
+    async def _run_job(self, db: Database, job: Job, memo: BatchMemo) -> Outcome:
         await db.execute("SAVEPOINT job")
+        mark = memo.mark()
         try:
-            result = await job.work(SQLiteSession(self, db))
+            result = await job.work(SQLiteSession(self, db, memo))
         except Exception as exc:
             if not db.in_transaction or (isinstance(exc, StoreError) and not isinstance(
                     exc, ConcurrencyError)):
                 raise  # the whole transaction is lost or the store is failing: fail the batch
             await db.execute("ROLLBACK TO job")
             await db.execute("RELEASE job")
+            memo.restore(mark)  # what the job taught the batch went with its rows
             return job, None, exc
         await db.execute("RELEASE job")
         return job, result, None

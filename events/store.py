@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from events.codec import EventCodec
 from events.event import Event, Metadata, RecordedEvent
@@ -56,10 +56,15 @@ class EventStore(Protocol):
 
 
 class SqlSession(Session, Protocol):
-    """A write transaction of a store whose projections live in SQL tables beside the log."""
+    """A write transaction of a store whose projections live in SQL tables beside the log.
+    `memo` is kept from job to job of one batch (one transaction), and rolled back with a
+    job that fails: what a job knows of the database (a next id) for the jobs after it."""
 
     @property
     def db(self) -> SqlDatabase: ...
+
+    @property
+    def memo(self) -> dict[str, Any]: ...
 
 
 class SqlEventStore(Protocol):

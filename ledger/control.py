@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from events import SqlDatabase
 from ledger.errors import IdempotencyConflict, OperationInProgress
 
@@ -79,13 +81,22 @@ async def record_operation(
     await db.execute(
         "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (op.user_id, op.operation_id, op.kind, op.fingerprint, status, task_id,
-         None if outcome is None else json.dumps(outcome), created_at))
+         None if outcome is None else _outcome_text(outcome), created_at))
 
 
 async def finish_task_operation(db: SqlDatabase, task_id: int, outcome: dict[str, Any]) -> None:
     await db.execute(
         "UPDATE operations SET status = 'done', outcome = ? WHERE task_id = ? "
-        "AND status = 'pending'", (json.dumps(outcome), task_id))
+        "AND status = 'pending'", (_outcome_text(outcome), task_id))
+
+
+def _outcome_text(outcome: dict[str, Any]) -> str:
+    """The stored outcome: any JSON text json.loads reads back (never hashed or compared as
+    text); by orjson, a fifth of json.dumps's time, unless it refuses a value."""
+    try:
+        return orjson.dumps(outcome).decode()
+    except TypeError:
+        return json.dumps(outcome)
 
 
 # -- credentials and tokens -----------------------------------------------------------------

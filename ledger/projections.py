@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
@@ -121,12 +122,25 @@ class AccountsProjector:
              _user_of(task[-1])))
 
 
+_last_whole: list[tuple[Sequence[RecordedEvent], Sequence[RecordedEvent] | None]] = []
+
+
 def whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | None:
     """The append, when it is one task decided in one write (ledger.account's
     complete_at_once / fail_at_once): submitted, held, settled and completed, or held,
-    released and failed. Projectors then write each row once, in its final state."""
+    released and failed. Projectors then write each row once, in its final state.
+    Every projector asks of the same append (one list object): the last answer is kept, by
+    identity, holding the list so that no other can take its id."""
     if len(appended) != 4:
         return None
+    if _last_whole and _last_whole[0][0] is appended:
+        return _last_whole[0][1]
+    found = _whole_task(appended)
+    _last_whole[:] = [(appended, found)]
+    return found
+
+
+def _whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | None:
     submitted, held, resolved, finished = (r.event for r in appended)
     if not (isinstance(submitted, TaskSubmitted) and isinstance(held, CreditsHeld) and (
             (isinstance(resolved, HoldSettled) and isinstance(finished, TaskCompleted))
@@ -135,6 +149,55 @@ def whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | N
     if not submitted.task_id == held.task_id == resolved.task_id == finished.task_id:
         return None
     return appended
+
+
+TASK_COLUMNS = ("id", "user_id", "model_id", "status", "input_data", "input_indexes",
+                "output_data", "invalid", "quoted_credits", "cost_credits", "error",
+                "created_at", "updated_at", "model_version")
+
+
+def whole_task_values(task: Sequence[RecordedEvent]) -> tuple[Any, ...]:
+    """The tasks row of a whole task (whole_task) as it ends, in TASK_COLUMNS order, its JSON
+    columns as values (the events' own, read from their stored text): what the one-write
+    path shows without reading the row back, and what whole_task_row encodes."""
+    submitted, finished = task[0].event, task[3].event
+    assert isinstance(submitted, TaskSubmitted)
+    assert isinstance(finished, TaskCompleted | TaskFailed)
+    invalid, output, cost_credits, error = submitted.invalid, None, 0, None
+    if isinstance(finished, TaskCompleted):
+        output, cost_credits = finished.output_data, finished.cost_credits
+        if finished.unpredictable:  # merged as _invalid_after merges them
+            invalid = sorted([*invalid, *finished.unpredictable],
+                             key=lambda entry: int(str(entry["index"])))
+    else:
+        error = finished.error
+    return (submitted.task_id, submitted.user_id, submitted.model_id,
+            "completed" if isinstance(finished, TaskCompleted) else "failed",
+            submitted.input_data, submitted.input_indexes, output, invalid,
+            submitted.cost_credits, cost_credits, error, _at(task[0]), _at(task[3]),
+            submitted.model_version)
+
+
+JSON_COLUMNS = (4, 5, 6, 7)  # input_data, input_indexes, output_data, invalid
+
+
+def whole_task_row(task: Sequence[RecordedEvent]) -> tuple[object, ...]:
+    """whole_task_values as the projector inserts them (None stays NULL)."""
+    values = list(whole_task_values(task))
+    for column in JSON_COLUMNS:
+        if values[column] is not None:
+            values[column] = canonical_json(values[column])
+    return tuple(values)
+
+
+def rejected_task_row(recorded: RecordedEvent) -> tuple[object, ...]:
+    """The tasks row a TaskRejected makes (TasksProjector.apply), in TASK_COLUMNS order."""
+    event, at = recorded.event, _at(recorded)
+    assert isinstance(event, TaskRejected)
+    return (event.task_id, event.user_id, event.model_id, "rejected",
+            canonical_json(event.input_data), canonical_json(event.input_indexes), None,
+            canonical_json(event.invalid), event.cost_credits, 0, event.reason, at, at,
+            event.model_version)
 
 
 def _user_of(recorded: RecordedEvent) -> int:
@@ -223,14 +286,16 @@ class TasksProjector:
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event, at = recorded.event, _at(recorded)
-        if isinstance(event, TaskSubmitted | TaskRejected):
-            status = "pending" if isinstance(event, TaskSubmitted) else "rejected"
-            error = event.reason if isinstance(event, TaskRejected) else None
+        if isinstance(event, TaskRejected):
             await db.execute(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 0, ?, ?, ?, ?)",
-                (event.task_id, event.user_id, event.model_id, status,
+                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rejected_task_row(recorded))
+        elif isinstance(event, TaskSubmitted):
+            await db.execute(
+                "INSERT INTO tasks VALUES (?, ?, ?, 'pending', ?, ?, NULL, ?, ?, 0, NULL, ?, ?, ?)",
+                (event.task_id, event.user_id, event.model_id,
                  canonical_json(event.input_data), canonical_json(event.input_indexes),
-                 canonical_json(event.invalid), event.cost_credits, error, at, at,
+                 canonical_json(event.invalid), event.cost_credits, at, at,
                  event.model_version))
         elif isinstance(event, TaskCompleted):
             invalid = await self._invalid_after(db, event)
@@ -251,26 +316,8 @@ class TasksProjector:
             for recorded in appended:
                 await self.apply(db, recorded)
             return
-        submitted, finished = task[0].event, task[3].event
-        assert isinstance(submitted, TaskSubmitted)
-        assert isinstance(finished, TaskCompleted | TaskFailed)
-        invalid = canonical_json(submitted.invalid)
-        output, cost_credits, error = None, 0, None
-        if isinstance(finished, TaskCompleted):
-            output, cost_credits = canonical_json(finished.output_data), finished.cost_credits
-            if finished.unpredictable:  # merged as _invalid_after merges them
-                merged = [*json.loads(invalid), *finished.unpredictable]
-                invalid = canonical_json(sorted(merged,
-                                                key=lambda entry: int(str(entry["index"]))))
-        else:
-            error = finished.error
-        await db.execute(
-            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (submitted.task_id, submitted.user_id, submitted.model_id,
-             "completed" if isinstance(finished, TaskCompleted) else "failed",
-             canonical_json(submitted.input_data), canonical_json(submitted.input_indexes),
-             output, invalid, submitted.cost_credits, cost_credits, error, _at(task[0]),
-             _at(task[3]), submitted.model_version))
+        await db.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         whole_task_row(task))
 
     @staticmethod
     async def _invalid_after(db: SqlDatabase, event: TaskCompleted) -> str:

@@ -9,27 +9,51 @@ from events import SqlDatabase
 from events.codec import fast_loads
 from ledger.account import Account
 from ledger.errors import AccountNotFound
+from ledger.limits import Limits
 from ledger.usernames import username_key
 from ledger.views import BalanceView, Page, Profile, TaskView, TransactionView
 
 MAX_PAGE = 100
 
 
+_ACCOUNT = ("SELECT a.*, f.suspended AS suspended{columns} FROM accounts a "
+            "LEFT JOIN account_flags f ON f.user_id = a.user_id{joins} WHERE a.user_id = ?")
+_WITH_LIMITS = (", s.user_id AS settings_user_id, s.time_zone AS settings_time_zone, "
+                "s.daily_limit_credits, s.monthly_limit_credits")
+ACCOUNT_ONLY = _ACCOUNT.format(columns="", joins="")
+ACCOUNT_AND_LIMITS = _ACCOUNT.format(
+    columns=_WITH_LIMITS, joins=" LEFT JOIN account_settings s ON s.user_id = a.user_id")
+
+
 async def load_account(db: SqlDatabase, user_id: int) -> Account:
     """The account as the projection holds it: the fold of its stream, kept up to date."""
-    row = await db.fetchone("SELECT * FROM accounts WHERE user_id = ?", (user_id,))
+    return await _account(db, user_id, await db.fetchone(ACCOUNT_ONLY, (user_id,)))
+
+
+async def load_account_and_limits(db: SqlDatabase, user_id: int) -> tuple[Account, Limits]:
+    """load_account and spend.account_limits, the account's row and its settings read in
+    one statement (the write of every prediction needs both)."""
+    row = await db.fetchone(ACCOUNT_AND_LIMITS, (user_id,))
+    account = await _account(db, user_id, row)
+    assert row is not None
+    if row["settings_user_id"] is None:
+        return account, Limits()
+    return account, Limits(daily_credits=row["daily_limit_credits"],
+                           monthly_credits=row["monthly_limit_credits"],
+                           time_zone=row["settings_time_zone"])
+
+
+async def _account(db: SqlDatabase, user_id: int, row: dict[str, Any] | None) -> Account:
     if row is None:
         raise AccountNotFound(f"no account {user_id}")
     holds = await db.fetchall(
         "SELECT task_id, amount_credits FROM holds WHERE user_id = ? AND status = 'open'",
         (user_id,))
-    flags = await db.fetchone("SELECT suspended FROM account_flags WHERE user_id = ?",
-                              (user_id,))
     account = Account(
         user_id=row["user_id"], username=row["username"], version=row["version"],
         balance_credits=row["balance_credits"], held_credits=row["held_credits"],
         open_holds={h["task_id"]: h["amount_credits"] for h in holds},
-        suspended=bool(flags and flags["suspended"]))
+        suspended=bool(row["suspended"]))
     account.check_invariants()
     return account
 

@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from events import Metadata, SqlEventStore, SQLiteEventStore, SqlSession, UniqueViolation
+from events import (
+    Event,
+    Metadata,
+    RecordedEvent,
+    SqlEventStore,
+    SQLiteEventStore,
+    SqlSession,
+    UniqueViolation,
+)
 from events.generation import SharedGeneration
 from ledger import account as decide
 from ledger import limits, queries, security_log, spend, usage
+from ledger.account import Account
 from ledger.control import (
     Operation,
     finish_task_operation,
@@ -27,13 +36,17 @@ from ledger.credential_cache import CredentialCache
 from ledger.errors import InsufficientCredits, InvalidSetting, UnknownHold, UsernameTaken
 from ledger.events import (
     AccountOpened,
+    CreditsHeld,
+    HoldReleased,
+    HoldSettled,
     LimitsSet,
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
     TimeZoneSet,
 )
-from ledger.limits import PeriodSpend
+from ledger.limits import Limits, PeriodSpend
+from ledger.projections import TASK_COLUMNS, rejected_task_row, whole_task, whole_task_values
 from ledger.spend import KeyLimit
 from ledger.usage import UsageReport
 from ledger.views import (
@@ -102,15 +115,48 @@ class TaskTicket:
     outcome: TaskOutcome | None
 
 
+_NEXT_TASK_ID = "ledger.next_task_id"
+
+
 async def _submitted(s: SqlSession, user_id: int, draft: TaskDraft) -> TaskSubmitted:
-    """The draft as an event, under the next task id (read in the write: no two share one)."""
-    row = await s.db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM tasks")
-    assert row is not None
+    """The draft as an event, under the next task id (read in the write: no two share one).
+    Read once a batch: every task row is made from an event built here, so the jobs after
+    this one in the same transaction take the ids after it (a job rolled back gives its id
+    back with the memo)."""
+    task_id = s.memo.get(_NEXT_TASK_ID)
+    if task_id is None:
+        row = await s.db.fetchone("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM tasks")
+        assert row is not None
+        task_id = int(row["id"])
+    s.memo[_NEXT_TASK_ID] = task_id + 1
     return TaskSubmitted(
-        user_id=user_id, task_id=int(row["id"]), model_id=draft.model_id,
+        user_id=user_id, task_id=task_id, model_id=draft.model_id,
         input_data=_as_event_field(draft.input_data), input_indexes=draft.input_indexes,
         invalid=draft.invalid, cost_credits=draft.cost_credits,
         model_version=draft.model_version)
+
+
+def _balance_after(account: Account, new: Sequence[Event]) -> BalanceView:
+    """The balance after a one-write task's events: every hold among them is opened and
+    closed among them (held credits end as they began), and the settled part is charged."""
+    held = {e.task_id for e in new if isinstance(e, CreditsHeld)}
+    closed = {e.task_id for e in new if isinstance(e, HoldSettled | HoldReleased)}
+    assert held == closed, "a one-write task leaves no hold open"
+    charged = sum(e.amount_credits for e in new if isinstance(e, HoldSettled))
+    return BalanceView(balance_credits=account.balance_credits - charged,
+                       held_credits=account.held_credits)
+
+
+def _task_written(recorded: Sequence[RecordedEvent]) -> TaskView:
+    """The tasks row of a one-write task (whole, or rejected) as the projector wrote it."""
+    task = whole_task(recorded)
+    if task is not None:  # the events' values, which the row's JSON texts decode to
+        values = dict(zip(TASK_COLUMNS, whole_task_values(task), strict=True))
+        del values["user_id"]
+        return TaskView(**values)
+    assert len(recorded) == 1, "a one-write task is whole or rejected"
+    return queries.task_view(dict(zip(TASK_COLUMNS, rejected_task_row(recorded[0]),
+                                      strict=True)))
 
 
 class LedgerService:
@@ -213,14 +259,14 @@ class LedgerService:
             if (stored := await replay_operation(s.db, op)) is not None:
                 replayed = task_outcome_from_stored(stored)
                 return TaskTicket(task_id=replayed.task_id, run=False, outcome=replayed)
-            account = await queries.load_account(s.db, user_id)
+            account, settings = await queries.load_account_and_limits(s.db, user_id)
             submitted = await _submitted(s, user_id, draft)
             task_id = submitted.task_id
             refusal = None
             try:
                 new = decide.submit_task(account, submitted, self.owner,
                                          None if key is None else key.key_id)
-                refusal = await self._refusal(s, user_id, draft.cost_credits, key)
+                refusal = await self._refusal(s, user_id, draft.cost_credits, key, settings)
                 if refusal is not None:
                     new = [decide.reject_task(submitted, "spend_limit_reached")]
                 outcome = None
@@ -258,7 +304,7 @@ class LedgerService:
         async def work(s: SqlSession) -> tuple[TaskOutcome, TaskView | None]:
             if (stored := await replay_operation(s.db, op)) is not None:
                 return task_outcome_from_stored(stored), None  # the model's answer is dropped
-            account = await queries.load_account(s.db, user_id)
+            account, settings = await queries.load_account_and_limits(s.db, user_id)
             submitted = await _submitted(s, user_id, draft)
             task_id, key_id = submitted.task_id, None if key is None else key.key_id
             refusal = None
@@ -274,7 +320,7 @@ class LedgerService:
                     new = decide.complete_at_once(
                         account, submitted, self.owner, key_id, completed=completed,
                         charged_credits=run.cost_credits, description=run.describe(task_id))
-                refusal = await self._refusal(s, user_id, draft.cost_credits, key)
+                refusal = await self._refusal(s, user_id, draft.cost_credits, key, settings)
                 if refusal is not None:
                     new = [decide.reject_task(submitted, "spend_limit_reached")]
             except InsufficientCredits:
@@ -282,23 +328,25 @@ class LedgerService:
             charged = len(new) > 1 and run.problem is None
             # As the two-phase path reports it: what was charged, else what was quoted.
             cost_credits = run.cost_credits if charged else draft.cost_credits
-            await s.append(account_stream(user_id), account.version, new,
-                           Metadata(operation_id=op.operation_id, actor=f"user:{user_id}"))
+            recorded = await s.append(account_stream(user_id), account.version, new,
+                                      Metadata(operation_id=op.operation_id,
+                                               actor=f"user:{user_id}"))
+            # The balance and the task row as the projections now hold them, known from the
+            # events just written (no read back: tests/integration/test_one_write_views.py).
             outcome = TaskOutcome(task_id=task_id, cost_credits=cost_credits,
-                                  balance=await queries.get_balance(s.db, user_id),
-                                  refusal=refusal)
+                                  balance=_balance_after(account, new), refusal=refusal)
             await record_operation(s.db, op, created_at=self._now(), task_id=task_id,
                                    outcome=stored_task_outcome(outcome))
-            return outcome, await queries.get_task(s.db, user_id, task_id)
+            return outcome, _task_written(recorded)
 
         return await self.store.transact(work)
 
     async def _refusal(self, s: SqlSession, user_id: int, cost_credits: int,
-                       key: KeyLimit | None) -> PeriodSpend | None:
-        """The limit this cost would pass now, or None. Near a boundary the next period is
-        checked too: the hold is stamped by the append's clock, a moment after this one."""
+                       key: KeyLimit | None, settings: Limits) -> PeriodSpend | None:
+        """The limit this cost would pass now, or None (`settings`: the account's, read in
+        this write). Near a boundary the next period is checked too: the hold is stamped by
+        the append's clock, a moment after this one."""
         now = self.store.clock()
-        settings = await spend.account_limits(s.db, user_id)
         if settings.daily_credits is None and settings.monthly_credits is None and (
                 key is None or key.monthly_limit_credits is None):
             return None  # nothing to enforce: no reads on the hot path

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -284,9 +285,25 @@ def _unpredictable(spec: ModelSpec, checked: CheckedRows, draft: TaskDraft,
 def fingerprint(model_id: int, items: Sequence[object]) -> str:
     """The same request gives the same text, whatever the key order of its rows; repr covers
     NaN and other non-JSON values."""
-    text = json.dumps([model_id, [_printable(item) for item in items]], default=repr,
-                      sort_keys=True)
+    text = _numbers_text(model_id, items)
+    if text is None:
+        text = json.dumps([model_id, [_printable(item) for item in items]], default=repr,
+                          sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _numbers_text(model_id: int, items: Sequence[object]) -> str | None:
+    """json.dumps's text above for the common request, a list of plain numbers, written
+    directly (json writes a finite float and an int by their repr, with ", " between):
+    a third of its time. None for anything else (tests/unit/test_fingerprint.py)."""
+    if type(model_id) is not int:
+        return None
+    for item in items:
+        kind = type(item)
+        if not ((kind is float and math.isfinite(item))  # type: ignore[arg-type]
+                or (kind is int and -2**63 < item < 2**63)):  # type: ignore[operator]
+            return None
+    return f"[{model_id!r}, [{', '.join(map(repr, items))}]]"
 
 
 def _printable(item: object) -> object:

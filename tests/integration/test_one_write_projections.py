@@ -3,6 +3,7 @@ they must be exactly the rows an event-by-event replay of the log gives, on both
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -67,3 +68,35 @@ async def test_one_write_rows_equal_an_event_by_event_replay(
     assert await tables(services) == written
     report = await audit(ledger_at, show_progress=False)
     assert report.ok, report.render()
+
+
+async def test_one_write_replies_show_the_rows_and_balance_as_stored(
+        services: Services) -> None:
+    """The one-write path builds its reply from the events it wrote, not a read back: the
+    task and the balance must be what a read of the projections gives, for every ending
+    (charged, part charged, failed, refused for the balance, refused by a limit), and for
+    several predictions decided in one transaction (their ids taken one after another)."""
+    ml = MLService(services.ledger, one_write_models())
+    user_id = int((await services.users.register("alice", "correct horse")).id)
+    other = int((await services.users.register("bob", "correct horse")).id)
+    await services.ledger.top_up(user_id, 30)
+    await services.ledger.top_up(other, 100)
+    results = [await ml.process_task(user_id, model_id, data) for model_id, data in [
+        (1, [1, 2, 3]), (8, [1, -1, "x", 2]), (9, [5, 6]), (2, [1] * 10)]]
+    await services.ledger.set_limits(other, 3, None)
+    asked = [(user_id, [1, 2]), (other, [1, 2]), (user_id, [7] * 10), (other, [1, 2]),
+             (user_id, [1])]
+    together = await asyncio.gather(*(ml.process_task(owner, 1, data)
+                                      for owner, data in asked))
+    assert [r.status for r in results] == ["completed", "completed", "failed", "completed"]
+    assert [r.status for r in together][::2] == ["completed", "rejected", "completed"]
+    assert sorted(r.status for r in together[1::2]) == ["completed", "rejected"]
+    assert sorted(t.task.id for t in together) == list(range(5, 10))
+    owners = [user_id] * len(results) + [owner for owner, _ in asked]
+    for owner, result in zip(owners, results + together, strict=True):
+        assert result.task == await services.ledger.find_task(owner, result.task.id)
+    for who in (user_id, other):  # each one's last write (ids are taken in write order)
+        last = max((r for o, r in zip(owners, results + together, strict=True) if o == who),
+                   key=lambda r: r.task.id)
+        assert last.balance == await services.ledger.get_balance(who)
+    assert any(r.refusal is not None for r in together[1::2])  # the daily limit of 3
