@@ -22,6 +22,7 @@ ROUNDS = 4
 MAX_ID = 2**53  # ids a JSON client reads exactly; a decoded value past it is garbage
 _MASK32 = 0xFFFFFFFF
 _VALUE = {char: index for index, char in enumerate(ALPHABET)}
+_SHIFTS = tuple(range(5 * (LENGTH - 1), -1, -5))  # the first character holds the top bits
 
 
 class PublicIdCodec:
@@ -32,8 +33,9 @@ class PublicIdCodec:
                                      hashlib.sha256).digest() for n in range(ROUNDS)]
 
     def _f(self, round_no: int, half: int) -> int:
-        digest = hmac.new(self._round_keys[round_no], half.to_bytes(4, "big"),
-                          hashlib.sha256).digest()
+        # hmac.digest is HMAC-SHA256 in one C call: the same bytes as hmac.new(...).digest()
+        # at a third of the cost (an id is encoded on every reply that shows a task).
+        digest = hmac.digest(self._round_keys[round_no], half.to_bytes(4, "big"), "sha256")
         return int.from_bytes(digest[:4], "big")
 
     def _permute(self, value: int) -> int:
@@ -52,11 +54,7 @@ class PublicIdCodec:
         if not 0 < number < MAX_ID:
             raise ValueError(f"an id is 1 to 2**53 - 1, not {number}")
         value = self._permute(number)
-        chars = []
-        for _ in range(LENGTH):
-            chars.append(ALPHABET[value & 31])
-            value >>= 5
-        return prefix + "".join(reversed(chars))
+        return prefix + "".join([ALPHABET[value >> shift & 31] for shift in _SHIFTS])
 
     def decode(self, prefix: str, text: str) -> int | None:
         """The number behind an id of this kind, or None for anything else."""
