@@ -37,9 +37,9 @@ async def lean_api(request: web.Request, handler: Handler) -> web.StreamResponse
     sent = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = (sent if middlewares.REQUEST_ID_RE.fullmatch(sent)
                            else middlewares.new_request_id())
-    request[i18n.LANG] = i18n.negotiate(
-        query=None, cookie=None, accept_language=request.headers.get("Accept-Language", ""),
-        api=True)
+    accept = request.headers.get("Accept-Language")  # most programs send none: English
+    request[i18n.LANG] = i18n.negotiate(query=None, cookie=None, accept_language=accept,
+                                        api=True) if accept else i18n.DEFAULT_LANGUAGE
     return await metrics.count_requests(request, _answered)
 
 
