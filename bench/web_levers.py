@@ -26,7 +26,7 @@ from ml.service import _printable, fingerprint
 from web import schemas
 from web.bodies import load
 from web.keys import REQUEST_ID, USER_ID
-from web.logs import AccessLog, TextFormatter
+from web.logs import AccessLog, TextFormatter, _route
 from web.predict_body import predict_body
 from web.public_ids import TASK, PublicIdCodec
 
@@ -64,7 +64,7 @@ def old_fingerprint(model_id: int, items: list[Any]) -> str:
 class OldAccessLog(AccessLog):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         fields = {"request_id": request.get(REQUEST_ID, "-"), "user_id": request.get(USER_ID),
-                  "method": request.method, "route": "api_predict", "path": request.path,
+                  "method": request.method, "route": _route(request), "path": request.path,
                   "status": response.status, "duration_ms": round(time * 1000, 1),
                   "remote": request.remote}
         self.logger.info('%s "%s %s" %s %.1fms id=%s', request.remote, request.method,
