@@ -34,6 +34,7 @@ from web.keys import (
     VERIFIER,
 )
 from web.messages import localize_invalid, localize_task
+from web.predict_body import predict_body
 from web.problems import Problem
 from web.public_ids import TASK, TRANSACTION, PublicIds
 
@@ -166,7 +167,7 @@ async def predict(request: web.Request) -> web.Response:
             title, detail = ambiguous_comma_problem(error, translator(request))
             raise Problem(422, error.code, title, detail, fragment=error.fragment) from None
     else:
-        body = load(predict_schema, await read_json(request))
+        body = predict_body(await read_json(request))
         result = await request.app[ML].process_task(user_id, body["model_id"], body["data"],
                                                     key, key=spender)
     return prediction_response(result, request.app[PUBLIC_IDS], translator(request))

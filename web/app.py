@@ -34,7 +34,7 @@ from ledger.queries import open_holds
 from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
-from web import i18n, metrics, middlewares
+from web import i18n, lean, metrics, middlewares
 from web.auth import account_flags, csrf_token, page_user
 from web.config import Config
 from web.devices import DeviceCookies
@@ -206,7 +206,8 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
                ) -> web.Application:
     config = config or Config.from_env()
     app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[metrics.count_requests, middlewares.request_id,
+                          middlewares=[lean.lean_api,  # the hot API routes: a short chain
+                                       metrics.count_requests, middlewares.request_id,
                                        middlewares.compress_static,
                                        i18n.language, middlewares.errors,
                                        middlewares.read_only_when_damaged])

@@ -28,7 +28,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise Problem(400, "malformed_json", "The body is not valid JSON",
                       "the body could not be parsed as UTF-8 JSON") from None
     try:  # json.loads lets "\ud800" through; such text can be neither stored nor hashed
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        # Only as an escape: the strict UTF-8 decode above refuses an encoded surrogate.
+        if b"\\u" in raw:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise Problem(400, "malformed_json", "The body is not valid JSON",
                       "the body holds a lone surrogate (\\ud800-\\udfff), which is not text"
