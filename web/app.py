@@ -47,7 +47,6 @@ from web.keys import (
     LIVENESS,
     ML,
     MODELS,
-    OPENAPI,
     PUBLIC_IDS,
     SESSIONS,
     STORE,
@@ -55,7 +54,6 @@ from web.keys import (
     USERS,
     VERIFIER,
 )
-from web.openapi import build_openapi
 from web.public_ids import PublicIds
 from web.routes import setup_routes
 from web.sealing import sealing_ctx
@@ -219,7 +217,6 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app[THROTTLE] = metrics.MeteredThrottle(
         SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
         if config.database_url else LoginThrottle(), app[metrics.METRICS])
-    app[OPENAPI] = build_openapi()
     cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
                               "samesite": "Lax", "secure": config.secure_cookies,
                               "max_age": 7 * 24 * 3600}
