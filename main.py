@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     use_uvloop()  # after the models loaded: a refusal to start stays one line
     try:
         asyncio.run(serve(app, config, shown))  # until SIGTERM or SIGINT, then a clean stop
+    except ManifestError as error:  # an ONNX session that could not open once serving
+        logging.error("refusing to serve: %s", error)
+        return 4
     except StoreCorrupted as error:
         logging.error("refusing to start: %s. Run `python -m ledger audit %s`.", error, audit)
         return 3

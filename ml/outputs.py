@@ -8,14 +8,17 @@ the request; only an answer that fits no row (wrong count or shape, not numbers)
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ml.errors import ModelFailed
 from ml.models import Classified, MLModel, Outcome, TabularModel, Unpredictable
 from ml.rows import CheckedRows
 from ml.schema import InputSchema
+
+if TYPE_CHECKING:  # imported with the first ONNX model: a code model's outputs need none
+    import numpy as np
 
 NOT_FINITE = "the model's output for this row is not a finite number"
 BAD_PROBABILITIES = "the model's probabilities for this row are not finite numbers summing to 1"
@@ -44,6 +47,8 @@ def regression_outcomes(raw: object, rows: int) -> list[float | Unpredictable]:
 def classification_outcomes(raw: object, labels: Sequence[str],
                             rows: int) -> list[Classified | Unpredictable]:
     """The label and probabilities per row, from a probability matrix [n, len(labels)]."""
+    import numpy as np
+
     try:
         matrix = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as error:
@@ -56,6 +61,8 @@ def classification_outcomes(raw: object, labels: Sequence[str],
 
 
 def _classified(row: np.ndarray, labels: Sequence[str]) -> Classified | Unpredictable:
+    import numpy as np
+
     total = float(row.sum())
     if not (np.isfinite(row).all() and (row >= 0).all() and abs(total - 1) <= SUM_TOLERANCE):
         return Unpredictable(reason=BAD_PROBABILITIES)
@@ -65,21 +72,24 @@ def _classified(row: np.ndarray, labels: Sequence[str]) -> Classified | Unpredic
 
 def _column(raw: object, rows: int) -> list[float | None]:
     """The outputs as floats, None for one that is not a number at all (e.g. a string)."""
-    if isinstance(raw, np.ndarray):
+    numpy = sys.modules.get("numpy")  # not imported yet: nothing here is a numpy value
+    if numpy is not None and isinstance(raw, numpy.ndarray):
         if raw.shape not in ((rows,), (rows, 1)):
             raise ModelFailed(f"the model returned an output of shape {raw.shape} for {rows} rows")
-        if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        if (not numpy.issubdtype(raw.dtype, numpy.number)
+                or numpy.issubdtype(raw.dtype, numpy.complexfloating)):
             raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
-        return [float(value) for value in raw.reshape(rows).astype(np.float64)]
+        return [float(value) for value in raw.reshape(rows).astype(numpy.float64)]
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise ModelFailed(f"the model returned {type(raw).__name__}, not a sequence of numbers")
     if len(raw) != rows:
         raise ModelFailed(f"the model returned {len(raw)} outputs for {rows} rows")
-    return [_number(value) for value in raw]
+    return [_number(value, numpy) for value in raw]
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+def _number(value: object, numpy: Any) -> float | None:
+    numeric = (int, float) if numpy is None else (int, float, numpy.number)
+    if isinstance(value, bool) or not isinstance(value, numeric):
         return None
     try:
         return float(value)

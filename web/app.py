@@ -34,6 +34,7 @@ from ledger.queries import open_holds
 from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
+from ml.manifest import LazyOnnx
 from web import i18n, metrics, middlewares
 from web.auth import account_flags, csrf_token, page_user
 from web.config import Config
@@ -63,6 +64,9 @@ from web.throttle_db import SharedLoginThrottle
 
 HERE = Path(__file__).parent
 log = logging.getLogger("ml_cabinet")
+# The ONNX sessions opening in the background; web/server.py stops the service (exit 4) if
+# one cannot open, as a bad manifest stops the start.
+MODELS_OPENING = web.AppKey("models_opening", asyncio.Task)
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -112,6 +116,26 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await liveness.stop()  # before the store closes: a lease is given up through it
         await store.close()
+
+
+async def models_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the ONNX sessions off the event loop while the app serves: /healthz and the
+    code models answer at once, a prediction of an ONNX model waits for its session."""
+    manager = app[MODELS]
+    lazy = [model for spec in manager.specs()
+            if isinstance(model := manager.get_runtime(spec.id), LazyOnnx)]
+
+    async def open_all() -> None:
+        for model in lazy:
+            await asyncio.to_thread(model.open)
+        if lazy:
+            log.info("models opened: %s", ", ".join(m.manifest.name for m in lazy))
+
+    opening = app[MODELS_OPENING] = asyncio.create_task(open_all(), name="models-opening")
+    yield
+    opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # reported by serve()
+        await opening
 
 
 async def release_own_holds(ledger: LedgerService) -> None:
@@ -212,7 +236,7 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app[metrics.METRICS] = metrics.Metrics()
     # The code models and every manifest in the models folder; a bad manifest raises
     # ManifestError here, before anything is served.
-    app[MODELS] = models or MLModelManager(catalogue(config.models_dir))
+    app[MODELS] = models or MLModelManager(catalogue(config.models_dir, lazy=True))
     # One process counts login failures in memory; many count them in the database.
     app[THROTTLE] = metrics.MeteredThrottle(
         SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
@@ -239,5 +263,6 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(metrics.metrics_ctx)  # after the store opens, before it closes
     app.cleanup_ctx.append(sealing_ctx)  # signed checkpoints (web/sealing.py)
+    app.cleanup_ctx.append(models_ctx)  # after services_ctx loaded the models
     setup_routes(app, HERE / "static")
     return app
