@@ -130,6 +130,12 @@ async def models_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(model.open)
         if lazy:
             log.info("models opened: %s", ", ".join(m.manifest.name for m in lazy))
+        # The catalogs too, so that the first Russian page does not compile them (~50 ms).
+        for lang in i18n.LANGUAGES:
+            try:
+                await asyncio.to_thread(i18n.translations, lang)
+            except i18n.CatalogError as error:  # the pages in it say so, as before
+                log.error("the %s catalog cannot be loaded: %s", lang, error)
 
     opening = app[MODELS_OPENING] = asyncio.create_task(open_all(), name="models-opening")
     yield

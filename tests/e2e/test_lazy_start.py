@@ -1,5 +1,5 @@
 """The server serves before its ONNX sessions open: the app is made without importing
-onnxruntime or numpy, and an artifact that turns out not to fit its manifest once the
+onnxruntime or numpy (nor asyncpg on SQLite), and an artifact that turns out not to fit its manifest once the
 sessions open still stops the service, exit 4, with one error line naming the manifest."""
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ from tiny_onnx import linear_onnx, write_manifest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_app_is_made_without_onnxruntime_or_numpy(tmp_path: Path) -> None:
+def test_the_app_is_made_without_the_imports_a_sqlite_start_does_not_need(
+        tmp_path: Path) -> None:
+    """onnxruntime and numpy (the ONNX sessions), asyncpg (PostgreSQL), babel.messages (the
+    catalogs): each loads once asked for, after the server serves."""
     script = ("import sys; from web.app import create_app; from web.config import Config; "
               f"create_app(Config(db_path={str(tmp_path / 'c.db')!r})); "
-              "print(sorted(m for m in ('numpy', 'onnxruntime') if m in sys.modules))")
+              "print(sorted(m for m in ('numpy', 'onnxruntime', 'asyncpg', 'babel.messages', "
+              "'ledger.audit') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
                           text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]", done.stderr
