@@ -1,6 +1,7 @@
 """The server serves before its ONNX sessions open: the app is made without importing
-onnxruntime or numpy (nor asyncpg on SQLite), and an artifact that turns out not to fit its manifest once the
-sessions open still stops the service, exit 4, with one error line naming the manifest."""
+onnxruntime or numpy (nor asyncpg on SQLite), and an artifact that turns out not to fit its
+manifest once the sessions open still stops the service, exit 4, with one error line naming
+the manifest."""
 
 from __future__ import annotations
 
