@@ -8,9 +8,8 @@ the request; only an answer that fits no row (wrong count or shape, not numbers)
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ml.errors import ModelFailed
 from ml.models import Classified, MLModel, Outcome, TabularModel, Unpredictable
@@ -72,25 +71,42 @@ def _classified(row: np.ndarray, labels: Sequence[str]) -> Classified | Unpredic
 
 def _column(raw: object, rows: int) -> list[float | None]:
     """The outputs as floats, None for one that is not a number at all (e.g. a string)."""
-    numpy = sys.modules.get("numpy")  # not imported yet: nothing here is a numpy value
-    if numpy is not None and isinstance(raw, numpy.ndarray):
-        if raw.shape not in ((rows,), (rows, 1)):
-            raise ModelFailed(f"the model returned an output of shape {raw.shape} for {rows} rows")
-        if (not numpy.issubdtype(raw.dtype, numpy.number)
-                or numpy.issubdtype(raw.dtype, numpy.complexfloating)):
-            raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
-        return [float(value) for value in raw.reshape(rows).astype(numpy.float64)]
+    if _from_numpy(raw):
+        # An import, not sys.modules: the background thread may be importing numpy now
+        # (a module half imported is in sys.modules already; the import waits for it).
+        import numpy
+
+        if isinstance(raw, numpy.ndarray):
+            if raw.shape not in ((rows,), (rows, 1)):
+                raise ModelFailed(f"the model returned an output of shape {raw.shape} for "
+                                  f"{rows} rows")
+            if (not numpy.issubdtype(raw.dtype, numpy.number)
+                    or numpy.issubdtype(raw.dtype, numpy.complexfloating)):
+                raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
+            return [float(value) for value in raw.reshape(rows).astype(numpy.float64)]
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise ModelFailed(f"the model returned {type(raw).__name__}, not a sequence of numbers")
     if len(raw) != rows:
         raise ModelFailed(f"the model returned {len(raw)} outputs for {rows} rows")
-    return [_number(value, numpy) for value in raw]
+    return [_number(value) for value in raw]
 
 
-def _number(value: object, numpy: Any) -> float | None:
-    numeric = (int, float) if numpy is None else (int, float, numpy.number)
-    if isinstance(value, bool) or not isinstance(value, numeric):
+def _from_numpy(value: object) -> bool:
+    """Whether `value` is numpy's (numpy is imported with the first ONNX model: until then
+    no value can be, and a code model's outputs never need it)."""
+    return type(value).__module__.partition(".")[0] == "numpy"
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
         return None
+    if not isinstance(value, int | float):
+        if not _from_numpy(value):
+            return None
+        import numpy
+
+        if not isinstance(value, numpy.number):
+            return None
     try:
         return float(value)
     except (OverflowError, TypeError, ValueError):
