@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 from events import StoreCorrupted, StoreUnavailable
-from ledger.__main__ import redacted
 from ml import ManifestError
 from web.app import create_app
 from web.config import Config
@@ -56,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             config = dataclasses.replace(config, database_url=None)
     except ValueError as error:
         parser.error(str(error))
-    shown = redacted(config.database_url) if config.database_url else str(config.db_path)
+    if config.database_url:  # the audit's command line is ~0.05 s of imports: only here
+        from ledger.__main__ import redacted
+
+        shown = redacted(config.database_url)
+    else:
+        shown = str(config.db_path)
     audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
     setup_logging(config.log_format)
     try:
@@ -67,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     use_uvloop()  # after the models loaded: a refusal to start stays one line
     try:
         asyncio.run(serve(app, config, shown))  # until SIGTERM or SIGINT, then a clean stop
+    except ManifestError as error:  # an ONNX session that could not open once serving
+        logging.error("refusing to serve: %s", error)
+        return 4
     except StoreCorrupted as error:
         logging.error("refusing to start: %s. Run `python -m ledger audit %s`.", error, audit)
         return 3

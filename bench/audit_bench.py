@@ -15,7 +15,12 @@ Timed, each a few rounds, and given as ratios to the floor:
 - the floor: every hash recomputed over rows read with plain sqlite3, in one process.
 
 Run: .venv/bin/python bench/audit_bench.py [--events 1000000] [--rounds 3] [--jobs 2]
-     [--json out.json]
+     [--json out.json] [--serving-before CHECKOUT] [--serving-samples 5]
+
+`--serving-before` times another checkout's `main.py` (a `git worktree` of an earlier commit,
+with its own .venv link) on the same file in the same rounds, start by start in turn with
+this one's (`--serving-samples` of each per round, their median kept); the server's CPU
+(user + sys, from /proc) at its first 200 is given too, the figure a busy machine moves least.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -156,15 +163,36 @@ async def startup_check(path: Path) -> tuple[float, int]:
         await store.close()
 
 
-def time_to_serving(path: Path, scratch: Path) -> float:
+def time_to_serving(path: Path, scratch: Path, checkout: Path = ROOT) -> tuple[float, float]:
+    """Exec to the first 200 of /healthz, and the server's CPU seconds by then."""
     port = free_port()
-    server = ServerProcess("ML Cabinet", [PYTHON, "main.py", "--port", str(port), "--db",
+    python = checkout / ".venv" / "bin" / "python" if checkout != ROOT else Path(PYTHON)
+    server = ServerProcess("ML Cabinet", [str(python), "main.py", "--port", str(port), "--db",
                                           str(path)], env={"ML_CABINET_VERIFY_RATE": "0"},
                            log_path=scratch / "server.log",
-                           health_url=f"http://127.0.0.1:{port}/healthz")
+                           health_url=f"http://127.0.0.1:{port}/healthz", cwd=checkout)
     started = time.perf_counter()
     with server:
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        assert server.proc is not None
+        return elapsed, process_cpu_s(server.proc.pid)
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a running process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serving_samples(path: Path, scratch: Path, checkouts: list[Path], samples: int
+                    ) -> list[tuple[float, float]]:
+    """Per checkout, the median wall and CPU of `samples` starts, taken in turn."""
+    taken: list[list[tuple[float, float]]] = [[] for _ in checkouts]
+    for _ in range(samples):
+        for index, checkout in enumerate(checkouts):
+            taken[index].append(time_to_serving(path, scratch, checkout))
+    return [(statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+            for runs in taken]
 
 
 def hash_floor(path: Path) -> float:
@@ -213,6 +241,7 @@ LABELS = {
     "audit": "python -m ledger audit (default --jobs: the cores)",
     "audit_jobs1": "python -m ledger audit --jobs 1",
     "serving": "start-up: exec to first /healthz 200 (verified before)",
+    "serving_before": "the same, --serving-before's checkout, same file and rounds",
     "check_log": "start-up check alone (check_log, verified before)",
     "first_start": "first start-up check of a never-verified file",
     "floor": "hashes only, plain sqlite3, one process (floor)",
@@ -226,14 +255,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=None, help="for the audit (default: cores)")
     parser.add_argument("--json", type=Path, help="write the summary here too")
+    parser.add_argument("--serving-before", type=Path, help="another checkout to time the "
+                        "start-up of, in turn with this one's")
+    parser.add_argument("--serving-samples", type=int, default=1)
     args = parser.parse_args(argv)
     assert 1_000 <= args.events <= 2_000_000 and 1 <= args.rounds <= 20
     print(f"audit_bench: {machine()}; load {load()}; ~{args.events:,} events; {args.rounds} rounds",
           flush=True)
     cached, events, size_mb = cached_log(args.events)
-    timings: dict[str, list[float]] = {name: [] for name in LABELS}
+    labels = {k: v for k, v in LABELS.items()
+              if k != "serving_before" or args.serving_before is not None}
+    timings: dict[str, list[float]] = {name: [] for name in labels}
     rss: dict[str, list[int]] = {"audit": [], "audit_jobs1": []}
-    cpu: dict[str, list[float]] = {"audit": [], "audit_jobs1": [], "floor": [], "floor_fast": []}
+    cpu: dict[str, list[float]] = {"audit": [], "audit_jobs1": [], "floor": [], "floor_fast": [],
+                                   **{name: [] for name in labels if name.startswith("serving")}}
     verdicts, rows_read = [], []
     with tempfile.TemporaryDirectory(prefix="mlc-audit-bench-") as scratch:
         path = Path(scratch) / "audit.db"
@@ -250,13 +285,18 @@ def main(argv: list[str] | None = None) -> int:
             check_s, read = asyncio.run(startup_check(path))
             timings["check_log"].append(check_s)
             rows_read.append(read)
-            timings["serving"].append(time_to_serving(path, Path(scratch)))
+            checkouts = [ROOT, *([args.serving_before] if args.serving_before else [])]
+            served = serving_samples(path, Path(scratch), checkouts, args.serving_samples)
+            for name, (wall_s, cpu_s) in zip(("serving", "serving_before"), served,
+                                             strict=False):
+                timings[name].append(wall_s)
+                cpu[name].append(cpu_s)
             for name, floor_of in (("floor", hash_floor), ("floor_fast", hash_floor_fast)):
                 cpu_before = time.process_time()
                 timings[name].append(floor_of(path))
                 cpu[name].append(time.process_time() - cpu_before)
             print(f"  round {number + 1}: " + "; ".join(
-                f"{name} {timings[name][-1]:.2f} s" for name in LABELS)
+                f"{name} {timings[name][-1]:.2f} s" for name in labels)
                 + f"; audit peak RSS {rss['audit'][-1] / 1024:.0f} MB"
                 + f"; rows read at start-up {read} ({verdicts[-2:]})", flush=True)
     rows = []
@@ -265,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                                "audit_peak_rss_mb": {k: [v / 1024 for v in vals]
                                                      for k, vals in rss.items()}}
     floor = Spread.of(timings["floor"]).median
-    for name, label in LABELS.items():
+    for name, label in labels.items():
         seconds = Spread.of(timings[name])
         ratio = Spread.of([s / f for s, f in zip(timings[name], timings["floor"], strict=True)])
         rows.append([label, seconds.show(2, " s"), ratio.show(2, "×")])

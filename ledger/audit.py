@@ -42,6 +42,7 @@ KEYS = {"accounts": "user_id", "holds": "task_id", "transactions": "id", "tasks"
 KEYS |= {"account_flags": "user_id", "operator_actions": "position"}  # the operator console
 KEYS.update({"usage_slots": "user_id", "usage_days": "user_id", "usage_tasks": "task_id",
              "usage_zones": "user_id"})
+KEYS["account_totals"] = "user_id"  # the metrics' start-up totals (ledger/totals.py)
 
 
 @dataclass

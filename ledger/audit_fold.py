@@ -1,6 +1,7 @@
 """The ledger's projections folded in memory, for the audit's fast path: the same rows the
 projectors in ledger/projections.py, ledger/key_projection.py, ledger/spend.py,
-ledger/admin_projection.py and (in ledger/audit_fold_usage.py) ledger/usage.py write, as
+ledger/admin_projection.py and (in ledger/audit_fold_usage.py, ledger/audit_fold_totals.py)
+ledger/usage.py and ledger/totals.py write, as
 tuples in their tables' column order, for one group of accounts at a time.
 
 It is a second statement of those projectors, kept honest two ways: a test folds a history
@@ -82,8 +83,10 @@ class Fold:
         self.account_flags: dict[int, list[Any]] = {}
         self.operator_actions: list[Row] = []
         # Imported here: that module raises this one's Unexpected.
+        from ledger.audit_fold_totals import TotalsFold
         from ledger.audit_fold_usage import UsageFold
         self.usage = UsageFold()
+        self.totals = TotalsFold()
         self._last_balance: dict[int, int] = {}
         handlers: dict[type[Event], Handler] = {
             CreditsDeposited: self._deposited, CreditsWithdrawn: self._withdrawn,
@@ -116,6 +119,7 @@ class Fold:
             raise Unexpected(f"an event type the fold does not know: {type_name}")
         handler(position, user_id, event, at, recorded_at)
         self.usage.apply(type_name, user_id, event, recorded_at)
+        self.totals.apply(type_name, user_id, event, self.tasks)
         if (account := self.accounts.get(user_id)) is not None:
             account[4] = version
             if not 0 <= account[6] <= account[5]:
@@ -310,6 +314,8 @@ class Fold:
             return [(*key, spent) for key, spent in self.spend.items()]
         if table in USAGE_TABLES:
             return self.usage.rows(table)
+        if table == "account_totals":
+            return self.totals.rows()
         if table not in TABLES:  # a projection newer than this fold
             raise Unexpected(f"a projection table the fold does not know: {table}")
         held = getattr(self, table)

@@ -282,6 +282,8 @@ class TasksProjector:
         model_version TEXT
     );
     CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, id);
+    -- The tasks still running, for the metrics at start-up: as small as the tasks in flight.
+    CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (id, model_id) WHERE status = 'pending';
     """
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
@@ -333,7 +335,8 @@ class TasksProjector:
 def ledger_projectors() -> list[Projector]:
     from ledger.admin_projection import AdminProjector
     from ledger.spend import SpendProjector  # it folds the same events, in its own module
+    from ledger.totals import TotalsProjector  # after TasksProjector: it reads a task's model
     from ledger.usage import UsageProjector
 
     return [AccountsProjector(), TransactionsProjector(), TasksProjector(), KeysProjector(),
-            SpendProjector(), AdminProjector(), UsageProjector()]
+            SpendProjector(), AdminProjector(), UsageProjector(), TotalsProjector()]

@@ -6,11 +6,10 @@ SQLite (a file path) is the default; a `postgresql://` URL selects PostgreSQL.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from events import SqlEventStore, SQLiteEventStore
 from events.leases import LEASE_SCHEMA
-from events.postgres import PostgresEventStore
 from events.rows import Clock, utc_now
 from ledger.checkpoints import CHECKPOINT_SCHEMA
 from ledger.control import CONTROL_SCHEMA
@@ -20,6 +19,9 @@ from ledger.projections import ledger_projectors
 from ledger.security_log import SECURITY_SCHEMA
 from ledger.shared import SHARED_SCHEMA
 from ledger.verifier import VERIFIER_SCHEMA
+
+if TYPE_CHECKING:  # imported when a URL asks for it: asyncpg is not a SQLite start's cost
+    from events.postgres import PostgresEventStore
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 # Control-plane tables on both stores: credentials, tokens, operations, key hashes, the log.
@@ -47,6 +49,8 @@ def postgres_ledger_store(
 ) -> PostgresEventStore:
     """A PostgreSQL store with the ledger's codec, projections and control tables.
     `options` are PostgresEventStore's pool bounds and timeouts."""
+    from events.postgres import PostgresEventStore
+
     # What processes share only on PostgreSQL comes with it: ledger/shared.py, events/leases.py.
     shared = BOTH_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA
     return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),

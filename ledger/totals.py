@@ -1,16 +1,110 @@
-"""Ledger-wide totals read from the projections: the starting point of the operator's
-counters (credits topped up and charged, predictions by model and outcome, items predicted),
-and the open holds at this moment."""
+"""Ledger-wide totals: the starting point of the operator's counters (credits topped up and
+charged, predictions by model and outcome, items predicted, adjustments), and the open holds
+at this moment.
+
+The counters are read at every start, so they come from a small projection, `account_totals`
+(a few rows per account: one per kind of movement, and per model and outcome of its tasks),
+written in the same transaction as the events it counts. Start-up reads O(accounts) rows,
+not every transaction and task the log ever had.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from events import SqlDatabase
+from events import RecordedEvent, SqlDatabase
+from ledger.events import (
+    CreditsAdjusted,
+    CreditsDeposited,
+    CreditsWithdrawn,
+    HoldSettled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRejected,
+    TaskSubmitted,
+)
 
-# Items predicted = rows charged, summed from the usage projection's day rows (a few per
-# account and day) rather than from every task's output: start-up stays flat in the log.
-_ITEMS = "SELECT COALESCE(SUM(items), 0) AS n FROM usage_days"
+NO_MODEL = 0  # the model column of the rows that are not about tasks
+TASK_KINDS = ("completed", "failed", "rejected")
+
+
+class TotalsProjector:
+    """Per account: kind (top_up, charge, credit, debit, completed, failed, rejected) and
+    model -> events counted, their credits (positive: charges and debits as amounts taken),
+    the items a model predicted (completed tasks: its outputs that are not None)."""
+
+    name = "totals"
+    version = 1
+    tables: tuple[str, ...] = ("account_totals",)
+    schema = """
+    CREATE TABLE IF NOT EXISTS account_totals (
+        user_id  INTEGER NOT NULL,
+        kind     TEXT    NOT NULL CHECK (kind IN ('top_up', 'charge', 'credit', 'debit',
+                                                  'completed', 'failed', 'rejected')),
+        model_id INTEGER NOT NULL,
+        events   INTEGER NOT NULL CHECK (events >= 0),
+        credits  INTEGER NOT NULL CHECK (credits >= 0),
+        items    INTEGER NOT NULL CHECK (items >= 0),
+        PRIMARY KEY (user_id, kind, model_id)
+    );
+    """
+
+    async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        if isinstance(event, CreditsDeposited):
+            await _add(db, event.user_id, "top_up", NO_MODEL, event.amount_credits)
+        elif isinstance(event, HoldSettled | CreditsWithdrawn):
+            await _add(db, event.user_id, "charge", NO_MODEL, event.amount_credits)
+        elif isinstance(event, CreditsAdjusted):
+            direction = "debit" if event.amount_credits < 0 else "credit"
+            await _add(db, event.user_id, direction, NO_MODEL, abs(event.amount_credits))
+        elif isinstance(event, TaskRejected):
+            await _add(db, event.user_id, "rejected", event.model_id, 0)
+        elif isinstance(event, TaskCompleted | TaskFailed):
+            # The tasks projector (before this one) has the task's model.
+            row = await db.fetchone("SELECT model_id FROM tasks WHERE id = ?", (event.task_id,))
+            if row is None:  # as the tasks projector's UPDATE: no task, nothing counted
+                return
+            if isinstance(event, TaskCompleted):
+                await _add(db, event.user_id, "completed", int(row["model_id"]), 0,
+                           items=predicted_items(event.output_data))
+            else:
+                await _add(db, event.user_id, "failed", int(row["model_id"]), 0)
+
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+        """A whole task in one write: its model is in the append, no read needed."""
+        from ledger.projections import whole_task  # it imports this module's neighbours
+
+        if (task := whole_task(appended)) is None:
+            for recorded in appended:
+                await self.apply(db, recorded)
+            return
+        submitted, resolved, finished = task[0].event, task[2].event, task[3].event
+        assert isinstance(submitted, TaskSubmitted)
+        if isinstance(resolved, HoldSettled):
+            await _add(db, resolved.user_id, "charge", NO_MODEL, resolved.amount_credits)
+        if isinstance(finished, TaskCompleted):
+            await _add(db, finished.user_id, "completed", submitted.model_id, 0,
+                       items=predicted_items(finished.output_data))
+        else:
+            await _add(db, submitted.user_id, "failed", submitted.model_id, 0)
+
+
+def predicted_items(output_data: Sequence[object]) -> int:
+    """The rows a model predicted (and was paid for): its outputs that are not None."""
+    return sum(output is not None for output in output_data)
+
+
+async def _add(db: SqlDatabase, user_id: int, kind: str, model_id: int, credits: int,
+               *, items: int = 0) -> None:
+    await db.execute(
+        "INSERT INTO account_totals VALUES (?, ?, ?, 1, ?, ?) "
+        "ON CONFLICT (user_id, kind, model_id) DO UPDATE SET "
+        "events = account_totals.events + 1, "
+        "credits = account_totals.credits + excluded.credits, "
+        "items = account_totals.items + excluded.items",
+        (user_id, kind, model_id, credits, items))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,23 +125,21 @@ class OpenHolds:
 
 
 async def ledger_totals(db: SqlDatabase) -> LedgerTotals:
-    """One pass over transactions and tasks: run once at start-up, not per scrape."""
-    moved = {row["kind"]: int(row["total"]) for row in await db.fetchall(
-        "SELECT kind, COALESCE(SUM(amount_credits), 0) AS total FROM transactions "
-        "GROUP BY kind")}
-    tasks = await db.fetchall(
-        "SELECT model_id, status, COUNT(*) AS n FROM tasks WHERE status <> 'pending' "
-        "GROUP BY model_id, status")
-    items = await db.fetchone(_ITEMS)
-    adjusted = await db.fetchall(
-        "SELECT CASE WHEN amount_credits < 0 THEN 'debit' ELSE 'credit' END AS direction, "
-        "COUNT(*) AS n, COALESCE(SUM(ABS(amount_credits)), 0) AS credits FROM transactions "
-        "WHERE kind = 'adjustment' GROUP BY 1")
+    """The account_totals rows summed: O(accounts), run once at start-up, not per scrape."""
+    rows = await db.fetchall(
+        "SELECT kind, model_id, SUM(events) AS events, SUM(credits) AS credits, "
+        "SUM(items) AS items FROM account_totals GROUP BY kind, model_id")
+    found = {(str(r["kind"]), int(r["model_id"])): (int(r["events"]), int(r["credits"]),
+                                                     int(r["items"])) for r in rows}
     return LedgerTotals(
-        topped_up_credits=moved.get("top_up", 0), charged_credits=-moved.get("charge", 0),
-        items_predicted=int(items["n"]) if items else 0,
-        predictions={(int(r["model_id"]), str(r["status"])): int(r["n"]) for r in tasks},
-        adjustments={str(r["direction"]): (int(r["n"]), int(r["credits"])) for r in adjusted})
+        topped_up_credits=found.get(("top_up", NO_MODEL), (0, 0, 0))[1],
+        charged_credits=found.get(("charge", NO_MODEL), (0, 0, 0))[1],
+        items_predicted=sum(items for (kind, _), (_, _, items) in found.items()
+                            if kind == "completed"),
+        predictions={(model_id, kind): events for (kind, model_id), (events, _, _)
+                     in found.items() if kind in TASK_KINDS},
+        adjustments={kind: (events, credits) for (kind, _), (events, credits, _)
+                     in found.items() if kind in ("credit", "debit")})
 
 
 async def open_holds(db: SqlDatabase) -> OpenHolds:
@@ -59,6 +151,7 @@ async def open_holds(db: SqlDatabase) -> OpenHolds:
 
 
 async def pending_task_models(db: SqlDatabase) -> dict[int, int]:
-    """task id -> model id of every task still running (or interrupted)."""
+    """task id -> model id of every task still running (or interrupted): O(pending), by
+    the tasks projection's partial index tasks_pending."""
     rows = await db.fetchall("SELECT id, model_id FROM tasks WHERE status = 'pending'")
     return {int(row["id"]): int(row["model_id"]) for row in rows}

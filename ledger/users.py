@@ -56,8 +56,10 @@ class Passwords:
 
     def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
         self.hasher = hasher or argon2.PasswordHasher()
-        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="argon2")
+        # Made on a pool thread (argon2 lets go of the GIL): ~0.2 s that start-up need not
+        # wait for. The first login of an unknown user waits for it, as any login waits.
+        self._dummy_hash = self._pool.submit(self.hasher.hash, secrets.token_urlsafe(16))
 
     @classmethod
     def cheap(cls) -> Passwords:
@@ -71,7 +73,7 @@ class Passwords:
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         def run() -> bool:
             try:
-                return self.hasher.verify(stored_hash or self._dummy_hash, password)
+                return self.hasher.verify(stored_hash or self._dummy_hash.result(), password)
             except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError,
                     UnicodeEncodeError):
                 return False

@@ -3,6 +3,11 @@
 A manifest is read strictly (no unknown keys, every type checked) and its artifact is hashed and
 opened at start-up, so a bad file stops the start with one ManifestError line naming it rather
 than failing the first request. See ml/train.py for the two shipped manifests.
+
+The server asks for `lazy=True`: the manifest and the artifact's hash are checked before it
+serves, and the ONNX session (onnxruntime and numpy: ~0.15 s of imports) opens in the
+background once it serves (web/app.py models_ctx); a session that cannot open then stops the
+service with the same line. A prediction that comes first waits for its session.
 """
 
 from __future__ import annotations
@@ -10,14 +15,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ml.errors import ManifestError
-from ml.onnx_runtime import OnnxMismatch, OnnxModel
+from ml.errors import ManifestError, ModelFailed
+from ml.models import Outcome, TabularModel
 from ml.registry import VERSION_HEX, ModelSpec, default_models
-from ml.schema import FEATURE_TYPES, KINDS, Feature, InputSchema
+from ml.schema import FEATURE_TYPES, KINDS, Feature, InputSchema, Kind
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from ml.onnx_runtime import OnnxModel
 
 KEYS = {"id", "name", "description", "price_per_item_credits", "max_items", "kind", "features",
         "labels", "artifact", "sha256"}
@@ -26,17 +38,17 @@ MANIFEST_BYTES = 1_000_000  # a manifest is a few kB; a bigger file is not one
 CODE_MODEL_IDS = {spec.id for spec in default_models()}
 
 
-def catalogue(models_dir: Path) -> list[ModelSpec]:
+def catalogue(models_dir: Path, *, lazy: bool = False) -> list[ModelSpec]:
     """The code models and every model whose manifest is in `models_dir`."""
-    return [*default_models(), *load_manifests(models_dir)]
+    return [*default_models(), *load_manifests(models_dir, lazy=lazy)]
 
 
-def load_manifests(folder: Path) -> list[ModelSpec]:
+def load_manifests(folder: Path, *, lazy: bool = False) -> list[ModelSpec]:
     """A ModelSpec per `*.json` in `folder` (none if it does not exist), sorted by file name."""
     specs: list[ModelSpec] = []
     seen: dict[int, Path] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        spec = load_manifest(path)
+        spec = load_manifest(path, lazy=lazy)
         if spec.id in seen or spec.id in CODE_MODEL_IDS:
             owner = seen[spec.id].name if spec.id in seen else "a code model"
             raise ManifestError(f"{path}: model id {spec.id} is already taken by {owner}")
@@ -45,11 +57,12 @@ def load_manifests(folder: Path) -> list[ModelSpec]:
     return specs
 
 
-def load_manifest(path: Path) -> ModelSpec:
-    """One manifest: checked, its artifact hashed and opened with onnxruntime."""
+def load_manifest(path: Path, *, lazy: bool = False) -> ModelSpec:
+    """One manifest: checked, its artifact hashed and opened with onnxruntime (lazy: its
+    session opens at LazyOnnx.open, see the module docstring)."""
     try:
-        return _load(path)
-    except (_Bad, OnnxMismatch) as error:
+        return _load(path, lazy)
+    except _Bad as error:
         raise ManifestError(f"{path}: {error}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"{path}: cannot be read as JSON: {error}") from None
@@ -59,7 +72,7 @@ class _Bad(ValueError):
     pass
 
 
-def _load(path: Path) -> ModelSpec:
+def _load(path: Path, lazy: bool) -> ModelSpec:
     if path.stat().st_size > MANIFEST_BYTES:
         raise _Bad(f"is larger than {MANIFEST_BYTES:,} bytes")
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -75,17 +88,52 @@ def _load(path: Path) -> ModelSpec:
     actual = _sha256(artifact)
     if actual != sha256:
         raise _Bad(f"the SHA-256 of {artifact.name} is {actual}, not the {sha256} declared")
-    model = OnnxModel(artifact, kind=schema.kind, features=len(schema.features),
-                      labels=schema.labels)
+    model = LazyOnnx(path, artifact, kind=schema.kind, features=len(schema.features),
+                     labels=schema.labels)
+    if not lazy:
+        model.open()
     return ModelSpec(id=data["id"], name=_get(data, "name", str),
                      description=_get(data, "description", str), price_per_item_credits=price,
                      max_items=max_items, factory=_loaded(model), schema=schema,
                      version=actual[:VERSION_HEX])
 
 
-def _loaded(model: OnnxModel) -> Callable[[], OnnxModel]:
-    # The session was opened to check the file; load_models() hands out that same one.
+def _loaded(model: LazyOnnx) -> Callable[[], LazyOnnx]:
+    # The session was opened to check the file (or opens later, once); load_models() hands
+    # out that same one.
     return lambda: model
+
+
+class LazyOnnx(TabularModel):
+    """An ONNX model whose session opens once, at `open()` or at its first prediction
+    (which then waits for it: never a failure for being early). Thread-safe."""
+
+    def __init__(self, manifest: Path, artifact: Path, *, kind: Kind, features: int,
+                 labels: Sequence[str] = ()) -> None:
+        self.manifest, self.artifact = manifest, artifact
+        self.kind, self.features, self.labels = kind, features, tuple(labels)
+        self._lock = threading.Lock()
+        self._model: OnnxModel | None = None
+
+    def open(self) -> OnnxModel:
+        """The session, opened now if it is not yet; ManifestError names the manifest."""
+        with self._lock:
+            if self._model is None:
+                from ml.onnx_runtime import OnnxMismatch, OnnxModel
+
+                try:
+                    self._model = OnnxModel(self.artifact, kind=self.kind,
+                                            features=self.features, labels=self.labels)
+                except OnnxMismatch as error:
+                    raise ManifestError(f"{self.manifest}: {error}") from None
+            return self._model
+
+    def predict_rows(self, matrix: npt.NDArray[np.float32]) -> list[Outcome]:
+        try:
+            model = self.open()
+        except ManifestError as error:  # the service is stopping for it (web/app.py)
+            raise ModelFailed(str(error)) from None
+        return model.predict_rows(matrix)
 
 
 def _schema(data: dict[str, Any]) -> InputSchema:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported with the first ONNX model, not at start-up
+    import numpy as np
+    import numpy.typing as npt
 
 
 class MLModel(ABC):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ml.errors import ModelFailed
 from ml.models import Classified, MLModel, Outcome, TabularModel, Unpredictable
 from ml.rows import CheckedRows
 from ml.schema import InputSchema
+
+if TYPE_CHECKING:  # imported with the first ONNX model: a code model's outputs need none
+    import numpy as np
 
 NOT_FINITE = "the model's output for this row is not a finite number"
 BAD_PROBABILITIES = "the model's probabilities for this row are not finite numbers summing to 1"
@@ -44,6 +46,8 @@ def regression_outcomes(raw: object, rows: int) -> list[float | Unpredictable]:
 def classification_outcomes(raw: object, labels: Sequence[str],
                             rows: int) -> list[Classified | Unpredictable]:
     """The label and probabilities per row, from a probability matrix [n, len(labels)]."""
+    import numpy as np
+
     try:
         matrix = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as error:
@@ -56,6 +60,8 @@ def classification_outcomes(raw: object, labels: Sequence[str],
 
 
 def _classified(row: np.ndarray, labels: Sequence[str]) -> Classified | Unpredictable:
+    import numpy as np
+
     total = float(row.sum())
     if not (np.isfinite(row).all() and (row >= 0).all() and abs(total - 1) <= SUM_TOLERANCE):
         return Unpredictable(reason=BAD_PROBABILITIES)
@@ -65,12 +71,19 @@ def _classified(row: np.ndarray, labels: Sequence[str]) -> Classified | Unpredic
 
 def _column(raw: object, rows: int) -> list[float | None]:
     """The outputs as floats, None for one that is not a number at all (e.g. a string)."""
-    if isinstance(raw, np.ndarray):
-        if raw.shape not in ((rows,), (rows, 1)):
-            raise ModelFailed(f"the model returned an output of shape {raw.shape} for {rows} rows")
-        if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
-            raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
-        return [float(value) for value in raw.reshape(rows).astype(np.float64)]
+    if _from_numpy(raw):
+        # An import, not sys.modules: the background thread may be importing numpy now
+        # (a module half imported is in sys.modules already; the import waits for it).
+        import numpy
+
+        if isinstance(raw, numpy.ndarray):
+            if raw.shape not in ((rows,), (rows, 1)):
+                raise ModelFailed(f"the model returned an output of shape {raw.shape} for "
+                                  f"{rows} rows")
+            if (not numpy.issubdtype(raw.dtype, numpy.number)
+                    or numpy.issubdtype(raw.dtype, numpy.complexfloating)):
+                raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
+            return [float(value) for value in raw.reshape(rows).astype(numpy.float64)]
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise ModelFailed(f"the model returned {type(raw).__name__}, not a sequence of numbers")
     if len(raw) != rows:
@@ -78,9 +91,22 @@ def _column(raw: object, rows: int) -> list[float | None]:
     return [_number(value) for value in raw]
 
 
+def _from_numpy(value: object) -> bool:
+    """Whether `value` is numpy's (numpy is imported with the first ONNX model: until then
+    no value can be, and a code model's outputs never need it)."""
+    return type(value).__module__.partition(".")[0] == "numpy"
+
+
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+    if isinstance(value, bool):
         return None
+    if not isinstance(value, int | float):
+        if not _from_numpy(value):
+            return None
+        import numpy
+
+        if not isinstance(value, numpy.number):
+            return None
     try:
         return float(value)
     except (OverflowError, TypeError, ValueError):

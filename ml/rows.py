@@ -13,10 +13,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported with the first tabular prediction, not at start-up
+    import numpy as np
+    import numpy.typing as npt
 
 from ml.decimal_comma import has_decimal_comma, rows_of
 from ml.schema import Feature, InputSchema
@@ -27,7 +28,9 @@ ROW = "_row"  # the key in `errors` for a problem of the whole row, not of one f
 MISSING = "the value is missing"
 UNKNOWN = "the model has no such feature"
 NOT_WHOLE = "the number is not a whole number"
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # models take float32: a larger number is inf
+# float(np.finfo(np.float32).max), written out (tests/unit check it): models take float32,
+# a larger number is inf.
+FLOAT32_MAX = 3.4028234663852886e38
 SHOWN_KEYS = 20  # at most this many unknown keys are reported (and echoed) per row
 
 
@@ -42,6 +45,8 @@ class CheckedRows:
 
     def matrix(self, width: int) -> npt.NDArray[np.float32]:
         """The valid rows as one float32 array [n, width], ready for a vectorised call."""
+        import numpy as np
+
         return np.array(self.rows, dtype=np.float32).reshape(len(self.rows), width)
 
 

@@ -34,6 +34,7 @@ from ledger.queries import open_holds
 from ledger.shared import LoginAttempts, shared_secret
 from ledger.verifier import LogVerifier, StartupCheck, check_at_start, load_state
 from ml import MLModelManager, MLService, catalogue
+from ml.manifest import LazyOnnx
 from web import i18n, lean, metrics, middlewares
 from web.auth import account_flags, csrf_token, page_user
 from web.config import Config
@@ -47,7 +48,6 @@ from web.keys import (
     LIVENESS,
     ML,
     MODELS,
-    OPENAPI,
     PUBLIC_IDS,
     SESSIONS,
     STORE,
@@ -55,7 +55,6 @@ from web.keys import (
     USERS,
     VERIFIER,
 )
-from web.openapi import build_openapi
 from web.public_ids import PublicIds
 from web.routes import setup_routes
 from web.sealing import sealing_ctx
@@ -65,6 +64,9 @@ from web.throttle_db import SharedLoginThrottle
 
 HERE = Path(__file__).parent
 log = logging.getLogger("ml_cabinet")
+# The ONNX sessions opening in the background; web/server.py stops the service (exit 4) if
+# one cannot open, as a bad manifest stops the start.
+MODELS_OPENING = web.AppKey("models_opening", asyncio.Task)
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -114,6 +116,32 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await liveness.stop()  # before the store closes: a lease is given up through it
         await store.close()
+
+
+async def models_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the ONNX sessions off the event loop while the app serves: /healthz and the
+    code models answer at once, a prediction of an ONNX model waits for its session."""
+    manager = app[MODELS]
+    lazy = [model for spec in manager.specs()
+            if isinstance(model := manager.get_runtime(spec.id), LazyOnnx)]
+
+    async def open_all() -> None:
+        for model in lazy:
+            await asyncio.to_thread(model.open)
+        if lazy:
+            log.info("models opened: %s", ", ".join(m.manifest.name for m in lazy))
+        # The catalogs too, so that the first Russian page does not compile them (~50 ms).
+        for lang in i18n.LANGUAGES:
+            try:
+                await asyncio.to_thread(i18n.translations, lang)
+            except i18n.CatalogError as error:  # the pages in it say so, as before
+                log.error("the %s catalog cannot be loaded: %s", lang, error)
+
+    opening = app[MODELS_OPENING] = asyncio.create_task(open_all(), name="models-opening")
+    yield
+    opening.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # reported by serve()
+        await opening
 
 
 async def release_own_holds(ledger: LedgerService) -> None:
@@ -215,12 +243,11 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app[metrics.METRICS] = metrics.Metrics()
     # The code models and every manifest in the models folder; a bad manifest raises
     # ManifestError here, before anything is served.
-    app[MODELS] = models or MLModelManager(catalogue(config.models_dir))
+    app[MODELS] = models or MLModelManager(catalogue(config.models_dir, lazy=True))
     # One process counts login failures in memory; many count them in the database.
     app[THROTTLE] = metrics.MeteredThrottle(
         SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
         if config.database_url else LoginThrottle(), app[metrics.METRICS])
-    app[OPENAPI] = build_openapi()
     cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
                               "samesite": "Lax", "secure": config.secure_cookies,
                               "max_age": 7 * 24 * 3600}
@@ -243,5 +270,6 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(metrics.metrics_ctx)  # after the store opens, before it closes
     app.cleanup_ctx.append(sealing_ctx)  # signed checkpoints (web/sealing.py)
+    app.cleanup_ctx.append(models_ctx)  # after services_ctx loaded the models
     setup_routes(app, HERE / "static")
     return app

@@ -28,19 +28,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from babel import Locale
 from babel.dates import format_datetime as babel_datetime
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
+
+if TYPE_CHECKING:  # babel.messages is imported with the first catalog, not at start-up
+    from babel.messages.catalog import Catalog
 
 LANGUAGES = ("en", "ru")
 DEFAULT_LANGUAGE = "en"
@@ -121,6 +121,9 @@ async def language(request: web.Request, handler: Handler) -> web.StreamResponse
 
 def load_catalog(lang: str, locale_dir: Path = LOCALE_DIR) -> Catalog:
     """Every .po file of a language merged into one catalog (fuzzy entries left out)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
     merged = Catalog(locale=lang, domain="messages")
     origin: dict[Any, Path] = {}
     for path in sorted((locale_dir / lang / "LC_MESSAGES").glob("*.po")):
@@ -142,6 +145,8 @@ def load_catalog(lang: str, locale_dir: Path = LOCALE_DIR) -> Catalog:
 def translations(lang: str) -> gnu.NullTranslations:
     if lang == DEFAULT_LANGUAGE:
         return gnu.NullTranslations()
+    from babel.messages.mofile import write_mo
+
     buffer = io.BytesIO()
     write_mo(buffer, load_catalog(lang))
     buffer.seek(0)

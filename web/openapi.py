@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from apispec import APISpec
@@ -163,6 +164,12 @@ EXPORT_PATHS: dict[str, dict[str, Any]] = {
         "balance; from defaults to the day the account opened, to to today",
         (200, "Statement"), tag="exports", errors=(422, 503), params=RANGE)},
 }
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The document, built once per process: it depends on nothing but this module."""
+    return build_openapi()
 
 
 def build_openapi() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from web.app import MODELS_OPENING
 from web.config import Config
 from web.logs import AccessLog
 from web.middlewares import SECURITY_HEADERS
@@ -78,7 +79,7 @@ async def serve(app: web.Application, config: Config, shown: str) -> None:
         settle_gc()
         await web.TCPSite(runner, config.host, config.port).start()
         log.info("ML Cabinet on http://%s:%s (database %s)", config.host, config.port, shown)
-        await stop.wait()
+        await until_stopped(stop, app.get(MODELS_OPENING))
         log.info("stopping: requests in flight get %.0f s to finish", config.shutdown_grace_s)
     finally:
         await runner.cleanup()
@@ -100,3 +101,17 @@ def settle_gc() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+async def until_stopped(stop: asyncio.Event, opening: asyncio.Task[None] | None) -> None:
+    """Until SIGTERM or SIGINT; sooner, raising its ManifestError, if an ONNX session that
+    opens in the background cannot (web/app.py models_ctx): main.py then exits 4."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        if opening is not None:
+            await asyncio.wait({stopping, opening}, return_when=asyncio.FIRST_COMPLETED)
+            if opening.done() and not opening.cancelled():
+                opening.result()  # raises what stopped the opening
+        await stopping
+    finally:
+        stopping.cancel()
