@@ -295,7 +295,7 @@ async def checkpoint_consistency(request: web.Request) -> web.Response:
                       "from: the position of a signed checkpoint",
                       errors={"from": ["a whole number, at least 1"]})
     try:
-        reply = await build_consistency(request.app[CHECKPOINTS].store.read_db(), first)
+        reply = await build_consistency(request.app[CHECKPOINTS].store, first)
     except NoSuchCheckpoint as missing:
         raise Problem(404, "no_checkpoint", "No such checkpoint", str(missing)) from missing
     return web.json_response(reply)
