@@ -81,6 +81,18 @@ class Frontier:
         return frontier
 
 
+def perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """The root of a perfect subtree (a power of two of leaves), level by level: the fast way
+    to hash a whole block, with no call per node."""
+    if not leaves or len(leaves) & (len(leaves) - 1):
+        raise ValueError("a perfect subtree has a power of two of leaves")
+    level, sha256 = list(leaves), hashlib.sha256
+    while len(level) > 1:
+        level = [sha256(b"\x01" + level[k] + level[k + 1]).digest()
+                 for k in range(0, len(level), 2)]
+    return level[0]
+
+
 def root_of(leaves: Sequence[bytes]) -> bytes:
     frontier = Frontier()
     frontier.extend(leaves)

@@ -27,6 +27,7 @@ from events.merkle import (
     leaf_hash,
     node_hash,
     perfect_parts,
+    perfect_root,
     root_of_parts,
 )
 
@@ -66,17 +67,13 @@ async def extend(db: SqlDatabase, upto: int, limit: int = BUILD_BATCH_EVENTS) ->
     target = (min(upto, built + limit) >> BLOCK_LEVEL) << BLOCK_LEVEL
     if target <= built:
         return 0
-    frontier = await _frontier_at(db, built)
+    blocks = await _frontier_at(db, built)
     rows = await db.fetchall("SELECT position, hash FROM events WHERE position > ? AND "
                              "position <= ? ORDER BY position", (built, target))
-    completed: list[tuple[int, int, bytes]] = []
-    for row in rows:
-        if int(row["position"]) != frontier.size + 1:
-            raise RuntimeError(f"the log has a gap before position {row['position']}")
-        completed += frontier.append_completing(leaf_hash(bytes.fromhex(row["hash"])),
-                                                BLOCK_LEVEL)
-    if frontier.size != target:
-        raise RuntimeError(f"the log ends before position {target}: nodes not built")
+    if [int(r["position"]) for r in rows] != list(range(built + 1, target + 1)):
+        raise RuntimeError(f"the log has a gap or ends between positions {built + 1} and "
+                           f"{target}: nodes not built")
+    completed = blocks_completed(blocks, [str(r["hash"]) for r in rows])
     for start in range(0, len(completed), IN_LIST // 3):
         chunk = completed[start:start + IN_LIST // 3]
         await db.execute(
@@ -180,15 +177,30 @@ async def _block_nodes(db: SqlDatabase, blocks: list[int], size: int
     return nodes
 
 
+def blocks_completed(blocks: Frontier, hashes: list[str]) -> list[tuple[int, int, bytes]]:
+    """(level, index, root) of every node of BLOCK_LEVEL or more that the whole blocks of
+    event `hashes` complete, appended to `blocks`: a frontier whose leaves are block roots
+    (its height h is level BLOCK_LEVEL + h), so the hashing runs block by block."""
+    completed = []
+    for start in range(0, len(hashes), BLOCK):
+        root = perfect_root([leaf_hash(bytes.fromhex(h)) for h in hashes[start:start + BLOCK]])
+        completed.append((BLOCK_LEVEL, blocks.size, root))
+        completed += [(BLOCK_LEVEL + height, idx, node)
+                      for height, idx, node in blocks.append_completing(root, 1)]
+    return completed
+
+
 async def _frontier_at(db: SqlDatabase, built: int) -> Frontier:
-    """The right edge of the tree of `built` leaves (a whole number of blocks): all stored."""
+    """The right edge of the tree of `built` leaves (a whole number of blocks), in blocks:
+    all stored."""
     keys, offset = [], 0
     for level in range(built.bit_length() - 1, BLOCK_LEVEL - 1, -1):
         if built >> level & 1:
             keys.append((level, offset >> level))
             offset += 1 << level
     nodes = await _read_nodes(db, keys)
-    return Frontier(built, [(level, nodes[(level, idx)]) for level, idx in keys])
+    return Frontier(built >> BLOCK_LEVEL,
+                    [(level - BLOCK_LEVEL, nodes[(level, idx)]) for level, idx in keys])
 
 
 @dataclass(frozen=True)
@@ -208,20 +220,21 @@ async def audit_nodes(db: Database, schema: str = "live") -> NodesVerdict:
         f"SELECT level, idx, hash FROM {schema}.merkle_nodes")}
     built = max(((idx + 1) << BLOCK_LEVEL for level, idx in stored if level == BLOCK_LEVEL),
                 default=0)
-    frontier, checked = Frontier(), 0
-    async for row in db.iterate(f"SELECT hash FROM {schema}.events WHERE position <= ? "
-                                "ORDER BY position", (built,)):
-        for level, idx, node in frontier.append_completing(
-                leaf_hash(bytes.fromhex(row["hash"])), BLOCK_LEVEL):
+    blocks, checked = Frontier(), 0
+    for first in range(0, built, RUN_BLOCKS * BLOCK):  # a bounded read at a time
+        upto = min(first + RUN_BLOCKS * BLOCK, built)
+        rows = await db.fetchall(f"SELECT hash FROM {schema}.events WHERE position > ? AND "
+                                 "position <= ? ORDER BY position", (first, upto))
+        if len(rows) != upto - first:
+            return NodesVerdict(checked, f"nodes are stored up to position {built}, the log "
+                                         f"has {first + len(rows)} events there")
+        for level, idx, node in blocks_completed(blocks, [str(r["hash"]) for r in rows]):
             digest = stored.pop((level, idx), None)
             if digest != node.hex():
                 state = "is missing" if digest is None else "differs from the log's tree"
                 return NodesVerdict(checked, f"the stored node (level {level}, index {idx}) "
                                              f"{state}")
             checked += 1
-    if frontier.size < built:
-        return NodesVerdict(checked, f"nodes are stored up to position {built}, the log "
-                                     f"ends at {frontier.size}")
     if stored:
         return NodesVerdict(checked, f"the stored node (level, index) {min(stored)} is no "
                                      f"node of the log's tree up to position {built}")
