@@ -10,7 +10,7 @@ pays once, in the background). Then, for the account with the most events and a 
 - after: `inclusion_proofs_stored`, the same paths from stored nodes and the user's blocks;
   the proofs are asserted byte for byte equal;
 - the whole statement now (`build_statement`), rows read;
-and `audit_nodes` (the audit's check of the table) over the whole log.
+and `audit_nodes` (the audit's check of the table: O(n/128) hashes, not O(n)).
 
 Run: .venv/bin/python bench/statement_proof_bench.py [--db FILE] [--rounds 3] [--json out.json]
 """

@@ -205,37 +205,63 @@ async def _frontier_at(db: SqlDatabase, built: int) -> Frontier:
 
 @dataclass(frozen=True)
 class NodesVerdict:
-    checked: int  # stored nodes equal to the recomputed tree
+    checked: int  # stored nodes found consistent with the log's tree
     problem: str | None
 
 
 async def audit_nodes(db: Database, schema: str = "live") -> NodesVerdict:
-    """Every stored node against the tree recomputed from the log in `schema` (the audited
-    file, attached), and none missing up to where the table says it is built."""
+    """The stored nodes against the log's tree in `schema` (the audited file, attached), in
+    O(n/128) hashes, not O(n): every node of the tree up to where the table is built is there
+    (and no other), each is the hash of its two children, and the top ones with the log's
+    leaves after them give the Merkle root of the checkpoint there. A wrong node cannot keep
+    all three without a collision, so it is caught; `--checkpoints` holds that root to the
+    log's own leaves and to its signature."""
     found = await db.fetchone(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' "
                               "AND name = 'merkle_nodes'")
     if found is None:  # a file from before the table: opened by the service, it is built
         return NodesVerdict(0, None)
-    stored = {(int(r["level"]), int(r["idx"])): str(r["hash"]) for r in await db.fetchall(
-        f"SELECT level, idx, hash FROM {schema}.merkle_nodes")}
+    stored = {(int(r["level"]), int(r["idx"])): bytes.fromhex(r["hash"]) for r in
+              await db.fetchall(f"SELECT level, idx, hash FROM {schema}.merkle_nodes")}
     built = max(((idx + 1) << BLOCK_LEVEL for level, idx in stored if level == BLOCK_LEVEL),
                 default=0)
-    blocks, checked = Frontier(), 0
-    for first in range(0, built, RUN_BLOCKS * BLOCK):  # a bounded read at a time
-        upto = min(first + RUN_BLOCKS * BLOCK, built)
+    tree = {(level, idx) for level in range(BLOCK_LEVEL, built.bit_length())
+            for idx in range(built >> level)}
+    if missing := tree - stored.keys():
+        return NodesVerdict(0, f"the stored node (level, index) {min(missing)} is missing")
+    if extra := stored.keys() - tree:
+        return NodesVerdict(0, f"the stored node (level, index) {min(extra)} is no node of the "
+                               f"log's tree up to position {built}")
+    for level, idx in sorted(tree):
+        if level > BLOCK_LEVEL and stored[(level, idx)] != node_hash(
+                stored[(level - 1, 2 * idx)], stored[(level - 1, 2 * idx + 1)]):
+            return NodesVerdict(0, f"the stored node (level {level}, index {idx}) is not the "
+                                   "hash of its two children")
+    if not stored:
+        return NodesVerdict(0, None)
+    return await _root_problem(db, schema, stored, built)
+
+
+async def _root_problem(db: Database, schema: str, stored: dict[tuple[int, int], bytes],
+                        built: int) -> NodesVerdict:
+    checkpoint = await db.fetchone(f"SELECT position, merkle_root FROM {schema}.checkpoints "
+                                   "WHERE position >= ? ORDER BY position LIMIT 1", (built,))
+    if checkpoint is None:
+        return NodesVerdict(0, f"nodes are stored up to position {built}, past every "
+                               "checkpoint")
+    position, offset, edge = int(checkpoint["position"]), 0, []
+    for level in range(built.bit_length() - 1, BLOCK_LEVEL - 1, -1):
+        if built >> level & 1:
+            edge.append((level, stored[(level, offset >> level)]))
+            offset += 1 << level
+    frontier = Frontier(built, edge)
+    while frontier.size < position:  # a few leaves; more only where a build was cut short
         rows = await db.fetchall(f"SELECT hash FROM {schema}.events WHERE position > ? AND "
-                                 "position <= ? ORDER BY position", (first, upto))
-        if len(rows) != upto - first:
-            return NodesVerdict(checked, f"nodes are stored up to position {built}, the log "
-                                         f"has {first + len(rows)} events there")
-        for level, idx, node in blocks_completed(blocks, [str(r["hash"]) for r in rows]):
-            digest = stored.pop((level, idx), None)
-            if digest != node.hex():
-                state = "is missing" if digest is None else "differs from the log's tree"
-                return NodesVerdict(checked, f"the stored node (level {level}, index {idx}) "
-                                             f"{state}")
-            checked += 1
-    if stored:
-        return NodesVerdict(checked, f"the stored node (level, index) {min(stored)} is no "
-                                     f"node of the log's tree up to position {built}")
-    return NodesVerdict(checked, None)
+                                 "position <= ? ORDER BY position",
+                                 (frontier.size, min(position, frontier.size + BLOCK * RUN_BLOCKS)))
+        if not rows:
+            break
+        frontier.extend(leaf_hash(bytes.fromhex(r["hash"])) for r in rows)
+    if frontier.size != position or frontier.root().hex() != checkpoint["merkle_root"]:
+        return NodesVerdict(0, "the stored nodes and the log's events after them do not give "
+                               f"the Merkle root of the checkpoint at position {position}")
+    return NodesVerdict(len(stored), None)

@@ -144,13 +144,21 @@ async def test_the_audit_catches_a_wrong_or_missing_node(
                  ("00" * 32, BLOCK_LEVEL + 1, 1))
     wrong = await audit(ledger_at, show_progress=False)
     assert not wrong.ok and wrong.first_break is None  # the log itself is intact
-    assert wrong.merkle_nodes.problem == ("the stored node (level 9, index 1) differs from the "
-                                          "log's tree")
+    assert wrong.merkle_nodes.problem == ("the stored node (level 9, index 1) is not the "
+                                          "hash of its two children")
     assert "AUDIT FAILED" in wrong.render()
     await tamper(ledger_at, "DELETE FROM merkle_nodes WHERE level = ? AND idx = ?",
                  (BLOCK_LEVEL + 1, 1))
     missing = await audit(ledger_at, show_progress=False)
-    assert missing.merkle_nodes.problem == "the stored node (level 9, index 1) is missing"
+    assert missing.merkle_nodes.problem == "the stored node (level, index) (9, 1) is missing"
+    # The top nodes must give the checkpoint's root with the log's leaves after them.
+    await tamper(ledger_at, "DELETE FROM merkle_nodes")
+    await tamper(ledger_at, "INSERT INTO merkle_nodes VALUES (?, ?, ?)", (BLOCK_LEVEL, 0,
+                                                                          "cd" * 32))
+    top = await audit(ledger_at, show_progress=False)
+    assert top.merkle_nodes.problem == ("the stored nodes and the log's events after them do "
+                                        f"not give the Merkle root of the checkpoint at "
+                                        f"position {5 * BLOCK + 3}")
 
 
 async def test_a_wrong_node_makes_the_statement_fail_verification_never_pass(
