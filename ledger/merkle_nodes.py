@@ -136,15 +136,19 @@ async def range_roots(db: SqlDatabase, size: int, ranges: Collection[tuple[int, 
 
 async def _read_nodes(db: SqlDatabase, keys: Collection[tuple[int, int]]
                       ) -> dict[tuple[int, int], bytes]:
+    """The stored nodes at `keys`, every level in one statement (a round trip per ~500 ids)."""
     found: dict[tuple[int, int], bytes] = {}
-    for level in sorted({level for level, _ in keys}):
-        ids = sorted(idx for lv, idx in keys if lv == level)
-        for start in range(0, len(ids), IN_LIST):
-            chunk = ids[start:start + IN_LIST]
-            rows = await db.fetchall(
-                f"SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx IN "
-                f"({', '.join('?' * len(chunk))})", (level, *chunk))
-            found.update({(level, int(r["idx"])): bytes.fromhex(r["hash"]) for r in rows})
+    pending = sorted(keys)
+    while pending:
+        chunk, pending = pending[:IN_LIST], pending[IN_LIST:]
+        levels = sorted({level for level, _ in chunk})
+        ids = {level: [idx for lv, idx in chunk if lv == level] for level in levels}
+        where = " OR ".join(f"(level = ? AND idx IN ({', '.join('?' * len(ids[level]))}))"
+                            for level in levels)
+        rows = await db.fetchall(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}",
+                                 tuple(v for level in levels for v in (level, *ids[level])))
+        found.update({(int(r["level"]), int(r["idx"])): bytes.fromhex(r["hash"])
+                      for r in rows})
     if missing := set(keys) - found.keys():
         raise NodesMissing(f"merkle_nodes lacks {len(missing)} node(s), e.g. (level, index) "
                            f"{min(missing)}")

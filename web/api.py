@@ -288,7 +288,7 @@ async def statement_response(request: web.Request, user_id: int) -> web.Response
 
 async def checkpoint_consistency(request: web.Request) -> web.Response:
     """The proof that the latest checkpoint extends the one signed at `?from=POSITION`."""
-    await api_user(request)  # hashes the whole log: for users, not for anyone on the network
+    await api_user(request)  # for users, not for anyone on the network
     first = whole_number(request.query.get("from", ""), 18)
     if first is None or first < 1:
         raise Problem(422, "validation_error", "The request is not valid",
