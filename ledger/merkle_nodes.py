@@ -11,7 +11,7 @@ append path stays as it is, and a checkpoint on view always has its nodes. The t
 far it is built (the last block node), so a build over an old log goes in bounded batches, one
 transaction each, and an interrupted one resumes there. Nodes are derived data: a proof is
 checked against the signed root, so a wrong node makes a proof fail, never pass; the audit
-recomputes them all (`audit_nodes`).
+checks them against the log's tree (`audit_nodes`).
 """
 
 from __future__ import annotations
