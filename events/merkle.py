@@ -44,6 +44,20 @@ class Frontier:
         self.edge.append((height, node))
         self.size += 1
 
+    def append_completing(self, leaf: bytes, lowest: int) -> list[tuple[int, int, bytes]]:
+        """`append`, returning (level, index, root) of each perfect subtree of `lowest` levels
+        or more that this leaf completes (they all end at the new size), lowest first."""
+        height, node, completed = 0, leaf, []
+        size = self.size + 1
+        while self.edge and self.edge[-1][0] == height:
+            node = node_hash(self.edge.pop()[1], node)
+            height += 1
+            if height >= lowest:
+                completed.append((height, (size >> height) - 1, node))
+        self.edge.append((height, node))
+        self.size = size
+        return completed
+
     def extend(self, leaves: Iterable[bytes]) -> None:
         for leaf in leaves:
             self.append(leaf)
@@ -65,6 +79,18 @@ class Frontier:
         if sum(1 << h for h, _ in frontier.edge) != size:
             raise ValueError("a frontier's subtrees must add up to its size")
         return frontier
+
+
+def perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """The root of a perfect subtree (a power of two of leaves), level by level: the fast way
+    to hash a whole block, with no call per node."""
+    if not leaves or len(leaves) & (len(leaves) - 1):
+        raise ValueError("a perfect subtree has a power of two of leaves")
+    level, sha256 = list(leaves), hashlib.sha256
+    while len(level) > 1:
+        level = [sha256(b"\x01" + level[k] + level[k + 1]).digest()
+                 for k in range(0, len(level), 2)]
+    return level[0]
 
 
 def root_of(leaves: Sequence[bytes]) -> bytes:
@@ -167,3 +193,63 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
             sr = node_hash(sr, node)
         fn, sn = fn >> 1, sn >> 1
     return sn == 0 and fr == first_root and sr == second_root
+
+
+# Every node of an RFC 6962 tree covers leaves [lo, hi): a perfect subtree, or one on the
+# right edge, which is the perfect subtrees of the binary digits of its size, largest first.
+# So a proof is a list of such ranges, and each range's root can come from stored perfect
+# subtrees (see ledger/merkle_nodes.py) instead of from every leaf.
+
+def perfect_parts(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The perfect subtrees (level, index) that the tree node over leaves [lo, hi) is made
+    of, left to right; ValueError when [lo, hi) is not a node of any RFC 6962 tree."""
+    parts: list[tuple[int, int]] = []
+    while lo < hi:
+        level = (hi - lo).bit_length() - 1
+        if lo & ((1 << level) - 1):
+            raise ValueError(f"[{lo}, {hi}) is not a node of the tree")
+        parts.append((level, lo >> level))
+        lo += 1 << level
+    return parts
+
+
+def root_of_parts(roots: Sequence[bytes]) -> bytes:
+    """The root over perfect subtrees' roots, left to right (as `Frontier.root`)."""
+    node = roots[-1]
+    for left in reversed(roots[:-1]):
+        node = node_hash(left, node)
+    return node
+
+
+def inclusion_ranges(size: int, index: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose roots are the audit path of leaf `index` in a tree of `size`
+    leaves, deepest sibling first (as `inclusion_proofs`)."""
+    if not 0 <= index < size:
+        raise ValueError("a leaf index is outside the tree")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        mid = lo + _split(hi - lo)
+        if index < mid:
+            ranges.append((mid, hi))
+            hi = mid
+        else:
+            ranges.append((lo, mid))
+            lo = mid
+    return ranges[::-1]
+
+
+def consistency_ranges(size: int, first: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose roots are `consistency_proof(leaves[:size], first)`."""
+    if not 0 < first <= size:
+        raise ValueError("the first size must be in 1..the second size")
+
+    def sub(m: int, lo: int, hi: int, whole: bool) -> list[tuple[int, int]]:
+        if m == hi - lo:
+            return [] if whole else [(lo, hi)]
+        k = _split(hi - lo)
+        if m <= k:
+            return [*sub(m, lo, lo + k, whole), (lo + k, hi)]
+        return [*sub(m - k, lo + k, hi, False), (lo, lo + k)]
+
+    return sub(first, 0, size, True)

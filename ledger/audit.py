@@ -32,6 +32,7 @@ from ledger import audit_fast, audit_jobs
 from ledger.checkpoint_audit import verify_checkpoints
 from ledger.checkpoints import CHECKPOINT_SCHEMA, Checkpoint
 from ledger.events import ledger_codec
+from ledger.merkle_nodes import NodesVerdict, audit_nodes
 from ledger.projections import ledger_projectors
 from ledger.store import is_database_url
 
@@ -57,11 +58,12 @@ class AuditReport:
     head_hash: str = ""
     checkpoints_verified: int | None = None  # None: not asked for (--checkpoints)
     fast_path: bool = False  # the verdict is the fast path's (ledger/audit_fast.py)
+    merkle_nodes: NodesVerdict = field(default_factory=lambda: NodesVerdict(0, None))
 
     @property
     def ok(self) -> bool:
         return (self.integrity == "ok" and self.first_break is None and not self.differences
-                and self.postings_sum_credits == 0)
+                and self.postings_sum_credits == 0 and self.merkle_nodes.problem is None)
 
     def render(self) -> str:
         if self.integrity != "ok":  # nothing was read from the file, so nothing is claimed
@@ -80,6 +82,12 @@ class AuditReport:
                          f"{self.events}:{self.head_hash} proves nothing before it was rewritten)")
         if self.checkpoints_verified is not None:
             lines.append(f"signed checkpoints:    {self.checkpoints_verified:,} match the log")
+        if self.merkle_nodes.problem is not None:
+            lines.append(f"merkle nodes:          DIFFER ({self.merkle_nodes.problem}; derived "
+                         "data: delete the merkle_nodes rows and the service builds them again)")
+        elif self.merkle_nodes.checked:
+            lines.append(f"merkle nodes:          {self.merkle_nodes.checked:,} equal to the "
+                         "log's tree")
         lines.append(f"postings sum:          {self.postings_sum_credits} credits "
                      f"({'balanced' if self.postings_sum_credits == 0 else 'UNBALANCED'})")
         if self.differences:
@@ -164,7 +172,12 @@ async def _check_checkpoints(db: Database, report: AuditReport, context: AuditCo
     report.first_break = verdict.first_break
 
 
-CHECKS: list[Check] = [_check_anchors, _check_checkpoints]
+async def _check_merkle_nodes(db: Database, report: AuditReport, context: AuditContext
+                             ) -> None:
+    report.merkle_nodes = await audit_nodes(db)
+
+
+CHECKS: list[Check] = [_check_anchors, _check_checkpoints, _check_merkle_nodes]
 
 
 async def audit(
@@ -251,8 +264,9 @@ async def _head(db: Database) -> int:
     return int(head["n"]) if head else 0
 
 
-SNAPSHOT_TABLES = ("events", *KEYS, "checkpoints", "ledger_keys")
+SNAPSHOT_TABLES = ("events", *KEYS, "checkpoints", "ledger_keys", "merkle_nodes")
 SNAPSHOT_ORDER = {"events": "position", "postings": "position", "checkpoints": "position",
+                  "merkle_nodes": "level, idx",
                   "ledger_keys": "key_id"}
 
 

@@ -33,6 +33,7 @@ from events import SqlDatabase, SqlEventStore, SqlSession
 from events.codec import canonical_json
 from events.merkle import Frontier, leaf_hash, root_of
 from events.rows import utc_now
+from ledger import merkle_nodes
 
 CHECKPOINT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_keys (
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS checkpoint_heads (
     version   INTEGER NOT NULL,
     hash      TEXT    NOT NULL
 );
-"""
+""" + merkle_nodes.NODES_SCHEMA
 
 FORMAT = "ml-cabinet-checkpoint/1"
 # One seal reads at most this many new events, so a first seal over an old log holds the
@@ -212,6 +213,7 @@ class Checkpointer:
     async def seal(self) -> Checkpoint | None:
         """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
         None when the log is empty."""
+        await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
         while (sealed := await self.store.transact(self._seal_batch)) is not None:
             checkpoint, caught_up = sealed
             if caught_up:
@@ -244,6 +246,8 @@ class Checkpointer:
                 "INSERT INTO checkpoint_heads VALUES (?, ?, ?) ON CONFLICT (stream_id) DO "
                 "UPDATE SET version = excluded.version, hash = excluded.hash",
                 (stream_id, version, digest))
+        # The nodes in the checkpoint's transaction: a checkpoint on view has its nodes.
+        await merkle_nodes.extend(db, upto, limit=upto - done + merkle_nodes.BLOCK)
         leaves = accounts_tree(await account_heads(db))
         now = self.clock().isoformat(timespec="microseconds")
         unsigned = Checkpoint(key_id=self.signer.key_id, position=upto,

@@ -6,18 +6,18 @@ their events up to that checkpoint was left out. Other users appear only as hash
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-from events import SqlEventStore
+from events import SqlDatabase, SqlEventStore
 from events.hashing import GENESIS_HASH
 from events.merkle import inclusion_proofs, leaf_hash, root_from_inclusion, root_of
 from events.rows import StoredRow, utc_now
 from events.sql_log import row_from_db
+from ledger import merkle_nodes
 from ledger.account import fold
 from ledger.checkpoints import (
     Checkpoint,
@@ -93,9 +93,11 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
         "recorded_at, hash FROM events WHERE stream_id = ? AND position <= ? ORDER BY version",
         (head[0], checkpoint.position))
     rows = [row_from_db(r) for r in raw]
-    hashes = await _event_hashes(store, checkpoint.position)
-    # Seconds of hashing on a log of a million events: off the event loop, so others are served.
-    paths = await asyncio.to_thread(_event_proofs, hashes, [r.position - 1 for r in rows])
+    # From stored nodes: the reads grow with the account's events, not with the log.
+    await merkle_nodes.ensure_built(store, checkpoint.position)
+    paths = await merkle_nodes.inclusion_proofs_stored(db, checkpoint.position,
+                                                       [r.position - 1 for r in rows])
+    previous = await _hashes_at(db, [r.position - 1 for r in rows if r.position > 1])
     index = [s for s, _ in leaves].index(head[0])
     account_path = inclusion_proofs([leaf for _, leaf in leaves], [index])[index]
     account = fold(r.to_recorded(ledger_codec()).event for r in rows)
@@ -107,7 +109,7 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
         "account_head": {"stream_id": head[0], "count": head[1], "last_hash": head[2],
                          "index": index, "proof": [p.hex() for p in account_path]},
         "events": [{"row": {name: getattr(r, name) for name in ROW_FIELDS},
-                    "previous_hash": hashes[r.position - 2] if r.position > 1 else GENESIS_HASH,
+                    "previous_hash": previous.get(r.position - 1, GENESIS_HASH),
                     "proof": [p.hex() for p in paths[r.position - 1]]} for r in rows],
         "balance": {"balance_credits": account.balance_credits,
                     "held_credits": account.held_credits,
@@ -115,23 +117,15 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
     }
 
 
-def _event_proofs(hashes: list[str], indexes: list[int]) -> dict[int, list[bytes]]:
-    return inclusion_proofs([leaf_hash(bytes.fromhex(h)) for h in hashes], indexes)
-
-
-async def _event_hashes(store: SqlEventStore, upto: int, batch: int = 5_000) -> list[str]:
-    """Every event's hash up to the checkpoint, read in pages (only the hash column)."""
-    db, position = store.read_db(), 0
-    hashes: list[str] = []
-    while position < upto:
-        page = await db.fetchall("SELECT position, hash FROM events WHERE position > ? AND "
-                                 "position <= ? ORDER BY position LIMIT ?",
-                                 (position, upto, batch))
-        if not page:
-            break
-        hashes.extend(str(r["hash"]) for r in page)
-        position = int(page[-1]["position"])
-    return hashes
+async def _hashes_at(db: SqlDatabase, positions: list[int]) -> dict[int, str]:
+    """The hashes of the events at `positions` (each event's predecessor, to check its own)."""
+    found: dict[int, str] = {}
+    for start in range(0, len(positions), merkle_nodes.IN_LIST):
+        chunk = positions[start:start + merkle_nodes.IN_LIST]
+        rows = await db.fetchall("SELECT position, hash FROM events WHERE position IN "
+                                 f"({', '.join('?' * len(chunk))})", tuple(chunk))
+        found.update({int(r["position"]): str(r["hash"]) for r in rows})
+    return found
 
 
 def verify_statement(statement: Any, public_key_pem: str) -> StatementSummary:

@@ -292,14 +292,14 @@ async def statement_response(request: web.Request, user_id: int) -> web.Response
 
 async def checkpoint_consistency(request: web.Request) -> web.Response:
     """The proof that the latest checkpoint extends the one signed at `?from=POSITION`."""
-    await api_user(request)  # hashes the whole log: for users, not for anyone on the network
+    await api_user(request)  # for users, not for anyone on the network
     first = whole_number(request.query.get("from", ""), 18)
     if first is None or first < 1:
         raise Problem(422, "validation_error", "The request is not valid",
                       "from: the position of a signed checkpoint",
                       errors={"from": ["a whole number, at least 1"]})
     try:
-        reply = await build_consistency(request.app[CHECKPOINTS].store.read_db(), first)
+        reply = await build_consistency(request.app[CHECKPOINTS].store, first)
     except NoSuchCheckpoint as missing:
         raise Problem(404, "no_checkpoint", "No such checkpoint", str(missing)) from missing
     return web.json_response(reply)

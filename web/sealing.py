@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from events import SqlEventStore, StoreError
+from ledger import merkle_nodes
 from ledger.checkpoints import Checkpointer, Signer, latest_checkpoint
 from web.config import Config
 from web.keys import CHECKPOINTS, CONFIG, STORE
@@ -53,6 +54,10 @@ async def seal_if_due(store: SqlEventStore, checkpointer: Checkpointer, config: 
 async def seal_forever(store: SqlEventStore, checkpointer: Checkpointer, config: Config
                        ) -> None:
     last = time.monotonic()
+    try:  # an old log's Merkle nodes, built once in the background (batches, resumable)
+        await merkle_nodes.build(store)
+    except StoreError as error:
+        log.warning("merkle nodes not built yet: %s", error)
     while True:
         await asyncio.sleep(min(config.checkpoint_seconds, 1.0))  # a timer, not a sync
         try:
