@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from events import SqlEventStore
@@ -27,6 +29,8 @@ THROTTLE = web.AppKey[Throttle]("throttle")
 OPENAPI = web.AppKey("openapi", dict)
 LIVENESS = web.AppKey[Liveness]("liveness")
 CHECKPOINTS = web.AppKey("checkpoints", Checkpointer)
+# The first pass of the sealer: an old log's Merkle nodes built (web/sealing.py).
+NODES_BUILT = web.AppKey("nodes_built", asyncio.Event)
 API_KEYS = web.AppKey("api_keys", KeyService)
 DEVICES = web.AppKey("devices", DeviceCookies)  # device cookies for the login throttle
 # Opaque task and transaction ids (tsk_..., txn_...), keyed from the cookie key.

@@ -18,7 +18,7 @@ from events import SqlEventStore, StoreError
 from ledger import merkle_nodes
 from ledger.checkpoints import Checkpointer, Signer, latest_checkpoint
 from web.config import Config
-from web.keys import CHECKPOINTS, CONFIG, STORE
+from web.keys import CHECKPOINTS, CONFIG, NODES_BUILT, STORE
 
 log = logging.getLogger("ml_cabinet")
 
@@ -32,7 +32,9 @@ async def sealing_ctx(app: web.Application) -> AsyncIterator[None]:
         await checkpointer.register_key()
     except StoreError as error:  # a read-only disk: the key is listed at its first seal
         log.warning("the signing key is not listed yet: %s", error)
-    sealer = asyncio.create_task(seal_forever(store, checkpointer, config), name="sealer")
+    built = app[NODES_BUILT] = asyncio.Event()
+    sealer = asyncio.create_task(seal_forever(store, checkpointer, config, built),
+                                 name="sealer")
     yield
     sealer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -51,13 +53,14 @@ async def seal_if_due(store: SqlEventStore, checkpointer: Checkpointer, config: 
     return False
 
 
-async def seal_forever(store: SqlEventStore, checkpointer: Checkpointer, config: Config
-                       ) -> None:
+async def seal_forever(store: SqlEventStore, checkpointer: Checkpointer, config: Config,
+                       built: asyncio.Event) -> None:
     last = time.monotonic()
     try:  # an old log's Merkle nodes, built once in the background (batches, resumable)
         await merkle_nodes.build(store)
     except StoreError as error:
         log.warning("merkle nodes not built yet: %s", error)
+    built.set()  # tests that count a start's work wait for this background pass
     while True:
         await asyncio.sleep(min(config.checkpoint_seconds, 1.0))  # a timer, not a sync
         try:
