@@ -19,15 +19,17 @@ processes (`main.py --workers N`, `hello_aiohttp.py --workers N`, SO_REUSEPORT o
 `--stores sqlite postgres` runs ours on a throwaway PostgreSQL 15 cluster too (tests/
 pgcluster.py, fsync on, synchronous_commit on: durable defaults), a fresh database per
 round; `--gc-off` adds ours with Python's cyclic GC disabled (bench/gc_off_main.py, bench
-only). Server CPU is summed over each server's process tree, and for PostgreSQL the
-cluster's own processes (postmaster and backends) are reported beside it. Each round also
-measures the commit cost: a 4 KiB write + fdatasync in the scratch folder (SQLite's commit
-under synchronous=FULL is one such sync of its WAL), and a one-row INSERT committed alone
-on PostgreSQL; PostgreSQL's write transactions per request come from its transaction ids.
+only); `--quiet-background` adds ours without the background verifier and without
+checkpoint sealing during the cells (bench only). Server CPU is summed over each server's
+process tree, and for PostgreSQL the cluster's own processes (postmaster and backends) are
+reported beside it. Each round also measures the commit cost: a 4 KiB write + fdatasync in
+the scratch folder (SQLite's commit under synchronous=FULL is one such sync of its WAL), and
+a one-row INSERT committed alone on PostgreSQL; PostgreSQL's commits per request are its
+WAL's commit records (pg_waldump).
 
 Run: .venv/bin/python bench/throughput_bench.py [--rounds 3] [--connections 1 16 50]
      [--seconds 5] [--synchronous FULL] [--before DIR] [--json out.json]
-     [--workers 1 2] [--stores sqlite postgres] [--gc-off]
+     [--workers 1 2] [--stores sqlite postgres] [--gc-off] [--quiet-background]
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pgcluster import PgCluster, find_bin_dir
 
 WARMUP_REQUESTS = 200
+# --quiet-background: no background verifier, no checkpoint sealed within a cell.
+QUIET_BACKGROUND = {"ML_CABINET_VERIFY_RATE": "0", "ML_CABINET_CHECKPOINT_EVERY": "100000000",
+                    "ML_CABINET_CHECKPOINT_SECONDS": "86400"}
 FSYNC_PROBES = 200
 MAX_REQUESTS = 10**7  # cells are bounded by time; this only bounds a runaway loop
 
@@ -118,8 +123,9 @@ class Cabinet(Ours):
     """ML Cabinet (main.py) with N workers, on SQLite or on a PostgreSQL database."""
 
     def __init__(self, workdir: Path, args: argparse.Namespace, workers: int = 1,
-                 url: str | None = None, script: str = "main.py", tag: str = "") -> None:
-        self.workers, self.url, self.script = workers, url, script
+                 url: str | None = None, script: str = "main.py", tag: str = "",
+                 env: dict[str, str] | None = None) -> None:
+        self.workers, self.url, self.script, self.extra_env = workers, url, script, env or {}
         self.name = label(("pg" if url else "ours") + tag, workers)
         super().__init__(workdir, args)
         self.signing_key = workdir / f"{self.name}.signing-key"
@@ -128,6 +134,7 @@ class Cabinet(Ours):
         server = super().server()
         server.command[1] = self.script
         server.command += ["--workers", str(self.workers)]
+        server.env |= self.extra_env
         if self.url:
             server.command.remove("--db")
             server.command.remove(str(self.db))
@@ -144,7 +151,7 @@ class Round:
     checks: list[Check]
     cpu_us: dict[tuple[str, int], float]  # server CPU time per request, by (server, clients)
     db_cpu_us: dict[tuple[str, int], float]  # PostgreSQL's own processes, the same way
-    xacts: dict[tuple[str, int], float]  # PostgreSQL write transactions per request
+    xacts: dict[tuple[str, int], float]  # PostgreSQL commits (WAL records) per request
     fsync_ms: float  # one 4 KiB write + fdatasync in the scratch folder
     pg_commit_ms: float  # one one-row INSERT committed alone on PostgreSQL (0: not run)
 
@@ -220,15 +227,28 @@ class Postgres:
             await conn.close()
         return ", ".join(f"{r['name']}={r['setting']}" for r in rows)
 
-    async def next_xid(self) -> int:
-        """The next transaction id: write transactions take one each, reads none (nor
-        this query)."""
+    async def wal_lsn(self) -> str:
         conn = await asyncpg.connect(self.cluster.url())
         try:
-            return int(await conn.fetchval(
-                "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"))
+            return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
         finally:
             await conn.close()
+
+    async def commits_since(self, start: str) -> int | None:
+        """Commit records written to the WAL since `start`: the durable commits (each
+        waits for its WAL flush, fsync on). Counted by pg_waldump, so exact, not sampled."""
+        end = await self.wal_lsn()
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*prefix, str(self.cluster.bin_dir / "pg_waldump"), "--stats=record",
+             "-p", str(self.cluster.data / "pg_wal"), "-s", start, "-e", end],
+            capture_output=True, text=True, timeout=120, check=False)
+        for line in done.stdout.splitlines():
+            if line.startswith("Transaction/COMMIT "):
+                return int(line.split()[1])
+        print(f"  (pg_waldump counted no commits: {done.stderr.strip()[:200]})", flush=True)
+        return None  # e.g. a checkpoint recycled the first segment meanwhile
 
     async def commit_ms(self) -> float:
         """A one-row INSERT committed alone, median: PostgreSQL's commit cost (its fsync
@@ -263,6 +283,8 @@ def contenders_for(args: argparse.Namespace, workdir: Path,
     if args.gc_off:
         contenders.append(Cabinet(workdir, args, 1, script=str(BENCH / "gc_off_main.py"),
                                   tag="-gc-off"))
+    if args.quiet_background:
+        contenders.append(Cabinet(workdir, args, 1, tag="-quiet", env=QUIET_BACKGROUND))
     if args.before:
         Before.root = args.before.resolve()
         contenders.append(Before(workdir, args))
@@ -299,7 +321,7 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path,
                 on_pg = pg is not None and getattr(contender, "url", None)
                 before = cpu_seconds(server)
                 db_before = pg.cpu_seconds() if pg and on_pg else 0.0
-                xid_before = await pg.next_xid() if pg and on_pg else 0
+                lsn_before = await pg.wal_lsn() if pg and on_pg else ""
                 cell = await drive(contender, users[contender.name], connections,
                                    MAX_REQUESTS, args.seconds, bodies)
                 cells.append(cell)
@@ -308,9 +330,11 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path,
                 extra = ""
                 if pg and on_pg:
                     db_cpu_us[key] = (pg.cpu_seconds() - db_before) / requests * 1e6
-                    xacts[key] = (await pg.next_xid() - xid_before) / requests
-                    extra = (f"  postgres CPU {db_cpu_us[key]:6.0f} µs/req  "
-                             f"{xacts[key]:.3f} write xacts/req")
+                    commits = await pg.commits_since(lsn_before)
+                    extra = f"  postgres CPU {db_cpu_us[key]:6.0f} µs/req"
+                    if commits is not None:
+                        xacts[key] = commits / requests
+                        extra += f"  {xacts[key]:.3f} commits/req"
                 print(f"  round {number + 1} c={connections:<3} {contender.name:<12} "
                       f"{cell.rps:8.1f} req/s  p50 {cell.p50_ms:6.2f} ms  "
                       f"p99 {cell.p99_ms:6.2f} ms  server CPU {used:6.0f} µs/req{extra}  "
@@ -403,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=["sqlite"])
     parser.add_argument("--gc-off", action="store_true",
                         help="also ours (1 worker, SQLite) with the cyclic GC disabled")
+    parser.add_argument("--quiet-background", action="store_true",
+                        help="also ours (1 worker, SQLite) without the background verifier "
+                             "and checkpoint sealing, to see what they add to the tail")
     parser.add_argument("--keep", type=Path, help="keep databases and logs in this folder")
     parser.add_argument("--json", type=Path, help="write the summary here too")
     args = parser.parse_args(argv)
@@ -443,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["connections", "server", "req/s median (min–max)",
                  "÷ hello, same processes", "÷ hello, 1 process", "server CPU µs/req",
                  "postgres CPU µs/req", "hello's CPU ÷ (server + postgres)",
-                 "p50 ms", "p99 ms", "pg write xacts/req", "requests", "non-200"],
+                 "p50 ms", "p99 ms", "pg commits/req", "requests", "non-200"],
                 summary["rows"]))
     print(f"commit cost: fdatasync of 4 KiB {summary['fsync_ms']} ms"
           + (f"; PostgreSQL one-row commit {summary['pg_commit_ms']} ms" if pg else ""))
