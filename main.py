@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = worker_count(parser, args.workers, config)
     if workers > 1 and link is None:
         setup_logging(config.log_format)
-        return supervise(worker_command(sys.argv[1:] if argv is None else argv), workers)
+        return supervise(worker_command(Path(__file__), sys.argv[1:] if argv is None else argv),
+                         workers)
     shown = redacted(config.database_url) if config.database_url else str(config.db_path)
     audit = (f"--database-url {shown}" if config.database_url else f"--db {config.db_path}")
     setup_logging(config.log_format)

@@ -79,10 +79,9 @@ class WorkerLink:
         self.socket.close()
 
 
-def worker_command(argv: Sequence[str]) -> list[str]:
-    """This main.py again with the same arguments; WORKER_FD_ENV makes it a worker."""
-    main = Path(sys.modules["__main__"].__file__ or "main.py").resolve()
-    return [sys.executable, str(main), *argv]
+def worker_command(script: Path, argv: Sequence[str]) -> list[str]:
+    """main.py again with the same arguments; WORKER_FD_ENV makes it a worker."""
+    return [sys.executable, str(script.resolve()), *argv]
 
 
 def supervise(command: Sequence[str], count: int) -> int:
