@@ -1,5 +1,5 @@
 """Run ML Cabinet: `python main.py [--host H] [--port P] [--db PATH | --database-url URL]
-[--models DIR]`.
+[--models DIR] [--workers N]`.
 
 The schema is created on first start; environment variables ML_CABINET_HOST, ML_CABINET_PORT,
 ML_CABINET_DB, ML_CABINET_DATABASE_URL and ML_CABINET_MODELS_DIR stand in for the flags.
@@ -11,8 +11,11 @@ manifest (`<name>.json`: id, name, price, limits, kind, features, labels, artifa
 and its ONNX artifact there and restart; `python -m ml.train` writes the two shipped ones.
 A manifest that cannot be served stops the start with one line naming the file.
 
-SIGTERM or SIGINT stops cleanly (web/server.py): requests in flight get
-ML_CABINET_SHUTDOWN_GRACE_SECONDS to finish, the holds of the rest are released, exit 0.
+--workers N (ML_CABINET_WORKERS) serves the port from N processes on the one database
+(web/workers.py: a supervisor starts them one after another, SO_REUSEPORT spreads the
+connections, a stop reaches every one). SIGTERM or SIGINT stops cleanly (web/server.py):
+requests in flight get ML_CABINET_SHUTDOWN_GRACE_SECONDS to finish, the holds of the rest
+are released, exit 0.
 ML_CABINET_LOG_FORMAT=json logs one JSON object per line; /metrics needs
 ML_CABINET_METRICS_TOKEN or ML_CABINET_METRICS_PORT (README, Operations).
 """
@@ -33,6 +36,7 @@ from web.app import create_app
 from web.config import Config
 from web.logs import setup_logging
 from web.server import serve
+from web.workers import MAX_WORKERS, WorkerLink, supervise, worker_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                        "(default: $ML_CABINET_DATABASE_URL)")
     parser.add_argument("--models", help="the models folder (default: the repository's "
                                          "models/)")
+    parser.add_argument("--workers", type=int,
+                        help="serve the port from this many processes (default 1)")
     args = parser.parse_args(argv)
+    link = WorkerLink.from_env()  # set: this process is one of --workers N
     try:
         # --db on the command line wins over a URL in the environment, as in init_db.py.
         config = Config.from_env(host=args.host, port=args.port, db_path=args.db,
@@ -55,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             config = dataclasses.replace(config, database_url=None)
     except ValueError as error:
         parser.error(str(error))
+    workers = worker_count(parser, args.workers, config)
+    if workers > 1 and link is None:
+        setup_logging(config.log_format)
+        return supervise(worker_command(Path(__file__), sys.argv[1:] if argv is None else argv),
+                         workers)
     if config.database_url:  # the audit's command line is ~0.05 s of imports: only here
         from ledger.__main__ import redacted
 
@@ -70,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     use_uvloop()  # after the models loaded: a refusal to start stays one line
     try:
-        asyncio.run(serve(app, config, shown))  # until SIGTERM or SIGINT, then a clean stop
+        asyncio.run(serve(app, config, shown, link))  # until SIGTERM or SIGINT: a clean stop
     except ManifestError as error:  # an ONNX session that could not open once serving
         logging.error("refusing to serve: %s", error)
         return 4
@@ -81,6 +93,22 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("cannot open the database %s: %s", shown, error)
         return 2
     return 0
+
+
+def worker_count(parser: argparse.ArgumentParser, flag: int | None, config: Config) -> int:
+    try:
+        workers = flag if flag is not None else int(os.environ.get("ML_CABINET_WORKERS", "1"))
+    except ValueError:
+        parser.error("ML_CABINET_WORKERS must be a whole number")
+    if not 1 <= workers <= MAX_WORKERS:
+        parser.error(f"--workers must be between 1 and {MAX_WORKERS}")
+    if workers > 1 and config.port == 0:
+        parser.error("--workers needs a fixed --port: each worker would pick its own")
+    if workers > 1 and config.metrics_port is not None:
+        # Each worker's counters are its own; N of them cannot share one side port.
+        parser.error("ML_CABINET_METRICS_PORT serves one process: with --workers, scrape "
+                     "/metrics on the main port with ML_CABINET_METRICS_TOKEN")
+    return workers
 
 
 def use_uvloop() -> None:

@@ -104,6 +104,9 @@ class ServerProcess:
         self.log_path = log_path
         self.health_url = health_url
         self.proc: subprocess.Popen[bytes] | None = None
+        # When set, ready also needs this text in the log (a supervisor saying every worker
+        # serves: /healthz answers as soon as the first one does).
+        self.ready_text: str | None = None
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
@@ -117,7 +120,8 @@ class ServerProcess:
                                    f"{self.log_tail()}")
             with contextlib.suppress(OSError), urllib.request.urlopen(
                     self.health_url, timeout=1) as reply:
-                if reply.status == 200:
+                if reply.status == 200 and (self.ready_text is None or self.ready_text in
+                                            self.log_path.read_text(errors="replace")):
                     return
             time.sleep(0.1)
         self.stop()

@@ -23,6 +23,7 @@ from web.app import MODELS_OPENING
 from web.config import Config
 from web.logs import AccessLog
 from web.middlewares import SECURITY_HEADERS
+from web.workers import WorkerLink
 
 log = logging.getLogger("ml_cabinet")
 
@@ -66,8 +67,11 @@ class CabinetRunner(web.AppRunner):
                            loop=asyncio.get_running_loop(), **plain._kwargs)
 
 
-async def serve(app: web.Application, config: Config, shown: str) -> None:
-    """Serve until SIGTERM or SIGINT, then stop cleanly (see the module docstring)."""
+async def serve(app: web.Application, config: Config, shown: str,
+                link: WorkerLink | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly (see the module docstring). A worker
+    of `main.py --workers N` (web/workers.py) shares the port with its siblings, tells its
+    supervisor when it serves, and stops as on SIGTERM when the supervisor is gone."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -77,8 +81,12 @@ async def serve(app: web.Application, config: Config, shown: str) -> None:
     try:
         await runner.setup()  # opens the store, checks the log, sweeps: may raise
         settle_gc()
-        await web.TCPSite(runner, config.host, config.port).start()
+        await web.TCPSite(runner, config.host, config.port,
+                          reuse_port=link is not None).start()
         log.info("ML Cabinet on http://%s:%s (database %s)", config.host, config.port, shown)
+        if link is not None:
+            link.ready()
+            loop.add_reader(link.fileno(), supervisor_gone, loop, link, stop)
         await until_stopped(stop, app.get(MODELS_OPENING))
         log.info("stopping: requests in flight get %.0f s to finish", config.shutdown_grace_s)
     finally:
@@ -115,3 +123,12 @@ async def until_stopped(stop: asyncio.Event, opening: asyncio.Task[None] | None)
         await stopping
     finally:
         stopping.cancel()
+
+
+def supervisor_gone(loop: asyncio.AbstractEventLoop, link: WorkerLink,
+                    stop: asyncio.Event) -> None:
+    """The link reads end-of-file: the supervisor died without stopping us. Stop as on
+    SIGTERM (once: the socket stays readable)."""
+    loop.remove_reader(link.fileno())
+    log.warning("the supervisor is gone: stopping")
+    stop.set()
