@@ -86,6 +86,9 @@ class Decoder:
             self._classes[cls.type_name] = (
                 cls.schema_version, frozenset(f.name for f in fields),
                 frozenset(f.name for f in fields if f.name not in defaults), defaults)
+        # The shapes (type, keys in the text's order) the class takes, and whether they name
+        # every field: the texts of a type share a few shapes, so each is tested once.
+        self._shapes: dict[tuple[str, tuple[str, ...]], bool] = {}
 
     def __call__(self, type_name: str, schema_version: int, data_json: str) -> dict[str, Any]:
         known = self._classes.get(type_name)
@@ -93,9 +96,15 @@ class Decoder:
             event = self._codec.decode(type_name, schema_version, data_json)
             return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
         data = _loads(data_json)
-        if type(data) is not dict or not known[2] <= data.keys() <= known[1]:
+        if type(data) is not dict:
             raise Unexpected(f"{type_name} data its class would refuse")
-        return {**known[3], **data} if len(data) < len(known[1]) else data
+        shape = (type_name, tuple(data))
+        whole = self._shapes.get(shape)
+        if whole is None:
+            if not known[2] <= data.keys() <= known[1]:
+                raise Unexpected(f"{type_name} data its class would refuse")
+            whole = self._shapes[shape] = len(data) == len(known[1])
+        return data if whole else {**known[3], **data}
 
 
 # fast_loads's test for a run of 19 digits, quicker than its regex: digits to "0", other
@@ -160,6 +169,10 @@ async def plan(db: Database, tables: Sequence[TableSpec]) -> list[Group] | None:
     for spec in tables:
         if not spec.columns:
             continue
+        if spec.name == "holds" and await db.fetchone(  # the groups find holds by status
+                "SELECT 1 AS x FROM live.holds WHERE status IS NULL OR status NOT IN "
+                f"{_HOLD_STATUSES} LIMIT 1") is not None:
+            return None
         if spec.name == "postings":  # found by their transaction's account
             if not any(t.name == "transactions" and t.columns for t in tables):
                 return None
@@ -219,7 +232,8 @@ def _fold(conn: sqlite3.Connection, first: str, end: str | None) -> tuple[Fold, 
             stream, user_id = row[1], stream_user(row[1])
             users.add(user_id)
         event = decode(row[3], row[4], row[5])
-        if type(loads(row[6])) is not dict:  # Metadata.from_dict would fail (or json.loads)
+        # Metadata.from_dict would fail on a text that is not an object (or json.loads would)
+        if row[6] != "{}" and type(loads(row[6])) is not dict:
             raise Unexpected(f"metadata at position {position} is not an object")
         fold.apply(position, user_id, row[2], row[3], event, row[7], fromisoformat(row[7]))
         events += 1
@@ -249,12 +263,16 @@ def _compare(conn: sqlite3.Connection, fold: Fold, users: list[int],
             live = conn.execute(f"SELECT {cols} FROM postings t JOIN transactions x ON "
                                 f"x.id = t.position WHERE x.user_id IN ({marks})", users)
         else:
-            live = conn.execute(f"SELECT {cols} FROM {spec.name} t WHERE t.user_id IN ({marks})",
-                                users)
-        for row in live:
-            try:
-                expected.remove(row)
-            except KeyError:
-                raise Unexpected(f"a live row of {spec.name} differs from the replay") from None
-        if expected:
-            raise Unexpected(f"a replayed row of {spec.name} is not in the live file")
+            live = conn.execute(f"SELECT {cols} FROM {spec.name} t WHERE "
+                                f"{_BY_INDEX.get(spec.name, '')}t.user_id IN ({marks})", users)
+        # Compared whole, in C: no live row twice (the replay has none), and the same rows.
+        rows = live.fetchall()
+        if len(rows) != len(replayed) or expected != set(rows):
+            raise Unexpected(f"the live rows of {spec.name} differ from the replay")
+
+
+# holds has no index on user_id alone, but one on (status, user_id): the statuses its CHECK
+# allows let SQLite search it instead of scanning the table for every group. A row of another
+# status (or none) is found by plan(), and the audit leaves the log to the projectors.
+_HOLD_STATUSES = "('open', 'settled', 'released')"
+_BY_INDEX = {"holds": f"t.status IN {_HOLD_STATUSES} AND "}

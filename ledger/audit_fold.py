@@ -84,6 +84,7 @@ class Fold:
         # Imported here: that module raises this one's Unexpected.
         from ledger.audit_fold_usage import UsageFold
         self.usage = UsageFold()
+        self._usage_handlers = self.usage.handlers
         self._last_balance: dict[int, int] = {}
         handlers: dict[type[Event], Handler] = {
             CreditsDeposited: self._deposited, CreditsWithdrawn: self._withdrawn,
@@ -115,7 +116,8 @@ class Fold:
         if handler is None:  # a type newer than this fold: the projectors must fold it
             raise Unexpected(f"an event type the fold does not know: {type_name}")
         handler(position, user_id, event, at, recorded_at)
-        self.usage.apply(type_name, user_id, event, recorded_at)
+        if (usage := self._usage_handlers.get(type_name)) is not None:  # None: no usage
+            usage(user_id, event, recorded_at)
         if (account := self.accounts.get(user_id)) is not None:
             account[4] = version
             if not 0 <= account[6] <= account[5]:
