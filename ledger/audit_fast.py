@@ -215,7 +215,7 @@ def _fold(conn: sqlite3.Connection, first: str, end: str | None) -> tuple[Fold, 
     fold, events, users = Fold(), 0, set()
     sha256, fromisoformat, decode, loads = (hashlib.sha256, datetime.fromisoformat, Decoder(),
                                             orjson.loads)
-    stream, user_id = None, 0
+    stream, user_id, at_text, recorded_at = None, 0, None, datetime.min
     query = ("SELECT e.position, e.stream_id, e.version, e.type_name, e.schema_version, e.data, "
              "e.metadata, e.recorded_at, e.hash, p.hash FROM events e LEFT JOIN events p "
              f"ON p.position = e.position - 1 WHERE {_range('e.stream_id', end)} "
@@ -235,7 +235,9 @@ def _fold(conn: sqlite3.Connection, first: str, end: str | None) -> tuple[Fold, 
         # Metadata.from_dict would fail on a text that is not an object (or json.loads would)
         if row[6] != "{}" and type(loads(row[6])) is not dict:
             raise Unexpected(f"metadata at position {position} is not an object")
-        fold.apply(position, user_id, row[2], row[3], event, row[7], fromisoformat(row[7]))
+        if row[7] != at_text:  # the events of one append share their time
+            at_text, recorded_at = row[7], fromisoformat(row[7])
+        fold.apply(position, user_id, row[2], row[3], event, at_text, recorded_at)
         events += 1
     return fold, users, events
 
