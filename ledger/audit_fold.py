@@ -86,7 +86,9 @@ class Fold:
         self.usage = UsageFold()
         self._usage_handlers = self.usage.handlers
         self._last_balance: dict[int, int] = {}
-        self._at = ("", "")  # the last stored time seen, and the text the tables get for it
+        # The last stored time seen (at first one equal to no text) and the text the tables
+        # get for it.
+        self._at: tuple[object, str] = (object(), "")
         handlers: dict[type[Event], Handler] = {
             CreditsDeposited: self._deposited, CreditsWithdrawn: self._withdrawn,
             CreditsHeld: self._held, HoldSettled: self._resolved, HoldReleased: self._resolved,
