@@ -289,6 +289,6 @@ def _compare(conn: sqlite3.Connection, fold: Fold, users: list[int],
 
 # holds has no index on user_id alone, but one on (status, user_id): the statuses its CHECK
 # allows let SQLite search it instead of scanning the table for every group. A row of another
-# status (or none) is found by plan(), and the audit leaves the log to the projectors.
+# status (or none) is found by stray_rows(), and the audit leaves the log to the projectors.
 _HOLD_STATUSES = "('open', 'settled', 'released')"
 _BY_INDEX = {"holds": f"t.status IN {_HOLD_STATUSES} AND "}
