@@ -15,12 +15,14 @@ Timed, each a few rounds, and given as ratios to the floor:
 - the floor: every hash recomputed over rows read with plain sqlite3, in one process.
 
 Run: .venv/bin/python bench/audit_bench.py [--events 1000000] [--rounds 3] [--jobs 2]
-     [--json out.json] [--serving-before CHECKOUT] [--serving-samples 5]
+     [--json out.json] [--serving-before CHECKOUT] [--serving-samples 5] [--before CHECKOUT]
 
 `--serving-before` times another checkout's `main.py` (a `git worktree` of an earlier commit,
 with its own .venv link) on the same file in the same rounds, start by start in turn with
 this one's (`--serving-samples` of each per round, their median kept); the server's CPU
 (user + sys, from /proc) at its first 200 is given too, the figure a busy machine moves least.
+`--before CHECKOUT` times only the audit, this checkout's and another's (a `git worktree` of an
+older commit, say) by turns over one copy of the log, and gives the ratios per round.
 """
 
 from __future__ import annotations
@@ -131,15 +133,16 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_audit(path: Path, jobs: int | None) -> tuple[float, int, str, float]:
+def run_audit(path: Path, jobs: int | None,
+              checkout: Path = ROOT) -> tuple[float, int, str, float]:
     """Wall seconds, peak RSS (KB, children included, sampled every 50 ms), verdict, and CPU
     seconds (workers included): on a machine shared with other work, the CPU is the figure
-    the load changes least."""
+    the load changes least. `checkout`: the source tree whose audit runs."""
     command = [PYTHON, "-m", "ledger", "audit", "--db", str(path), "--quiet"]
     command += ["--jobs", str(jobs)] if jobs else []
     cpu_before = children_cpu_s()
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(command, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     peak = 0
     while proc.poll() is None:
@@ -258,11 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving-before", type=Path, help="another checkout to time the "
                         "start-up of, in turn with this one's")
     parser.add_argument("--serving-samples", type=int, default=1)
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="time only the audit, this checkout's and CHECKOUT's by turns")
     args = parser.parse_args(argv)
     assert 1_000 <= args.events <= 2_000_000 and 1 <= args.rounds <= 20
     print(f"audit_bench: {machine()}; load {load()}; ~{args.events:,} events; {args.rounds} rounds",
           flush=True)
     cached, events, size_mb = cached_log(args.events)
+    if args.before:
+        return audit_before_after(cached, args.before, args.rounds, args.jobs, args.json)
     labels = {k: v for k, v in LABELS.items()
               if k != "serving_before" or args.serving_before is not None}
     timings: dict[str, list[float]] = {name: [] for name in labels}
@@ -329,6 +336,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0 if passed else 1
+
+
+def audit_before_after(cached: Path, before: Path, rounds: int, jobs: int | None,
+                       json_path: Path | None) -> int:
+    """`python -m ledger audit` of two checkouts over one copy of the log (the audit writes
+    nothing), by turns: before, after in odd rounds, after, before in even ones, with the
+    default --jobs and with --jobs 1. Ratios are taken within a round."""
+    runs: dict[str, list[tuple[float, int, str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="mlc-audit-bench-") as scratch:
+        path = Path(scratch) / "audit.db"
+        shutil.copy(cached, path)
+        for number in range(rounds):
+            for jobs_now in (jobs, 1):
+                sides = [("before", before), ("after", ROOT)]
+                for side, checkout in sides if number % 2 == 0 else sides[::-1]:
+                    name = f"{side}, --jobs {jobs_now or 'default'}"
+                    runs.setdefault(name, []).append(run_audit(path, jobs_now, checkout))
+                    wall, peak_kb, verdict, cpu_s = runs[name][-1]
+                    print(f"  round {number + 1}: {name}: {wall:.2f} s wall, {cpu_s:.2f} s CPU, "
+                          f"{peak_kb / 1024:.0f} MB, {verdict}; load {load()}", flush=True)
+    rows, summary = [], {}
+    for name, results in runs.items():
+        side, jobs_label = name.split(", ")
+        other = runs[f"before, {jobs_label}"]
+        wall, cpu = Spread.of([r[0] for r in results]), Spread.of([r[3] for r in results])
+        wall_ratio = Spread.of([a[0] / b[0] for a, b in zip(results, other, strict=True)])
+        cpu_ratio = Spread.of([a[3] / b[3] for a, b in zip(results, other, strict=True)])
+        peak_mb = max(r[1] for r in results) / 1024
+        rows.append([name, wall.show(2, " s"), cpu.show(2, " s"), f"{peak_mb:.0f} MB",
+                     wall_ratio.show(2, "×"), cpu_ratio.show(2, "×")])
+        summary[name] = {"wall": asdict(wall), "cpu": asdict(cpu), "peak_rss_mb": peak_mb,
+                         "wall_to_before": asdict(wall_ratio), "cpu_to_before": asdict(cpu_ratio),
+                         "verdicts": [r[2] for r in results]}
+    print()
+    print(table(["audit", "wall, median (min–max)", "CPU, workers included", "peak RSS",
+                 "wall ÷ before, same round", "CPU ÷ before, same round"], rows))
+    if json_path:
+        json_path.write_text(json.dumps(summary, indent=2))
+    verdicts = [r[2] for results in runs.values() for r in results]
+    print(f"audit verdicts: {verdicts.count('passed')}/{len(verdicts)} passed")
+    return 0 if all(v == "passed" for v in verdicts) else 1
 
 
 if __name__ == "__main__":

@@ -328,6 +328,8 @@ class FastRun:
 
     total: int
     futures: list[Future[audit_fast.GroupResult]]
+    tables: Sequence[audit_fast.TableSpec]
+    users: Sequence[int]
 
 
 async def _start_fast(db: Database, context: AuditContext,
@@ -336,15 +338,15 @@ async def _start_fast(db: Database, context: AuditContext,
     cannot even be read so far: its quick_check, next, says why)."""
     try:
         tables = [await _table_spec(db, table) for table in audit_jobs.tables()]
-        groups = await audit_fast.plan(db, tables)
+        plan = await audit_fast.plan(db)
         total = await _head(db)
     except Exception:  # whatever it is, the file check next reports it as before
         return None
-    if groups is None:
+    if plan is None:
         return None
     run = pool.submit if pool is not None else _done_now
     return FastRun(total, [run(audit_fast.audit_group, context.live_uri, first, end, tables)
-                           for first, end in groups])
+                           for first, end in plan.groups], tables, plan.users)
 
 
 async def _finish_fast(db: Database, report: AuditReport, context: AuditContext,
@@ -359,7 +361,11 @@ async def _finish_fast(db: Database, report: AuditReport, context: AuditContext,
     for check in CHECKS:  # while the groups run
         if report.first_break is None:
             await check(db, report, context)
-    draw, done, equal = progress_bar(fast.total) if show_progress else None, 0, True
+    try:  # while the groups run too
+        equal = not await audit_fast.stray_rows(db, fast.tables, fast.users)
+    except Exception:  # the projectors' replay says what it is
+        equal = False
+    draw, done = progress_bar(fast.total) if show_progress else None, 0
     for future in fast.futures:
         result = future.result()
         equal = equal and result.equal

@@ -6,6 +6,7 @@ folds; what the projector's SQL would refuse raises `Unexpected`, so the project
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,35 +23,49 @@ class UsageFold:
         self.usage_days: dict[tuple[int, int, int], Counts] = {}  # user, day, model
         self.usage_tasks: dict[int, tuple[int, int, int, int]] = {}
         self.usage_zones: dict[int, tuple[int, str]] = {}
+        self.handlers: dict[str, Callable[[int, dict[str, Any], datetime], None]] = {
+            "AccountOpened": self._opened, "TimeZoneSet": self._time_zone,
+            "TaskSubmitted": self._submitted, "HoldSettled": self._settled,
+            "TaskCompleted": self._completed, "TaskFailed": self._ended,
+            "HoldReleased": self._ended, "CreditsWithdrawn": self._withdrawn}
 
     def apply(self, type_name: str, user_id: int, event: dict[str, Any],
               at: datetime) -> None:
         """One event the ledger's other projections folded, as UsageProjector.apply."""
-        if type_name == "AccountOpened":
-            self.usage_zones[user_id] = (user_id, "UTC")
-        elif type_name == "TimeZoneSet":
-            if event["time_zone"] is None:
-                raise Unexpected("a time zone the table refuses")
-            if user_id in self.usage_zones:  # an UPDATE: no row, no change
-                self.usage_zones[user_id] = (user_id, event["time_zone"])
-            self._refold_days(user_id, event["time_zone"])
-        elif type_name == "TaskSubmitted":
-            if event["task_id"] in self.usage_tasks:
-                raise Unexpected("a task of usage submitted twice")
-            self.usage_tasks[event["task_id"]] = (event["task_id"], user_id, event["model_id"],
-                                                  len(event["input_data"]))
-        elif type_name == "HoldSettled":
-            model_id, items = self._task(event["task_id"])
-            self._add(user_id, at, model_id, (1, items, event["amount_credits"]))
-        elif type_name == "TaskCompleted":
-            if event["unpredictable"]:  # rows the model could not predict were not charged
-                model_id, _ = self._task(event["task_id"])
-                self._take_items(user_id, at, model_id, len(event["unpredictable"]))
-            self.usage_tasks.pop(event["task_id"], None)
-        elif type_name in ("TaskFailed", "HoldReleased"):
-            self.usage_tasks.pop(event["task_id"], None)
-        elif type_name == "CreditsWithdrawn":
-            self._add(user_id, at, NO_MODEL, (0, 0, event["amount_credits"]))
+        if (handler := self.handlers.get(type_name)) is not None:
+            handler(user_id, event, at)
+
+    def _opened(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        self.usage_zones[user_id] = (user_id, "UTC")
+
+    def _time_zone(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        if event["time_zone"] is None:
+            raise Unexpected("a time zone the table refuses")
+        if user_id in self.usage_zones:  # an UPDATE: no row, no change
+            self.usage_zones[user_id] = (user_id, event["time_zone"])
+        self._refold_days(user_id, event["time_zone"])
+
+    def _submitted(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        if event["task_id"] in self.usage_tasks:
+            raise Unexpected("a task of usage submitted twice")
+        self.usage_tasks[event["task_id"]] = (event["task_id"], user_id, event["model_id"],
+                                              len(event["input_data"]))
+
+    def _settled(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        model_id, items = self._task(event["task_id"])
+        self._add(user_id, at, model_id, 1, items, event["amount_credits"])
+
+    def _completed(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        if event["unpredictable"]:  # rows the model could not predict were not charged
+            model_id, _ = self._task(event["task_id"])
+            self._take_items(user_id, at, model_id, len(event["unpredictable"]))
+        self.usage_tasks.pop(event["task_id"], None)
+
+    def _ended(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        self.usage_tasks.pop(event["task_id"], None)
+
+    def _withdrawn(self, user_id: int, event: dict[str, Any], at: datetime) -> None:
+        self._add(user_id, at, NO_MODEL, 0, 0, event["amount_credits"])
 
     def _task(self, task_id: int) -> tuple[int, int]:
         task = self.usage_tasks.get(task_id)
@@ -58,28 +73,33 @@ class UsageFold:
             raise Unexpected("a task charged that usage never saw submitted")
         return task[2], task[3]
 
-    def _zone(self, user_id: int) -> str:
+    def _keys(self, user_id: int, at: datetime, model_id: int) -> tuple[
+            tuple[int, int, int], tuple[int, int, int]]:
+        """The keys of the slot's row and of the day's row a charge at `at` counts in."""
         zone = self.usage_zones.get(user_id)
-        return "UTC" if zone is None else zone[1]
+        if (zone is None or zone[1] == "UTC") and at.tzinfo is UTC:
+            day = at.toordinal()  # day_number(at, "UTC"), without the zone's conversion
+        else:
+            day = day_number(at, "UTC" if zone is None else zone[1])
+        return (user_id, slot_of(at), model_id), (user_id, day, model_id)
 
-    def _rows_of(self, user_id: int, at: datetime, model_id: int) -> tuple[
-            tuple[dict[tuple[int, int, int], Counts], tuple[int, int, int]], ...]:
-        """The slot's and the day's (table, key) a charge at `at` counts in."""
-        day = day_number(at, self._zone(user_id))
-        return ((self.usage_slots, (user_id, slot_of(at), model_id)),
-                (self.usage_days, (user_id, day, model_id)))
-
-    def _add(self, user_id: int, at: datetime, model_id: int,
-             counts: tuple[int, int, int]) -> None:
-        for table, key in self._rows_of(user_id, at, model_id):
-            total = table.setdefault(key, [0, 0, 0])
-            for i, count in enumerate(counts):
-                total[i] += count
-            if min(total) < 0:
+    def _add(self, user_id: int, at: datetime, model_id: int, predictions: int, items: int,
+             credits: int) -> None:
+        slot_key, day_key = self._keys(user_id, at, model_id)
+        for table, key in ((self.usage_slots, slot_key), (self.usage_days, day_key)):
+            total = table.get(key)
+            if total is None:
+                total = table[key] = [predictions, items, credits]
+            else:
+                total[0] += predictions
+                total[1] += items
+                total[2] += credits
+            if total[0] < 0 or total[1] < 0 or total[2] < 0:
                 raise Unexpected("usage counts the table refuses")
 
     def _take_items(self, user_id: int, at: datetime, model_id: int, items: int) -> None:
-        for table, key in self._rows_of(user_id, at, model_id):
+        slot_key, day_key = self._keys(user_id, at, model_id)
+        for table, key in ((self.usage_slots, slot_key), (self.usage_days, day_key)):
             if (total := table.get(key)) is not None:  # an UPDATE: no row, no change
                 total[1] -= items
                 if total[1] < 0:
