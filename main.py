@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(config.log_format)
         return supervise(worker_command(Path(__file__), sys.argv[1:] if argv is None else argv),
                          workers)
+    if link is not None and not config.database_url:  # login failures counted apart
+        config = dataclasses.replace(config, login_share=workers)
     if config.database_url:  # the audit's command line is ~0.05 s of imports: only here
         from ledger.__main__ import redacted
 

@@ -27,8 +27,8 @@ async def build_consistency(store: SqlEventStore, first: int) -> dict[str, Any]:
     if row is None or latest is None:
         raise NoSuchCheckpoint(f"no checkpoint was signed at position {first}")
     old = Checkpoint.from_json(row)
-    await merkle_nodes.ensure_built(store, latest.position)
-    proof = await merkle_nodes.consistency_proof_stored(db, latest.position, first)
+    proof = await merkle_nodes.stored(store, latest.position, lambda: (
+        merkle_nodes.consistency_proof_stored(db, latest.position, first)))
     return {"from": old.to_json(), "to": latest.to_json(), "proof": [p.hex() for p in proof]}
 
 

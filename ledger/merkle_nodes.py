@@ -16,8 +16,9 @@ checks them against the log's tree (`audit_nodes`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from events import Database, SqlDatabase, SqlEventStore, SqlSession
 from events.merkle import (
@@ -48,6 +49,9 @@ RUN_BLOCKS = 40  # blocks read by one range query: 10,240 leaf rows at most
 IN_LIST = 500  # ids per IN (...) list: well under both databases' parameter limits
 
 
+T = TypeVar("T")
+
+
 class NodesMissing(RuntimeError):
     """A node the table should hold is not there (not built yet, or rows were removed)."""
 
@@ -67,7 +71,11 @@ async def extend(db: SqlDatabase, upto: int, limit: int = BUILD_BATCH_EVENTS) ->
     target = (min(upto, built + limit) >> BLOCK_LEVEL) << BLOCK_LEVEL
     if target <= built:
         return 0
-    blocks = await _frontier_at(db, built)
+    try:
+        blocks = await _frontier_at(db, built)
+    except NodesMissing:  # rows removed (a restore, a hand): derived data, so start again
+        await db.execute("DELETE FROM merkle_nodes")
+        return await extend(db, upto, limit)
     rows = await db.fetchall("SELECT position, hash FROM events WHERE position > ? AND "
                              "position <= ? ORDER BY position", (built, target))
     if [int(r["position"]) for r in rows] != list(range(built + 1, target + 1)):
@@ -100,6 +108,28 @@ async def ensure_built(store: SqlEventStore, size: int) -> None:
     """Every node a proof in a tree of `size` leaves can need is stored (built if not)."""
     if await built_through(store.read_db()) < (size >> BLOCK_LEVEL) << BLOCK_LEVEL:
         await build(store)
+
+
+async def stored(store: SqlEventStore, size: int,
+                 read: Callable[[], Awaitable[T]]) -> T:
+    """`read` (a proof from stored nodes) once every node for `size` leaves is stored; when
+    one is missing anyway, once more after the nodes are built again from the log."""
+    await ensure_built(store, size)
+    try:
+        return await read()
+    except NodesMissing:
+        await rebuild(store)
+        return await read()
+
+
+async def rebuild(store: SqlEventStore) -> int:
+    """Drop every stored node and build them again from the log: what a proof does when a
+    node it needs is missing, since the nodes are derived and the signed root is the check."""
+    async def drop(session: SqlSession) -> None:
+        await session.db.execute("DELETE FROM merkle_nodes")
+
+    await store.transact(drop)
+    return await build(store)
 
 
 async def inclusion_proofs_stored(db: SqlDatabase, size: int, indexes: Iterable[int]

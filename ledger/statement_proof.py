@@ -94,9 +94,9 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
         (head[0], checkpoint.position))
     rows = [row_from_db(r) for r in raw]
     # From stored nodes: the reads grow with the account's events, not with the log.
-    await merkle_nodes.ensure_built(store, checkpoint.position)
-    paths = await merkle_nodes.inclusion_proofs_stored(db, checkpoint.position,
-                                                       [r.position - 1 for r in rows])
+    paths = await merkle_nodes.stored(store, checkpoint.position, lambda: (
+        merkle_nodes.inclusion_proofs_stored(db, checkpoint.position,
+                                             [r.position - 1 for r in rows])))
     previous = await _hashes_at(db, [r.position - 1 for r in rows if r.position > 1])
     index = [s for s, _ in leaves].index(head[0])
     account_path = inclusion_proofs([leaf for _, leaf in leaves], [index])[index]

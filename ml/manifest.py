@@ -119,8 +119,11 @@ class LazyOnnx(TabularModel):
         """The session, opened now if it is not yet; ManifestError names the manifest."""
         with self._lock:
             if self._model is None:
-                from ml.onnx_runtime import OnnxMismatch, OnnxModel
-
+                try:
+                    from ml.onnx_runtime import OnnxMismatch, OnnxModel
+                except ImportError as error:  # a broken install: one line, exit 4
+                    raise ManifestError(f"{self.manifest}: the ONNX runtime cannot be "
+                                        f"loaded: {error}") from None
                 try:
                     self._model = OnnxModel(self.artifact, kind=self.kind,
                                             features=self.features, labels=self.labels)

@@ -247,7 +247,8 @@ def create_app(config: Config | None = None, models: MLModelManager | None = Non
     # One process counts login failures in memory; many count them in the database.
     app[THROTTLE] = metrics.MeteredThrottle(
         SharedLoginThrottle(LoginAttempts(lambda: app[STORE].read_db()))
-        if config.database_url else LoginThrottle(), app[metrics.METRICS])
+        if config.database_url else LoginThrottle(share=config.login_share),
+        app[metrics.METRICS])
     cookie: dict[str, Any] = {"cookie_name": "mlc_session", "httponly": True,
                               "samesite": "Lax", "secure": config.secure_cookies,
                               "max_age": 7 * 24 * 3600}

@@ -54,6 +54,9 @@ class Config:
     log_format: str = "plain"  # or "json": one object per line
     # On SIGTERM/SIGINT requests in flight get this long to finish before they are cut off.
     shutdown_grace_s: float = 10.0
+    # Processes that count login failures in memory apart (main.py: `--workers N` on SQLite);
+    # each allows its share of a rule (web/throttle.py).
+    login_share: int = 1
 
     def __post_init__(self) -> None:
         if self.database_url is not None and not self.database_url.startswith(

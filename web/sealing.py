@@ -60,7 +60,10 @@ async def seal_forever(store: SqlEventStore, checkpointer: Checkpointer, config:
         await merkle_nodes.build(store)
     except StoreError as error:
         log.warning("merkle nodes not built yet: %s", error)
-    built.set()  # tests that count a start's work wait for this background pass
+    except Exception:  # a log with a gap, say: the sealer goes on (each seal builds again)
+        log.exception("merkle nodes not built")
+    finally:
+        built.set()  # tests that count a start's work wait for this background pass
     while True:
         await asyncio.sleep(min(config.checkpoint_seconds, 1.0))  # a timer, not a sync
         try:

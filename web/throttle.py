@@ -3,8 +3,9 @@
 An attacker who guesses one account from one address is slowed down hard; past the account's
 threshold every *unknown* client is slowed down too, but a browser that signed in to the
 account before (its device cookie, web/devices.py) is judged only by its own failures, so a
-stranger cannot lock the owner out. This one counts in memory, for one process;
-web/throttle_db.py counts in PostgreSQL, for all of them.
+stranger cannot lock the owner out. This one counts in memory, for one process (or its
+share of a rule for each of `--workers N` on one SQLite file); web/throttle_db.py counts in
+PostgreSQL, for all of them.
 """
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ class _Bucket:
 
 
 class LoginThrottle:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    """`share`: how many processes count apart (`--workers N` on SQLite, where connections
+    go to any of them). Each allows its share of a rule's failures, rounded down, so all of
+    them together hear at most N - 1 attempts more than one process would (N past a rule's
+    failures: each locks at its first failure)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, share: int = 1) -> None:
+        assert share >= 1
         self.clock = clock
+        self.share = share
         self._buckets: dict[str, _Bucket] = {}
 
     async def retry_after(self, username: str, client: str, device: str | None = None) -> int:
@@ -84,7 +92,7 @@ class LoginThrottle:
             if bucket is None or now - bucket.window_start > rule.window_s:
                 bucket = self._buckets[key] = _Bucket(0, now, 0.0)
             bucket.failures += 1
-            over = bucket.failures - rule.failures
+            over = bucket.failures - rule.failures // self.share
             if over > 0:
                 lock = min(rule.lock_s * 2 ** min(over - 1, 20), rule.max_lock_s)
                 bucket.locked_until = now + lock

@@ -19,6 +19,8 @@ import aiohttp
 import pytest
 from fault_harness import REPO, Api, Server, free_port, query, run_audit, server_env
 
+from web.throttle import PAIR
+
 USERS = 8
 COVERED = 5        # predictions each user can pay for…
 ATTEMPTS = 12      # …and sends at once
@@ -112,7 +114,8 @@ async def test_two_workers_share_the_port_and_the_file_and_stop_on_sigterm(
             timeout=aiohttp.ClientTimeout(total=60)) as http:
         await sup.read_until_serving()
         assert len(sup.pids) == 2 and sup.process.pid not in sup.pids, sup.log
-        api = Api(http, Server(sup.process, sup.port, db, tmp_path / "unused.log"))
+        server = Server(sup.process, sup.port, db, tmp_path / "unused.log")
+        api = Api(http, server)
         tokens = [await api.signup(f"client{k}") for k in range(USERS)]
         for token in tokens:
             assert (await api.top_up(token, COVERED * COST)).status == 201
@@ -128,6 +131,17 @@ async def test_two_workers_share_the_port_and_the_file_and_stop_on_sigterm(
             assert await api.balance(token) == {"balance": 0, "held": 0, "available": 0}
         owners = query(db, "SELECT DISTINCT owner FROM holds")
         assert len(owners) == 2, "the charges did not land on both workers"
+
+        # Password guesses, each on a new connection, land on either worker; each counts in
+        # memory, so each allows its share: together no more than one process would, + 1.
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+            guesser = Api(fresh, server)
+            statuses = [(await guesser.call("POST", "/auth/login", json={
+                "username": "client0", "password": "not the password"})).status
+                for _ in range(4 * PAIR.failures)]
+        assert set(statuses) == {401, 429} and statuses[-1] == 429, statuses
+        assert statuses.count(401) <= PAIR.failures + 1, statuses
 
         sup.process.send_signal(signal.SIGTERM)
         assert await sup.exit_code() == 0, sup.log

@@ -183,6 +183,35 @@ async def test_a_wrong_node_makes_the_statement_fail_verification_never_pass(
         verify_statement(forged, signer.public_key_pem)
 
 
+async def test_removed_nodes_are_built_again_and_sealing_and_statements_go_on(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    """The nodes are derived: rows lost to a bad restore or a hand must not stop the sealer
+    (every later checkpoint) nor the statements; both build the table again from the log."""
+    rng, store = random.Random(16), services.store
+    checkpointer = Checkpointer(store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(alice, 40)
+    await grow(store, 5 * BLOCK, rng)
+    await checkpointer.seal()
+    honest = await stored_table(store)
+    # Alice's proof needs the sibling (level 9, index 1) of her first event's path.
+    await tamper(ledger_at, "DELETE FROM merkle_nodes WHERE level = ?", (BLOCK_LEVEL + 1,))
+    statement = await build_statement(store, checkpointer, alice)
+    verify_statement(statement, signer.public_key_pem)
+    assert await stored_table(store) == honest
+
+    # The tree's right edge (level 10, index 0): the next seal extends the tree from it.
+    await tamper(ledger_at, "DELETE FROM merkle_nodes WHERE level = ?", (BLOCK_LEVEL + 2,))
+    await grow(store, 2 * BLOCK, rng)
+    sealed = await checkpointer.seal()
+    assert sealed is not None and sealed.position == 7 * BLOCK + 2
+    assert sealed.merkle_root == root_of(await leaves(store, sealed.position)).hex()
+    verify_statement(await build_statement(store, checkpointer, alice), signer.public_key_pem)
+    await store.close()
+    report = await audit(ledger_at, show_progress=False)
+    assert report.ok and report.merkle_nodes.problem is None, report.render()
+
+
 class CountingDb:
     """The store's real connection, counting the rows each read returns."""
 

@@ -80,6 +80,34 @@ async def test_one_client_guessing_one_account_is_locked_after_five_failures(
     assert await throttle.retry_after("alice", USER) == 0  # the real user, elsewhere, is not locked
 
 
+async def heard_over(processes: list[LoginThrottle]) -> int:
+    """Attempts a guesser gets heard, spreading them round-robin over the processes."""
+    heard = 0
+    for attempt in range(20 * PAIR.failures):
+        process = processes[attempt % len(processes)]
+        if await process.retry_after("alice", ATTACKER) == 0:
+            heard += 1
+            await process.failed("alice", ATTACKER)
+    return heard
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4, 8])
+async def test_workers_on_one_sqlite_file_together_hear_at_most_n_minus_1_more(
+        clock: FakeClock, workers: int) -> None:
+    """`--workers N` on SQLite: each process counts in memory and any connection can land on
+    any of them, so each allows its share of a rule; a guesser spreading attempts over all
+    of them is heard at most N - 1 times more than by one process, not N times as often."""
+    alone = await heard_over([LoginThrottle(clock=clock)])
+    assert alone == PAIR.failures + 1  # five failures, and the sixth that locks
+    apart = await heard_over([LoginThrottle(clock=clock) for _ in range(workers)])
+    assert apart == workers * alone  # what sharing fixes
+    processes = [LoginThrottle(clock=clock, share=workers) for _ in range(workers)]
+    assert workers <= await heard_over(processes) <= alone + workers - 1
+    for process in processes:  # every process has the pair locked, the real user is free
+        assert await process.retry_after("alice", ATTACKER) > 0
+        assert await process.retry_after("alice", USER) == 0
+
+
 async def test_each_further_failure_doubles_the_lock(
         throttle: Throttle, clock: FakeClock) -> None:
     await fail(throttle, PAIR.failures)
