@@ -96,6 +96,7 @@ class Server:
     port: int
     db: Where
     log: Path
+    owner: str = ""  # its lease's owner, where a test has looked it up
 
     @property
     def url(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -147,8 +148,10 @@ async def test_a_killed_process_holds_are_released_by_the_others_while_they_serv
                            for n in range(USERS)]
             interrupted: set[int] = set()
             errors: list[str] = []
-            for _ in range(30):  # until a kill catches the victim holding credits (by chance)
+            for _ in range(30):  # until a kill catches the victim holding credits
+                others = await lease_owners(pg_url)
                 victim = await servers.start(pg_url)
+                (victim.owner,) = await lease_owners(pg_url) - others
                 interrupted |= await kill_under_load(soak, servers, session, victim,
                                                      survivors, errors)
                 if interrupted:
@@ -174,7 +177,8 @@ async def test_a_killed_process_holds_are_released_by_the_others_while_they_serv
 async def kill_under_load(soak: Soak, servers: Servers, session: aiohttp.ClientSession,
                           victim: Server, survivors: list[Server], errors: list[str]
                           ) -> set[int]:
-    """Load on all three; SIGKILL `victim` while some task holds credits; the survivors' load
+    """Load on all three; SIGKILL `victim` while it holds credits (stopped first, so that
+    the hold seen is the hold killed); the survivors' load
     goes on until the holds left open are released. Returns the victim's interrupted tasks."""
     stop, victim_stop = asyncio.Event(), asyncio.Event()
     clients = [asyncio.create_task(keyed_load(soak, Api(session, victim), u, victim_stop,
@@ -184,8 +188,8 @@ async def kill_under_load(soak: Soak, servers: Servers, session: aiohttp.ClientS
                                                tolerate_errors=False))
                 for s in survivors for u in range(USERS)]
     try:
-        caught = await wait_for(lambda: any_hold(soak.where), 2000)
-        await servers.kill(victim)
+        caught = await wait_for(lambda: frozen_holding(victim, str(soak.where)), 2000)
+        await servers.kill(victim)  # stopped while it held credits, if caught
         victim_stop.set()
         left = await open_holds(str(soak.where)) if caught else set()
         answered_before = sum(a.reply is not None for a in soak.attempts.values())
@@ -203,8 +207,21 @@ async def kill_under_load(soak: Soak, servers: Servers, session: aiohttp.ClientS
     return left & failed
 
 
-async def any_hold(where: object) -> bool:
-    return bool(await open_holds(str(where)))
+async def lease_owners(url: str) -> set[str]:
+    """The owners (one a process) that have taken a lease on the database so far."""
+    return {r["owner"] for r in await pg_query(url, "SELECT owner FROM owner_leases")}
+
+
+async def frozen_holding(victim: Server, url: str) -> bool:
+    """Stop `victim` (SIGSTOP) and look: True, left stopped, when it holds credits; else it
+    goes on (SIGCONT). A hold seen while it is stopped is still open when it is killed."""
+    victim.process.send_signal(signal.SIGSTOP)
+    held = await pg_query(url, "SELECT task_id FROM holds WHERE status = 'open' AND "
+                          "owner = $1", victim.owner)
+    if held:
+        return True
+    victim.process.send_signal(signal.SIGCONT)
+    return False
 
 
 @pytest.mark.slow
