@@ -178,8 +178,8 @@ async def kill_under_load(soak: Soak, servers: Servers, session: aiohttp.ClientS
                           victim: Server, survivors: list[Server], errors: list[str]
                           ) -> set[int]:
     """Load on all three; SIGKILL `victim` while it holds credits (stopped first, so that
-    the hold seen is the hold killed); the survivors' load
-    goes on until the holds left open are released. Returns the victim's interrupted tasks."""
+    the hold seen is the hold killed); the survivors' load goes on until the holds left open
+    are released. Returns the victim's interrupted tasks."""
     stop, victim_stop = asyncio.Event(), asyncio.Event()
     clients = [asyncio.create_task(keyed_load(soak, Api(session, victim), u, victim_stop,
                                               errors, tolerate_errors=True))
