@@ -18,6 +18,7 @@ import aiosqlite
 
 from events.errors import StoreCorrupted, StoreError, StoreUnavailable, UniqueViolation
 from events.sql import Params
+from events.write_lock import WriteLock
 
 _UNAVAILABLE = ("full", "readonly", "read-only", "locked", "busy", "i/o", "unable to open")
 _CORRUPT = ("malformed", "not a database", "corrupt")
@@ -115,14 +116,21 @@ class InlineDatabase(Database):
     thread. The statements that wait run in a worker thread: BEGIN (for another process's
     write lock, up to the busy timeout), COMMIT (for fsync), ROLLBACK, PRAGMA and scripts.
     Only the store's single writer task uses it, so no two statements ever overlap.
+
+    With `write_lock`, every BEGIN first queues for the processes' write lock (WriteLock) in
+    the same thread trip, and the lock is dropped as soon as the connection is out of its
+    transaction again (COMMIT, ROLLBACK, a failed BEGIN, SQLite's own rollback on disk
+    full), and at close.
     """
+
+    write_lock: WriteLock | None = None
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self.raw = raw
 
     @classmethod
-    async def connect_inline(cls, path: str | Path, *,
-                             busy_timeout_ms: int = 10000) -> Self:
+    async def connect_inline(cls, path: str | Path, *, busy_timeout_ms: int = 10000,
+                             write_lock: bool = False) -> Self:
         where = quote(os.path.abspath(path))  # noqa: ASYNC240 - getcwd, not file I/O
 
         def connect() -> sqlite3.Connection:
@@ -133,12 +141,35 @@ class InlineDatabase(Database):
             return raw
 
         try:
-            return cls(await asyncio.to_thread(connect))
+            db = cls(await asyncio.to_thread(connect))
         except sqlite3.Error as exc:
             raise wrap_sqlite_error(exc) or exc from exc
+        if write_lock:
+            try:
+                db.write_lock = WriteLock(path)
+            except BaseException:
+                await db.close()
+                raise
+        return db
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.raw.close)
+        try:
+            await asyncio.to_thread(self.raw.close)
+        finally:
+            if self.write_lock is not None:
+                self.write_lock.close()
+
+    def _run_waiting(self, query: str, params: Params) -> None:
+        """A statement that may wait, in a worker thread; BEGIN queues for the write lock
+        first, and the lock goes once the transaction is over, however it ended."""
+        lock = self.write_lock
+        if lock is not None and not lock.held and _BEGIN.match(query):
+            lock.acquire()
+        try:
+            self.raw.execute(query, params).close()
+        finally:
+            if lock is not None and lock.held and not self.raw.in_transaction:
+                lock.release()
 
     @property
     def in_transaction(self) -> bool:
@@ -149,7 +180,7 @@ class InlineDatabase(Database):
             # Each cursor is closed where it ran: a PRAGMA that returns a row and is left
             # open keeps its statement active, and the next COMMIT then fails.
             if _WAITS.match(query):
-                await asyncio.to_thread(lambda: self.raw.execute(query, params).close())
+                await asyncio.to_thread(self._run_waiting, query, params)
             else:
                 self.raw.execute(query, params).close()
         except sqlite3.Error as exc:
@@ -185,3 +216,4 @@ class InlineDatabase(Database):
 
 # Statements that may wait on a lock or on the disk; ROLLBACK TO a savepoint does not.
 _WAITS = re.compile(r"\s*(BEGIN|COMMIT|END|PRAGMA|VACUUM|ROLLBACK(?!\s+TO))", re.IGNORECASE)
+_BEGIN = re.compile(r"\s*BEGIN", re.IGNORECASE)

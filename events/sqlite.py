@@ -17,6 +17,7 @@ from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale
 from events.rows import Clock, utc_now
 from events.sql import Params
 from events.sql_log import BatchMemo, SqlLogReads, SqlLogSession, iterate_rows
+from events.write_lock import LockStats
 from events.writer import GroupCommit, Job, Outcome, settle
 
 T = TypeVar("T")
@@ -100,6 +101,8 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
         control_schema: str = "",
         clock: Clock = utc_now,
+        write_queue: bool = True,
+        busy_timeout_ms: int = 10000,
     ) -> None:
         self.path = Path(path)
         self.codec = codec
@@ -107,7 +110,11 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         self.synchronous = synchronous
         self.control_schema = control_schema
         self.clock = clock
-        self._writer: Database | None = None
+        # Processes on one file queue for its write lock (events/write_lock.py); SQLite's
+        # busy timeout stays as the fallback for a writer that does not queue (sqlite3 CLI).
+        self.write_queue = write_queue
+        self.busy_timeout_ms = busy_timeout_ms
+        self._writer: InlineDatabase | None = None
         self.reader: Database | None = None
         self._point_reader: PointReader | None = None
         super().__init__()
@@ -115,7 +122,8 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer = await InlineDatabase.connect_inline(self.path)
+        self._writer = await InlineDatabase.connect_inline(
+            self.path, busy_timeout_ms=self.busy_timeout_ms, write_lock=self.write_queue)
         try:
             await self._writer.execute("PRAGMA journal_mode = WAL")
             await self._writer.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -158,10 +166,18 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         try:
             await self._stop_writer()
         finally:
+            if self._writer is not None and self._writer.write_lock is not None:
+                log.info("%s: %s", self.path.name, self._writer.write_lock.summary())
             for db in (self._writer, self.reader, self._point_reader):
                 if db is not None:
                     await db.close()
             self._writer = self.reader = self._point_reader = None
+
+    @property
+    def write_lock_stats(self) -> LockStats | None:
+        """This process's figures for the write lock's queue (None: no queue, or closed)."""
+        lock = self._writer.write_lock if self._writer is not None else None
+        return lock.stats if lock is not None else None
 
     # -- writes ----------------------------------------------------------------------------
 
