@@ -1,0 +1,281 @@
+"""Processes on one SQLite file queue for its write lock (events/write_lock.py): with SQLite's
+busy timeout at 0, a writer that finds the lock taken waits in the queue instead of failing,
+and the lock is free again however the holder's transaction ends: commit, a failed job, a
+failed BEGIN, the store closing, the process killed."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from events import (
+    Event,
+    EventCodec,
+    SQLiteEventStore,
+    SqlSession,
+    StoreUnavailable,
+)
+from events.database import InlineDatabase
+from events.write_lock import lock_path
+
+CHILD = Path(__file__).with_name("write_queue_child.py")
+WAIT_S = 20  # a bound on every wait below, so a broken queue fails instead of hanging
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wrote(Event, type_name="Wrote"):
+    by: int
+    n: int
+
+
+class Child:
+    """One write_queue_child.py process, spoken to line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, db: Path, *args: str) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(CHILD), str(db), *args, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        return cls(proc)
+
+    async def line(self) -> str:
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), WAIT_S)
+        assert raw, f"the child ended early (exit {await self.proc.wait()})"
+        return raw.decode().strip()
+
+    def send(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+
+    async def finish(self) -> int:
+        return await asyncio.wait_for(self.proc.wait(), WAIT_S)
+
+
+@pytest.fixture
+async def children() -> AsyncIterator[list[Child]]:
+    started: list[Child] = []
+    try:
+        yield started
+    finally:
+        for child in started:
+            if child.proc.returncode is None:
+                child.proc.kill()
+                await child.proc.wait()
+
+
+async def blocked_on_queue(db: Path, pid: int) -> None:
+    """Until the kernel lists `pid` as waiting for the flock on the db's lock file
+    (/proc/locks marks a blocked request with '->'): a condition, not a guess at time."""
+    inode = os.stat(lock_path(db)).st_ino
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            for line in Path("/proc/locks").read_text().splitlines():  # noqa: ASYNC240 - procfs
+                fields = line.split()
+                if "->" in fields and "FLOCK" in fields and str(pid) in fields and \
+                        fields[-3].endswith(f":{inode}"):
+                    return
+            await asyncio.sleep(0.005)
+
+
+def lock_is_free(db: Path) -> bool:
+    """Whether another open file description can take the flock right now."""
+    fd = os.open(lock_path(db), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # drops it, if taken
+    return True
+
+
+def count_events(db: Path) -> int:
+    with closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+async def prepared(db: Path) -> None:
+    """The schema made once, so neither child's first transaction is the schema's."""
+    store = SQLiteEventStore(db, codec())
+    await store.open()
+    await store.close()
+
+
+def codec() -> EventCodec:
+    found = EventCodec()
+    found.register(Wrote)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("queue", [True, False])
+async def test_a_writer_that_finds_the_lock_taken_waits_its_turn_instead_of_failing(
+        tmp_path: Path, children: list[Child], queue: bool) -> None:
+    db = tmp_path / "shared.db"
+    await prepared(db)
+    flags = () if queue else ("--no-queue",)
+    # The waiter opens first: opening writes too (the schema's transaction), and queues.
+    waiter = await Child.start(db, "append", "1", *flags)
+    children.append(waiter)
+    assert await waiter.line() == "ready"
+    holder = await Child.start(db, "hold", *flags)
+    children.append(holder)
+    assert await holder.line() == "holding"
+    waiter.send()
+    if queue:
+        await blocked_on_queue(db, waiter.proc.pid)
+        holder.send()
+        held_position = int((await holder.line()).split()[1])
+        result = json.loads(await waiter.line())
+        assert (result["ok"], result["failed"]) == (1, 0), result
+        assert result["stats"]["waited"] == 1, result
+        with closing(sqlite3.connect(db)) as conn:
+            waiter_position = conn.execute(
+                "SELECT position FROM events WHERE stream_id LIKE 'w-%'").fetchone()[0]
+        assert held_position < waiter_position  # it went after the holder, not around it
+    else:  # SQLite alone, busy timeout 0: the second writer's BEGIN IMMEDIATE fails
+        result = json.loads(await waiter.line())
+        assert (result["ok"], result["failed"]) == (0, 1), result
+        assert "locked" in result["error"], result
+        holder.send()
+        assert (await holder.line()).startswith("committed")
+    assert await holder.finish() == 0
+    assert await waiter.finish() == 0
+
+
+@pytest.mark.slow
+async def test_two_processes_committing_back_to_back_never_see_the_lock_busy(
+        tmp_path: Path, children: list[Child]) -> None:
+    db = tmp_path / "shared.db"
+    await prepared(db)
+    commits = 150
+    for _ in range(2):
+        children.append(await Child.start(db, "append", str(commits)))
+    for child in children:
+        assert await child.line() == "ready"
+    for child in children:
+        child.send()
+    results = [json.loads(await child.line()) for child in children]
+    for result in results:
+        assert (result["ok"], result["failed"]) == (commits, 0), result
+        assert result["stats"]["acquisitions"] == commits + 1, result  # + the schema's
+    assert count_events(db) == 2 * commits
+    assert [await child.finish() for child in children] == [0, 0]
+
+
+@pytest.mark.slow
+async def test_a_holder_killed_mid_transaction_lets_the_waiting_process_go_on(
+        tmp_path: Path, children: list[Child]) -> None:
+    db = tmp_path / "shared.db"
+    await prepared(db)
+    waiter = await Child.start(db, "append", "1")
+    children.append(waiter)
+    assert await waiter.line() == "ready"
+    holder = await Child.start(db, "hold")
+    children.append(holder)
+    assert await holder.line() == "holding"
+    waiter.send()
+    await blocked_on_queue(db, waiter.proc.pid)
+    holder.proc.send_signal(signal.SIGKILL)
+    assert await holder.finish() == -signal.SIGKILL
+    result = json.loads(await waiter.line())
+    assert (result["ok"], result["failed"]) == (1, 0), result
+    assert await waiter.finish() == 0
+    with closing(sqlite3.connect(db)) as conn:  # the killed holder's event never committed
+        streams = [r[0] for r in conn.execute("SELECT stream_id FROM events")]
+    assert len(streams) == 1 and streams[0].startswith("w-"), streams
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
+    opened = SQLiteEventStore(tmp_path / "one.db", codec(), busy_timeout_ms=0)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_the_lock_is_held_for_the_transaction_and_free_after_commit(
+        store: SQLiteEventStore) -> None:
+    seen: list[bool] = []
+
+    async def work(session: SqlSession) -> None:
+        seen.append(lock_is_free(store.path))
+        await session.append("s", 0, [Wrote(by=0, n=0)])
+
+    await store.transact(work)
+    assert seen == [False]
+    assert lock_is_free(store.path)
+
+
+async def test_the_lock_is_free_after_a_job_fails_alone_or_fails_its_batch(
+        store: SQLiteEventStore) -> None:
+    async def fails_alone(session: SqlSession) -> None:
+        await session.append("alone", 0, [Wrote(by=0, n=0)])
+        raise ValueError("a bad job")  # rolled back to its savepoint; the batch commits
+
+    async def fails_the_batch(session: SqlSession) -> None:
+        await session.append("batch", 0, [Wrote(by=0, n=0)])
+        raise StoreUnavailable("the store is failing")  # the whole transaction rolls back
+
+    with pytest.raises(ValueError, match="a bad job"):
+        await store.transact(fails_alone)
+    assert lock_is_free(store.path)
+    with pytest.raises(StoreUnavailable):
+        await store.transact(fails_the_batch)
+    assert lock_is_free(store.path)
+    assert count_events(store.path) == 0
+    await store.append("after", 0, [Wrote(by=0, n=1)])  # and the next write goes through
+    assert count_events(store.path) == 1
+
+
+async def test_the_lock_is_free_after_begin_itself_fails(store: SQLiteEventStore) -> None:
+    # A writer outside the queue (the sqlite3 shell, say) holds SQLite's own write lock.
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as outsider:
+        outsider.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.append("s", 0, [Wrote(by=0, n=0)])
+        assert lock_is_free(store.path)
+        outsider.execute("ROLLBACK")
+    await store.append("s", 0, [Wrote(by=0, n=0)])
+    assert count_events(store.path) == 1
+
+
+async def test_closing_the_connection_mid_transaction_drops_the_lock(
+        store: SQLiteEventStore) -> None:
+    # What a writer cancelled inside its transaction leaves: BEGIN taken, no COMMIT.
+    db = await InlineDatabase.connect_inline(store.path, busy_timeout_ms=0, write_lock=True)
+    await db.execute("BEGIN IMMEDIATE")
+    assert not lock_is_free(store.path)
+    await db.close()
+    assert lock_is_free(store.path)
+    await store.append("s", 0, [Wrote(by=0, n=0)])
+    stats = store.write_lock_stats
+    assert stats is not None and stats.acquisitions == 2 and stats.waited == 0  # schema, s
+
+
+async def test_without_the_queue_no_lock_file_is_taken(tmp_path: Path) -> None:
+    store = SQLiteEventStore(tmp_path / "one.db", codec(), write_queue=False)
+    await store.open()
+    try:
+        await store.append("s", 0, [Wrote(by=0, n=0)])
+        assert store.write_lock_stats is None
+        assert not lock_path(store.path).exists()
+    finally:
+        await store.close()
