@@ -27,6 +27,10 @@ the scratch folder (SQLite's commit under synchronous=FULL is one such sync of i
 a one-row INSERT committed alone on PostgreSQL; PostgreSQL's commits per request are its
 WAL's commit records (pg_waldump).
 
+Round 4 (branch lockq): `--before DIR` runs the other checkout with each `--workers` count
+too, and each round prints every worker's write-lock line from its log (taken, waited,
+longest wait, held, jobs a transaction: events/sqlite.py logs it at close).
+
 Run: .venv/bin/python bench/throughput_bench.py [--rounds 3] [--connections 1 16 50]
      [--seconds 5] [--synchronous FULL] [--before DIR] [--json out.json]
      [--workers 1 2] [--stores sqlite postgres] [--gc-off] [--quiet-background]
@@ -112,10 +116,18 @@ class Before(Ours):
     name = "before"
     root = Path()
 
+    def __init__(self, workdir: Path, args: argparse.Namespace, workers: int = 1) -> None:
+        self.workers = workers
+        self.name = label("before", workers)
+        super().__init__(workdir, args)
+
     def server(self) -> ServerProcess:
         server = super().server()
         server.cwd = self.root
         server.command[1] = str(self.root / "main.py")
+        if self.workers > 1:  # main.py --workers exists since round 3 (branch procs)
+            server.command += ["--workers", str(self.workers)]
+            server.ready_text = f"serving from {self.workers} workers"
         return server
 
 
@@ -287,7 +299,7 @@ def contenders_for(args: argparse.Namespace, workdir: Path,
         contenders.append(Cabinet(workdir, args, 1, tag="-quiet", env=QUIET_BACKGROUND))
     if args.before:
         Before.root = args.before.resolve()
-        contenders.append(Before(workdir, args))
+        contenders += [Before(workdir, args, workers) for workers in args.workers]
     return contenders
 
 
@@ -343,6 +355,11 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path,
     finally:
         for server in servers:
             server.stop()
+    for contender in cabinets:  # what each worker's store said at close (round 4, lockq)
+        for line in contender.log.read_text(errors="replace").splitlines():
+            if "write lock:" in line:
+                print(f"  round {number + 1} {contender.name}: "
+                      f"{line.split(' INFO ', 1)[-1]}", flush=True)
     for contender, check in zip(cabinets, checks, strict=True):
         check.store_check = audit_cabinet(contender)
         print(f"  round {number + 1} {contender.name}: balances "

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -115,6 +116,10 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         self.write_queue = write_queue
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: InlineDatabase | None = None
+        # Committed transactions, their jobs, and the time their jobs' work held the lock
+        # (BEGIN done .. COMMIT sent): for the write lock's line at close.
+        self._batches = self._jobs = 0
+        self._work_s = 0.0
         self.reader: Database | None = None
         self._point_reader: PointReader | None = None
         super().__init__()
@@ -167,7 +172,10 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
             await self._stop_writer()
         finally:
             if self._writer is not None and self._writer.write_lock is not None:
-                log.info("%s: %s", self.path.name, self._writer.write_lock.summary())
+                log.info("%s: %s; %s jobs in %s transactions, their work %.2f ms a "
+                         "transaction", self.path.name, self._writer.write_lock.summary(),
+                         f"{self._jobs:,}", f"{self._batches:,}",
+                         self._work_s / max(1, self._batches) * 1e3)
             for db in (self._writer, self.reader, self._point_reader):
                 if db is not None:
                     await db.close()
@@ -188,10 +196,15 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         error: BaseException | None
         try:
             await db.execute("BEGIN IMMEDIATE")
+            begun = time.perf_counter()
             memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
             for job in batch:
                 outcomes.append(await self._run_job(db, job, memo))
+            worked = time.perf_counter()
             await db.execute("COMMIT")
+            self._batches += 1
+            self._jobs += len(batch)
+            self._work_s += worked - begun
         except Exception as exc:  # the transaction as a whole failed: nothing was written
             if db.in_transaction:  # SQLite may have rolled back itself (disk full)
                 with contextlib.suppress(sqlite3.Error, StoreError):
