@@ -196,6 +196,7 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         error: BaseException | None
         try:
             await db.execute("BEGIN IMMEDIATE")
+            self._join_waiting(batch)
             begun = time.perf_counter()
             memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
             for job in batch:
@@ -213,6 +214,17 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
             log.warning("write batch of %d failed: %s", len(batch), error)
             outcomes = [(job, None, error) for job in batch]
         settle(outcomes)
+
+    def _join_waiting(self, batch: list[Job]) -> None:
+        """Jobs queued while BEGIN waited (for another process's turn at the lock) join
+        the batch: one commit, one fsync for all of them, instead of a transaction of their
+        own after this one. They run as any job of the batch does, in their own savepoint."""
+        while len(batch) < self.max_batch and not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is None:  # the stop: it stays the last thing the writer takes
+                self._queue.put_nowait(None)
+                return
+            batch.append(job)
 
     async def _run_job(self, db: Database, job: Job, memo: BatchMemo) -> Outcome:
         await db.execute("SAVEPOINT job")
