@@ -279,3 +279,37 @@ async def test_without_the_queue_no_lock_file_is_taken(tmp_path: Path) -> None:
         assert not lock_path(store.path).exists()
     finally:
         await store.close()
+
+
+class Batches:
+    """A CommitObserver that keeps the size of each committed batch."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def batch_committed(self, jobs: int, seconds: float) -> None:
+        self.sizes.append(jobs)
+
+    def events_committed(self, events: object) -> None:
+        pass
+
+
+async def test_jobs_queued_while_the_writer_waits_its_turn_join_its_batch(
+        store: SQLiteEventStore) -> None:
+    batches = Batches()
+    store.observer = batches
+    other = os.open(lock_path(store.path), os.O_RDWR)  # another process's turn, as it were
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        first = asyncio.create_task(store.append("first", 0, [Wrote(by=0, n=0)]))
+        await blocked_on_queue(store.path, os.getpid())  # the writer waits in the kernel
+        later = [asyncio.create_task(store.append(f"later-{n}", 0, [Wrote(by=0, n=n)]))
+                 for n in range(4)]
+        await asyncio.sleep(0)  # one turn of the loop: each task queues its job and waits
+        assert store.queue_depth == len(later)
+        fcntl.flock(other, fcntl.LOCK_UN)
+        await asyncio.gather(first, *later)
+    finally:
+        os.close(other)
+    assert batches.sizes == [5]  # one transaction, one commit
+    assert count_events(store.path) == 5
