@@ -130,7 +130,7 @@ class InlineDatabase(Database):
 
     @classmethod
     async def connect_inline(cls, path: str | Path, *, busy_timeout_ms: int = 10000,
-                             write_lock: bool = False) -> Self:
+                             write_lock: bool = False, fair: bool = True) -> Self:
         where = quote(os.path.abspath(path))  # noqa: ASYNC240 - getcwd, not file I/O
 
         def connect() -> sqlite3.Connection:
@@ -146,7 +146,7 @@ class InlineDatabase(Database):
             raise wrap_sqlite_error(exc) or exc from exc
         if write_lock:
             try:
-                db.write_lock = WriteLock(path)
+                db.write_lock = WriteLock(path, fair=fair)
             except BaseException:
                 await db.close()
                 raise
