@@ -27,7 +27,7 @@ from events import (
     StoreUnavailable,
 )
 from events.database import InlineDatabase
-from events.write_lock import lock_path
+from events.write_lock import WriteLock, lock_path
 
 CHILD = Path(__file__).with_name("write_queue_child.py")
 WAIT_S = 20  # a bound on every wait below, so a broken queue fails instead of hanging
@@ -313,3 +313,33 @@ async def test_jobs_queued_while_the_writer_waits_its_turn_join_its_batch(
         os.close(other)
     assert batches.sizes == [5]  # one transaction, one commit
     assert count_events(store.path) == 5
+
+
+async def test_a_writer_taking_the_lock_again_lets_the_waiting_one_go_first(
+        tmp_path: Path) -> None:
+    # Two open files of the lock conflict as two processes do (flock is per open file).
+    db = tmp_path / "turns.db"
+    mine, theirs = WriteLock(db), WriteLock(db)
+    order: list[str] = []
+
+    def their_turn() -> None:
+        theirs.acquire()
+        order.append("theirs")
+        theirs.release()
+
+    try:
+        mine.acquire()
+        waiting = asyncio.create_task(asyncio.to_thread(their_turn))
+        await blocked_on_queue(db, os.getpid())
+        # Released and at once asked for again, in one go: a plain flock usually goes
+        # straight back to this caller (the waiter's thread is still waking up).
+        mine.release()
+        mine.acquire()
+        order.append("mine")
+        mine.release()
+        await waiting
+        assert order == ["theirs", "mine"]
+        assert theirs.stats.waited == 1
+    finally:
+        mine.close()
+        theirs.close()
