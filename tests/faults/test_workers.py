@@ -148,6 +148,9 @@ async def test_two_workers_share_the_port_and_the_file_and_stop_on_sigterm(
         for pid in sup.pids:
             await exited(pid)
     assert sup.log.count("stopped cleanly") == 2 and "Traceback" not in sup.log, sup.log
+    # Both writers queued for the file's write lock, and no transaction of either failed
+    # (a writer SQLite's busy handler gave up on would log "write batch of N failed").
+    assert sup.log.count("write lock: taken") == 2 and "write batch of" not in sup.log, sup.log
     assert query(db, "SELECT COUNT(*) FROM holds WHERE status = 'open'")[0][0] == 0
     code, report = await run_audit(db)
     assert code == 0, report
