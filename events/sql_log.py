@@ -3,7 +3,7 @@ write transaction, and the paged reads. Both speak the `SqlDatabase` seam, so th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -11,7 +11,7 @@ from events.codec import EventCodec
 from events.errors import ConcurrencyError, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
-from events.projection import Projector, project
+from events.projection import NO_FACTS, Projector, project
 from events.rows import StoredRow, metadata_text, seal_texts, stored_time
 from events.sql import SqlDatabase
 from events.store import SqlSession
@@ -74,6 +74,23 @@ class SqlLogSession:
         self.db = db
         self.batch = BatchMemo() if batch is None else batch
         self.memo = self.batch.values
+        self._facts: dict[str, tuple[int, Mapping[str, Any]]] = {}
+
+    def read_in_write(self, stream_id: str, version: int,
+                      facts: Mapping[str, Any] | None = None) -> None:
+        """What the caller read in this transaction, under its write lock, from a projection
+        that every append to `stream_id` updates in the same transaction: the stream's
+        version, and `facts` of its state at that version, for the projectors of the next
+        append made at that version (their `apply_all(db, appended, facts)`).
+
+        The append then asks the log for the version no more. A version read too low still
+        fails, as ConcurrencyError, on UNIQUE(stream_id, version); so only a projection
+        ahead of its log could mislead it (a gap), and no append writes one: the projection
+        is the log's fold, kept in the same transaction (the audit compares them). Taken back
+        with a job rolled back to its savepoint, like all that the batch memo holds."""
+        self.batch.versions.setdefault(stream_id, version)
+        if facts is not None:
+            self._facts[stream_id] = (version, facts)
 
     async def stream_version(self, stream_id: str) -> int:
         known = self.batch.versions.get(stream_id)
@@ -105,6 +122,8 @@ class SqlLogSession:
     ) -> list[RecordedEvent]:
         if await self.stream_version(stream_id) != expected_version:
             raise ConcurrencyError(stream_id, expected_version)
+        known = self._facts.pop(stream_id, None)
+        facts = known[1] if known is not None and known[0] == expected_version else NO_FACTS
         position, previous_hash = await self._load_head()
         at = stored_time(self._store.clock())
         metadata_json = metadata_text(metadata)  # one append: one metadata, one instant
@@ -139,7 +158,7 @@ class SqlLogSession:
                 event=self._store.codec.decode(row.type_name, row.schema_version,
                                                row.data_json),
                 metadata=metadata, recorded_at=recorded_at, hash=row.hash))
-        await project(self.db, self._store.projectors, recorded)
+        await project(self.db, self._store.projectors, recorded, facts)
         return recorded
 
 

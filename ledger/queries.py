@@ -16,8 +16,12 @@ from ledger.views import BalanceView, Page, Profile, TaskView, TransactionView
 MAX_PAGE = 100
 
 
-_ACCOUNT = ("SELECT a.*, f.suspended AS suspended{columns} FROM accounts a "
-            "LEFT JOIN account_flags f ON f.user_id = a.user_id{joins} WHERE a.user_id = ?")
+# open_holds: how many, by holds_open (status, user_id), so that an account with none (every
+# account but those with a two-phase task running) needs no second read for them.
+_ACCOUNT = ("SELECT a.*, f.suspended AS suspended, (SELECT COUNT(*) FROM holds h "
+            "WHERE h.status = 'open' AND h.user_id = a.user_id) AS open_holds{columns} "
+            "FROM accounts a LEFT JOIN account_flags f ON f.user_id = a.user_id{joins} "
+            "WHERE a.user_id = ?")
 _WITH_LIMITS = (", s.user_id AS settings_user_id, s.time_zone AS settings_time_zone, "
                 "s.daily_limit_credits, s.monthly_limit_credits")
 ACCOUNT_ONLY = _ACCOUNT.format(columns="", joins="")
@@ -46,7 +50,7 @@ async def load_account_and_limits(db: SqlDatabase, user_id: int) -> tuple[Accoun
 async def _account(db: SqlDatabase, user_id: int, row: dict[str, Any] | None) -> Account:
     if row is None:
         raise AccountNotFound(f"no account {user_id}")
-    holds = await db.fetchall(
+    holds = [] if row["open_holds"] == 0 else await db.fetchall(
         "SELECT task_id, amount_credits FROM holds WHERE user_id = ? AND status = 'open'",
         (user_id,))
     account = Account(
