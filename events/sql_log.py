@@ -150,13 +150,12 @@ class SqlLogSession:
                 raise ConcurrencyError(stream_id, expected_version) from exc
             self.batch.head = (chunk[-1].position, chunk[-1].hash)
         self.batch.versions[stream_id] = rows[-1].version if rows else expected_version
-        recorded, recorded_at = [], datetime.fromisoformat(at)
-        for row in rows:
-            # Built from the stored text, so projections see what a replay will see.
+        recorded, recorded_at, codec = [], datetime.fromisoformat(at), self._store.codec
+        for row, event in zip(rows, events, strict=True):
+            # As the stored text decodes, so projections see what a replay will see.
             recorded.append(RecordedEvent(
                 position=row.position, stream_id=stream_id, version=row.version,
-                event=self._store.codec.decode(row.type_name, row.schema_version,
-                                               row.data_json),
+                event=codec.as_stored(event, row.data_json),
                 metadata=metadata, recorded_at=recorded_at, hash=row.hash))
         await project(self.db, self._store.projectors, recorded, facts)
         return recorded
