@@ -105,9 +105,17 @@ def survives_json(value: Any) -> bool:
         return True
     if kind is float:
         return math.isfinite(value)
-    if kind is list:
-        return all(survives_json(item) for item in value)
-    return False
+    if kind is not list:
+        return False
+    for item in value:  # the scalars inline: a task's rows are mostly numbers
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (kind is int or kind is str or kind is bool or item is None
+                  or survives_json(item)):
+            return False
+    return True
 
 
 _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
@@ -153,9 +161,10 @@ class EventCodec:
     def as_stored(self, event: Event, data_json: str) -> Event:
         """The event a decode of its own stored text (`encode(event)`'s) gives: `event`
         itself when every field survives JSON unchanged (survives_json), else decoded."""
-        if all(survives_json(getattr(event, name)) for name in _field_names(type(event))):
-            return event
-        return self.decode(event.type_name, event.schema_version, data_json)
+        for name in _field_names(type(event)):
+            if not survives_json(getattr(event, name)):
+                return self.decode(event.type_name, event.schema_version, data_json)
+        return event
 
     def decode(self, type_name: str, schema_version: int, data_json: str) -> Event:
         cls = self._types.get(type_name)
