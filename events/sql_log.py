@@ -78,16 +78,16 @@ class SqlLogSession:
 
     def read_in_write(self, stream_id: str, version: int,
                       facts: Mapping[str, Any] | None = None) -> None:
-        """What the caller read in this transaction, under its write lock, from a projection
-        that every append to `stream_id` updates in the same transaction: the stream's
-        version, and `facts` of its state at that version, for the projectors of the next
-        append made at that version (their `apply_all(db, appended, facts)`).
+        """What the caller read in this transaction, under its write lock: the stream's
+        version as the log holds it (`MAX(version)`, say inside a statement it ran anyway),
+        and `facts` of the stream's state at that version, read from projections kept in
+        the same transaction as the log, for the projectors of the next append made at that
+        version (their `apply_all(db, appended, facts)`; any other append gets none).
 
-        The append then asks the log for the version no more. A version read too low still
-        fails, as ConcurrencyError, on UNIQUE(stream_id, version); so only a projection
-        ahead of its log could mislead it (a gap), and no append writes one: the projection
-        is the log's fold, kept in the same transaction (the audit compares them). Taken back
-        with a job rolled back to its savepoint, like all that the batch memo holds."""
+        The append then asks the log for the version no more: it still refuses an expected
+        version that is not this one (ConcurrencyError), and UNIQUE(stream_id, version)
+        still stands behind it. Taken back with a job rolled back to its savepoint, like all
+        that the batch memo holds."""
         self.batch.versions.setdefault(stream_id, version)
         if facts is not None:
             self._facts[stream_id] = (version, facts)

@@ -266,7 +266,10 @@ class LedgerService:
             if (stored := await replay_operation(s.db, op)) is not None:
                 replayed = task_outcome_from_stored(stored)
                 return TaskTicket(task_id=replayed.task_id, run=False, outcome=replayed)
-            account, settings = await queries.load_account_and_limits(s.db, user_id)
+            stream = account_stream(user_id)
+            account, settings, logged = await queries.load_account_and_limits(
+                s.db, user_id, stream)
+            s.read_in_write(stream, logged)  # the append need not ask the log again
             submitted = await _submitted(s, user_id, draft)
             task_id = submitted.task_id
             refusal = None
@@ -311,11 +314,16 @@ class LedgerService:
         async def work(s: SqlSession) -> tuple[TaskOutcome, TaskView | None]:
             if not op.fresh and (stored := await replay_operation(s.db, op)) is not None:
                 return task_outcome_from_stored(stored), None  # the model's answer is dropped
-            account, settings = await queries.load_account_and_limits(s.db, user_id)
-            # Read under the write lock from the projections kept with the log: the append
-            # and its projectors need not read the version, balance and zone again.
-            s.read_in_write(account_stream(user_id), account.version, {
-                BALANCE_FACT: account.balance_credits, ZONE_FACT: settings.time_zone})
+            stream = account_stream(user_id)
+            account, settings, logged = await queries.load_account_and_limits(
+                s.db, user_id, stream)
+            # Read under the write lock: the stream's version from the log, the balance and
+            # zone from projections kept with it. The append and its projectors need not
+            # read them again; the facts only if the account row is the log's latest (else
+            # the append refuses it, ConcurrencyError, as it always did).
+            s.read_in_write(stream, logged, {
+                BALANCE_FACT: account.balance_credits, ZONE_FACT: settings.time_zone,
+            } if logged == account.version else None)
             submitted = await _submitted(s, user_id, draft)
             task_id, key_id = submitted.task_id, None if key is None else key.key_id
             refusal = None

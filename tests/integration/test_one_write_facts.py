@@ -1,8 +1,9 @@
-"""The one-write path trusts what it read in its own write (the account's version, balance and
-time zone) instead of reading the log and the projections again, and keeps no operations row
-for an id the server made. The rows it writes must still be the rows an event-by-event
-replay gives, on both stores, wherever those reads would have mattered: an account holding
-credits for a task still running, a time zone whose day is not UTC's, a stale version."""
+"""The one-write path uses what it read in its own write (the stream's version, the account's
+balance and time zone) instead of reading the log and the projections again, and keeps no
+operations row for an id the server made. The rows it writes must still be the rows an
+event-by-event replay gives, on both stores, wherever those reads would have mattered: an
+account holding credits for a task still running, a time zone whose day is not UTC's, an
+account row off its log."""
 
 from __future__ import annotations
 
@@ -123,30 +124,38 @@ async def test_facts_reach_only_the_append_made_at_their_version(
         await store.close()
 
 
-async def test_a_version_read_behind_the_log_is_refused_and_writes_nothing(
-        ledger_at: str | Path) -> None:
-    """The append no longer asks the log for the stream's version: an accounts row behind
-    its log (edited) must still be refused by UNIQUE(stream_id, version), whole."""
+@pytest.mark.parametrize("edit", [-1, +1], ids=["behind", "ahead"])
+async def test_an_account_row_off_its_log_is_refused_and_writes_nothing(
+        ledger_at: str | Path, edit: int) -> None:
+    """The append no longer runs its own MAX(version): the account's read brings the log's
+    version along. An accounts row edited behind its log, or ahead of it (which UNIQUE
+    alone would let through as a gap in the stream's versions), is refused whole, as the
+    separate read refused it; the two-phase path's first write too."""
     store = ledger_store_at(ledger_at)
     await store.open()
     try:
         ledger = LedgerService(store)
         ml = MLService(ledger, MLModelManager(default_models()))
+        slow = MLService(ledger, MLModelManager(default_models()), one_transaction=False)
         alice = (await ledger.open_account("alice", "not-a-real-hash")).id
         await ledger.top_up(alice, 50)
 
-        async def behind(s: SqlSession) -> None:
-            await s.db.execute("UPDATE accounts SET version = version - 1 WHERE user_id = ?",
-                               (alice,))
+        async def off(s: SqlSession) -> None:
+            await s.db.execute("UPDATE accounts SET version = version + ? WHERE user_id = ?",
+                               (edit, alice))
 
-        await store.transact(behind)
+        await store.transact(off)
         head = await store.head_position()
-        with pytest.raises(ConcurrencyError):
-            await ml.process_task(alice, 1, [1.0, 2.0])
+        for service in (ml, slow):
+            with pytest.raises(ConcurrencyError):
+                await service.process_task(alice, 1, [1.0, 2.0])
         assert await store.head_position() == head
         assert (await ledger.get_balance(alice)).balance_credits == 50
         await store.rebuild_projections()  # the row as its log says: writes go through again
-        assert (await ml.process_task(alice, 1, [1.0, 2.0])).status == "completed"
+        for service in (ml, slow):
+            assert (await service.process_task(alice, 1, [1.0, 2.0])).status == "completed"
+        stream = [r.version async for r in store.read_stream(account_stream(alice))]
+        assert stream == list(range(1, len(stream) + 1)), "a gap in the stream's versions"
         report = await audit(ledger_at, show_progress=False)
         assert report.ok, report.render()
     finally:
