@@ -68,8 +68,8 @@ class SqlSession(Session, Protocol):
 
     def read_in_write(self, stream_id: str, version: int,
                       facts: Mapping[str, Any] | None = None) -> None:
-        """The stream's version (and `facts` of its state then, for the projectors of the
-        next append at it) as read in this write from a projection kept with the log."""
+        """The stream's version as the log holds it, read in this write (so the next append
+        need not ask), and `facts` of its state then, for that append's projectors."""
         ...
 
 
