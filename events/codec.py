@@ -95,6 +95,39 @@ def fast_loads(text: str) -> Any:
         return json.loads(text)
 
 
+def survives_json(value: Any) -> bool:
+    """Whether `fast_loads(canonical_json(value))` gives back `value` itself, type for type:
+    None, bools, ints, finite floats (their shortest text reads back as the same double),
+    texts, and lists of them. Not tuples (they come back lists), dicts (they come back with
+    their keys sorted), NaN or infinities (refused), subclasses, or anything else."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is not list:
+        return False
+    for item in value:  # the scalars inline: a task's rows are mostly numbers
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (kind is int or kind is str or kind is bool or item is None
+                  or survives_json(item)):
+            return False
+    return True
+
+
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 class EventCodec:
     """Maps event classes to stable names and back, upcasting old schema versions on read."""
 
@@ -118,12 +151,20 @@ class EventCodec:
             raise UnknownEventType(event.type_name)
         # A shallow dict: asdict() deep-copies every value, which for a task of 1,000 rows
         # cost half the request. The JSON text (and so the hash) is the same.
-        data = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        data = {name: getattr(event, name) for name in _field_names(type(event))}
         try:
             text = canonical_json(data)
         except TypeError:  # a nested dataclass: asdict() turns it into a dict
             text = canonical_json(dataclasses.asdict(event))
         return event.type_name, event.schema_version, text
+
+    def as_stored(self, event: Event, data_json: str) -> Event:
+        """The event a decode of its own stored text (`encode(event)`'s) gives: `event`
+        itself when every field survives JSON unchanged (survives_json), else decoded."""
+        for name in _field_names(type(event)):
+            if not survives_json(getattr(event, name)):
+                return self.decode(event.type_name, event.schema_version, data_json)
+        return event
 
     def decode(self, type_name: str, schema_version: int, data_json: str) -> Event:
         cls = self._types.get(type_name)

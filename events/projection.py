@@ -8,8 +8,9 @@ same transaction that reads the versions: an existing database never serves a st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from events.codec import EventCodec
 from events.event import RecordedEvent
@@ -35,15 +36,21 @@ class Projector(Protocol):
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None: ...
 
 
+NO_FACTS: Mapping[str, Any] = MappingProxyType({})
+
+
 async def project(db: SqlDatabase, projectors: Sequence[Projector],
-                  appended: Sequence[RecordedEvent]) -> None:
+                  appended: Sequence[RecordedEvent],
+                  facts: Mapping[str, Any] = NO_FACTS) -> None:
     """The events of one append, projector by projector. A projector with `apply_all` is
     given them together, to write each row once (it must leave the rows `apply` one by one
-    would: the audit's replay folds event by event and compares)."""
+    would: the audit's replay folds event by event and compares), with `facts`: what the
+    writer read of the stream's state just before this append, in this transaction
+    (SqlLogSession.read_in_write), which it may use instead of reading it again."""
     for projector in projectors:
         apply_all = getattr(projector, "apply_all", None)
         if apply_all is not None:
-            await apply_all(db, appended)
+            await apply_all(db, appended, facts)
             continue
         for recorded in appended:
             await projector.apply(db, recorded)

@@ -3,7 +3,7 @@ write transaction, and the paged reads. Both speak the `SqlDatabase` seam, so th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -11,7 +11,7 @@ from events.codec import EventCodec
 from events.errors import ConcurrencyError, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
-from events.projection import Projector, project
+from events.projection import NO_FACTS, Projector, project
 from events.rows import StoredRow, metadata_text, seal_texts, stored_time
 from events.sql import SqlDatabase
 from events.store import SqlSession
@@ -74,6 +74,23 @@ class SqlLogSession:
         self.db = db
         self.batch = BatchMemo() if batch is None else batch
         self.memo = self.batch.values
+        self._facts: dict[str, tuple[int, Mapping[str, Any]]] = {}
+
+    def read_in_write(self, stream_id: str, version: int,
+                      facts: Mapping[str, Any] | None = None) -> None:
+        """What the caller read in this transaction, under its write lock: the stream's
+        version as the log holds it (`MAX(version)`, say inside a statement it ran anyway),
+        and `facts` of the stream's state at that version, read from projections kept in
+        the same transaction as the log, for the projectors of the next append made at that
+        version (their `apply_all(db, appended, facts)`; any other append gets none).
+
+        The append then asks the log for the version no more: it still refuses an expected
+        version that is not this one (ConcurrencyError), and UNIQUE(stream_id, version)
+        still stands behind it. Taken back with a job rolled back to its savepoint, like all
+        that the batch memo holds."""
+        self.batch.versions.setdefault(stream_id, version)
+        if facts is not None:
+            self._facts[stream_id] = (version, facts)
 
     async def stream_version(self, stream_id: str) -> int:
         known = self.batch.versions.get(stream_id)
@@ -105,6 +122,8 @@ class SqlLogSession:
     ) -> list[RecordedEvent]:
         if await self.stream_version(stream_id) != expected_version:
             raise ConcurrencyError(stream_id, expected_version)
+        known = self._facts.pop(stream_id, None)
+        facts = known[1] if known is not None and known[0] == expected_version else NO_FACTS
         position, previous_hash = await self._load_head()
         at = stored_time(self._store.clock())
         metadata_json = metadata_text(metadata)  # one append: one metadata, one instant
@@ -131,15 +150,14 @@ class SqlLogSession:
                 raise ConcurrencyError(stream_id, expected_version) from exc
             self.batch.head = (chunk[-1].position, chunk[-1].hash)
         self.batch.versions[stream_id] = rows[-1].version if rows else expected_version
-        recorded, recorded_at = [], datetime.fromisoformat(at)
-        for row in rows:
-            # Built from the stored text, so projections see what a replay will see.
+        recorded, recorded_at, codec = [], datetime.fromisoformat(at), self._store.codec
+        for row, event in zip(rows, events, strict=True):
+            # As the stored text decodes, so projections see what a replay will see.
             recorded.append(RecordedEvent(
                 position=row.position, stream_id=stream_id, version=row.version,
-                event=self._store.codec.decode(row.type_name, row.schema_version,
-                                               row.data_json),
+                event=codec.as_stored(event, row.data_json),
                 metadata=metadata, recorded_at=recorded_at, hash=row.hash))
-        await project(self.db, self._store.projectors, recorded)
+        await project(self.db, self._store.projectors, recorded, facts)
         return recorded
 
 

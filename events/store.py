@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -65,6 +65,12 @@ class SqlSession(Session, Protocol):
 
     @property
     def memo(self) -> dict[str, Any]: ...
+
+    def read_in_write(self, stream_id: str, version: int,
+                      facts: Mapping[str, Any] | None = None) -> None:
+        """The stream's version as the log holds it, read in this write (so the next append
+        need not ask), and `facts` of its state then, for that append's projectors."""
+        ...
 
 
 class SqlEventStore(Protocol):

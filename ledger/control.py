@@ -48,10 +48,17 @@ CREATE INDEX IF NOT EXISTS operations_by_task ON operations (task_id);
 
 @dataclass(frozen=True, kw_only=True)
 class Operation:
+    """A request's operation id. `fresh`: the server made the id for this one request (no
+    Idempotency-Key came: MLService's per-process prefix and counter, no colon, where every
+    client key is "api:..." or "page:..."), so it was never seen and no retry will ever
+    send it: the one-write path neither looks for it nor keeps a row of it (the events'
+    metadata still carry it)."""
+
     user_id: int
     operation_id: str
     kind: str
     fingerprint: str
+    fresh: bool = False
 
 
 async def replay_operation(db: SqlDatabase, op: Operation) -> dict[str, Any] | None:

@@ -7,11 +7,12 @@ movement, as the user sees it and as double entry; tasks: every prediction reque
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from events import Projector, RecordedEvent, SqlDatabase
 from events.codec import canonical_json
+from events.projection import NO_FACTS
 from events.rows import projected_time
 from ledger.events import (
     AccountOpened,
@@ -32,6 +33,15 @@ from ledger.usernames import username_key
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"
 ADJUSTMENTS_ACCOUNT = "system:adjustments"  # the other side of an operator's correction
+
+# Facts a writer hands the projectors of an append (SqlLogSession.read_in_write): the account
+# as read in the write, just before the append. BALANCE_FACT is accounts.balance_credits,
+# which equals the balance_after_credits of the account's last transaction (both fold the
+# same four movements from 0: deposits, withdrawals, adjustments, settles); ZONE_FACT is
+# account_settings.time_zone, which equals usage_zones.time_zone (both start as 'UTC' at
+# AccountOpened and follow every TimeZoneSet).
+BALANCE_FACT = "balance_credits"
+ZONE_FACT = "time_zone"
 
 
 def user_account(user_id: int) -> str:
@@ -102,7 +112,8 @@ class AccountsProjector:
             "held_credits = held_credits + ? WHERE user_id = ?",
             (recorded.version, balance_change, held_change, _user_of(recorded)))
 
-    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
+                        facts: Mapping[str, Any] = NO_FACTS) -> None:
         """A whole task in one write: its hold row once, in its final status, and the
         account once, charged (held nets to zero); anything else event by event."""
         if (task := whole_task(appended)) is None:
@@ -230,6 +241,24 @@ class TransactionsProjector:
     """
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
+        await self._move(db, recorded, None)
+
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
+                        facts: Mapping[str, Any] = NO_FACTS) -> None:
+        """A whole task in one write moves credits once (its settle, if any): from the
+        balance the writer read just before (BALANCE_FACT), no read of the last
+        transaction; anything else event by event."""
+        balance = facts.get(BALANCE_FACT)
+        if (task := whole_task(appended)) is None or type(balance) is not int:
+            for recorded in appended:
+                await self._move(db, recorded, None)
+            return
+        await self._move(db, task[2], balance)
+
+    async def _move(self, db: SqlDatabase, recorded: RecordedEvent,
+                    balance_before: int | None) -> None:
+        """The event's movement, if it is one; `balance_before` the account's balance
+        before it when known (else read: the last transaction's balance after)."""
         event = recorded.event
         movement: tuple[str, int, str, int | None, str]
         if isinstance(event, CreditsDeposited):
@@ -245,10 +274,12 @@ class TransactionsProjector:
         else:
             return
         kind, amount, description, task_id, system_account = movement
-        last = await db.fetchone(
-            "SELECT balance_after_credits AS b FROM transactions WHERE user_id = ? "
-            "ORDER BY id DESC LIMIT 1", (event.user_id,))
-        balance_after = (last["b"] if last else 0) + amount
+        if balance_before is None:
+            last = await db.fetchone(
+                "SELECT balance_after_credits AS b FROM transactions WHERE user_id = ? "
+                "ORDER BY id DESC LIMIT 1", (event.user_id,))
+            balance_before = last["b"] if last else 0
+        balance_after = balance_before + amount
         await db.execute("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (recorded.position, event.user_id, kind, amount, balance_after,
                           description, task_id, _at(recorded)))
@@ -312,7 +343,8 @@ class TasksProjector:
                 (event.error, at, event.task_id))
 
 
-    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
+                        facts: Mapping[str, Any] = NO_FACTS) -> None:
         """A whole task in one write: its row inserted once, as it ends; else one by one."""
         if (task := whole_task(appended)) is None:
             for recorded in appended:

@@ -16,10 +16,15 @@ from ledger.views import BalanceView, Page, Profile, TaskView, TransactionView
 MAX_PAGE = 100
 
 
-_ACCOUNT = ("SELECT a.*, f.suspended AS suspended{columns} FROM accounts a "
-            "LEFT JOIN account_flags f ON f.user_id = a.user_id{joins} WHERE a.user_id = ?")
+# open_holds: how many, by holds_open (status, user_id), so that an account with none (every
+# account but those with a two-phase task running) needs no second read for them.
+_ACCOUNT = ("SELECT a.*, f.suspended AS suspended, (SELECT COUNT(*) FROM holds h "
+            "WHERE h.status = 'open' AND h.user_id = a.user_id) AS open_holds{columns} "
+            "FROM accounts a LEFT JOIN account_flags f ON f.user_id = a.user_id{joins} "
+            "WHERE a.user_id = ?")
 _WITH_LIMITS = (", s.user_id AS settings_user_id, s.time_zone AS settings_time_zone, "
-                "s.daily_limit_credits, s.monthly_limit_credits")
+                "s.daily_limit_credits, s.monthly_limit_credits, (SELECT COALESCE(MAX("
+                "e.version), 0) FROM events e WHERE e.stream_id = ?) AS logged_version")
 ACCOUNT_ONLY = _ACCOUNT.format(columns="", joins="")
 ACCOUNT_AND_LIMITS = _ACCOUNT.format(
     columns=_WITH_LIMITS, joins=" LEFT JOIN account_settings s ON s.user_id = a.user_id")
@@ -30,23 +35,27 @@ async def load_account(db: SqlDatabase, user_id: int) -> Account:
     return await _account(db, user_id, await db.fetchone(ACCOUNT_ONLY, (user_id,)))
 
 
-async def load_account_and_limits(db: SqlDatabase, user_id: int) -> tuple[Account, Limits]:
+async def load_account_and_limits(db: SqlDatabase, user_id: int,
+                                  stream_id: str) -> tuple[Account, Limits, int]:
     """load_account and spend.account_limits, the account's row and its settings read in
-    one statement (the write of every prediction needs both)."""
-    row = await db.fetchone(ACCOUNT_AND_LIMITS, (user_id,))
+    one statement (the write of every prediction needs both), with the version of its
+    stream `stream_id` as the log holds it (an index probe in the same statement: the
+    append's check that the account read is the log's latest, without a statement)."""
+    row = await db.fetchone(ACCOUNT_AND_LIMITS, (stream_id, user_id))
     account = await _account(db, user_id, row)
     assert row is not None
+    logged = int(row["logged_version"])
     if row["settings_user_id"] is None:
-        return account, Limits()
+        return account, Limits(), logged
     return account, Limits(daily_credits=row["daily_limit_credits"],
                            monthly_credits=row["monthly_limit_credits"],
-                           time_zone=row["settings_time_zone"])
+                           time_zone=row["settings_time_zone"]), logged
 
 
 async def _account(db: SqlDatabase, user_id: int, row: dict[str, Any] | None) -> Account:
     if row is None:
         raise AccountNotFound(f"no account {user_id}")
-    holds = await db.fetchall(
+    holds = [] if row["open_holds"] == 0 else await db.fetchall(
         "SELECT task_id, amount_credits FROM holds WHERE user_id = ? AND status = 'open'",
         (user_id,))
     account = Account(

@@ -46,7 +46,14 @@ from ledger.events import (
     TimeZoneSet,
 )
 from ledger.limits import Limits, PeriodSpend
-from ledger.projections import TASK_COLUMNS, rejected_task_row, whole_task, whole_task_values
+from ledger.projections import (
+    BALANCE_FACT,
+    TASK_COLUMNS,
+    ZONE_FACT,
+    rejected_task_row,
+    whole_task,
+    whole_task_values,
+)
 from ledger.spend import KeyLimit
 from ledger.usage import UsageReport
 from ledger.views import (
@@ -259,7 +266,10 @@ class LedgerService:
             if (stored := await replay_operation(s.db, op)) is not None:
                 replayed = task_outcome_from_stored(stored)
                 return TaskTicket(task_id=replayed.task_id, run=False, outcome=replayed)
-            account, settings = await queries.load_account_and_limits(s.db, user_id)
+            stream = account_stream(user_id)
+            account, settings, logged = await queries.load_account_and_limits(
+                s.db, user_id, stream)
+            s.read_in_write(stream, logged)  # the append need not ask the log again
             submitted = await _submitted(s, user_id, draft)
             task_id = submitted.task_id
             refusal = None
@@ -302,9 +312,18 @@ class LedgerService:
         Also returns the task as stored (None for a replayed operation id: read it after)."""
 
         async def work(s: SqlSession) -> tuple[TaskOutcome, TaskView | None]:
-            if (stored := await replay_operation(s.db, op)) is not None:
+            if not op.fresh and (stored := await replay_operation(s.db, op)) is not None:
                 return task_outcome_from_stored(stored), None  # the model's answer is dropped
-            account, settings = await queries.load_account_and_limits(s.db, user_id)
+            stream = account_stream(user_id)
+            account, settings, logged = await queries.load_account_and_limits(
+                s.db, user_id, stream)
+            # Read under the write lock: the stream's version from the log, the balance and
+            # zone from projections kept with it. The append and its projectors need not
+            # read them again; the facts only if the account row is the log's latest (else
+            # the append refuses it, ConcurrencyError, as it always did).
+            s.read_in_write(stream, logged, {
+                BALANCE_FACT: account.balance_credits, ZONE_FACT: settings.time_zone,
+            } if logged == account.version else None)
             submitted = await _submitted(s, user_id, draft)
             task_id, key_id = submitted.task_id, None if key is None else key.key_id
             refusal = None
@@ -335,8 +354,9 @@ class LedgerService:
             # events just written (no read back: tests/integration/test_one_write_views.py).
             outcome = TaskOutcome(task_id=task_id, cost_credits=cost_credits,
                                   balance=_balance_after(account, new), refusal=refusal)
-            await record_operation(s.db, op, created_at=self._now(), task_id=task_id,
-                                   outcome=stored_task_outcome(outcome))
+            if not op.fresh:
+                await record_operation(s.db, op, created_at=self._now(), task_id=task_id,
+                                       outcome=stored_task_outcome(outcome))
             return outcome, _task_written(recorded)
 
         return await self.store.transact(work)

@@ -7,11 +7,13 @@ back, takes them out of that same slot, so a period's spending is one indexed ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from events import RecordedEvent, SqlDatabase
+from events.projection import NO_FACTS
 from ledger import limits
 from ledger.events import (
     AccountOpened,
@@ -95,7 +97,8 @@ class SpendProjector:
                     "WHERE user_id = ? AND key_id = ? AND slot = ?",
                     (returned, event.user_id, row["key_id"], row["slot"]))
 
-    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
+                        facts: Mapping[str, Any] = NO_FACTS) -> None:
         """A whole task in one write: the slot gets what was charged, and no spend_holds row
         is made only to be deleted; anything else event by event."""
         from ledger.projections import whole_task  # the shape is the accounts projector's

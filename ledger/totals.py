@@ -10,10 +10,12 @@ not every transaction and task the log ever had.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from events import RecordedEvent, SqlDatabase
+from events.projection import NO_FACTS
 from ledger.events import (
     CreditsAdjusted,
     CreditsDeposited,
@@ -72,8 +74,11 @@ class TotalsProjector:
             else:
                 await _add(db, event.user_id, "failed", int(row["model_id"]), 0)
 
-    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
-        """A whole task in one write: its model is in the append, no read needed."""
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
+                        facts: Mapping[str, Any] = NO_FACTS) -> None:
+        """A whole task in one write: its model is in the append, no read needed, and its
+        rows (the charge, the outcome) in one statement: their kinds differ, so they are two
+        keys (PostgreSQL refuses an upsert that meets one row twice)."""
         from ledger.projections import whole_task  # it imports this module's neighbours
 
         if (task := whole_task(appended)) is None:
@@ -82,13 +87,15 @@ class TotalsProjector:
             return
         submitted, resolved, finished = task[0].event, task[2].event, task[3].event
         assert isinstance(submitted, TaskSubmitted)
+        rows: list[tuple[int, str, int, int, int]] = []
         if isinstance(resolved, HoldSettled):
-            await _add(db, resolved.user_id, "charge", NO_MODEL, resolved.amount_credits)
+            rows.append((resolved.user_id, "charge", NO_MODEL, resolved.amount_credits, 0))
         if isinstance(finished, TaskCompleted):
-            await _add(db, finished.user_id, "completed", submitted.model_id, 0,
-                       items=predicted_items(finished.output_data))
+            rows.append((finished.user_id, "completed", submitted.model_id, 0,
+                         predicted_items(finished.output_data)))
         else:
-            await _add(db, submitted.user_id, "failed", submitted.model_id, 0)
+            rows.append((submitted.user_id, "failed", submitted.model_id, 0, 0))
+        await _add_rows(db, rows)
 
 
 def predicted_items(output_data: Sequence[object]) -> int:
@@ -98,13 +105,23 @@ def predicted_items(output_data: Sequence[object]) -> int:
 
 async def _add(db: SqlDatabase, user_id: int, kind: str, model_id: int, credits: int,
                *, items: int = 0) -> None:
+    await _add_rows(db, [(user_id, kind, model_id, credits, items)])
+
+
+_UPSERT = (" ON CONFLICT (user_id, kind, model_id) DO UPDATE SET "
+           "events = account_totals.events + 1, "
+           "credits = account_totals.credits + excluded.credits, "
+           "items = account_totals.items + excluded.items")
+
+
+async def _add_rows(db: SqlDatabase, rows: Sequence[tuple[int, str, int, int, int]]) -> None:
+    """One event counted in each row (user, kind, model, credits, items). The rows' keys
+    must differ: on PostgreSQL one upsert may not meet a row twice."""
+    assert len({row[:3] for row in rows}) == len(rows), "one key twice in one upsert"
     await db.execute(
-        "INSERT INTO account_totals VALUES (?, ?, ?, 1, ?, ?) "
-        "ON CONFLICT (user_id, kind, model_id) DO UPDATE SET "
-        "events = account_totals.events + 1, "
-        "credits = account_totals.credits + excluded.credits, "
-        "items = account_totals.items + excluded.items",
-        (user_id, kind, model_id, credits, items))
+        "INSERT INTO account_totals VALUES "
+        + ", ".join(["(?, ?, ?, 1, ?, ?)"] * len(rows)) + _UPSERT,
+        tuple(value for row in rows for value in row))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,12 +14,14 @@ prediction, its items are the rows the model predicted (the ones charged for).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from events import RecordedEvent, SqlDatabase
+from events.projection import NO_FACTS
 from ledger import limits
 from ledger.events import (
     AccountOpened,
@@ -116,11 +118,13 @@ class UsageProjector:
             await _add(db, event.user_id, at, NO_MODEL, (0, 0, event.amount_credits))
 
 
-    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent]) -> None:
+    async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
+                        facts: Mapping[str, Any] = NO_FACTS) -> None:
         """A whole task in one write: its slot and day rows get the charge once, with the
         rows the model could not predict already taken off, and no usage_tasks row is made
-        only to be deleted (a failed task leaves no row at all); else event by event."""
-        from ledger.projections import whole_task  # the shape is the accounts projector's
+        only to be deleted (a failed task leaves no row at all); else event by event. The
+        day is in the zone the writer read just before (ZONE_FACT), when it says."""
+        from ledger.projections import ZONE_FACT, whole_task  # the accounts projector's shape
 
         task = whole_task(appended)
         if task is None or task[2].recorded_at != task[3].recorded_at:
@@ -133,8 +137,10 @@ class UsageProjector:
             return  # held, released, failed: nothing charged, nothing to count
         assert isinstance(finished, TaskCompleted)
         items = len(submitted.input_data) - len(finished.unpredictable)
+        zone = facts.get(ZONE_FACT)
         await _add(db, resolved.user_id, task[2].recorded_at, submitted.model_id,
-                   (1, items, resolved.amount_credits))
+                   (1, items, resolved.amount_credits),
+                   time_zone=zone if type(zone) is str else None)
 
 
 async def _task(db: SqlDatabase, task_id: int) -> tuple[int, int]:
@@ -169,8 +175,10 @@ async def _upsert(db: SqlDatabase, table: str, key: str, values: tuple[int, ...]
 
 
 async def _add(db: SqlDatabase, user_id: int, at: datetime, model_id: int,
-               counts: tuple[int, int, int]) -> None:
-    time_zone = await time_zone_of(db, user_id)
+               counts: tuple[int, int, int], *, time_zone: str | None = None) -> None:
+    """`time_zone`: the account's, if the caller knows it (else read)."""
+    if time_zone is None:
+        time_zone = await time_zone_of(db, user_id)
     await _upsert(db, "usage_slots", "user_id, slot, model_id",
                   (user_id, limits.slot_of(at), model_id, *counts))
     await _upsert(db, "usage_days", "user_id, day, model_id",

@@ -129,7 +129,8 @@ class MLService:
                           cost_credits=spec.price_per_item_credits * len(checked.rows),
                           model_version=spec.version)
         op = Operation(user_id=user_id, operation_id=operation_id or self._new_operation_id(),
-                       kind="predict", fingerprint=fingerprint(spec.id, request.items))
+                       kind="predict", fingerprint=fingerprint(spec.id, request.items),
+                       fresh=operation_id is None)
         if self.one_transaction and spec.one_transaction:
             done = await self._at_once(user_id, spec, checked, draft, op, key,
                                        replay=operation_id is not None)
