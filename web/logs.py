@@ -4,13 +4,21 @@ The access line carries the request id (also sent back as X-Request-Id), the use
 the request was authenticated, the route's name, the status and the duration. It never
 carries headers, bodies or the query string: that is where passwords, tokens, API keys and
 session cookies travel.
+
+Access lines reach stderr once per event-loop iteration (LineHandler.defer), all the lines
+of the requests that iteration finished in one write: a write system call a line was a
+quarter of a line's cost. A line is formatted when its reply has been sent, and written
+before the loop waits for the network again; only a kill -9 in between loses it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -59,9 +67,71 @@ class TextFormatter(logging.Formatter):
         return f"{self._text},{int(record.msecs):03d}"  # as default_msec_format "%s,%03d"
 
 
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """logging's StreamHandler, plus lines handed over with `defer`: those are kept and
+    written together at the end of the event loop's iteration (or by the next record written
+    the usual way, or by flush(), which logging calls at exit), so the lines of one handler
+    stay in the order they were made. Used only from the event loop's thread."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._deferred: list[str] = []
+
+    def defer(self, record: logging.LogRecord) -> None:
+        """As handle(record), but written once this event-loop iteration is over. The caller
+        has checked that nothing filters it (sole_line_handler)."""
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # as emit does: a bad record is reported, the request goes on
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self._deferred.append(line)
+            first = len(self._deferred) == 1
+        if first:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop here: write it now
+                self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._deferred:  # the lines made before this one go first
+            self.flush()
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._deferred = self._deferred, []
+            try:
+                if lines and self.stream:
+                    self.stream.write("".join(lines))
+                super().flush()
+            except Exception:  # a full disk or a closed pipe must not break the event loop
+                self.handleError(logging.makeLogRecord(
+                    {"msg": "%d deferred log lines not written", "args": (len(lines),)}))
+
+
+def sole_line_handler(logger: logging.Logger, level: int) -> LineHandler | None:
+    """The LineHandler that `logger.handle` would hand a record of `level` to, when it is
+    the only handler it would reach and nothing filters on the way; else None."""
+    if logger.disabled or logger.filters:
+        return None
+    found: LineHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or type(handler) is not LineHandler:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if found is None or found.filters or level < found.level:
+        return None
+    return found
+
+
 def setup_logging(log_format: str, level: int = logging.INFO) -> None:
     """The root handler on stderr, in the chosen format (replacing any earlier one)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(
         "%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -86,19 +156,55 @@ class AccessLog(AbstractAccessLogger):
 
     The record is made here and handed to the logger's handlers, as `logger.info(...,
     extra=fields)` would, without the walk up the stack for the caller's file and line
-    (which no format shows): a third of a line's cost."""
+    (which no format shows). When the line goes to the LineHandler alone (main.py's set-up)
+    the record is a copy of one made earlier on this thread with the time set anew (what
+    LogRecord does differs only in the time), and it is written at the end of the loop's
+    iteration; any other set-up gets a fresh record through `logger.handle`."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
         remote, request_id = request.remote, request.get(REQUEST_ID, "-")
-        record = logging.getLogRecordFactory()(
-            logger.name, logging.INFO, __file__, 0, ACCESS_LINE,
-            (remote, request.method, request.path[:200], response.status, time * 1000,
-             request_id), None)
-        record.__dict__.update(
-            request_id=request_id, user_id=request.get(USER_ID), method=request.method,
-            route=_route(request), path=request.path, status=response.status,
-            duration_ms=round(time * 1000, 1), remote=remote)
-        logger.handle(record)
+        args = (remote, request.method, request.path[:200], response.status, time * 1000,
+                request_id)
+        fields = {"request_id": request_id, "user_id": request.get(USER_ID),
+                  "method": request.method, "route": _route(request), "path": request.path,
+                  "status": response.status, "duration_ms": round(time * 1000, 1),
+                  "remote": remote}
+        handler = sole_line_handler(logger, logging.INFO)
+        if handler is None or logging.getLogRecordFactory() is not logging.LogRecord:
+            record = logging.getLogRecordFactory()(
+                logger.name, logging.INFO, __file__, 0, ACCESS_LINE, args, None)
+            record.__dict__.update(fields)
+            logger.handle(record)
+            return
+        handler.defer(_access_record(logger.name, args, fields))
+
+
+_ACCESS_RECORDS: dict[tuple[str, int, str, int], dict[str, Any]] = {}
+
+
+def _access_record(name: str, args: tuple[Any, ...], fields: dict[str, Any]
+                   ) -> logging.LogRecord:
+    """LogRecord(name, INFO, this file, 0, ACCESS_LINE, args, None) with `fields`, from a
+    template: everything LogRecord computes but the time depends only on the logger's name,
+    the thread and the process (tests/unit/test_access_log.py compares the two)."""
+    thread = threading.current_thread()
+    key = (name, thread.ident or 0, thread.name, os.getpid())
+    template = _ACCESS_RECORDS.get(key)
+    if template is None:
+        if len(_ACCESS_RECORDS) > 64:  # threads come and go; a handful is the normal case
+            _ACCESS_RECORDS.clear()
+        template = _ACCESS_RECORDS[key] = logging.LogRecord(
+            name, logging.INFO, __file__, 0, ACCESS_LINE, (), None).__dict__
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    now = _clock()
+    record.__dict__.update(template, args=args, created=now,
+                           msecs=int((now - int(now)) * 1000) + 0.0,  # as LogRecord does
+                           relativeCreated=(now - _LOGGING_START) * 1000, **fields)
+    return record
+
+
+_clock = time.time
+_LOGGING_START: float = logging._startTime  # type: ignore[attr-defined]  # LogRecord's origin

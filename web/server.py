@@ -93,6 +93,8 @@ async def serve(app: web.Application, config: Config, shown: str,
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        for handler in logging.getLogger().handlers:  # the last requests' deferred lines
+            handler.flush()
     log.info("stopped cleanly")
 
 
