@@ -213,10 +213,12 @@ def _access_record(name: str, args: tuple[Any, ...], fields: dict[str, Any]
         template = _ACCESS_RECORDS[key] = logging.LogRecord(
             name, logging.INFO, __file__, 0, ACCESS_LINE, (), None).__dict__
     record = logging.LogRecord.__new__(logging.LogRecord)
+    values = record.__dict__ = template.copy()
+    values.update(fields)
     now = _clock()
-    record.__dict__.update(template, args=args, created=now,
-                           msecs=int((now - int(now)) * 1000) + 0.0,  # as LogRecord does
-                           relativeCreated=(now - _LOGGING_START) * 1000, **fields)
+    values["args"], values["created"] = args, now
+    values["msecs"] = int((now - int(now)) * 1000) + 0.0  # as LogRecord does
+    values["relativeCreated"] = (now - _LOGGING_START) * 1000
     return record
 
 
