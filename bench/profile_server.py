@@ -81,6 +81,15 @@ async def profile(args: argparse.Namespace, workdir: Path) -> None:
     print(f"requests profiled: {cell.requests} (divide the times by this)")
 
 
+def syscalls(server: ServerProcess) -> tuple[int, int]:
+    """The server process's read and write system calls so far (/proc/PID/io: syscr and
+    syscw, every thread; sockets, the log and the database file alike)."""
+    assert server.proc is not None
+    fields = dict(line.split(": ") for line in
+                  Path(f"/proc/{server.proc.pid}/io").read_text().splitlines())
+    return int(fields["syscr"]), int(fields["syscw"])
+
+
 async def ab(args: argparse.Namespace, workdir: Path) -> None:
     roots: list[Path] = args.ab
     figures: dict[str, list[float]] = {str(r): [] for r in roots}
@@ -96,15 +105,18 @@ async def ab(args: argparse.Namespace, workdir: Path) -> None:
             try:
                 users = (await open_users(contender, args.connections, "load"))[0]
                 await drive(contender, users, 4, 200, 10, bodies)
-                before = cpu_seconds(server)
+                before, calls = cpu_seconds(server), syscalls(server)
                 cell = await drive(contender, users, args.connections, 10**7, args.seconds,
                                    bodies)
                 used = (cpu_seconds(server) - before) / max(1, cell.requests) * 1e6
+                calls = [(b - a) / max(1, cell.requests)
+                         for a, b in zip(calls, syscalls(server), strict=True)]
             finally:
                 server.stop()
             figures[str(root)].append(used)
             print(f"  round {number + 1} {root}: {used:6.0f} µs/req  {cell.rps:6.0f} req/s  "
-                  f"p99 {cell.p99_ms:.1f} ms {cell.statuses}", flush=True)
+                  f"p99 {cell.p99_ms:.1f} ms {cell.statuses}  read/write system calls a "
+                  f"request {calls[0]:.2f}/{calls[1]:.2f}", flush=True)
     first = figures[str(roots[0])]
     for root in roots:
         mine = figures[str(root)]

@@ -196,7 +196,9 @@ class AccessLog(AbstractAccessLogger):
         handler.defer(_access_record(logger.name, args, fields))
 
 
-_ACCESS_RECORDS: dict[tuple[str, int, str, int], dict[str, Any]] = {}
+_ACCESS_RECORDS: dict[tuple[str, int, str], dict[str, Any]] = {}
+# A forked child (main.py --workers) has a process id and name of its own.
+os.register_at_fork(after_in_child=_ACCESS_RECORDS.clear)
 
 
 def _access_record(name: str, args: tuple[Any, ...], fields: dict[str, Any]
@@ -205,7 +207,7 @@ def _access_record(name: str, args: tuple[Any, ...], fields: dict[str, Any]
     template: everything LogRecord computes but the time depends only on the logger's name,
     the thread and the process (tests/unit/test_access_log.py compares the two)."""
     thread = threading.current_thread()
-    key = (name, thread.ident or 0, thread.name, os.getpid())
+    key = (name, thread.ident or 0, thread.name)
     template = _ACCESS_RECORDS.get(key)
     if template is None:
         if len(_ACCESS_RECORDS) > 64:  # threads come and go; a handful is the normal case
