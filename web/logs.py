@@ -143,11 +143,19 @@ def sole_line_handler(logger: logging.Logger, level: int) -> LineHandler | None:
     return found
 
 
+def flush_access_lines() -> None:
+    """Write the lines the root's LineHandler keeps (at a clean stop; it never raises)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LineHandler):
+            handler.flush()
+
+
 def setup_logging(log_format: str, level: int = logging.INFO) -> None:
     """The root handler on stderr, in the chosen format (replacing any earlier one)."""
     handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(
         "%(asctime)s %(levelname)s %(message)s"))
+    flush_access_lines()  # kept lines go out before their handler does
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
