@@ -79,7 +79,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     written together at the end of the event loop's iteration, or sooner once the first has
     waited MAX_DEFER_S (or by the next record written the usual way, or by flush(), which
     logging calls at exit), so the lines of one handler stay in the order they were made.
-    Used only from the event loop's thread."""
+    `defer` is called from the event loop's thread; records from any thread go to emit."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
