@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import pstats
 import subprocess
 import sys
@@ -81,9 +82,28 @@ async def profile(args: argparse.Namespace, workdir: Path) -> None:
     print(f"requests profiled: {cell.requests} (divide the times by this)")
 
 
+def main_thread_seconds(server: ServerProcess) -> float:
+    """CPU time of the server's main thread (the event loop's) alone: the web layer runs
+    there, the write's BEGIN/COMMIT and fsync in other threads."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def syscalls(server: ServerProcess) -> tuple[int, int]:
+    """The server process's read and write system calls so far (/proc/PID/io: syscr and
+    syscw, every thread; sockets, the log and the database file alike)."""
+    assert server.proc is not None
+    fields = dict(line.split(": ") for line in
+                  Path(f"/proc/{server.proc.pid}/io").read_text().splitlines())
+    return int(fields["syscr"]), int(fields["syscw"])
+
+
 async def ab(args: argparse.Namespace, workdir: Path) -> None:
     roots: list[Path] = args.ab
     figures: dict[str, list[float]] = {str(r): [] for r in roots}
+    loop_thread: dict[str, list[float]] = {str(r): [] for r in roots}
     bodies = payloads()
     for number in range(args.rounds):
         turn = number % len(roots)
@@ -96,20 +116,30 @@ async def ab(args: argparse.Namespace, workdir: Path) -> None:
             try:
                 users = (await open_users(contender, args.connections, "load"))[0]
                 await drive(contender, users, 4, 200, 10, bodies)
-                before = cpu_seconds(server)
+                before, calls = cpu_seconds(server), syscalls(server)
+                main_before = main_thread_seconds(server)
                 cell = await drive(contender, users, args.connections, 10**7, args.seconds,
                                    bodies)
                 used = (cpu_seconds(server) - before) / max(1, cell.requests) * 1e6
+                loop_used = (main_thread_seconds(server) - main_before) / max(
+                    1, cell.requests) * 1e6
+                per = [(b - a) / max(1, cell.requests)
+                       for a, b in zip(calls, syscalls(server), strict=True)]
             finally:
                 server.stop()
             figures[str(root)].append(used)
-            print(f"  round {number + 1} {root}: {used:6.0f} µs/req  {cell.rps:6.0f} req/s  "
-                  f"p99 {cell.p99_ms:.1f} ms {cell.statuses}", flush=True)
-    first = figures[str(roots[0])]
-    for root in roots:
-        mine = figures[str(root)]
-        ratios = [m / f for m, f in zip(mine, first, strict=True)]
-        print(f"{root}: {Spread.of(mine).show(0)} µs/req; ÷ first {Spread.of(ratios).show(3)}")
+            loop_thread[str(root)].append(loop_used)
+            print(f"  round {number + 1} {root}: {used:6.0f} µs/req (event loop's thread "
+                  f"{loop_used:.0f})  {cell.rps:6.0f} req/s  "
+                  f"p99 {cell.p99_ms:.1f} ms {cell.statuses}  read/write system calls a "
+                  f"request {per[0]:.2f}/{per[1]:.2f}", flush=True)
+    for title, table in (("server", figures), ("event loop's thread", loop_thread)):
+        first = table[str(roots[0])]
+        for root in roots:
+            mine = table[str(root)]
+            ratios = [m / f for m, f in zip(mine, first, strict=True)]
+            print(f"{title} {root}: {Spread.of(mine).show(0)} µs/req; ÷ first "
+                  f"{Spread.of(ratios).show(3)}")
 
 
 def main() -> int:

@@ -84,6 +84,8 @@ def _column(raw: object, rows: int) -> list[float | None]:
                     or numpy.issubdtype(raw.dtype, numpy.complexfloating)):
                 raise ModelFailed(f"the model returned {raw.dtype} values, not real numbers")
             return [float(value) for value in raw.reshape(rows).astype(numpy.float64)]
+    if type(raw) is list and len(raw) == rows and all(type(v) is float for v in raw):
+        return list(raw)  # a code model's usual answer: what _number gives for each value
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise ModelFailed(f"the model returned {type(raw).__name__}, not a sequence of numbers")
     if len(raw) != rows:

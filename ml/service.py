@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -222,20 +222,34 @@ def _judged(spec: ModelSpec, checked: CheckedRows, draft: TaskDraft,
             outcomes: Sequence[Outcome], problem: str | None) -> ModelRun:
     """What the ledger records of a model's run: rows charged, rows it could not predict, or
     the problem (a model that predicted no row at all fails the task)."""
+    if problem is None and outcomes and all(type(o) is float for o in outcomes):
+        # Every row a number (the usual run): what _judged_each gives, without its passes.
+        predicted = len(outcomes)
+        return ModelRun(describe=_describe(spec, predicted),
+                        output_data=list(outcomes),  # type: ignore[arg-type]
+                        cost_credits=spec.price_per_item_credits * predicted, unpredictable=[])
+    return _judged_each(spec, checked, draft, outcomes, problem)
+
+
+def _judged_each(spec: ModelSpec, checked: CheckedRows, draft: TaskDraft,
+                 outcomes: Sequence[Outcome], problem: str | None) -> ModelRun:
     predicted = sum(not isinstance(o, Unpredictable) for o in outcomes)
     if problem is None and not predicted:
         reason = next(o.reason for o in outcomes if isinstance(o, Unpredictable))
         problem = f"the model could not predict any row: {reason}"
+    if problem is not None:
+        return ModelRun(describe=_describe(spec, predicted), problem=problem)
+    return ModelRun(describe=_describe(spec, predicted),
+                    output_data=[_output_json(o) for o in outcomes],
+                    cost_credits=spec.price_per_item_credits * predicted,
+                    unpredictable=_unpredictable(spec, checked, draft, outcomes))
 
+
+def _describe(spec: ModelSpec, predicted: int) -> Callable[[int], str]:
     def describe(task_id: int) -> str:
         return (f"Prediction #{task_id}: {spec.name}, {predicted} × "
                 f"{spec.price_per_item_credits} credits")
-
-    if problem is not None:
-        return ModelRun(describe=describe, problem=problem)
-    return ModelRun(describe=describe, output_data=[_output_json(o) for o in outcomes],
-                    cost_credits=spec.price_per_item_credits * predicted,
-                    unpredictable=_unpredictable(spec, checked, draft, outcomes))
+    return describe
 
 
 def _echoes(spec: ModelSpec, request: Request, checked: CheckedRows) -> list[JsonValue]:

@@ -89,6 +89,7 @@ class Metrics:
         # child it made the first time (the same children prometheus_client keeps anyway).
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
+        self._prediction_children: dict[tuple[str, str], Any] = {}
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -135,14 +136,22 @@ class Metrics:
         elif isinstance(event, TaskSubmitted):
             self._pending_models[event.task_id] = event.model_id
         elif isinstance(event, TaskRejected):
-            self.predictions.labels(str(event.model_id), "rejected").inc()
+            self._predicted(str(event.model_id), "rejected")
         elif isinstance(event, TaskCompleted | TaskFailed):
             model = self._pending_models.pop(event.task_id, None)
             status = "completed" if isinstance(event, TaskCompleted) else "failed"
             # A task another process submitted after this one started: its model is not known.
-            self.predictions.labels("unknown" if model is None else str(model), status).inc()
+            self._predicted("unknown" if model is None else str(model), status)
             if isinstance(event, TaskCompleted):
                 self.items_predicted.inc(sum(o is not None for o in event.output_data))
+
+    def _predicted(self, model: str, status: str) -> None:
+        # As request_done does: the labelled child made once, not labels() a prediction.
+        counter = self._prediction_children.get((model, status))
+        if counter is None:
+            counter = self._prediction_children[model, status] = self.predictions.labels(
+                model, status)
+        counter.inc()
 
     # -- read at each scrape ---------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from aiohttp.web_request import BaseRequest
 
 from web.app import MODELS_OPENING
 from web.config import Config
-from web.logs import AccessLog
+from web.logs import AccessLog, flush_access_lines
 from web.middlewares import SECURITY_HEADERS
 from web.workers import WorkerLink
 
@@ -93,6 +93,7 @@ async def serve(app: web.Application, config: Config, shown: str,
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        flush_access_lines()  # the last replies' lines, before "stopped cleanly"
     log.info("stopped cleanly")
 
 

@@ -141,3 +141,27 @@ async def test_a_malformed_request_is_one_warning_and_a_dressed_400(server: Proc
     assert "\n" not in warnings[0]["message"]
     assert not any(line["level"] in ("ERROR", "CRITICAL") or "exception" in line
                    for line in lines), lines
+
+
+async def test_the_last_requests_lines_are_written_at_a_clean_stop(server: Process) -> None:
+    # Access lines are written together once the loop gets to it (web/logs.py): a stop right
+    # after a burst of replies still writes each of them, once, with every field.
+    sent = [f"burst-{n}" for n in range(20)]
+    async with aiohttp.ClientSession() as http:
+
+        async def one(request_id: str) -> None:
+            async with http.get(f"{server.url}/api/v1/models",
+                                headers={"X-Request-Id": request_id}) as reply:
+                assert reply.status == 200 and reply.headers["X-Request-Id"] == request_id
+
+        await asyncio.gather(*(one(request_id) for request_id in sent))
+    text = await server.stop()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    burst = [line for line in lines if line.get("request_id", "").startswith("burst-")]
+    assert sorted(line["request_id"] for line in burst) == sorted(sent)
+    for line in burst:
+        assert (line["route"], line["method"], line["path"], line["status"]) == (
+            "api_models", "GET", "/api/v1/models", 200)
+        assert line["message"].endswith(f'"GET /api/v1/models" 200 '
+                                        f'{line["duration_ms"]:.1f}ms id={line["request_id"]}')
+    assert lines[-1]["message"] == "stopped cleanly"
