@@ -178,7 +178,8 @@ class Coalesced:
         self._words.clear()
         if len(parts) == 1 and tail == "SELECT 1":
             return parts[0]
-        ctes, args = [], []
+        ctes: list[str] = []
+        args: list[Any] = []
         for number, (sql, part_args) in enumerate(parts, start=1):
             ctes.append(f"w{number} AS ({_renumber(sql, len(args))})")
             args.extend(part_args)
