@@ -181,7 +181,8 @@ class Coalesced:
         ctes: list[str] = []
         args: list[Any] = []
         for number, (sql, part_args) in enumerate(parts, start=1):
-            ctes.append(f"w{number} AS ({_renumber(sql, len(args))})")
+            # The newline ends a trailing `-- comment` before the parenthesis.
+            ctes.append(f"w{number} AS ({_renumber(sql, len(args))}\n)")
             args.extend(part_args)
         statement = "WITH " + ", ".join(ctes) + " " + _renumber(tail, len(args))
         return statement, (*args, *tail_args)
