@@ -178,14 +178,29 @@ class Coalesced:
         self._words.clear()
         if len(parts) == 1 and tail == "SELECT 1":
             return parts[0]
-        ctes: list[str] = []
         args: list[Any] = []
-        for number, (sql, part_args) in enumerate(parts, start=1):
-            # The newline ends a trailing `-- comment` before the parenthesis.
-            ctes.append(f"w{number} AS ({_renumber(sql, len(args))}\n)")
+        for _, part_args in parts:
             args.extend(part_args)
-        statement = "WITH " + ", ".join(ctes) + " " + _renumber(tail, len(args))
-        return statement, (*args, *tail_args)
+        args.extend(tail_args)
+        return _merged(tuple(sql for sql, _ in parts), tail), tuple(args)
+
+
+@lru_cache(maxsize=1024)
+def _merged(parts: tuple[str, ...], tail: str) -> str:
+    """`WITH w1 AS (…), w2 AS (…) tail`, each part's `$n` shifted past the parts before it.
+    Cached: a job's mix of writes repeats from one job to the next."""
+    ctes: list[str] = []
+    offset = 0
+    for number, sql in enumerate(parts, start=1):
+        # The newline ends a trailing `-- comment` before the parenthesis.
+        ctes.append(f"w{number} AS ({_renumber(sql, offset)}\n)")
+        offset += _count_placeholders(sql)
+    return "WITH " + ", ".join(ctes) + " " + _renumber(tail, offset)
+
+
+def _count_placeholders(sql: str) -> int:
+    numbers = [int(m.group(1)) for m in _PLACEHOLDER.finditer(sql) if m.group(1)]
+    return max(numbers, default=0)
 
 
 _INTEGER = re.compile(r"\bINTEGER\b", re.IGNORECASE)
