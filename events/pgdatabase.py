@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 
-from events.errors import StoreError, StoreUnavailable, UniqueViolation
+from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
 from events.sql import Params
 
 _UNAVAILABLE = (
@@ -96,17 +96,25 @@ def _args(query: str, params: Params) -> tuple[str, tuple[Any, ...]]:
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w*)\b",
                     re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z_]\w*")
-# Writes sent at once: the events INSERT's unique violation is the caller's ConcurrencyError,
-# so it must fail at its own call.
-IMMEDIATE_TABLES = frozenset({"events"})
+_EVENTS_INSERT = re.compile(r"\s*INSERT\s+INTO\s+events\s*\(([^)]*)\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class WriteShape:
-    """A statement that may be queued: the table it writes and every name it mentions."""
+    """A statement that may be queued: the table it writes and every name it mentions; for
+    an append to the log, where its first row's stream id and version are among the
+    arguments (its unique violation is the appender's ConcurrencyError)."""
 
     table: str
     words: frozenset[str]
+    append_columns: tuple[int, int] | None = None
+
+    def append_of(self, args: tuple[Any, ...]) -> tuple[str, int] | None:
+        """(stream id, expected version) of an append: the version before its first row."""
+        if self.append_columns is None:
+            return None
+        stream, version = self.append_columns
+        return str(args[stream]), int(args[version]) - 1
 
 
 @lru_cache(maxsize=1024)
@@ -118,11 +126,20 @@ def read_words(query: str) -> frozenset[str]:
 @lru_cache(maxsize=1024)
 def write_shape(query: str) -> WriteShape | None:
     """The shape of a plain INSERT/UPDATE/DELETE that may be queued, or None: one statement
-    (no `;`), not already a WITH, not to the events table."""
+    (no `;`), not already a WITH; to the events table, only an INSERT that names its
+    stream_id and version columns (so its unique violation maps back to the append)."""
     match = _WRITE.match(query)
-    if match is None or ";" in query or match.group(1).lower() in IMMEDIATE_TABLES:
+    if match is None or ";" in query:
         return None
-    return WriteShape(match.group(1).lower(), read_words(query))
+    table = match.group(1).lower()
+    if table != "events":
+        return WriteShape(table, read_words(query))
+    columns = _EVENTS_INSERT.match(query)
+    names = [c.strip().lower() for c in columns.group(1).split(",")] if columns else []
+    if "stream_id" not in names or "version" not in names:
+        return None
+    return WriteShape(table, read_words(query),
+                      (names.index("stream_id"), names.index("version")))
 
 
 # $n outside string literals, quoted names and comments.
@@ -151,6 +168,8 @@ class Coalesced:
         self._parts: list[tuple[str, tuple[Any, ...]]] = []
         self._tables: set[str] = set()
         self._words: set[str] = set()
+        # The queued append to the log, if any (one at most: one part a table).
+        self.append: tuple[str, int] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._parts)
@@ -165,14 +184,18 @@ class Coalesced:
         self._parts.append((sql, args))
         self._tables.add(shape.table)
         self._words |= shape.words
+        if shape.append_columns is not None:
+            self.append = shape.append_of(args)
 
     def clear(self) -> None:
         self._parts.clear()
         self._tables.clear()
         self._words.clear()
+        self.append = None
 
     def take(self, tail: str, tail_args: tuple[Any, ...] = ()) -> tuple[str, tuple[Any, ...]]:
-        """The queue and `tail` as one statement with its arguments; the queue is then empty."""
+        """The queue and `tail` as one statement with its arguments; the queue is then empty
+        but for `append`, kept until the next `add` or `clear` to name a failed append."""
         parts, self._parts = self._parts, []
         self._tables.clear()
         self._words.clear()
@@ -256,7 +279,16 @@ class PgDatabase:
         try:
             await self.target.execute(sql, *args)
         except Exception as exc:
-            raise wrap(exc) from exc
+            raise self._flush_error(exc) from exc
+        self._queue.append = None
+
+    def _flush_error(self, exc: Exception) -> Exception:
+        """A queued append's unique violation is its ConcurrencyError, as if sent at once."""
+        append, self._queue.append = self._queue.append, None
+        if (append is not None and isinstance(exc, asyncpg.UniqueViolationError)
+                and getattr(exc, "table_name", None) == "events"):
+            return ConcurrencyError(*append)
+        return wrap(exc)
 
     async def executescript(self, script: str) -> None:
         """Several statements, without parameters, in one round trip (DDL made portable)."""
@@ -270,15 +302,19 @@ class PgDatabase:
 
     async def fetchall(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
         sql, args = _args(query, params)
+        rode = False
         if self._queue:
             if self._queue.may_ride(read_words(query)):  # one trip: the writes, then the read
                 sql, args = self._queue.take(sql, args)
+                rode = True
             else:
                 await self.flush()
         try:
             rows = await self.target.fetch(sql, *args)
         except Exception as exc:
-            raise wrap(exc) from exc
+            raise (self._flush_error(exc) if rode else wrap(exc)) from exc
+        if rode:
+            self._queue.append = None
         return [dict(row) for row in rows]
 
     async def fetchone(self, query: str, params: Params = ()) -> dict[str, Any] | None:

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from events import EventCodec, RecordedEvent, SqlSession, UniqueViolation
+from events import ConcurrencyError, Event, EventCodec, RecordedEvent, SqlSession, UniqueViolation
 from events.postgres import PostgresEventStore
+from events.sql_log import ROW_COLUMNS
+from events.verify import verify_chain
+
+
+@dataclass(frozen=True, kw_only=True)
+class Noted(Event, type_name="Noted"):
+    note: str
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
@@ -34,7 +42,9 @@ class Batches:
 
 @pytest.fixture
 async def store(pg_url: str) -> AsyncIterator[PostgresEventStore]:
-    opened = PostgresEventStore(pg_url, EventCodec(), control_schema=TABLES)
+    codec = EventCodec()
+    codec.register(Noted)
+    opened = PostgresEventStore(pg_url, codec, control_schema=TABLES)
     await opened.open()
     try:
         yield opened
@@ -143,3 +153,52 @@ async def test_a_check_violation_in_a_coalesced_write_fails_its_job_and_spares_t
     assert outcomes[0] == 4 and outcomes[2] == 6
     assert isinstance(outcomes[1], Exception) and "null" in str(outcomes[1]).lower()
     assert await rows(store, "SELECT id FROM notes ORDER BY id") == [{"id": 4}, {"id": 6}]
+
+
+async def test_an_append_whose_row_is_taken_is_still_a_concurrency_error_and_fails_alone(
+        store: PostgresEventStore) -> None:
+    """The log's INSERT is queued too; its unique violation must come back as the append's
+    ConcurrencyError (what the ledger retries), not as a bare UniqueViolation."""
+    batches = Batches()
+    store.observer = batches
+
+    async def first(s: SqlSession) -> int:
+        return len(await s.append("note-1", 0, [Noted(note="first")]))
+
+    async def squatter(s: SqlSession) -> None:
+        # Takes version 2 of the stream behind the batch's back (the batch still believes
+        # the stream is at version 1), far from the positions the batch hands out.
+        await s.db.execute(
+            f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (1_000_000, "note-1", 2, "Noted", 1, '{"note":"squat"}', "{}", "t", "x"))
+
+    async def second(s: SqlSession) -> int:
+        recorded = await s.append("note-1", 1, [Noted(note="second")])
+        await s.db.execute("INSERT INTO notes VALUES (?, ?)", (7, "after the append"))
+        return len(recorded)
+
+    async def third(s: SqlSession) -> int:
+        return len(await s.append("note-2", 0, [Noted(note="third")]))
+
+    outcomes = await asyncio.gather(
+        store.transact(first), store.transact(squatter), store.transact(second),
+        store.transact(third), return_exceptions=True)
+
+    assert batches.sizes == [4]
+    assert outcomes[0] == 1 and outcomes[1] is None and outcomes[3] == 1
+    failed = outcomes[2]
+    assert isinstance(failed, ConcurrencyError), failed
+    assert (failed.stream_id, failed.expected_version) == ("note-1", 1)
+    assert await rows(store, "SELECT id FROM notes") == []  # its other write went with it
+    assert await rows(store, "SELECT stream_id, version FROM events ORDER BY position") == [
+        {"stream_id": "note-1", "version": 1}, {"stream_id": "note-2", "version": 1},
+        {"stream_id": "note-1", "version": 2}]
+
+
+    async def own_rows() -> AsyncIterator[Any]:
+        async for row in store.read_rows():
+            if row.position < 1_000_000:
+                yield row
+
+    report = await verify_chain(own_rows())  # the batch's own rows chain: no gap, no fork
+    assert report.ok and report.events == 2, report

@@ -46,7 +46,7 @@ def test_only_plain_writes_outside_the_events_table_may_wait_to_be_coalesced() -
         "holds", frozenset({"insert", "into", "holds", "values"}))
     assert write_shape("  update Accounts SET n = n + ? WHERE id = ?") is not None
     assert write_shape("DELETE FROM tags") is not None
-    for immediate in ("INSERT INTO events VALUES (?)",  # its error is a ConcurrencyError
+    for immediate in ("INSERT INTO events VALUES (?)",  # which columns name the stream?
                       "SELECT 1", "WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a",
                       "INSERT INTO t VALUES (1); DELETE FROM u", "SAVEPOINT job"):
         assert write_shape(immediate) is None, immediate
@@ -82,3 +82,12 @@ def test_a_second_write_to_a_queued_table_or_one_reading_it_must_wait_for_a_flus
     queue.add(reads_b, "INSERT INTO c SELECT * FROM b", ())
     writes_b = write_shape("UPDATE b SET n = 1")
     assert writes_b is not None and queue.conflicts(writes_b)  # a queued write reads b
+
+
+def test_an_append_to_the_log_is_queued_only_where_its_error_can_name_the_stream() -> None:
+    shape = write_shape("INSERT INTO events (position, stream_id, version, data) "
+                        "VALUES (?, ?, ?, ?), (?, ?, ?, ?)")
+    assert shape is not None and shape.table == "events"
+    assert shape.append_of((7, "account-1", 4, "{}", 8, "account-1", 5, "{}")) == (
+        "account-1", 3)
+    assert write_shape("INSERT INTO events (position, data) VALUES (?, ?)") is None
