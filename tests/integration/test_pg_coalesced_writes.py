@@ -202,3 +202,33 @@ async def test_an_append_whose_row_is_taken_is_still_a_concurrency_error_and_fai
 
     report = await verify_chain(own_rows())  # the batch's own rows chain: no gap, no fork
     assert report.ok and report.events == 2, report
+
+
+async def test_a_batch_of_many_failing_jobs_fails_each_alone_and_runs_each_at_most_twice(
+        store: PostgresEventStore) -> None:
+    """A batch runs first without savepoints; after a failure the rest run in savepoints, so
+    ten refused jobs cost one re-run of the batch, not ten."""
+    batches = Batches()
+    store.observer = batches
+    runs: dict[int, int] = {}
+
+    def counted(note_id: int, fail: bool) -> Any:
+        inner = note(note_id, f"note {note_id}", then_fail=fail)
+
+        async def work(s: SqlSession) -> int:
+            runs[note_id] = runs.get(note_id, 0) + 1
+            result: int = await inner(s)
+            return result
+        return work
+
+    jobs = [counted(k, fail=k % 2 == 1) for k in range(20)]
+    outcomes = await asyncio.gather(*(store.transact(j) for j in jobs), return_exceptions=True)
+
+    assert batches.sizes == [20]
+    assert [o if isinstance(o, int) else type(o) for o in outcomes] == [
+        k if k % 2 == 0 else ValueError for k in range(20)]
+    assert max(runs.values()) <= 2, runs
+    assert await rows(store, "SELECT id FROM notes ORDER BY id") == [
+        {"id": k} for k in range(0, 20, 2)]
+    assert await rows(store, "SELECT note_id FROM tags ORDER BY note_id") == [
+        {"note_id": k} for k in range(0, 20, 2)]
