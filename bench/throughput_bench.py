@@ -157,6 +157,17 @@ class Cabinet(Ours):
         return server
 
 
+class BeforeCabinet(Cabinet):
+    """`--before`'s checkout on PostgreSQL (Round 4, branch pgtrips): main.py of that
+    checkout, in its folder, on a database of its own."""
+
+    def server(self) -> ServerProcess:
+        self.script = str(Before.root / "main.py")
+        server = super().server()
+        server.cwd = Before.root
+        return server
+
+
 @dataclass
 class Round:
     cells: list[Cell]
@@ -299,13 +310,17 @@ def contenders_for(args: argparse.Namespace, workdir: Path,
         contenders.append(Cabinet(workdir, args, 1, tag="-quiet", env=QUIET_BACKGROUND))
     if args.before:
         Before.root = args.before.resolve()
-        contenders += [Before(workdir, args, workers) for workers in args.workers]
+        if "sqlite" in args.stores:
+            contenders += [Before(workdir, args, workers) for workers in args.workers]
+        if "postgres" in args.stores:  # the checkout before, on a database of its own
+            contenders.append(BeforeCabinet(workdir, args, 1, url=urls[0], tag="-before"))
     return contenders
 
 
 async def run_round(number: int, args: argparse.Namespace, workdir: Path,
                     pg: Postgres | None) -> Round:
-    urls = {w: await pg.cluster.create_database() for w in args.workers} if pg else {}
+    # Key 0: the `--before` checkout's own database.
+    urls = ({w: await pg.cluster.create_database() for w in [*args.workers, 0]} if pg else {})
     contenders = contenders_for(args, workdir, urls)
     for contender in contenders:
         contender.port = free_port()

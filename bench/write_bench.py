@@ -8,7 +8,8 @@ database on a throwaway PostgreSQL cluster with fsync on (tests/pgcluster.py). C
 app process's (time.process_time); on PostgreSQL also the server's (every process of the
 cluster, from /proc), which is where its commit cost goes. Statements are counted in a
 separate traced cell (the counting costs CPU): sqlite3's trace callback on SQLite, calls
-into PgDatabase on PostgreSQL (one call, one round trip).
+into PgDatabase on PostgreSQL; round trips on PostgreSQL are calls into asyncpg's Connection
+(the adapter may send several statements in one).
 
 Run: .venv/bin/python bench/write_bench.py --before /tmp/writebatch/before [--rounds 3]
 """
@@ -48,7 +49,15 @@ def _cluster_cpu_s(postmaster: int) -> float:
     return total / tick
 
 
+TRIPS = "~trips"  # the counter's key for round trips (not a statement kind)
+
+
 def _count_pg(counter: collections.Counter[str]) -> None:
+    """Statements: calls into PgDatabase (what the code asks for). Round trips: calls into
+    asyncpg's Connection (the writer's, the pool's, and the pool's reset on release), which
+    differ once the adapter coalesces writes."""
+    import asyncpg
+
     from events import pgdatabase
 
     for name in ("execute", "fetchall", "executescript"):
@@ -59,6 +68,14 @@ def _count_pg(counter: collections.Counter[str]) -> None:
             return _o(self, query, *args)
 
         setattr(pgdatabase.PgDatabase, name, counted)
+    for name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+        trip = getattr(asyncpg.Connection, name)
+
+        def tripped(self: Any, *args: Any, _o: Any = trip, **kwargs: Any) -> Any:
+            counter[TRIPS] += 1
+            return _o(self, *args, **kwargs)
+
+        setattr(asyncpg.Connection, name, tripped)
 
 
 def _count_sqlite(counter: collections.Counter[str]) -> None:
@@ -108,8 +125,10 @@ async def _cell(where: str, postmaster: int | None, counter: collections.Counter
     finally:
         await store.close()
     n = CLIENTS * PREDICTIONS
+    trips = counter.pop(TRIPS, None) if counter else None
     return {"per_s": n / wall, "cpu_us": cpu / n * 1e6, "server_us": server / n * 1e6,
             "statements": (sum(counter.values()) / n) if counter else None,
+            "trips": trips / n if trips else None,
             "kinds": {k: v / n for k, v in counter.most_common()} if counter else None}
 
 
@@ -187,6 +206,7 @@ def main() -> None:
                     key = (store, name)
                     if trace:
                         figures[key][0]["statements"] = cell["statements"]
+                        figures[key][0]["trips"] = cell["trips"]
                         figures[key][0]["kinds"] = cell["kinds"]
                     else:
                         figures[key].append(cell)
@@ -199,8 +219,8 @@ def main() -> None:
             cluster.destroy()
     print(f"load {os.getloadavg()}\n")
     print("| store | checkout | µs CPU a prediction, rounds | median | ÷ before | server µs "
-          "(PostgreSQL) | predictions/s | statements |")
-    print("|---|---|---|---|---|---|---|---|")
+          "(PostgreSQL) | predictions/s | statements | round trips (PostgreSQL) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for store in stores:
         base = statistics.median(c["cpu_us"] for c in figures.get((store, "before"), [{
             "cpu_us": float("nan")}]))
@@ -212,7 +232,8 @@ def main() -> None:
                   f"| {cpu:.0f} | {cpu / base:.2f} | "
                   f"{statistics.median(c['server_us'] for c in cells):.0f} | "
                   f"{statistics.median(c['per_s'] for c in cells):.0f} | "
-                  f"{cells[0]['statements']:.1f} |")
+                  f"{cells[0]['statements']:.1f} | "
+                  + (f"{cells[0]['trips']:.1f} |" if cells[0].get("trips") else " |"))
     for (store, name), cells in sorted(figures.items()):
         print(f"{store} {name}: {json.dumps(cells[0]['kinds'])}")
 

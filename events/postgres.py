@@ -35,6 +35,18 @@ WRITE_LOCK = 0x6D6C63_0001
 # Savepoints beyond 64 per transaction overflow PostgreSQL's subtransaction cache.
 MAX_BATCH = 32
 
+# Prepared statements the writer keeps: each mix of coalesced writes is a statement of its own
+# (asyncpg's default of 100 would evict some and parse them again, a round trip each).
+WRITER_STATEMENTS = 1024
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset when a read gives its connection back: none. asyncpg's default sends
+    `RESET ALL; UNLISTEN *; CLOSE ALL; SELECT pg_advisory_unlock_all()`, one round trip per
+    read, for session state our reads never create (one statement each: no SET, no cursor,
+    no LISTEN, no session lock). An open transaction is still rolled back by asyncpg."""
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     position       BIGINT  PRIMARY KEY CHECK (position >= 1),
@@ -69,6 +81,11 @@ class JobPoisoned(Exception):
         super().__init__(str(error))
         self.index = index
         self.error = error
+
+
+class JobFailed(JobPoisoned):
+    """A job of a batch run without savepoints failed with its own error (a refused charge,
+    a stale version): the transaction is rolled back, and the others run again without it."""
 
 
 class PostgresEventStore(GroupCommit, SqlLogReads):
@@ -121,7 +138,8 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
         try:
             conn: asyncpg.Connection = await asyncpg.connect(
                 self.dsn, timeout=self.connect_timeout_s,
-                command_timeout=self.command_timeout_s, server_settings=self.server_settings)
+                command_timeout=self.command_timeout_s, server_settings=self.server_settings,
+                statement_cache_size=WRITER_STATEMENTS)
         except Exception as exc:
             raise wrap(exc) from exc
         return conn
@@ -133,7 +151,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             self.pool = await asyncpg.create_pool(
                 self.dsn, min_size=self.min_pool, max_size=self.max_pool,
                 timeout=self.connect_timeout_s, command_timeout=self.command_timeout_s,
-                server_settings=self.server_settings)
+                server_settings=self.server_settings, reset=_keep_session)
         except BaseException as exc:
             await self.close()
             if isinstance(exc, Exception):
@@ -184,15 +202,23 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
     async def _commit(self, batch: list[Job]) -> None:
         """Commit a batch; a job that takes the transaction down fails alone, and the others
         run again without it (each job is a function of the database state, and nothing of
-        the failed transaction was written)."""
+        the failed transaction was written).
+
+        A batch runs first without savepoints (two round trips fewer a job); once a job of
+        it has failed, the rest run again each in a savepoint, so a batch of failing jobs
+        runs at most twice."""
+        savepoints = False
+        batch = list(batch)  # jobs are taken out of our copy: the caller counts the batch
         while batch:
             try:
-                outcomes = await self._run_batch(batch)
+                outcomes = await self._run_batch(batch, savepoints)
             except JobPoisoned as poisoned:
                 error = poisoned.error
                 culprit = batch.pop(poisoned.index)
-                log.warning("a job failed its batch (%s); %d others run again", error,
-                            len(batch))
+                if not isinstance(poisoned, JobFailed):
+                    log.warning("a job failed its batch (%s); %d others run again", error,
+                                len(batch))
+                savepoints = True
                 outcomes = [(culprit, None, error)]
                 if not self._writer_alive():  # the connection went: nothing more this round
                     outcomes += [(job, None, error) for job in batch]
@@ -216,7 +242,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
     def _writer_alive(self) -> bool:
         return self._writer is not None and not self._writer.is_closed()
 
-    async def _run_batch(self, batch: list[Job]) -> list[Outcome]:
+    async def _run_batch(self, batch: list[Job], savepoints: bool) -> list[Outcome]:
         if not self._writer_alive():  # the server restarted, or the connection broke
             if self._writer is not None:
                 self._writer.terminate()
@@ -230,13 +256,21 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             # see every transaction that committed before the lock was granted.
             await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
-            try:
-                await db.execute("SAVEPOINT job")  # later ones ride on the job before's trip
-            except Exception as exc:
-                raise JobPoisoned(0, wrap(exc)) from exc
-            for index, job in enumerate(batch):
-                outcomes.append(await self._run_job(db, index, job, memo,
-                                                    more=index + 1 < len(batch)))
+            if len(batch) == 1:  # the transaction is the job's own: no savepoint to keep
+                outcomes.append(await self._run_alone(db, batch[0], memo))
+                if outcomes[0][2] is not None:  # rolled back already
+                    return outcomes
+            elif not savepoints:
+                for index, job in enumerate(batch):
+                    outcomes.append(await self._run_unguarded(db, index, job, memo))
+            else:
+                try:
+                    await db.execute("SAVEPOINT job")  # later ones ride on the job before's
+                except Exception as exc:
+                    raise JobPoisoned(0, wrap(exc)) from exc
+                for index, job in enumerate(batch):
+                    outcomes.append(await self._run_job(db, index, job, memo,
+                                                        more=index + 1 < len(batch)))
             await db.execute("COMMIT")
         except BaseException:
             if self._writer_alive() and db.in_transaction:
@@ -246,6 +280,40 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
                     self._writer.terminate()  # the batch's other jobs fail, the next reconnects
             raise
         return outcomes
+
+    async def _run_alone(self, db: PgDatabase, job: Job, memo: BatchMemo) -> Outcome:
+        """Run a batch's only job: on its own error the whole transaction rolls back (two
+        round trips fewer than a savepoint's SAVEPOINT and RELEASE), and nothing is kept."""
+        try:
+            result = await job.work(PgSession(self, db, memo))
+            await db.flush()  # its coalesced writes: what they raise is the job's own error
+        except Exception as exc:
+            own = not isinstance(exc, StoreError) or isinstance(
+                exc, ConcurrencyError | UniqueViolation)
+            if not own or not self._writer_alive():
+                raise JobPoisoned(0, exc) from exc
+            try:
+                await db.execute("ROLLBACK")
+            except Exception:  # nothing of the job was committed: its error is still true
+                assert self._writer is not None
+                self._writer.terminate()  # the next batch reconnects
+            return job, None, exc
+        return job, result, None
+
+    async def _run_unguarded(self, db: PgDatabase, index: int, job: Job,
+                             memo: BatchMemo) -> Outcome:
+        """Run one job of a batch without a savepoint: should it fail, the whole transaction
+        goes (JobFailed, JobPoisoned) and the batch runs again without it."""
+        try:
+            result = await job.work(PgSession(self, db, memo))
+            await db.flush()  # its coalesced writes: what they raise is the job's own error
+        except Exception as exc:
+            own = not isinstance(exc, StoreError) or isinstance(
+                exc, ConcurrencyError | UniqueViolation)
+            if own and self._writer_alive():
+                raise JobFailed(index, exc) from exc
+            raise JobPoisoned(index, exc) from exc
+        return job, result, None
 
     async def _run_job(self, db: PgDatabase, index: int, job: Job, memo: BatchMemo, *,
                        more: bool) -> Outcome:
@@ -257,6 +325,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
         mark = memo.mark()
         try:
             result = await job.work(PgSession(self, db, memo))
+            await db.flush()  # its coalesced writes: what they raise is the job's own error
         except Exception as exc:
             own = not isinstance(exc, StoreError) or isinstance(
                 exc, ConcurrencyError | UniqueViolation)
