@@ -26,6 +26,7 @@ COVERED = 5        # predictions each user can pay for…
 ATTEMPTS = 12      # …and sends at once
 ITEMS = [1.0, 2.0, 3.0]
 COST = 3           # model 1 costs 1 credit an item
+SPREAD = 16        # covered predictions on connections of their own
 START_TIMEOUT_S = EXIT_TIMEOUT_S = 60.0
 SERVING = re.compile(r"serving from (\d+) workers \(pids ([\d, ]+)\)")
 
@@ -129,6 +130,18 @@ async def test_two_workers_share_the_port_and_the_file_and_stop_on_sigterm(
         assert by_user == [Counter({200: COVERED, 402: ATTEMPTS - COVERED})] * USERS, by_user
         for token in tokens:
             assert await api.balance(token) == {"balance": 0, "held": 0, "available": 0}
+
+        # Covered predictions, each on a new connection: whichever worker the kernel gives
+        # one to charges it (in the burst above a worker that came late could find every
+        # balance spent and only refuse). 16 connections all on one worker: 1 in 32,768.
+        assert (await api.top_up(tokens[0], SPREAD * COST)).status == 201
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+            spread = Api(fresh, server)
+            statuses = [(await spread.predict(tokens[0], ITEMS, key=f"spread-{n}")).status
+                        for n in range(SPREAD)]
+        assert statuses == [200] * SPREAD, statuses
+        assert await api.balance(tokens[0]) == {"balance": 0, "held": 0, "available": 0}
         owners = query(db, "SELECT DISTINCT owner FROM holds")
         assert len(owners) == 2, "the charges did not land on both workers"
 
