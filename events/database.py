@@ -130,7 +130,8 @@ class InlineDatabase(Database):
 
     @classmethod
     async def connect_inline(cls, path: str | Path, *, busy_timeout_ms: int = 10000,
-                             write_lock: bool = False, fair: bool = True) -> Self:
+                             write_lock: bool = False, fair: bool = True,
+                             lock_timeout_ms: int = 10000) -> Self:
         where = quote(os.path.abspath(path))  # noqa: ASYNC240 - getcwd, not file I/O
 
         def connect() -> sqlite3.Connection:
@@ -146,7 +147,8 @@ class InlineDatabase(Database):
             raise wrap_sqlite_error(exc) or exc from exc
         if write_lock:
             try:
-                db.write_lock = WriteLock(path, fair=fair)
+                db.write_lock = WriteLock(path, fair=fair,
+                                          timeout_s=lock_timeout_ms / 1000)
             except BaseException:
                 await db.close()
                 raise
@@ -171,6 +173,14 @@ class InlineDatabase(Database):
             if lock is not None and lock.held and not self.raw.in_transaction:
                 lock.release()
 
+    def let_lock_go_if_done(self) -> None:
+        """The write lock goes if the transaction is over though no waiting statement ended
+        it: SQLite may roll a whole transaction back by itself (an I/O error, a full disk) on
+        any statement, and an idle process must not keep the others out."""
+        lock = self.write_lock
+        if lock is not None and lock.held and not self.raw.in_transaction:
+            lock.release()
+
     @property
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
@@ -184,6 +194,7 @@ class InlineDatabase(Database):
             else:
                 self.raw.execute(query, params).close()
         except sqlite3.Error as exc:
+            self.let_lock_go_if_done()
             raise wrap_sqlite_error(exc) or exc from exc
 
     async def executescript(self, script: str) -> None:

@@ -104,6 +104,7 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         clock: Clock = utc_now,
         write_queue: bool = True,
         busy_timeout_ms: int = 10000,
+        lock_timeout_ms: int = 10000,
     ) -> None:
         self.path = Path(path)
         self.codec = codec
@@ -115,6 +116,9 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         # busy timeout stays as the fallback for a writer that does not queue (sqlite3 CLI).
         self.write_queue = write_queue
         self.busy_timeout_ms = busy_timeout_ms
+        # How long a write waits for another process's turn at the lock before it fails
+        # (StoreUnavailable: a 503 to retry), so a stopped process cannot hang the others.
+        self.lock_timeout_ms = lock_timeout_ms
         self._writer: InlineDatabase | None = None
         # Committed transactions, their jobs, and the time their jobs' work held the lock
         # (BEGIN done .. COMMIT sent): for the write lock's line at close.
@@ -128,7 +132,8 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
 
     async def open(self) -> None:
         self._writer = await InlineDatabase.connect_inline(
-            self.path, busy_timeout_ms=self.busy_timeout_ms, write_lock=self.write_queue)
+            self.path, busy_timeout_ms=self.busy_timeout_ms, write_lock=self.write_queue,
+            lock_timeout_ms=self.lock_timeout_ms)
         try:
             await self._writer.execute("PRAGMA journal_mode = WAL")
             await self._writer.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -213,6 +218,8 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
             error = exc if isinstance(exc, StoreError) else StoreUnavailable(str(exc))
             log.warning("write batch of %d failed: %s", len(batch), error)
             outcomes = [(job, None, error) for job in batch]
+        finally:
+            db.let_lock_go_if_done()  # however the transaction ended, an idle writer has none
         settle(outcomes)
 
     def _join_waiting(self, batch: list[Job]) -> None:

@@ -343,3 +343,73 @@ async def test_a_writer_taking_the_lock_again_lets_the_waiting_one_go_first(
     finally:
         mine.close()
         theirs.close()
+
+
+@pytest.mark.slow
+async def test_a_stopped_holder_makes_writes_fail_as_busy_in_time_not_hang(
+        tmp_path: Path, children: list[Child]) -> None:
+    """A holder that never lets go (stopped, in a debugger) must not hang every other
+    process's writes and shutdown: past the lock timeout a write fails StoreUnavailable
+    (the API's 503, retry), and once the holder is gone, writes go through again and no
+    lock is left taken behind them."""
+    db = tmp_path / "shared.db"
+    await prepared(db)
+    store = SQLiteEventStore(db, codec(), lock_timeout_ms=300)
+    await store.open()  # opening writes too (the schema's transaction): before the holder
+    try:
+        holder = await Child.start(db, "hold")
+        children.append(holder)
+        assert await holder.line() == "holding"
+        async with asyncio.timeout(WAIT_S):
+            with pytest.raises(StoreUnavailable, match="write lock"):
+                await store.append("late", 0, [Wrote(by=0, n=0)])
+        holder.send()
+        assert (await holder.line()).startswith("committed")
+        assert await holder.finish() == 0
+        async with asyncio.timeout(WAIT_S):
+            await store.append("late", 0, [Wrote(by=0, n=1)])
+    finally:
+        async with asyncio.timeout(WAIT_S):
+            await store.close()
+    assert lock_is_free(db)
+    assert count_events(db) == 2
+
+
+async def test_a_transaction_sqlite_ended_by_itself_leaves_the_lock_free(
+        tmp_path: Path) -> None:
+    """SQLite may roll a whole transaction back on its own (an I/O error, a full disk) at
+    any statement; the writer then has no transaction, and must not keep the lock."""
+    db = tmp_path / "shared.db"
+    store = SQLiteEventStore(db, codec())
+    await store.open()
+    try:
+        async def rolled_back_under_us(session: SqlSession) -> None:
+            await session.append("gone", 0, [Wrote(by=0, n=0)])
+            assert isinstance(session.db, InlineDatabase)
+            session.db.raw.execute("ROLLBACK")  # as SQLite's own rollback would
+            raise OSError("disk I/O error")
+
+        with pytest.raises(StoreUnavailable):
+            await store.transact(rolled_back_under_us)
+        assert lock_is_free(db)
+        await store.append("kept", 0, [Wrote(by=0, n=1)])
+        assert lock_is_free(db)
+    finally:
+        await store.close()
+    assert count_events(db) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file another user's needs root")
+async def test_the_lock_files_take_the_database_files_mode_and_owner(tmp_path: Path) -> None:
+    """Opened first by root (init_db, the audit), the lock files must stay usable by the
+    service's user, as SQLite's own -wal and -shm files do."""
+    db = tmp_path / "shared.db"
+    await prepared(db)
+    for leftover in (lock_path(db), Path(f"{db}-writer.wait")):
+        leftover.unlink()
+    os.chmod(db, 0o640)
+    os.chown(db, 65534, 65534)
+    await prepared(db)
+    for made in (lock_path(db), Path(f"{db}-writer.wait")):
+        found = os.stat(made)
+        assert (found.st_mode & 0o777, found.st_uid, found.st_gid) == (0o640, 65534, 65534)
