@@ -288,8 +288,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             result = await job.work(PgSession(self, db, memo))
             await db.flush()  # its coalesced writes: what they raise is the job's own error
         except Exception as exc:
-            own = not isinstance(exc, StoreError) or isinstance(
-                exc, ConcurrencyError | UniqueViolation)
+            own = _own_error(exc)
             if not own or not self._writer_alive():
                 raise JobPoisoned(0, exc) from exc
             try:
@@ -308,8 +307,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             result = await job.work(PgSession(self, db, memo))
             await db.flush()  # its coalesced writes: what they raise is the job's own error
         except Exception as exc:
-            own = not isinstance(exc, StoreError) or isinstance(
-                exc, ConcurrencyError | UniqueViolation)
+            own = _own_error(exc)
             if own and self._writer_alive():
                 raise JobFailed(index, exc) from exc
             raise JobPoisoned(index, exc) from exc
@@ -327,8 +325,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             result = await job.work(PgSession(self, db, memo))
             await db.flush()  # its coalesced writes: what they raise is the job's own error
         except Exception as exc:
-            own = not isinstance(exc, StoreError) or isinstance(
-                exc, ConcurrencyError | UniqueViolation)
+            own = _own_error(exc)
             if not own or not self._writer_alive():
                 raise JobPoisoned(index, exc) from exc
             try:
@@ -356,3 +353,10 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
         the cluster has them); the hash chain is verified apart, as on SQLite."""
         await self.read_db().fetchone("SELECT 1")
         return None
+
+
+def _own_error(exc: BaseException) -> bool:
+    """Whether a job's error is its own (its logic, a conflict it met), so that only it
+    fails, rather than the store's (a lost connection, a server error): then the batch."""
+    return not isinstance(exc, StoreError) or isinstance(
+        exc, ConcurrencyError | UniqueViolation)

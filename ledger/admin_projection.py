@@ -6,7 +6,7 @@ active account. operator_actions is every operator event, newest last, for the a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from events import RecordedEvent, SqlDatabase
@@ -47,14 +47,7 @@ class AdminProjector:
 
     async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
                         facts: Mapping[str, Any] = NO_FACTS) -> None:
-        """A whole task decided in one write (the hot path) has no event of this
-        projector's: nothing to do, not even four calls that find nothing."""
-        from ledger.projections import whole_task  # it imports this module
-
-        if whole_task(appended) is not None:
-            return
-        for recorded in appended:
-            await self.apply(db, recorded)
+        await apply_each_unless_whole_task(self.apply, db, appended)
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event, at = recorded.event, projected_time(recorded)
@@ -94,3 +87,16 @@ class AdminProjector:
             (recorded.position, int(recorded.stream_id.removeprefix("account-")), operator_id,
              kind, amount_credits, reason,
              recorded.recorded_at.isoformat(timespec="microseconds")))
+
+
+async def apply_each_unless_whole_task(
+        apply: Callable[[SqlDatabase, RecordedEvent], Awaitable[None]], db: SqlDatabase,
+        appended: Sequence[RecordedEvent]) -> None:
+    """For a projector with no task events: a whole task decided in one write (the hot
+    path) has none of its events, so nothing to do, not even four calls that find nothing."""
+    from ledger.projections import whole_task  # it imports this module
+
+    if whole_task(appended) is not None:
+        return
+    for recorded in appended:
+        await apply(db, recorded)

@@ -8,6 +8,7 @@ from typing import Any
 from events import RecordedEvent, SqlDatabase
 from events.projection import NO_FACTS
 from events.rows import projected_time
+from ledger.admin_projection import apply_each_unless_whole_task
 from ledger.events import KeyCreated, KeyRevoked
 
 
@@ -33,14 +34,7 @@ class KeysProjector:
 
     async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
                         facts: Mapping[str, Any] = NO_FACTS) -> None:
-        """A whole task decided in one write (the hot path) has no event of this
-        projector's: nothing to do, not even four calls that find nothing."""
-        from ledger.projections import whole_task  # it imports this module
-
-        if whole_task(appended) is not None:
-            return
-        for recorded in appended:
-            await self.apply(db, recorded)
+        await apply_each_unless_whole_task(self.apply, db, appended)
 
     async def apply(self, db: SqlDatabase, recorded: RecordedEvent) -> None:
         event, at = recorded.event, projected_time(recorded)
