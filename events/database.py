@@ -176,7 +176,8 @@ class InlineDatabase(Database):
     def let_lock_go_if_done(self) -> None:
         """The write lock goes if the transaction is over though no waiting statement ended
         it: SQLite may roll a whole transaction back by itself (an I/O error, a full disk) on
-        any statement, and an idle process must not keep the others out."""
+        any statement, and an idle process must not keep the others out. The store's writer
+        calls it once a batch has ended, however it ended."""
         lock = self.write_lock
         if lock is not None and lock.held and not self.raw.in_transaction:
             lock.release()
@@ -194,7 +195,6 @@ class InlineDatabase(Database):
             else:
                 self.raw.execute(query, params).close()
         except sqlite3.Error as exc:
-            self.let_lock_go_if_done()
             raise wrap_sqlite_error(exc) or exc from exc
 
     async def executescript(self, script: str) -> None:

@@ -413,3 +413,24 @@ async def test_the_lock_files_take_the_database_files_mode_and_owner(tmp_path: P
     for made in (lock_path(db), Path(f"{db}-writer.wait")):
         found = os.stat(made)
         assert (found.st_mode & 0o777, found.st_uid, found.st_gid) == (0o640, 65534, 65534)
+
+
+async def test_a_stopped_waiter_delays_a_writer_taking_its_turn_again_only_briefly(
+        tmp_path: Path) -> None:
+    """A writer taking the lock again first lets a waiting process go; a waiter that is
+    stopped while it says it waits (a shared flock on <db>-writer.wait) must not stop it:
+    the courtesy is bounded (YIELD_S) and the write goes through."""
+    db = tmp_path / "shared.db"
+    store = SQLiteEventStore(db, codec())
+    await store.open()
+    waiting = os.open(f"{db}-writer.wait", os.O_RDWR)
+    try:
+        fcntl.flock(waiting, fcntl.LOCK_SH)  # "waiting", and never taking its turn
+        async with asyncio.timeout(WAIT_S):
+            await store.append("on", 0, [Wrote(by=0, n=0)])
+        stats = store.write_lock_stats
+        assert stats is not None and stats.yielded >= 1, stats
+    finally:
+        os.close(waiting)
+        await store.close()
+    assert count_events(db) == 1
