@@ -186,6 +186,12 @@ class InlineDatabase(Database):
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
 
+    @property
+    def total_changes(self) -> int:
+        """Rows inserted, updated or deleted on this connection since it opened, by
+        statements that completed (one that failed left none: SQLite undid it)."""
+        return self.raw.total_changes
+
     async def execute(self, query: str, params: Params = ()) -> None:
         try:
             # Each cursor is closed where it ran: a PRAGMA that returns a row and is left
