@@ -206,6 +206,7 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
             memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
             for job in batch:
                 outcomes.append(await self._run_job(db, job, memo))
+            await memo.flush(db)  # the batch's counter rows: should it fail, the batch does
             worked = time.perf_counter()
             await db.execute("COMMIT")
             self._batches += 1
