@@ -160,24 +160,25 @@ class SumsFirst:
     def in_transaction(self) -> bool:
         return self.db.in_transaction
 
-    async def _before(self, query: str) -> None:
+    # Each checks in line: a statement of the hot path pays a set test, no await more.
+    async def execute(self, query: str, params: Params = ()) -> None:
         if self.sums and self.sums.touched_by(query):
             await self.sums.flush(self.db)
-
-    async def execute(self, query: str, params: Params = ()) -> None:
-        await self._before(query)
         await self.db.execute(query, params)
 
     async def executescript(self, script: str) -> None:
-        await self._before(script)
+        if self.sums and self.sums.touched_by(script):
+            await self.sums.flush(self.db)
         await self.db.executescript(script)
 
     async def fetchall(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
-        await self._before(query)
+        if self.sums and self.sums.touched_by(query):
+            await self.sums.flush(self.db)
         return await self.db.fetchall(query, params)
 
     async def fetchone(self, query: str, params: Params = ()) -> dict[str, Any] | None:
-        await self._before(query)
+        if self.sums and self.sums.touched_by(query):
+            await self.sums.flush(self.db)
         return await self.db.fetchone(query, params)
 
 
