@@ -141,7 +141,10 @@ class PendingSums:
 
     def restore(self, mark: int) -> None:
         """After the job's rollback to its savepoint: its additions dropped, and the rows
-        held before it held again, written or not (the rollback undid their write)."""
+        held before it held again, written or not (the rollback undid their write). Also
+        right for a job that failed having changed no row, with nothing rolled back: then
+        it added nothing (additions come with an append) and wrote nothing held (a write of
+        held rows changes rows), so nothing changes here."""
         assert mark == self._mark, "a mark is good until the next job's"
         self._before_written, self._current = False, {}
         self._unwritten = {name for name, keyed in self._before.items() if keyed}
