@@ -22,6 +22,7 @@ What keeps that exact:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -69,16 +70,20 @@ async def upsert_sums(db: SqlDatabase, table: SumTable,
 Held = dict[str, dict[Key, list[int]]]  # table name -> key -> counts
 
 
+def _add_to(keyed: dict[Key, list[int]], key: Key, counts: Sequence[int]) -> None:
+    held = keyed.get(key)
+    if held is None:
+        keyed[key] = list(counts)
+    else:
+        for i, n in enumerate(counts):
+            held[i] += n
+
+
 def _merge(into: Held, rows: Held) -> None:
     for name, keyed in rows.items():
         target = into.setdefault(name, {})
         for key, counts in keyed.items():
-            held = target.get(key)
-            if held is None:
-                target[key] = list(counts)
-            else:
-                for i, n in enumerate(counts):
-                    held[i] += n
+            _add_to(target, key, counts)
 
 
 class PendingSums:
@@ -104,12 +109,7 @@ class PendingSums:
             keyed = self._current[table.name] = {}
             self._tables[table.name] = table
             self._unwritten.add(table.name)
-        held = keyed.get(key)
-        if held is None:
-            keyed[key] = list(counts)
-        else:
-            for i, n in enumerate(counts):
-                held[i] += n
+        _add_to(keyed, key, counts)
 
     def touched_by(self, query: str) -> bool:
         """Whether `query` names a table with rows held (a name elsewhere, say a column of

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,33 +24,13 @@ from ledger import LedgerService, Passwords, UserService, ledger_store_at
 from ledger.audit import audit
 from ledger.events import CreditsDeposited
 from ledger.queries import load_account
-from ml import MLModel, MLModelManager, MLService, ModelSpec, default_models
+from ml import MLService
+from tests.integration.test_one_write_projections import one_write_models as models
 
 COUNTERS = {"usage_slots": "user_id, slot, model_id", "usage_days": "user_id, day, model_id",
             "account_totals": "user_id, kind, model_id"}
 ZONES = ["UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Pacific/Kiritimati"]
 USERS = 3
-
-
-class HalfUnpredictable(MLModel):
-    """Predicts the positive numbers; NaN (uncharged, reported) for the rest."""
-
-    def predict(self, data: list[float]) -> list[float]:
-        return [x * 2 if x > 0 else math.nan for x in data]
-
-
-class Exploding(MLModel):
-    def predict(self, data: list[float]) -> list[float]:
-        raise RuntimeError("out of memory")
-
-
-def models() -> MLModelManager:
-    manager = MLModelManager(default_models())
-    for model_id, model in ((8, HalfUnpredictable), (9, Exploding)):
-        manager.register(ModelSpec(id=model_id, name=model.__name__, description="test",
-                                   price_per_item_credits=2, max_items=10, factory=model,
-                                   one_transaction=True))
-    return manager
 
 
 class Refused(Exception):
