@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
-from events.sql import Params
+from events.sql import Params, read_words
 
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,           # class 08: the connection is gone
@@ -95,7 +95,6 @@ def _args(query: str, params: Params) -> tuple[str, tuple[Any, ...]]:
 
 _WRITE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w*)\b",
                     re.IGNORECASE)
-_WORD = re.compile(r"[A-Za-z_]\w*")
 _EVENTS_INSERT = re.compile(r"\s*INSERT\s+INTO\s+events\s*\(([^)]*)\)", re.IGNORECASE)
 
 
@@ -115,12 +114,6 @@ class WriteShape:
             return None
         stream, version = self.append_columns
         return str(args[stream]), int(args[version]) - 1
-
-
-@lru_cache(maxsize=1024)
-def read_words(query: str) -> frozenset[str]:
-    """Every name a statement mentions, lower-cased: the tables it may read among them."""
-    return frozenset(word.lower() for word in _WORD.findall(query))
 
 
 @lru_cache(maxsize=1024)

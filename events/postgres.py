@@ -271,6 +271,9 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
                 for index, job in enumerate(batch):
                     outcomes.append(await self._run_job(db, index, job, memo,
                                                         more=index + 1 < len(batch)))
+            # The batch's counter rows, queued: they go with COMMIT's flush of the queue, and
+            # should they fail, the batch does (retried job by job, as a failed COMMIT is).
+            await memo.flush(db)
             await db.execute("COMMIT")
         except BaseException:
             if self._writer_alive() and db.in_transaction:
@@ -286,6 +289,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
         round trips fewer than a savepoint's SAVEPOINT and RELEASE), and nothing is kept."""
         try:
             result = await job.work(PgSession(self, db, memo))
+            await memo.flush(db)  # the batch's counter rows (its own), in the same trip:
             await db.flush()  # its coalesced writes: what they raise is the job's own error
         except Exception as exc:
             own = _own_error(exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Any, Protocol
 
 Params = tuple[Any, ...] | dict[str, Any]
@@ -26,3 +28,12 @@ class SqlDatabase(Protocol):
     async def fetchall(self, query: str, params: Params = ()) -> list[dict[str, Any]]: ...
 
     async def fetchone(self, query: str, params: Params = ()) -> dict[str, Any] | None: ...
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+@lru_cache(maxsize=1024)
+def read_words(query: str) -> frozenset[str]:
+    """Every name a statement mentions, lower-cased: the tables it may read among them."""
+    return frozenset(word.lower() for word in _WORD.findall(query))

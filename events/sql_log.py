@@ -4,6 +4,7 @@ write transaction, and the paged reads. Both speak the `SqlDatabase` seam, so th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -15,6 +16,7 @@ from events.projection import NO_FACTS, Projector, project
 from events.rows import StoredRow, metadata_text, seal_texts, stored_time
 from events.sql import SqlDatabase
 from events.store import SqlSession
+from events.sums import PendingSums, SumsFirst
 
 T = TypeVar("T")
 
@@ -43,36 +45,54 @@ class LogOwner(Protocol):
     def clock(self) -> datetime: ...
 
 
+@dataclass(frozen=True)
+class MemoMark:
+    """What a BatchMemo held before a job, to take back if the job is rolled back."""
+
+    head: tuple[int, str] | None
+    versions: dict[str, int]
+    values: dict[str, Any]
+    sums: int
+
+
 class BatchMemo:
     """What the jobs of one batch (one transaction) learn and hand on to the next: the chain
-    head, the versions of the streams appended to, and `values` a job keeps for the next jobs
-    (the ledger's next task id). The store makes sure no other writer moves anything
-    meanwhile (SQLite's BEGIN IMMEDIATE, PostgreSQL's write lock), so what one job read or
-    wrote still holds for the next. A job rolled back to its savepoint takes back what it
-    taught: the store calls `mark()` before each job and `restore()` after a rollback."""
+    head, the versions of the streams appended to, `values` a job keeps for the next jobs
+    (the ledger's next task id), and `sums`, the counter rows projectors hold for the batch's
+    end (events/sums.py: the store calls `flush` before COMMIT). The store makes sure no
+    other writer moves anything meanwhile (SQLite's BEGIN IMMEDIATE, PostgreSQL's write
+    lock), so what one job read or wrote still holds for the next. A job rolled back to its
+    savepoint takes back what it taught: the store calls `mark()` before each job and
+    `restore()` after a rollback. A batch rolled back whole starts again with a new memo."""
 
     def __init__(self) -> None:
         self.head: tuple[int, str] | None = None
         self.versions: dict[str, int] = {}
         self.values: dict[str, Any] = {}
+        self.sums = PendingSums()
 
-    def mark(self) -> tuple[tuple[int, str] | None, dict[str, int], dict[str, Any]]:
-        return self.head, dict(self.versions), dict(self.values)
+    def mark(self) -> MemoMark:
+        return MemoMark(self.head, dict(self.versions), dict(self.values), self.sums.mark())
 
-    def restore(self, mark: tuple[tuple[int, str] | None, dict[str, int],
-                                  dict[str, Any]]) -> None:
-        self.head, self.versions, self.values = mark[0], dict(mark[1]), dict(mark[2])
+    def restore(self, mark: MemoMark) -> None:
+        self.head, self.versions, self.values = mark.head, dict(mark.versions), dict(
+            mark.values)
+        self.sums.restore(mark.sums)
+
+    async def flush(self, db: SqlDatabase) -> None:
+        """The rows held for the batch's end, written: after its last job, before COMMIT."""
+        await self.sums.flush(db)
 
 
 class SqlLogSession:
     """A write in progress: appends, projections and control-plane rows share one transaction.
     The head and the versions appended are read once a batch and kept (BatchMemo)."""
 
-    def __init__(self, store: LogOwner, db: SqlDatabase,
-                 batch: BatchMemo | None = None) -> None:
+    def __init__(self, store: LogOwner, db: SqlDatabase, batch: BatchMemo) -> None:
         self._store = store
-        self.db = db
-        self.batch = BatchMemo() if batch is None else batch
+        self.batch = batch  # the store flushes its held rows before COMMIT
+        # Its statements see the counter rows the batch holds (they are written first).
+        self.db: SqlDatabase = SumsFirst(db, self.batch.sums)
         self.memo = self.batch.values
         self._facts: dict[str, tuple[int, Mapping[str, Any]]] = {}
 

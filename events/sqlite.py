@@ -251,6 +251,7 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         memo = BatchMemo()  # the head and what else the batch's jobs learn, read once
         tried = [await self._run_job(db, index, job, memo, guarded)
                  for index, job in enumerate(jobs)]
+        await memo.flush(db)  # the batch's counter rows: should that fail, the batch does
         worked = time.perf_counter()
         await db.execute("COMMIT")
         outcomes += tried

@@ -16,6 +16,7 @@ from typing import Any
 
 from events import RecordedEvent, SqlDatabase
 from events.projection import NO_FACTS
+from events.sums import SumTable, add_sums
 from ledger.events import (
     CreditsAdjusted,
     CreditsDeposited,
@@ -76,9 +77,7 @@ class TotalsProjector:
 
     async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
                         facts: Mapping[str, Any] = NO_FACTS) -> None:
-        """A whole task in one write: its model is in the append, no read needed, and its
-        rows (the charge, the outcome) in one statement: their kinds differ, so they are two
-        keys (PostgreSQL refuses an upsert that meets one row twice)."""
+        """A whole task in one write: its model is in the append, no read needed."""
         from ledger.projections import whole_task  # it imports this module's neighbours
 
         if (task := whole_task(appended)) is None:
@@ -108,20 +107,16 @@ async def _add(db: SqlDatabase, user_id: int, kind: str, model_id: int, credits:
     await _add_rows(db, [(user_id, kind, model_id, credits, items)])
 
 
-_UPSERT = (" ON CONFLICT (user_id, kind, model_id) DO UPDATE SET "
-           "events = account_totals.events + 1, "
-           "credits = account_totals.credits + excluded.credits, "
-           "items = account_totals.items + excluded.items")
+# A counter table (events/sums.py): in a write session its additions are held for the
+# batch and written once at its end, summed by key.
+TOTALS = SumTable("account_totals", ("user_id", "kind", "model_id"),
+                  ("events", "credits", "items"))
 
 
 async def _add_rows(db: SqlDatabase, rows: Sequence[tuple[int, str, int, int, int]]) -> None:
-    """One event counted in each row (user, kind, model, credits, items). The rows' keys
-    must differ: on PostgreSQL one upsert may not meet a row twice."""
-    assert len({row[:3] for row in rows}) == len(rows), "one key twice in one upsert"
-    await db.execute(
-        "INSERT INTO account_totals VALUES "
-        + ", ".join(["(?, ?, ?, 1, ?, ?)"] * len(rows)) + _UPSERT,
-        tuple(value for row in rows for value in row))
+    """One event counted in each row (user, kind, model, credits, items)."""
+    for user_id, kind, model_id, credits, items in rows:
+        await add_sums(db, TOTALS, (user_id, kind, model_id), (1, credits, items))
 
 
 @dataclass(frozen=True, kw_only=True)

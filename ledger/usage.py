@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from events import RecordedEvent, SqlDatabase
 from events.projection import NO_FACTS
+from events.sums import SumTable, add_sums
 from ledger import limits
 from ledger.events import (
     AccountOpened,
@@ -165,24 +166,22 @@ def _slot_start(slot: int) -> datetime:
     return datetime.fromtimestamp(slot * limits.SLOT_S, UTC)
 
 
-_UPSERT = (" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT ({key}) DO UPDATE SET "
-           "predictions = {t}.predictions + excluded.predictions, "
-           "items = {t}.items + excluded.items, credits = {t}.credits + excluded.credits")
-
-
-async def _upsert(db: SqlDatabase, table: str, key: str, values: tuple[int, ...]) -> None:
-    await db.execute(f"INSERT INTO {table}" + _UPSERT.format(key=key, t=table), values)
+# Counter tables (events/sums.py): in a write session their additions are held for the
+# batch and written once at its end, summed by key.
+SLOTS = SumTable("usage_slots", ("user_id", "slot", "model_id"),
+                 ("predictions", "items", "credits"))
+DAYS = SumTable("usage_days", ("user_id", "day", "model_id"),
+                ("predictions", "items", "credits"))
 
 
 async def _add(db: SqlDatabase, user_id: int, at: datetime, model_id: int,
                counts: tuple[int, int, int], *, time_zone: str | None = None) -> None:
-    """`time_zone`: the account's, if the caller knows it (else read)."""
+    """`time_zone`: the account's, if the caller knows it (else read). The day is fixed
+    now: a later change of zone refolds the days from the slots (their rows written first)."""
     if time_zone is None:
         time_zone = await time_zone_of(db, user_id)
-    await _upsert(db, "usage_slots", "user_id, slot, model_id",
-                  (user_id, limits.slot_of(at), model_id, *counts))
-    await _upsert(db, "usage_days", "user_id, day, model_id",
-                  (user_id, day_number(at, time_zone), model_id, *counts))
+    await add_sums(db, SLOTS, (user_id, limits.slot_of(at), model_id), counts)
+    await add_sums(db, DAYS, (user_id, day_number(at, time_zone), model_id), counts)
 
 
 async def _take_items(db: SqlDatabase, user_id: int, at: datetime, model_id: int,

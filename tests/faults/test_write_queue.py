@@ -27,6 +27,7 @@ from events import (
     StoreUnavailable,
 )
 from events.database import InlineDatabase
+from events.sums import SumsFirst
 from events.write_lock import WriteLock, lock_path
 
 CHILD = Path(__file__).with_name("write_queue_child.py")
@@ -385,8 +386,9 @@ async def test_a_transaction_sqlite_ended_by_itself_leaves_the_lock_free(
     try:
         async def rolled_back_under_us(session: SqlSession) -> None:
             await session.append("gone", 0, [Wrote(by=0, n=0)])
-            assert isinstance(session.db, InlineDatabase)
-            session.db.raw.execute("ROLLBACK")  # as SQLite's own rollback would
+            assert isinstance(session.db, SumsFirst)  # the batch's counters, in front of
+            assert isinstance(session.db.db, InlineDatabase)  # the writer's connection
+            session.db.db.raw.execute("ROLLBACK")  # as SQLite's own rollback would
             raise OSError("disk I/O error")
 
         with pytest.raises(StoreUnavailable):
