@@ -138,7 +138,7 @@ def _fields(event: Event) -> dict[str, Any]:
     cost 1.5 µs an event, in the write's lock); anything else there (an attribute set past
     the dataclass, a slotted subclass) and they are copied by name, as always."""
     names = _field_names(type(event))
-    data = getattr(event, "__dict__", None)
+    data: dict[str, Any] | None = getattr(event, "__dict__", None)
     if data is not None and data.keys() == _FIELD_SETS[type(event)]:
         return data
     return {name: getattr(event, name) for name in names}

@@ -34,8 +34,8 @@ def chain_hash(
         # the texts' own "null"s are inside strings, so no check of the output is needed.
         try:  # not contextlib.suppress: its object costs a fifth of this hash, in the lock
             payload = orjson.dumps(fields, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
-        except TypeError:  # a lone surrogate, an integer past 64 bits
-            pass
+        except TypeError:  # a lone surrogate, an integer past 64 bits: json writes it
+            payload = None
     if payload is None:
         payload = canonical_bytes(fields)
     return hashlib.sha256(payload).hexdigest()
