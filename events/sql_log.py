@@ -13,7 +13,7 @@ from events.errors import ConcurrencyError, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
 from events.projection import NO_FACTS, Projector, project
-from events.rows import StoredRow, metadata_text, seal_texts, stored_time
+from events.rows import StoredRow, appended_time, metadata_text, seal_texts, stored_time
 from events.sql import SqlDatabase
 from events.store import SqlSession
 from events.sums import PendingSums, SumsFirst
@@ -170,7 +170,7 @@ class SqlLogSession:
                 raise ConcurrencyError(stream_id, expected_version) from exc
             self.batch.head = (chunk[-1].position, chunk[-1].hash)
         self.batch.versions[stream_id] = rows[-1].version if rows else expected_version
-        recorded, recorded_at, codec = [], datetime.fromisoformat(at), self._store.codec
+        recorded, recorded_at, codec = [], appended_time(at), self._store.codec
         for row, event in zip(rows, events, strict=True):
             # As the stored text decodes, so projections see what a replay will see.
             recorded.append(RecordedEvent(

@@ -19,6 +19,7 @@ from ledger.events import (
     OperatorRoleGranted,
     OperatorRoleRevoked,
 )
+from ledger.whole_task import whole_task
 
 
 class AdminProjector:
@@ -94,8 +95,6 @@ async def apply_each_unless_whole_task(
         appended: Sequence[RecordedEvent]) -> None:
     """For a projector with no task events: a whole task decided in one write (the hot
     path) has none of its events, so nothing to do, not even four calls that find nothing."""
-    from ledger.projections import whole_task  # it imports this module
-
     if whole_task(appended) is not None:
         return
     for recorded in appended:

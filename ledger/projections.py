@@ -30,6 +30,9 @@ from ledger.events import (
 from ledger.key_projection import KeysProjector
 from ledger.usernames import username_key
 
+# Re-exported: ledger.usage and ledger.totals still import it from here, in their functions.
+from ledger.whole_task import whole_task as whole_task
+
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"
 ADJUSTMENTS_ACCOUNT = "system:adjustments"  # the other side of an operator's correction
@@ -131,35 +134,6 @@ class AccountsProjector:
             "held_credits = held_credits + 0 WHERE user_id = ?",
             (task[-1].version, -resolved.amount_credits if settled else 0,
              _user_of(task[-1])))
-
-
-_last_whole: list[tuple[Sequence[RecordedEvent], Sequence[RecordedEvent] | None]] = []
-
-
-def whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | None:
-    """The append, when it is one task decided in one write (ledger.account's
-    complete_at_once / fail_at_once): submitted, held, settled and completed, or held,
-    released and failed. Projectors then write each row once, in its final state.
-    Every projector asks of the same append (one list object): the last answer is kept, by
-    identity, holding the list so that no other can take its id."""
-    if len(appended) != 4:
-        return None
-    if _last_whole and _last_whole[0][0] is appended:
-        return _last_whole[0][1]
-    found = _whole_task(appended)
-    _last_whole[:] = [(appended, found)]
-    return found
-
-
-def _whole_task(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent] | None:
-    submitted, held, resolved, finished = (r.event for r in appended)
-    if not (isinstance(submitted, TaskSubmitted) and isinstance(held, CreditsHeld) and (
-            (isinstance(resolved, HoldSettled) and isinstance(finished, TaskCompleted))
-            or (isinstance(resolved, HoldReleased) and isinstance(finished, TaskFailed)))):
-        return None
-    if not submitted.task_id == held.task_id == resolved.task_id == finished.task_id:
-        return None
-    return appended
 
 
 TASK_COLUMNS = ("id", "user_id", "model_id", "status", "input_data", "input_indexes",

@@ -51,7 +51,6 @@ from ledger.projections import (
     TASK_COLUMNS,
     ZONE_FACT,
     rejected_task_row,
-    whole_task,
     whole_task_values,
 )
 from ledger.spend import KeyLimit
@@ -72,6 +71,7 @@ from ledger.views import (
     task_outcome_from_stored,
     top_up_from_stored,
 )
+from ledger.whole_task import whole_task
 
 T = TypeVar("T")
 

@@ -25,6 +25,7 @@ from ledger.events import (
     TimeZoneSet,
 )
 from ledger.limits import Limits, PeriodSpend
+from ledger.whole_task import whole_task
 
 NO_KEY = ""  # the key column of spending without an API key (a login, a direct charge)
 
@@ -101,8 +102,6 @@ class SpendProjector:
                         facts: Mapping[str, Any] = NO_FACTS) -> None:
         """A whole task in one write: the slot gets what was charged, and no spend_holds row
         is made only to be deleted; anything else event by event."""
-        from ledger.projections import whole_task  # the shape is the accounts projector's
-
         if (task := whole_task(appended)) is None:
             for recorded in appended:
                 await self.apply(db, recorded)

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.codec import canonical_json, fast_loads, survives_json
+from events.event import Metadata, RecordedEvent
+from events.rows import _last_projected, appended_time, projected_time, stored_time
 from ledger.events import CreditsHeld, TaskCompleted, TaskSubmitted, ledger_codec
 from tests.unit.test_canonical_json import LEAVES  # the same leaves: surrogates, edge floats
 
@@ -68,3 +70,30 @@ def test_as_stored_gives_what_decoding_the_stored_text_gives() -> None:
         stored = codec.as_stored(event, text)
         assert (stored is event) is keeps, event
         assert identical(vars(stored), vars(codec.decode(type_name, schema_version, text)))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.datetimes(timezones=st.timezones()))
+def test_an_appended_instant_projects_as_the_very_text_it_was_stored_as(moment: Any) -> None:
+    """The append parses its stored time once and tells projected_time that text: what a
+    replay computes from the parsed instant must be that text, byte for byte."""
+    from datetime import datetime
+
+    stored = stored_time(moment)
+    parsed = appended_time(stored)
+    assert datetime.fromisoformat(stored).isoformat(timespec="microseconds") == stored
+    _last_projected.clear()  # what a replay does: no text told, the instant written out
+    recorded = RecordedEvent(position=1, stream_id="s", version=1, event=CreditsHeld(
+        user_id=1, task_id=2, amount_credits=3, owner="p"), metadata=Metadata(),
+        recorded_at=parsed, hash="h")
+    assert projected_time(recorded) == stored
+
+
+def test_an_attribute_set_past_the_dataclass_is_not_encoded() -> None:
+    """encode reads an event's fields from its __dict__ only when that holds exactly them."""
+    codec = ledger_codec()
+    event = CreditsHeld(user_id=1, task_id=2, amount_credits=3, owner="p")
+    plain = codec.encode(event)
+    object.__setattr__(event, "cached", [1, 2])  # say, a cached_property's value
+    assert codec.encode(event) == plain
+    assert "cached" not in plain[2]
