@@ -29,9 +29,7 @@ from ledger.events import (
 )
 from ledger.key_projection import KeysProjector
 from ledger.usernames import username_key
-
-# Re-exported: ledger.usage and ledger.totals still import it from here, in their functions.
-from ledger.whole_task import whole_task as whole_task
+from ledger.whole_task import whole_task
 
 TOP_UPS_ACCOUNT = "system:top_ups"
 REVENUE_ACCOUNT = "system:ml_revenue"

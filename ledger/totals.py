@@ -27,6 +27,7 @@ from ledger.events import (
     TaskRejected,
     TaskSubmitted,
 )
+from ledger.whole_task import whole_task
 
 NO_MODEL = 0  # the model column of the rows that are not about tasks
 TASK_KINDS = ("completed", "failed", "rejected")
@@ -78,8 +79,6 @@ class TotalsProjector:
     async def apply_all(self, db: SqlDatabase, appended: Sequence[RecordedEvent],
                         facts: Mapping[str, Any] = NO_FACTS) -> None:
         """A whole task in one write: its model is in the append, no read needed."""
-        from ledger.projections import whole_task  # it imports this module's neighbours
-
         if (task := whole_task(appended)) is None:
             for recorded in appended:
                 await self.apply(db, recorded)

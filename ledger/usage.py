@@ -34,6 +34,8 @@ from ledger.events import (
     TaskSubmitted,
     TimeZoneSet,
 )
+from ledger.projections import ZONE_FACT
+from ledger.whole_task import whole_task
 
 NO_MODEL = 0  # the model column of a direct charge (no task, no model)
 MAX_RANGE_DAYS = 366  # a leap year: a range is at most this many days, both ends included
@@ -125,8 +127,6 @@ class UsageProjector:
         rows the model could not predict already taken off, and no usage_tasks row is made
         only to be deleted (a failed task leaves no row at all); else event by event. The
         day is in the zone the writer read just before (ZONE_FACT), when it says."""
-        from ledger.projections import ZONE_FACT, whole_task  # the accounts projector's shape
-
         task = whole_task(appended)
         if task is None or task[2].recorded_at != task[3].recorded_at:
             for recorded in appended:  # (one append has one instant; never seen otherwise)
