@@ -25,7 +25,7 @@ from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale
 from events.rows import Clock, utc_now
 from events.sql import SqlDatabase
 from events.sql_log import BatchMemo, SqlLogReads, SqlLogSession, iterate_rows
-from events.writer import GroupCommit, Job, Outcome, settle
+from events.writer import GroupCommit, Job, JobFailed, JobPoisoned, Outcome, settle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -72,20 +72,6 @@ CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 
 class PgSession(SqlLogSession):
     """A write in progress on PostgreSQL, under the write lock taken at BEGIN."""
-
-
-class JobPoisoned(Exception):
-    """A job failed in a way that took its whole transaction down."""
-
-    def __init__(self, index: int, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.index = index
-        self.error = error
-
-
-class JobFailed(JobPoisoned):
-    """A job of a batch run without savepoints failed with its own error (a refused charge,
-    a stale version): the transaction is rolled back, and the others run again without it."""
 
 
 class PostgresEventStore(GroupCommit, SqlLogReads):

@@ -19,7 +19,7 @@ from events.rows import Clock, utc_now
 from events.sql import Params
 from events.sql_log import BatchMemo, SqlLogReads, SqlLogSession, iterate_rows
 from events.write_lock import LockStats
-from events.writer import GroupCommit, Job, Outcome, settle
+from events.writer import GroupCommit, Job, JobFailed, Outcome, settle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -75,15 +75,6 @@ class PointReader(InlineDatabase):
             if self.fallback is None:
                 raise
             return await self.fallback.fetchall(query, params)
-
-
-class _WroteThenFailed(Exception):
-    """The job at `index` of a batch run without savepoints failed with its own `error`
-    after it had changed rows: only rolling the whole transaction back undoes them."""
-
-    def __init__(self, index: int, error: Exception) -> None:
-        super().__init__(str(error))
-        self.index, self.error = index, error
 
 
 class SQLiteSession(SqlLogSession):
@@ -224,7 +215,7 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
                 try:
                     await self._run_batch(db, jobs, guarded, outcomes)
                     jobs = []
-                except _WroteThenFailed as failed:
+                except JobFailed as failed:
                     await db.execute("ROLLBACK")  # the job's rows and the others' with them
                     outcomes.append((jobs[failed.index], None, failed.error))
                     jobs = jobs[:failed.index] + jobs[failed.index + 1:]
@@ -285,7 +276,7 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
                 await db.execute("ROLLBACK TO job")
                 await db.execute("RELEASE job")
             elif db.total_changes != changes:  # rows of its own, and no savepoint to undo them
-                raise _WroteThenFailed(index, exc) from exc
+                raise JobFailed(index, exc) from exc
             memo.restore(mark)  # what the job taught the batch went with its rows
             return job, None, exc
         if guarded:

@@ -26,6 +26,22 @@ class Job:
 Outcome = tuple[Job, Any, BaseException | None]
 
 
+class JobPoisoned(Exception):
+    """A job failed in a way that took its whole transaction down."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
+
+class JobFailed(JobPoisoned):
+    """A job of a batch run without savepoints failed with its own error (a refused charge,
+    a stale version) in a way only rolling the transaction back undoes (on PostgreSQL any
+    such error, on SQLite one after the job changed rows): the transaction is rolled back,
+    and the others run again without it."""
+
+
 class CommitObserver(Protocol):
     """Told about every write, for metrics; it must be quick and must not raise."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import ConcurrencyError, Event, EventCodec, RecordedEvent, SqlSession
+from events import ConcurrencyError, Event, EventCodec, SqlSession
 from events.postgres import PostgresEventStore
 from events.sqlite import SQLiteEventStore
 from events.verify import verify_chain
+from tests.integration.test_pg_coalesced_writes import Batches
 from tests.pgcluster import PgCluster
 
 TABLES = """
@@ -36,19 +37,6 @@ class Noted(Event, type_name="Noted"):
 
 class ChangedItsMind(Exception):
     """A job's own failure (a refused charge, say): the job fails, the batch goes on."""
-
-
-class Batches:
-    """The CommitObserver: how many jobs each commit carried."""
-
-    def __init__(self) -> None:
-        self.sizes: list[int] = []
-
-    def batch_committed(self, jobs: int, seconds: float) -> None:
-        self.sizes.append(jobs)
-
-    def events_committed(self, events: Sequence[RecordedEvent]) -> None:
-        pass
 
 
 class World:
