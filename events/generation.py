@@ -12,9 +12,46 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+from events.store import SqlSession
+
+T = TypeVar("T")
+U = TypeVar("U")
+Work = Callable[[SqlSession], Awaitable[T]]
+
+
+class Transact(Protocol):
+    """A store's `transact`: runs any work in one write transaction."""
+
+    def __call__(self, work: Work[U], /) -> Awaitable[U]: ...
+
 
 WORD_BYTES = 8
+
+
+class Generation(Protocol):
+    """A word that changes whenever something other processes cache is changed, readable
+    without a system call or a query. Two adapters: this module's mapped file, for processes
+    on one machine, and events/pg_generation.py, for processes on one PostgreSQL server."""
+
+    def current(self) -> bytes | None:
+        """The word now; None while this process cannot vouch for it (then cache nothing)."""
+        ...
+
+    async def changing(self, transact: Transact, work: Work[T]) -> T:
+        """`transact(work)`, for a write that changes what is cached: when it returns, every
+        process's next `current()` differs from what it read before the commit."""
+        ...
+
+    async def start(self) -> None:
+        """Begin vouching for the word (a process that serves); a tool that only writes
+        need not."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 class SharedGeneration:
@@ -46,6 +83,22 @@ class SharedGeneration:
 
     def bump(self) -> None:
         self._map[:WORD_BYTES] = os.urandom(WORD_BYTES)
+
+    async def changing(self, transact: Transact, work: Work[T]) -> T:
+        """Bumped before the commit and after it. The bump before covers a writer that dies
+        between its commit and its second bump, except for entries read in that moment; the
+        caches' TTL bounds those (ledger/credential_cache.py)."""
+        self.bump()
+        try:
+            return await transact(work)
+        finally:
+            self.bump()
+
+    async def start(self) -> None:
+        """Nothing to start: the mapped word is always current."""
+
+    async def stop(self) -> None:
+        """Nothing to stop: the mapping goes with the process."""
 
     def close(self) -> None:
         self._map.close()

@@ -20,6 +20,7 @@ import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 
 from events.codec import EventCodec
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable, UniqueViolation
+from events.pg_generation import PgGeneration
 from events.pgdatabase import PgDatabase, portable_ddl, wrap
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, utc_now
@@ -129,6 +130,15 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
         except Exception as exc:
             raise wrap(exc) from exc
         return conn
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of the caller's own, with the store's settings (a LISTENer's)."""
+        return await self._connect()
+
+    def credential_generation(self) -> PgGeneration:
+        """The word credential caches check (events/pg_generation.py); start() it to serve.
+        Its tables come with the ledger's control schema (ledger/store.py)."""
+        return PgGeneration(self.connect, self.read_db)
 
     async def open(self) -> None:
         try:

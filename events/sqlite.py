@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from events.codec import EventCodec
 from events.database import Database, InlineDatabase
 from events.errors import ConcurrencyError, StoreError, StoreUnavailable
+from events.generation import SharedGeneration
 from events.projection import META_SCHEMA, Projector, drop_tables, refold, stale_projectors
 from events.rows import Clock, utc_now
 from events.sql import Params
@@ -284,6 +285,11 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
         return job, result, None
 
     # -- reads -----------------------------------------------------------------------------
+
+    def credential_generation(self) -> SharedGeneration | None:
+        """The word credential caches check: a mapped file beside the database, shared by
+        every process on it (None where no file can be made there: then nothing is cached)."""
+        return SharedGeneration.beside(self.path, "-credentials.gen")
 
     def read_db(self) -> Database:
         """The read connection; reads never wait behind the writer (WAL)."""

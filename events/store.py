@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from events.codec import EventCodec
 from events.event import Event, Metadata, RecordedEvent
 from events.projection import Projector
 from events.rows import StoredRow
 from events.sql import SqlDatabase
+
+if TYPE_CHECKING:  # events/generation.py names this module's SqlSession
+    from events.generation import Generation
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Session", contravariant=True)
@@ -87,6 +90,11 @@ class SqlEventStore(Protocol):
     async def transact(self, work: Callable[[SqlSession], Awaitable[T]]) -> T: ...
 
     def read_db(self) -> SqlDatabase: ...
+
+    def credential_generation(self) -> Generation | None:
+        """A word that changes in every process when a credential ends (events/generation.py),
+        or None when the store cannot keep one."""
+        ...
 
     def read_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]: ...
 

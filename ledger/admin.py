@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from events import Event, Metadata, SqlSession
 from ledger import account as decide
@@ -30,6 +31,8 @@ from ledger.views import (
     stored_top_up,
     top_up_from_stored,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,23 +84,24 @@ class AdminService:
     async def suspend(self, operator_id: int, user_id: int, reason: str) -> AdminUser:
         """Stop the account now: its open holds are released (their tasks fail, uncharged)
         in the same append, and every credential of it is refused from the next request."""
-        self._credentials_changed()
         await self._append(operator_id, user_id,
                            lambda account: decide.suspend(account, reason, operator_id))
-        self._credentials_changed()
         return await self.user(user_id)
 
     async def resume(self, operator_id: int, user_id: int, reason: str) -> AdminUser:
         await self._append(operator_id, user_id,
                            lambda account: decide.resume(account, reason, operator_id))
-        self._credentials_changed()
         return await self.user(user_id)
 
-    def _credentials_changed(self) -> None:
-        """Tell every process's credential cache (and the flags above) that a credential
-        narrowed, before the commit and after it (see ledger/credential_cache.py)."""
+    async def _changing_flags(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        """A write that changes an account's flags: every process's credential cache and
+        flags (above) read before its commit are stale when it returns (the generation word,
+        ledger/credential_cache.py)."""
         self._flags.clear()
-        self.ledger.credentials_changed()
+        try:
+            return await self.ledger.transact_credentials(work)
+        finally:
+            self._flags.clear()
 
     async def _append(self, operator_id: int, user_id: int,
                       decision: Callable[[Account], list[Event]]) -> None:
@@ -106,7 +110,7 @@ class AdminService:
             await s.append(account_stream(user_id), account.version, decision(account),
                            Metadata(actor=f"operator:{operator_id}"))
 
-        await self.store.transact(work)
+        await self._changing_flags(work)
 
     async def set_role(self, username: str, operator: bool, by: str) -> bool:
         """Grant or revoke the operator role (the command line's use case); False when the
@@ -127,10 +131,7 @@ class AdminService:
                            Metadata(actor=f"cli:{by}"))
             return True
 
-        self._credentials_changed()
-        changed = await self.store.transact(work)
-        self._credentials_changed()
-        return changed
+        return await self._changing_flags(work)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -1,21 +1,21 @@
 """Login tokens and API keys checked without a database trip, and revoked at once everywhere.
 
 Each process keeps the credentials it has read, keyed by the secret's digest. An entry is
-good while the shared generation word (events/generation.py, a mapped file beside the SQLite
-file) still reads what it read just before the entry's database read, the credential has not
-expired, and it is younger than TTL_S. Every write that ends or narrows a credential (logout,
-log out everywhere, a password change, a revoked key, an account suspended) bumps the word
-before and after its commit (LedgerService.transact_credentials), so the next request in any
-process misses and reads the database again.
+good while the generation word (events/generation.py) still reads what it read just before
+the entry's database read, the credential has not expired, and it is younger than TTL_S.
+Every write that ends or narrows a credential (logout, log out everywhere, a password change,
+a revoked key, an account suspended) goes through `changing`, which changes the word in every
+process by the time it returns, so the next request in any process misses and reads the
+database again.
 
-Why the word is read before the database: a reader that read it after a revocation's commit
-has seen that commit. The bump before the commit covers a writer that dies between its commit
-and its second bump, except for entries read in that moment; TTL_S bounds those.
-
-PostgreSQL processes may run on other machines, where no mapped file reaches; a signal from
-the database itself (a generation row) costs the trip the cache saves, and LISTEN/NOTIFY
-arrives after the commit, not with it. So on PostgreSQL there is no cache: each check is one
-query, as before.
+Why the word is read before the database: a reader that read it after a revocation's change
+has seen that commit. Two adapters keep the word:
+- On one machine (SQLite), a mapped file beside the database, bumped before and after the
+  commit. The bump before covers a writer that dies between its commit and its second bump,
+  except for entries read in that moment; TTL_S bounds those.
+- On PostgreSQL, a counter bumped and NOTIFYed in the write's own transaction; the writer
+  waits until every live process has taken it in (events/pg_generation.py). A process that
+  cannot hear the database stops vouching for its word within its lease.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
-from events.generation import SharedGeneration
+from events.generation import Generation, Transact, Work
 from ledger.credentials import Credential
+
+T = TypeVar("T")
 
 TTL_S = 30.0
 # Bounds the memory a flood of distinct tokens can take; when full, the cache starts over.
@@ -45,7 +48,7 @@ class Cached:
 class CredentialCache:
     """Credentials by (kind, digest). Without a generation word it caches nothing."""
 
-    def __init__(self, generation: SharedGeneration | None,
+    def __init__(self, generation: Generation | None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._generation = generation
         self._monotonic = monotonic
@@ -65,7 +68,8 @@ class CredentialCache:
         entry = self._entries.get((kind, digest))
         if entry is None:
             return None
-        if (entry.generation != self._generation.current()
+        word = self._generation.current()
+        if (word is None or entry.generation != word
                 or (entry.expires_at is not None and entry.expires_at <= now)
                 or self._monotonic() - entry.cached_at_s > TTL_S):
             self._entries.pop((kind, digest), None)
@@ -89,8 +93,13 @@ class CredentialCache:
         if entry is not None:
             self._entries[(kind, digest)] = replace(entry, last_used_at=last_used_at)
 
-    def changed(self) -> None:
-        """Some credential ended or narrowed: every process's entries are stale."""
+    async def changing(self, transact: Transact, work: Work[T]) -> T:
+        """`transact(work)` for a write that ends or narrows a credential: by the time it
+        returns, every process's entries read before its commit are stale."""
         self._entries.clear()
-        if self._generation is not None:
-            self._generation.bump()
+        try:
+            if self._generation is None:
+                return await transact(work)
+            return await self._generation.changing(transact, work)
+        finally:
+            self._entries.clear()

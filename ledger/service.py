@@ -17,11 +17,10 @@ from events import (
     Metadata,
     RecordedEvent,
     SqlEventStore,
-    SQLiteEventStore,
     SqlSession,
     UniqueViolation,
 )
-from events.generation import SharedGeneration
+from events.generation import Generation
 from ledger import account as decide
 from ledger import limits, queries, security_log, spend, usage
 from ledger.account import Account
@@ -169,28 +168,20 @@ def _task_written(recorded: Sequence[RecordedEvent]) -> TaskView:
 class LedgerService:
     """The credits use cases. `owner` names this process in the holds it opens."""
 
-    def __init__(self, store: SqlEventStore, *, owner: str | None = None) -> None:
+    def __init__(self, store: SqlEventStore, *, owner: str | None = None,
+                 generation: Generation | None = None) -> None:
         self.store = store
         self.owner = owner or uuid.uuid4().hex
-        # Processes on one SQLite file share a generation word beside it (PostgreSQL: none,
-        # so no credential is cached there; see ledger/credential_cache.py).
-        self.credentials = CredentialCache(
-            SharedGeneration.beside(store.path, "-credentials.gen")
-            if isinstance(store, SQLiteEventStore) else None)
-
-    def credentials_changed(self) -> None:
-        """Call after the commit of any write that ends or narrows a login token, session or
-        API key (a revocation, a suspension): every process checks them again at once."""
-        self.credentials.changed()
+        # The store's word (ledger/credential_cache.py): on SQLite a mapped file, always
+        # current; on PostgreSQL a LISTENer that vouches only once start()ed, which a serving
+        # process does (web/app.py) and a tool that only writes need not.
+        self.generation = store.credential_generation() if generation is None else generation
+        self.credentials = CredentialCache(self.generation)
 
     async def transact_credentials(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
-        """`store.transact(work)` for a write that ends or narrows credentials, with the
-        generation bumped before and after it (see ledger/credential_cache.py for why)."""
-        self.credentials_changed()
-        try:
-            return await self.store.transact(work)
-        finally:
-            self.credentials_changed()
+        """`store.transact(work)` for a write that ends or narrows credentials (a revocation,
+        a suspension): when it returns, every process checks them again."""
+        return await self.credentials.changing(self.store.transact, work)
 
     def _now(self) -> str:
         return self.store.clock().isoformat(timespec="microseconds")

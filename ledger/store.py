@@ -49,10 +49,12 @@ def postgres_ledger_store(
 ) -> PostgresEventStore:
     """A PostgreSQL store with the ledger's codec, projections and control tables.
     `options` are PostgresEventStore's pool bounds and timeouts."""
+    from events.pg_generation import GENERATION_SCHEMA
     from events.postgres import PostgresEventStore
 
-    # What processes share only on PostgreSQL comes with it: ledger/shared.py, events/leases.py.
-    shared = BOTH_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA
+    # What processes share only on PostgreSQL comes with it: ledger/shared.py, the leases
+    # (events/leases.py) and the credentials' generation (events/pg_generation.py).
+    shared = BOTH_SCHEMA + SHARED_SCHEMA + LEASE_SCHEMA + GENERATION_SCHEMA
     return PostgresEventStore(database_url, ledger_codec(), ledger_projectors(),
                               control_schema=shared, clock=clock, **options)
 
@@ -68,3 +70,4 @@ def ledger_store_at(
         assert isinstance(where, str)
         return postgres_ledger_store(where, clock=clock)
     return ledger_store(where, synchronous=synchronous, clock=clock)
+

@@ -11,7 +11,8 @@ import pytest
 from pgcluster import PgCluster, fresh_database, require_bin_dir
 
 from events import SqlEventStore
-from ledger import LedgerService, Passwords, UserService, ledger_store_at
+from events.postgres import PostgresEventStore
+from ledger import LedgerService, Passwords, UserService, ledger_store_at, postgres_ledger_store
 from ml import MLModelManager, MLService, default_models
 
 
@@ -56,6 +57,17 @@ async def pg_url(pg_cluster: PgCluster) -> AsyncIterator[str]:
     `fresh_database`: async fixtures cannot be fetched from inside one.)"""
     async with fresh_database(pg_cluster) as url:
         yield url
+
+
+@pytest.fixture
+async def pg_store(pg_url: str) -> AsyncIterator[PostgresEventStore]:
+    """The ledger's store on a fresh PostgreSQL database, open."""
+    opened = postgres_ledger_store(pg_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from events import SqlEventStore, StoreCorrupted, StoreError, StoreUnavailable
+from events.generation import Generation
 from events.leases import FileLiveness, LeaseLiveness, Liveness
 from ledger import (
     AccountNotFound,
@@ -76,6 +77,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
                             synchronous=config.synchronous)  # type: ignore[arg-type]
     await store.open()
     liveness = liveness_for(config, store)
+    generation: Generation | None = None
     try:
         if config.verify_on_start:
             await check_log(store)
@@ -86,6 +88,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             app[PUBLIC_IDS].use_key(key)
         owner = await liveness.start()
         ledger = LedgerService(store, owner=owner)
+        if (generation := ledger.generation) is not None:
+            await generation.start()  # PostgreSQL: the credential cache's LISTENer
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
@@ -114,6 +118,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=False, cancel_futures=True)
         await release_own_holds(ledger)
     finally:
+        if generation is not None:
+            await generation.stop()
         await liveness.stop()  # before the store closes: a lease is given up through it
         await store.close()
 

@@ -5,7 +5,6 @@ there, as on SQLite."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -19,13 +18,8 @@ from web.app import check_log
 
 
 @pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[SqlEventStore]:
-    opened = postgres_ledger_store(pg_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(pg_store: SqlEventStore) -> SqlEventStore:
+    return pg_store
 
 
 async def test_a_live_lease_is_alive_and_a_clean_stop_is_dead_at_once(
