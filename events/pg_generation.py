@@ -13,6 +13,11 @@ lease runs out. It vouches for its word only while its lease holds by its own cl
 from before the renewal was sent (so it stops before the server thinks it did), and cannot
 renew while it knows it is behind the counter. After a lapse the word takes a new epoch, so
 nothing cached before it is used after it: a revocation that did not wait for it is obeyed.
+
+A process of an older version revokes without bumping. So a watcher renews (and vouches)
+only while every live process on the database (a lease in `owner_leases`, events/leases.py)
+has a watcher row: during a rolling upgrade the new processes cache nothing until the old
+ones are gone, except for a process started since the last beat (at most `beat_s`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
 
+from events.errors import StoreError
 from events.generation import Transact, Work
 from events.sql import SqlDatabase
 from events.store import SqlSession
@@ -55,10 +61,14 @@ CREATE TABLE IF NOT EXISTS credential_watchers (
 BUMP = (f"UPDATE credential_generation SET generation = generation + 1 WHERE id = 1 "
         f"RETURNING generation, pg_notify('{CHANNEL}', generation::text) AS notified")
 # A watcher renews only while it has seen the counter's value: one that missed a notice
-# cannot keep a lease, so a writer never waits on it longer than one lease.
+# cannot keep a lease, so a writer never waits on it longer than one lease. And only while
+# no live process lacks a watcher row (one of an older version, which revokes silently).
 RENEW = ("INSERT INTO credential_watchers (watcher, seen, lease_until) "
          "SELECT $1, $2, clock_timestamp() + make_interval(secs => $3) "
-         "FROM credential_generation WHERE id = 1 AND generation <= $2 "
+         "FROM credential_generation WHERE id = 1 AND generation <= $2 AND NOT EXISTS ("
+         "SELECT 1 FROM owner_leases o WHERE o.expires_at > clock_timestamp() "
+         "AND o.owner <> $1 AND NOT EXISTS ("
+         "SELECT 1 FROM credential_watchers w WHERE w.watcher = o.owner)) "
          "ON CONFLICT (watcher) DO UPDATE SET seen = GREATEST(credential_watchers.seen, "
          "excluded.seen), lease_until = excluded.lease_until RETURNING seen")
 ACK = (f"WITH acked AS (UPDATE credential_watchers SET seen = GREATEST(seen, $2) "
@@ -69,22 +79,30 @@ LAGGARDS = ("SELECT count(*) AS n FROM credential_watchers "
 FORGET = "DELETE FROM credential_watchers WHERE lease_until < clock_timestamp() - interval '1 hour'"
 
 
+def _boot_clock() -> float:
+    """Seconds that keep counting while the machine sleeps or its VM is paused (Linux's
+    CLOCK_BOOTTIME): the server's leases run on through those, so must this clock."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class PgGeneration:
     """This process's word, kept in step with the counter by LISTEN once started. `connect`
     opens the watcher's own connection; `read_db` is the store's pool, for the writer's
-    wait. Not started (a command-line tool), it vouches for nothing and still bumps and
-    waits when it writes."""
+    wait; `watcher` is the process's owner id (its lease in `owner_leases`). Not started (a
+    command-line tool), it vouches for nothing and still bumps and waits when it writes."""
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]],
-                 read_db: Callable[[], SqlDatabase], *, lease_s: float = 3.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 read_db: Callable[[], SqlDatabase], *, watcher: str | None = None,
+                 lease_s: float = 3.0,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self._connect = connect
         self._read_db = read_db
         self.lease_s = lease_s
         self.beat_s = lease_s / 6   # several beats may fail before the lease runs out
         self.margin_s = lease_s / 6  # this clock stops vouching before the server's lease ends
-        self._monotonic = monotonic
-        self.watcher = uuid.uuid4().hex
+        self._monotonic = monotonic or (
+            _boot_clock if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic)
+        self.watcher = watcher or uuid.uuid4().hex
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the watcher's connection
         self._seen = -1
@@ -116,20 +134,23 @@ class PgGeneration:
         return result
 
     async def _wait_acknowledged(self, generation: int) -> None:
-        deadline = self._monotonic() + self.lease_s + 1.0
+        """Until no live lease lags: a laggard cannot renew, so its lease ends by itself
+        (whatever lease it runs with). The write has committed: a failure here is waited
+        out (one lease, after which every lease that lagged has ended), not raised."""
         while True:
             acked = self._acked
-            row = await self._read_db().fetchone(LAGGARDS, (generation,))
-            if row is None or int(row["n"]) == 0:
+            try:
+                row = await self._read_db().fetchone(LAGGARDS, (generation,))
+            except StoreError as error:
+                log.warning("credential generation %d: acknowledgements unread (%s); "
+                            "waiting out a lease", generation, error)
+                await asyncio.sleep(self.lease_s + self.margin_s)  # a bound, not a sync
                 return
-            left = deadline - self._monotonic()
-            if left <= 0:  # every lease that was live has run out by now
-                log.warning("%d processes did not acknowledge credential generation %d",
-                            int(row["n"]), generation)
+            if row is None or int(row["n"]) == 0:
                 return
             # An acknowledgement wakes us; the timer covers our own watcher being away.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(acked.wait(), min(left, 0.05))
+                await asyncio.wait_for(acked.wait(), 0.05)
 
     # -- the watcher -----------------------------------------------------------------------
 
@@ -147,8 +168,10 @@ class PgGeneration:
             await conn.add_listener(CHANNEL, self._on_change)
             await conn.add_listener(ACKS, self._on_ack)
             conn.add_termination_listener(self._on_lost)
-            self._adopt(int(await conn.fetchval(
-                "SELECT generation FROM credential_generation WHERE id = 1")))
+            # Taken as it is, not as a maximum: a restored or failed-over server may have
+            # gone back, and this attach starts a new epoch anyway.
+            self._seen = int(await conn.fetchval(
+                "SELECT generation FROM credential_generation WHERE id = 1"))
             await conn.execute(FORGET)
         except BaseException:
             conn.terminate()
@@ -168,9 +191,11 @@ class PgGeneration:
                     "SELECT generation FROM credential_generation WHERE id = 1")))
                 row = await conn.fetchrow(RENEW, self.watcher, self._seen, self.lease_s)
         if row is None:
-            return  # behind again: the next beat tries again; until then no word
-        if sent >= self._valid_until:
-            self._epoch += 1  # lapsed: nothing cached before this is good after it
+            return  # behind again, or an old process is about: no word until a beat works
+        if self._monotonic() >= self._valid_until:
+            # Lapsed, before the renewal or while it ran (its snapshot may predate a bump
+            # whose writer did not wait for us): nothing cached before it is good after it.
+            self._epoch += 1
         self._valid_until = sent + self.lease_s - self.margin_s
 
     async def beat(self) -> None:
@@ -228,25 +253,34 @@ class PgGeneration:
                 return
 
     async def stop(self) -> None:
-        for task in (self._beating, self._acking):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._cancel(self._beating)
         self._valid_until = float("-inf")
-        conn, self._conn = self._conn, None
+        conn = self._conn
         if conn is not None:
             with contextlib.suppress(Exception):
-                await conn.execute("DELETE FROM credential_watchers WHERE watcher = $1",
-                                   self.watcher)
+                async with self._lock:  # after any acknowledgement under way
+                    await conn.execute("DELETE FROM credential_watchers WHERE watcher = $1",
+                                       self.watcher)
+        self._conn = None  # no acknowledgement starts from here on
+        await self._cancel(self._acking)
+        if conn is not None:
+            with contextlib.suppress(Exception):
                 await conn.close(timeout=2.0)
             conn.terminate()
+
+    @staticmethod
+    async def _cancel(task: asyncio.Task[None] | None) -> None:
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def freeze(self) -> None:
         """Stop beating and acknowledging without telling anyone: what a process that hung
         or lost the network looks like to the others (for tests and drills)."""
-        if self._beating is not None:
-            self._beating.cancel()
+        for task in (self._beating, self._acking):
+            if task is not None:
+                task.cancel()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.remove_termination_listener(self._on_lost)

@@ -135,10 +135,11 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
         """A connection of the caller's own, with the store's settings (a LISTENer's)."""
         return await self._connect()
 
-    def credential_generation(self) -> PgGeneration:
+    def credential_generation(self, owner: str) -> PgGeneration:
         """The word credential caches check (events/pg_generation.py); start() it to serve.
-        Its tables come with the ledger's control schema (ledger/store.py)."""
-        return PgGeneration(self.connect, self.read_db)
+        `owner` is the process's lease owner. Its tables come with the ledger's control
+        schema (ledger/store.py), beside the owner leases'."""
+        return PgGeneration(self.connect, self.read_db, watcher=owner)
 
     async def open(self) -> None:
         try:

@@ -286,9 +286,10 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def credential_generation(self) -> SharedGeneration | None:
+    def credential_generation(self, owner: str) -> SharedGeneration | None:
         """The word credential caches check: a mapped file beside the database, shared by
-        every process on it (None where no file can be made there: then nothing is cached)."""
+        every process on it, whatever its `owner` (None where no file can be made there:
+        then nothing is cached)."""
         return SharedGeneration.beside(self.path, "-credentials.gen")
 
     def read_db(self) -> Database:

@@ -91,9 +91,9 @@ class SqlEventStore(Protocol):
 
     def read_db(self) -> SqlDatabase: ...
 
-    def credential_generation(self) -> Generation | None:
+    def credential_generation(self, owner: str) -> Generation | None:
         """A word that changes in every process when a credential ends (events/generation.py),
-        or None when the store cannot keep one."""
+        or None when the store cannot keep one. `owner` names this process (its lease)."""
         ...
 
     def read_rows(self, from_position: int = 1) -> AsyncIterator[StoredRow]: ...

@@ -175,7 +175,8 @@ class LedgerService:
         # The store's word (ledger/credential_cache.py): on SQLite a mapped file, always
         # current; on PostgreSQL a LISTENer that vouches only once start()ed, which a serving
         # process does (web/app.py) and a tool that only writes need not.
-        self.generation = store.credential_generation() if generation is None else generation
+        self.generation = (store.credential_generation(self.owner) if generation is None
+                           else generation)
         self.credentials = CredentialCache(self.generation)
 
     async def transact_credentials(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:

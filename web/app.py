@@ -86,10 +86,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             app[SESSIONS].use_key(key)
             app[DEVICES].use_key(key)
             app[PUBLIC_IDS].use_key(key)
-        owner = await liveness.start()
-        ledger = LedgerService(store, owner=owner)
+        ledger = LedgerService(store, owner=liveness.owner)
         if (generation := ledger.generation) is not None:
-            await generation.start()  # PostgreSQL: the credential cache's LISTENer
+            # PostgreSQL: the credential cache's LISTENer, before the lease it vouches
+            # beside (a lease without a watcher row stops the others' caches a beat).
+            await generation.start()
+        owner = await liveness.start()
+        assert owner == ledger.owner
         passwords = Passwords.cheap() if config.cheap_password_hashing else Passwords()
         app[STORE], app[LEDGER], app[LIVENESS] = store, ledger, liveness
         app[USERS] = UserService(ledger, passwords)
@@ -118,9 +121,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=False, cancel_futures=True)
         await release_own_holds(ledger)
     finally:
-        if generation is not None:
-            await generation.stop()
         await liveness.stop()  # before the store closes: a lease is given up through it
+        if generation is not None:  # after the lease: a lease without a watcher row stops
+            await generation.stop()  # the others' caches (events/pg_generation.py)
         await store.close()
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from events import SqlSession
+from events import SqlSession, StoreUnavailable
 from events.pg_generation import LAGGARDS, PgGeneration
 from events.postgres import PostgresEventStore
 
@@ -38,7 +38,8 @@ async def watchers(store: PostgresEventStore
     started: list[PgGeneration] = []
 
     async def start(**options: object) -> PgGeneration:
-        generation = PgGeneration(store.connect, store.read_db, **options)  # type: ignore[arg-type]
+        read_db = options.pop("read_db", store.read_db)
+        generation = PgGeneration(store.connect, read_db, **options)  # type: ignore[arg-type]
         await generation.start()
         started.append(generation)
         return generation
@@ -180,3 +181,33 @@ async def test_a_lost_connection_stops_the_word_at_once_and_the_next_beat_attach
     assert b.current() is None
     await b.beat()
     assert b.current() not in (None, before), "a new epoch: notices may have been missed"
+
+
+async def test_while_a_process_of_an_older_version_is_about_nothing_is_vouched_for(
+        store: PostgresEventStore, watchers: Callable[..., Awaitable[PgGeneration]]) -> None:
+    """An older process holds a lease and revokes without bumping: no cache may trust the
+    counter while it lives."""
+    b = await watchers(lease_s=60.0, monotonic=Clock())
+    before = b.current()
+    await store.read_db().execute(
+        "INSERT INTO owner_leases VALUES ('old-version', clock_timestamp(), "
+        "clock_timestamp(), clock_timestamp() + interval '1 minute')")
+    b._valid_until = float("-inf")  # its lease came due: the next beat decides
+    await b.beat()
+    assert b.current() is None
+    await store.read_db().execute("DELETE FROM owner_leases WHERE owner = 'old-version'")
+    await b.beat()
+    assert b.current() not in (None, before)
+
+
+async def test_a_write_whose_acknowledgements_cannot_be_read_still_returns_its_result(
+        store: PostgresEventStore, watchers: Callable[..., Awaitable[PgGeneration]]) -> None:
+    """The revocation committed: an unreadable table is waited out (a lease), not a 5xx."""
+    class Away:
+        async def fetchone(self, *args: object) -> None:
+            raise StoreUnavailable("the pool is gone")
+
+    before = await counter(store)
+    a = await watchers(lease_s=0.3, read_db=lambda: Away())
+    assert await asyncio.wait_for(a.changing(store.transact, nothing), 30) == "written"
+    assert await counter(store) == before + 1
