@@ -28,8 +28,8 @@ CREATE TABLE IF NOT EXISTS projection_versions (
 class Projector(Protocol):
     """Folds events into tables. `apply` must be deterministic: a replay gives the same rows.
     Raise `version` whenever `schema` or the rows `apply` writes change. Rows that are only
-    ever added to, and that no write reads back, may go through `events.sums.add_sums`: in a
-    write they are then held and written once per batch, before its COMMIT."""
+    ever added to may go through `events.sums.add_sums`: in a write they are then held and
+    written once per batch, before its COMMIT (or before any statement naming their table)."""
 
     name: str
     schema: str

@@ -1,14 +1,15 @@
 """Counter rows held for a write batch and written once, just before its COMMIT.
 
-Some projection rows are counters that only ever grow by addition (`count = count + n`) and
-that no write reads back: usage per slot and day, the ledger's totals. Upserting them event by
-event costs a statement (and, in a batch of 16 predictions, 48 statements) inside the write
-lock, for rows nobody looks at before the batch commits. So a projector hands such an addition
-to `add_sums`: in a write session it is held in the batch (PendingSums, owned by the BatchMemo),
-rows with one key summed in Python, and the store writes every table's rows in one multi-row
-upsert when the batch's jobs are done, in the same transaction, before COMMIT (a failure there
-fails the batch, as a failed COMMIT does). Addition commutes, so the rows are those an
-event-by-event replay leaves.
+Some projection rows are counters that only ever grow by addition (`count = count + n`), and
+that most writes never read back: usage per slot and day, the ledger's totals, spending per
+slot (read back by a spend limit's check, which then has them written first, below).
+Upserting them event by event costs a statement (and, in a batch of 16 predictions, 64
+statements) inside the write lock, for rows nobody looks at before the batch commits. So a
+projector hands such an addition to `add_sums`: in a write session it is held in the batch
+(PendingSums, owned by the BatchMemo), rows with one key summed in Python, and the store
+writes every table's rows in one multi-row upsert when the batch's jobs are done, in the same
+transaction, before COMMIT (a failure there fails the batch, as a failed COMMIT does).
+Addition commutes, so the rows are those an event-by-event replay leaves.
 
 What keeps that exact:
 - A job rolled back to its savepoint takes its additions with it (`mark`/`restore`, called

@@ -14,6 +14,7 @@ from typing import Any
 
 from events import RecordedEvent, SqlDatabase
 from events.projection import NO_FACTS
+from events.sums import SumTable, add_sums
 from ledger import limits
 from ledger.events import (
     AccountOpened,
@@ -114,11 +115,14 @@ class SpendProjector:
                    held.amount_credits - returned)
 
 
+# Spending only grows by addition here (a hold's return is an UPDATE, which, like the limit
+# checks' reads, has the batch's held additions written first): events/sums.py.
+SPEND = SumTable("spend", ("user_id", "key_id", "slot"), ("spent_credits",))
+
+
 async def _add(db: SqlDatabase, user_id: int, key_id: str, slot: int, credits: int) -> None:
-    await db.execute(
-        "INSERT INTO spend VALUES (?, ?, ?, ?) ON CONFLICT (user_id, key_id, slot) "
-        "DO UPDATE SET spent_credits = spend.spent_credits + excluded.spent_credits",
-        (user_id, key_id, slot, credits))
+    assert credits >= 0, "an addition to spending is never negative"
+    await add_sums(db, SPEND, (user_id, key_id, slot), (credits,))
 
 
 # -- reads ---------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""The counter projections (usage_slots, usage_days, account_totals) are held for the write
-batch and written once before its COMMIT (events/sums.py). Whatever the batch holds (one-write
-and two-phase predictions, failed and refused ones, rows the model could not predict, top-ups,
-direct charges, time-zone changes, jobs rolled back after they appended and after a statement
-of theirs had the held rows written, one account several times), the tables must end as the
-audit's event-by-event replay leaves them, on both stores."""
+"""The counter projections (usage_slots, usage_days, account_totals, spend) are held for the
+write batch and written once before its COMMIT (events/sums.py). Whatever the batch holds
+(one-write and two-phase predictions, failed and refused ones, rows the model could not
+predict, top-ups, direct charges, time-zone changes, limits, jobs rolled back after they
+appended and after a statement of theirs had the held rows written, one account several
+times), the tables must end as the audit's event-by-event replay leaves them, on both stores."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from ml import MLService
 from tests.integration.test_one_write_projections import one_write_models as models
 
 COUNTERS = {"usage_slots": "user_id, slot, model_id", "usage_days": "user_id, day, model_id",
-            "account_totals": "user_id, kind, model_id"}
+            "account_totals": "user_id, kind, model_id", "spend": "user_id, key_id, slot"}
 ZONES = ["UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Pacific/Kiritimati"]
 USERS = 3
 
@@ -219,3 +219,27 @@ async def test_a_job_rolled_back_mid_batch_leaves_no_counter_rows(
     assert days == {(alice, 1): (1, 2, 2), (alice, 8): (1, 2, 4), (bob, 1): (1, 1, 1)}
     report = await audit(ledger_at, show_progress=False)
     assert report.ok, report.render()
+
+
+@pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+async def test_a_limit_check_in_a_batch_counts_the_spending_held_before_it(
+        ledger_at: str | Path) -> None:
+    """Spending is held for the batch too; a limit's check reads it, so it must see what the
+    jobs before it in the batch spent, or two predictions together pass one daily limit."""
+    store = ledger_store_at(ledger_at)
+    await store.open()
+    try:
+        ledger = LedgerService(store)
+        ml = MLService(ledger, models())
+        alice = (await UserService(ledger, Passwords.cheap()).register(
+            "alice", "correct horse")).id
+        await ledger.top_up(alice, 100)
+        await ledger.set_limits(alice, 12, None)
+        results = await in_one_batch(store, [
+            lambda: ml.process_task(alice, 1, [1.0] * 8) for _ in range(2)])
+        spent = await store.read_db().fetchall("SELECT spent_credits FROM spend")
+    finally:
+        await store.close()
+    assert sorted(r.status for r in results) == ["completed", "rejected"]
+    assert [r.refusal is not None for r in results if r.status == "rejected"] == [True]
+    assert sum(r["spent_credits"] for r in spent) == 8
