@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pgcluster import PgCluster
 
-from events import SqlEventStore, SqlSession
+from events import SqlEventStore, SqlSession, StoreError
 from ledger import LedgerService, Passwords, UserService, ledger_store_at
 from ledger.audit import audit
 from ledger.events import CreditsDeposited
@@ -243,3 +243,44 @@ async def test_a_limit_check_in_a_batch_counts_the_spending_held_before_it(
     assert sorted(r.status for r in results) == ["completed", "rejected"]
     assert [r.refusal is not None for r in results if r.status == "rejected"] == [True]
     assert sum(r["spent_credits"] for r in spent) == 8
+
+
+FAILING_FLUSH = {
+    "sqlite": ["CREATE TRIGGER refuse_seven BEFORE INSERT ON usage_days WHEN NEW.items = 7 "
+               "BEGIN SELECT RAISE(ABORT, 'seven items refused'); END"],
+    "postgres": ["CREATE FUNCTION refuse_seven() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 "IF NEW.items = 7 THEN RAISE EXCEPTION 'seven items refused'; END IF; "
+                 "RETURN NEW; END $$",
+                 "CREATE TRIGGER refuse_seven BEFORE INSERT ON usage_days FOR EACH ROW "
+                 "EXECUTE FUNCTION refuse_seven()"],
+}
+
+
+@pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
+async def test_a_batch_whose_counter_rows_cannot_be_written_writes_nothing(
+        ledger_at: str | Path) -> None:
+    """The held rows are written after the jobs, before COMMIT: should that fail, every job
+    of the batch fails with it, and none of it is written (no event, no charge)."""
+    store = ledger_store_at(ledger_at)
+    await store.open()
+    try:
+        for statement in FAILING_FLUSH["sqlite" if isinstance(ledger_at, Path) else "postgres"]:
+            await store.read_db().execute(statement)
+        ledger = LedgerService(store)
+        ml = MLService(ledger, models())
+        registry = UserService(ledger, Passwords.cheap())
+        alice, bob = [(await registry.register(n, "correct horse")).id for n in ("alice", "bob")]
+        for user_id in (alice, bob):
+            await ledger.top_up(user_id, 50)
+        head = await store.head_position()
+        results = await in_one_batch(store, [
+            lambda: ml.process_task(alice, 1, [1.0] * 7),  # its usage_days row is refused
+            lambda: ml.process_task(bob, 1, [1.0] * 2)])
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert await store.head_position() == head, "a failed batch appended events"
+        assert [(await ledger.get_balance(u)).balance_credits for u in (alice, bob)] == [50, 50]
+        assert (await ml.process_task(bob, 1, [1.0] * 2)).status == "completed"
+    finally:
+        await store.close()
+    report = await audit(ledger_at, show_progress=False)
+    assert report.ok, report.render()
