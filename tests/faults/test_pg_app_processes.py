@@ -12,7 +12,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fault_harness import PROBLEM_JSON, Api, Reply, Server, Servers, pg_query, run_audit
+from fault_harness import (
+    PASSWORD,
+    PROBLEM_JSON,
+    Api,
+    Reply,
+    Server,
+    Servers,
+    pg_query,
+    run_audit,
+)
 from pgcluster import PgCluster, fresh_database
 from soak import USERS, Soak, check_log, is_pending, no_open_hold, wait_for
 
@@ -300,3 +309,36 @@ async def restart_under_load(soak: Soak, apis: list[Api], cluster: PgCluster,
 async def answered_at_least(soak: Soak, count: int) -> bool:
     return sum(a.reply is not None for a in soak.attempts.values()) >= count
 
+
+
+@pytest.mark.slow
+async def test_a_logout_is_refused_at_once_by_every_process_even_one_that_was_stopped(
+        pg_url: str, servers: Servers, http: aiohttp.ClientSession) -> None:
+    """Each process checks tokens from its own cache; a logout through one process is
+    refused by the others from their next request, and a process frozen meanwhile (SIGSTOP:
+    it hears nothing, acknowledges nothing) neither holds the logout up for longer than its
+    lease nor serves the old token when it wakes."""
+    a, b, c = [await servers.start(pg_url) for _ in range(3)]
+    api_a, api_b, api_c = (Api(http, server) for server in (a, b, c))
+    password = {"username": "ada", "password": PASSWORD}
+    for frozen in (False, True):
+        token = (await api_a.signup("ada") if not frozen else
+                 str((await api_a.call("POST", "/auth/login", json=password)).body[
+                     "access_token"]))
+        for api in (api_b, api_c):  # each caches it
+            assert (await api.call("GET", "/balance", token=token)).status == 200
+        if frozen:
+            c.process.send_signal(signal.SIGSTOP)
+        try:
+            logout = await api_a.call("POST", "/auth/logout", token=token)
+            assert logout.status in (200, 204), logout
+        finally:
+            if frozen:
+                c.process.send_signal(signal.SIGCONT)
+        for api in (api_b, api_c):
+            refused = await api.call("GET", "/balance", token=token)
+            assert refused.status == 401, (frozen, refused)
+    for server in (a, b, c):
+        assert await servers.stop(server) == 0, server.log_tail()
+    code, report = await run_audit(pg_url)
+    assert code == 0, report
