@@ -141,7 +141,7 @@ class PgGeneration:
             acked = self._acked
             try:
                 row = await self._read_db().fetchone(LAGGARDS, (generation,))
-            except StoreError as error:
+            except (StoreError, asyncpg.InterfaceError) as error:  # a pool closing too
                 log.warning("credential generation %d: acknowledgements unread (%s); "
                             "waiting out a lease", generation, error)
                 await asyncio.sleep(self.lease_s + self.margin_s)  # a bound, not a sync
@@ -190,8 +190,9 @@ class PgGeneration:
                 self._adopt(int(await conn.fetchval(
                     "SELECT generation FROM credential_generation WHERE id = 1")))
                 row = await conn.fetchrow(RENEW, self.watcher, self._seen, self.lease_s)
-        if row is None:
-            return  # behind again, or an old process is about: no word until a beat works
+        if row is None:  # behind again, or an old process is about: no word until a beat works
+            self._valid_until = float("-inf")
+            return
         if self._monotonic() >= self._valid_until:
             # Lapsed, before the renewal or while it ran (its snapshot may predate a bump
             # whose writer did not wait for us): nothing cached before it is good after it.

@@ -137,7 +137,7 @@ class AdminService:
 
     async def flags(self, user_id: int) -> tuple[bool, bool]:
         """(is_operator, suspended): a primary-key read, cached while no process has changed
-        a credential or a flag since (on PostgreSQL, with no shared word, read every time)."""
+        a credential or a flag since (the generation word, ledger/credential_cache.py)."""
         word = self.ledger.credentials.word()  # read BEFORE the database, as the cache does
         hit = self._flags.get(user_id)
         if (word is not None and hit is not None and hit[0] == word

@@ -330,8 +330,12 @@ async def test_a_logout_is_refused_at_once_by_every_process_even_one_that_was_st
         if frozen:
             c.process.send_signal(signal.SIGSTOP)
         try:
+            started = time.monotonic()
             logout = await api_a.call("POST", "/auth/logout", token=token)
             assert logout.status in (200, 204), logout
+            # A bound, not a timing: the frozen process is waited for one lease (3 s), not
+            # for the client's 60 s or forever.
+            assert time.monotonic() - started < 15, "the logout waited past the lease"
         finally:
             if frozen:
                 c.process.send_signal(signal.SIGCONT)

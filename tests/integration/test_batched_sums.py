@@ -235,8 +235,13 @@ async def test_a_limit_check_in_a_batch_counts_the_spending_held_before_it(
             "alice", "correct horse")).id
         await ledger.top_up(alice, 100)
         await ledger.set_limits(alice, 12, None)
+        sizes: list[int] = []
+        store.observer = type("Sizes", (), {  # type: ignore[attr-defined]
+            "batch_committed": lambda self, jobs, seconds: sizes.append(jobs),
+            "events_committed": lambda self, events: None})()
         results = await in_one_batch(store, [
             lambda: ml.process_task(alice, 1, [1.0] * 8) for _ in range(2)])
+        assert sizes == [1, 2], "the two predictions did not share one batch"
         spent = await store.read_db().fetchall("SELECT spent_credits FROM spend")
     finally:
         await store.close()
