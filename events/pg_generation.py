@@ -75,6 +75,7 @@ ACK = (f"WITH acked AS (UPDATE credential_watchers SET seen = GREATEST(seen, $2)
        f"WHERE watcher = $1 RETURNING 1) SELECT pg_notify('{ACKS}', '') FROM acked")
 LAGGARDS = ("SELECT count(*) AS n FROM credential_watchers "
             "WHERE seen < ? AND lease_until > clock_timestamp()")
+READ = "SELECT generation FROM credential_generation WHERE id = 1"
 # Rows of watchers gone this long are dropped; their leases ran out long before.
 FORGET = "DELETE FROM credential_watchers WHERE lease_until < clock_timestamp() - interval '1 hour'"
 
@@ -170,8 +171,7 @@ class PgGeneration:
             conn.add_termination_listener(self._on_lost)
             # Taken as it is, not as a maximum: a restored or failed-over server may have
             # gone back, and this attach starts a new epoch anyway.
-            self._seen = int(await conn.fetchval(
-                "SELECT generation FROM credential_generation WHERE id = 1"))
+            self._seen = int(await conn.fetchval(READ))
             await conn.execute(FORGET)
         except BaseException:
             conn.terminate()
@@ -187,8 +187,7 @@ class PgGeneration:
         async with self._lock:
             row = await conn.fetchrow(RENEW, self.watcher, self._seen, self.lease_s)
             if row is None:  # behind the counter: catch up, then renew
-                self._adopt(int(await conn.fetchval(
-                    "SELECT generation FROM credential_generation WHERE id = 1")))
+                self._adopt(int(await conn.fetchval(READ)))
                 row = await conn.fetchrow(RENEW, self.watcher, self._seen, self.lease_s)
         if row is None:  # behind again, or an old process is about: no word until a beat works
             self._valid_until = float("-inf")

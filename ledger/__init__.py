@@ -23,12 +23,7 @@ from ledger.limits import Limits, PeriodSpend
 from ledger.security_log import SecurityEvent
 from ledger.service import LedgerService, ModelRun, TaskDraft, TaskTicket
 from ledger.spend import KeyLimit
-from ledger.store import (
-    is_database_url,
-    ledger_store,
-    ledger_store_at,
-    postgres_ledger_store,
-)
+from ledger.store import is_database_url, ledger_store, ledger_store_at, postgres_ledger_store
 from ledger.users import Passwords, Transaction, User, UserService
 from ledger.views import (
     BalanceView,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from events import Event, Metadata, SqlSession
 from ledger import account as decide
@@ -31,8 +30,6 @@ from ledger.views import (
     stored_top_up,
     top_up_from_stored,
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,16 +90,6 @@ class AdminService:
                            lambda account: decide.resume(account, reason, operator_id))
         return await self.user(user_id)
 
-    async def _changing_flags(self, work: Callable[[SqlSession], Awaitable[T]]) -> T:
-        """A write that changes an account's flags: every process's credential cache and
-        flags (above) read before its commit are stale when it returns (the generation word,
-        ledger/credential_cache.py)."""
-        self._flags.clear()
-        try:
-            return await self.ledger.transact_credentials(work)
-        finally:
-            self._flags.clear()
-
     async def _append(self, operator_id: int, user_id: int,
                       decision: Callable[[Account], list[Event]]) -> None:
         async def work(s: SqlSession) -> None:
@@ -110,7 +97,8 @@ class AdminService:
             await s.append(account_stream(user_id), account.version, decision(account),
                            Metadata(actor=f"operator:{operator_id}"))
 
-        await self._changing_flags(work)
+        # Flags cached here and in every process carry the word this changes.
+        await self.ledger.transact_credentials(work)
 
     async def set_role(self, username: str, operator: bool, by: str) -> bool:
         """Grant or revoke the operator role (the command line's use case); False when the
@@ -131,7 +119,7 @@ class AdminService:
                            Metadata(actor=f"cli:{by}"))
             return True
 
-        return await self._changing_flags(work)
+        return await self.ledger.transact_credentials(work)
 
     # -- reads -----------------------------------------------------------------------------
 

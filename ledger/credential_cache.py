@@ -54,10 +54,6 @@ class CredentialCache:
         self._monotonic = monotonic
         self._entries: dict[tuple[str, str], Cached] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return self._generation is not None
-
     def word(self) -> bytes | None:
         """Read this BEFORE the database read whose result is put()."""
         return None if self._generation is None else self._generation.current()
@@ -95,11 +91,8 @@ class CredentialCache:
 
     async def changing(self, transact: Transact, work: Work[T]) -> T:
         """`transact(work)` for a write that ends or narrows a credential: by the time it
-        returns, every process's entries read before its commit are stale."""
-        self._entries.clear()
-        try:
-            if self._generation is None:
-                return await transact(work)
-            return await self._generation.changing(transact, work)
-        finally:
-            self._entries.clear()
+        returns, the word has changed in every process, so the entries read before its
+        commit (here too) no longer match it. Without a word nothing is cached."""
+        if self._generation is None:
+            return await transact(work)
+        return await self._generation.changing(transact, work)

@@ -70,4 +70,3 @@ def ledger_store_at(
         assert isinstance(where, str)
         return postgres_ledger_store(where, clock=clock)
     return ledger_store(where, synchronous=synchronous, clock=clock)
-

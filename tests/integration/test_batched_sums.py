@@ -26,6 +26,7 @@ from ledger.events import CreditsDeposited
 from ledger.queries import load_account
 from ml import MLService
 from tests.integration.test_one_write_projections import one_write_models as models
+from tests.integration.test_pg_coalesced_writes import Batches
 
 COUNTERS = {"usage_slots": "user_id, slot, model_id", "usage_days": "user_id, day, model_id",
             "account_totals": "user_id, kind, model_id", "spend": "user_id, key_id, slot"}
@@ -188,10 +189,7 @@ async def test_a_job_rolled_back_mid_batch_leaves_no_counter_rows(
         alice, bob = [(await registry.register(n, "correct horse")).id for n in ("alice", "bob")]
         await ledger.top_up(alice, 50)
         await ledger.top_up(bob, 50)
-        sizes: list[int] = []
-        store.observer = type("Sizes", (), {  # type: ignore[attr-defined]
-            "batch_committed": lambda self, jobs, seconds: sizes.append(jobs),
-            "events_committed": lambda self, events: None})()
+        store.observer = batches = Batches()  # type: ignore[attr-defined]
         results = await in_one_batch(store, [
             lambda: ml.process_task(alice, 1, [1.0, 2.0]),
             lambda: store.transact(broken(alice, True)),
@@ -200,7 +198,7 @@ async def test_a_job_rolled_back_mid_batch_leaves_no_counter_rows(
             lambda: ml.process_task(bob, 1, [5.0])])
         assert [type(r).__name__ for r in results] == [
             "PredictionResult", "Refused", "PredictionResult", "Refused", "PredictionResult"]
-        assert sizes == [1, 5], "the jobs did not share one batch"
+        assert batches.sizes == [1, 5], "the jobs did not share one batch"
         written = await counters(store)
     finally:
         await store.close()
@@ -235,13 +233,10 @@ async def test_a_limit_check_in_a_batch_counts_the_spending_held_before_it(
             "alice", "correct horse")).id
         await ledger.top_up(alice, 100)
         await ledger.set_limits(alice, 12, None)
-        sizes: list[int] = []
-        store.observer = type("Sizes", (), {  # type: ignore[attr-defined]
-            "batch_committed": lambda self, jobs, seconds: sizes.append(jobs),
-            "events_committed": lambda self, events: None})()
+        store.observer = batches = Batches()  # type: ignore[attr-defined]
         results = await in_one_batch(store, [
             lambda: ml.process_task(alice, 1, [1.0] * 8) for _ in range(2)])
-        assert sizes == [1, 2], "the two predictions did not share one batch"
+        assert batches.sizes == [1, 2], "the two predictions did not share one batch"
         spent = await store.read_db().fetchall("SELECT spent_credits FROM spend")
     finally:
         await store.close()
