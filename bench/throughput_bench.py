@@ -9,10 +9,11 @@ two back to back (the order rotates by round) with POST /api/v1/predict of 10 nu
 round, so the machine's noise moves both sides alike.
 
 The load comes from the project's own async generator (bench/http_bench.py `drive`: an
-aiohttp client, on uvloop when present) in this process, on the same 2 cores: wrk is not
-installed here. The generator caps hello-world well below what wrk reaches, so the ratio is
-kinder than a wrk ratio would be. After the load: every user's balance must equal
-1,000,000 − 10 × its 200s with nothing held, and `python -m ledger audit` must pass.
+aiohttp client, on uvloop when present) in this process, on the same 2 cores, or with
+`--load wrk` from `wrk -t1` (Debian's package, the issue's tool: bench/wrk_load.py). The
+Python generator caps hello-world well below what wrk reaches. After the load: every user's
+balance must equal 1,000,000 − 10 × its 200s with nothing held (under wrk, which counts
+200s for all users together, the sum over users), and `python -m ledger audit` must pass.
 
 Round 3 (branch procs) adds: `--workers 1 2` runs hello and ours with each number of
 processes (`main.py --workers N`, `hello_aiohttp.py --workers N`, SO_REUSEPORT on both);
@@ -34,6 +35,7 @@ longest wait, held, jobs a transaction: events/sqlite.py logs it at close).
 Run: .venv/bin/python bench/throughput_bench.py [--rounds 3] [--connections 1 16 50]
      [--seconds 5] [--synchronous FULL] [--before DIR] [--json out.json]
      [--workers 1 2] [--stores sqlite postgres] [--gc-off] [--quiet-background]
+     [--load wrk]
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from http_bench import (
 
 sys.path.insert(0, str(ROOT / "tests"))
 from pgcluster import PgCluster, find_bin_dir
+from wrk_load import Spent, check_totals, wrk_drive
 
 WARMUP_REQUESTS = 200
 # --quiet-background: no background verifier, no checkpoint sealed within a cell.
@@ -334,6 +337,7 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path,
     db_cpu_us: dict[tuple[str, int], float] = {}
     xacts: dict[tuple[str, int], float] = {}
     cabinets = [c for c in order if isinstance(c, Ours)]
+    spent: dict[str, Spent] = {}  # --load wrk: the 200s wrk counted, by server
     try:
         for server in servers:
             server.start()
@@ -349,8 +353,13 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path,
                 before = cpu_seconds(server)
                 db_before = pg.cpu_seconds() if pg and on_pg else 0.0
                 lsn_before = await pg.wal_lsn() if pg and on_pg else ""
-                cell = await drive(contender, users[contender.name], connections,
-                                   MAX_REQUESTS, args.seconds, bodies)
+                if args.load == "wrk":
+                    cell = await wrk_drive(contender, users[contender.name], connections,
+                                           args.seconds, bodies, workdir,
+                                           spent.setdefault(contender.name, Spent()))
+                else:
+                    cell = await drive(contender, users[contender.name], connections,
+                                       MAX_REQUESTS, args.seconds, bodies)
                 cells.append(cell)
                 key, requests = (contender.name, connections), max(1, cell.requests)
                 used = cpu_us[key] = (cpu_seconds(server) - before) / requests * 1e6
@@ -366,7 +375,8 @@ async def run_round(number: int, args: argparse.Namespace, workdir: Path,
                       f"{cell.rps:8.1f} req/s  p50 {cell.p50_ms:6.2f} ms  "
                       f"p99 {cell.p99_ms:6.2f} ms  server CPU {used:6.0f} µs/req{extra}  "
                       f"{cell.statuses}", flush=True)
-        checks = [await check_balances(c, users[c.name]) for c in cabinets]
+        checks = [await check_totals(c, users[c.name], spent[c.name]) if args.load == "wrk"
+                  else await check_balances(c, users[c.name]) for c in cabinets]
     finally:
         for server in servers:
             server.stop()
@@ -464,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                              "and checkpoint sealing, to see what they add to the tail")
     parser.add_argument("--keep", type=Path, help="keep databases and logs in this folder")
     parser.add_argument("--json", type=Path, help="write the summary here too")
+    parser.add_argument("--load", choices=["python", "wrk"], default="python",
+                        help="the load generator: the project's own (per-user balance "
+                             "check) or wrk -t1, the issue's (bench/wrk_load.py)")
     args = parser.parse_args(argv)
     args.baseline_pool_size = 0  # Contender reads it; no baseline here
     assert 1 <= args.rounds <= 20 and all(1 <= c <= 256 for c in args.connections)
@@ -476,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         uvloop_used = True
+    client = ("wrk -t1 (Debian's)" if args.load == "wrk" else
+              f"the project's async generator{' on uvloop' if uvloop_used else ''}")
     print(f"throughput_bench: {machine()}; load {load()}; synchronous={args.synchronous}; "
-          f"client: the project's async generator{' on uvloop' if uvloop_used else ''}; "
+          f"client: {client}; "
           f"{args.rounds} rounds × connections {args.connections} × {args.seconds:g} s",
           flush=True)
     rounds = []
