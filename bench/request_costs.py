@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 from benchlib import ServerProcess, Spread, load, machine, table
-from http_bench import COST_CREDITS, Ours, User, open_users, payloads
+from http_bench import Ours, User, open_users, payloads
 from throughput_bench import Hello, cpu_seconds
-from wrk_load import MARK, WRK
+from wrk_load import Spent, check_totals, wrk_drive
 
 
 @dataclass(frozen=True)
@@ -45,26 +43,10 @@ class Endpoint:
     status: int           # what every reply must be
     above: str = ""       # the request whose cost this one adds to
 
-    def lua(self, tokens: list[str], bodies: list[bytes]) -> str:
-        sent = [b.decode() for b in bodies] if self.body == "predict" else [self.body or ""]
-        return f"""
-local tokens = {{{", ".join(json.dumps(t) for t in tokens)}}}
-local bodies = {{{", ".join(json.dumps(b) for b in sent)}}}
-local n = 0
-request = function()
-  n = n + 1
-  local body = bodies[n % #bodies + 1]
-  if body == "" then body = nil end
-  return wrk.format({json.dumps(self.method)}, {json.dumps(self.path)},
-    {{["Authorization"] = "Bearer " .. tokens[n % #tokens + 1],
-      ["Content-Type"] = "application/json"}}, body)
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{MARK}{{"requests": %d, "socket": %d, "status": %d}}\\n',
-    summary.requests, e.connect + e.read + e.write + e.timeout, e.status))
-end
-"""
+    def bodies(self) -> list[bytes]:
+        if self.body == "predict":
+            return payloads()
+        return [] if self.body is None else [self.body.encode()]
 
 
 HELLO = Endpoint("hello", "POST", "/api/v1/predict", "predict", 200)
@@ -76,73 +58,53 @@ ENDPOINTS = (
     Endpoint("POST predict, 200", "POST", "/api/v1/predict", "predict", 200,
              above="POST predict, 422"),
 )
+CHARGED = ENDPOINTS[-1]
 
 
 async def cell(server: Hello | Ours, process: ServerProcess, endpoint: Endpoint,
-               tokens: list[str], args: argparse.Namespace, workdir: Path) -> tuple[float, int]:
+               users: list[User], args: argparse.Namespace, workdir: Path,
+               spent: Spent) -> tuple[float, int]:
     """(server CPU µs a request, requests) of one wrk run. Every reply must have the
     endpoint's status (wrk counts the replies >= 400: all of them in a 422 cell, none in a
     200 cell), so no cell measures a path other than its own."""
-    assert WRK is not None, "wrk is not installed: apt-get install -y wrk"
-    script = workdir / "cell.lua"
-    script.write_text(endpoint.lua(tokens, payloads()))
     before = cpu_seconds(process)
-    wrk = await asyncio.create_subprocess_exec(
-        WRK, "-t1", f"-c{args.connections}", f"-d{args.seconds:g}s", "--timeout", "30s",
-        "-s", str(script), server.base + endpoint.path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await wrk.communicate()
+    got = await wrk_drive(server, users, args.connections, args.seconds, endpoint.bodies(),
+                          workdir, spent if endpoint is CHARGED else None,
+                          method=endpoint.method, path=endpoint.path)
     used = cpu_seconds(process) - before
-    lines = [ln for ln in out.decode().splitlines() if ln.startswith(MARK)]
-    if wrk.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed: {out.decode()[-400:]} {err.decode()[-400:]}")
-    got = json.loads(lines[-1][len(MARK):])
-    refused = got["requests"] if endpoint.status >= 400 else 0
-    if got["socket"] or got["status"] != refused:
-        raise RuntimeError(f"{endpoint.name}: {got}, every reply should be {endpoint.status}")
-    return used / got["requests"] * 1e6, got["requests"]
+    expected = {"200" if endpoint.status < 400 else "4xx/5xx": got.requests}
+    if got.statuses != expected:
+        raise RuntimeError(f"{endpoint.name}: {got.statuses}, every reply should be "
+                           f"{endpoint.status}")
+    return used / got.requests * 1e6, got.requests
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
     hello, ours = Hello(workdir, args), Ours(workdir, args)
     figures: dict[str, list[float]] = {e.name: [] for e in (HELLO, *ENDPOINTS)}
-    charged = 0
-    processes = {id(hello): hello.server(), id(ours): ours.server()}
-    for process in processes.values():
+    spent = Spent()
+    hello_process, ours_process = hello.server(), ours.server()
+    cells = [(hello, hello_process, HELLO)] + [(ours, ours_process, e) for e in ENDPOINTS]
+    for process in (hello_process, ours_process):
         process.start()
     try:
         users: list[User] = (await open_users(ours, args.connections, "cost"))[0]
-        tokens = [u.token for u in users]
         for number in range(1, args.rounds + 1):
-            for server, endpoint in [(hello, HELLO)] + [(ours, e) for e in ENDPOINTS]:
-                us, requests = await cell(server, processes[id(server)], endpoint, tokens,
-                                          args, workdir)
+            for server, process, endpoint in cells:
+                us, requests = await cell(server, process, endpoint, users, args, workdir,
+                                          spent)
                 figures[endpoint.name].append(us)
-                charged += requests if endpoint is ENDPOINTS[-1] else 0
                 print(f"  round {number}  {endpoint.name:22} {us:7.0f} µs/req  "
                       f"{requests} requests", flush=True)
-        spent = sum(u.initial_credits for u in users) - await _balances(ours, users)
-        # At most one uncounted prediction per connection in each 200 cell: charged after
-        # wrk stopped counting (bench/wrk_load.py).
-        slack = args.rounds * args.connections * COST_CREDITS
-        if not charged * COST_CREDITS <= spent <= charged * COST_CREDITS + slack:
-            raise RuntimeError(f"{spent} credits spent for {charged} charged predictions")
-        print(f"  balances: {spent:,} credits spent for {charged:,} predictions counted")
+        # Only the charged cells' 200s are counted; the 422s and GETs must cost nothing.
+        check = await check_totals(ours, users, spent)
+        if check.balances_wrong:
+            raise RuntimeError(f"balances wrong: {check.balances_wrong}")
+        print(f"  balances: right for {spent.ok:,} charged predictions counted")
     finally:
-        for process in processes.values():
+        for process in (hello_process, ours_process):
             process.stop()
     return figures
-
-
-async def _balances(ours: Ours, users: list[User]) -> int:
-    total = 0
-    async with aiohttp.ClientSession(ours.base) as http:
-        for user in users:
-            balance, held = await ours.balance(http, user.token)
-            if held:
-                raise RuntimeError(f"{held} credits left on hold")
-            total += balance
-    return total
 
 
 def report(figures: dict[str, list[float]]) -> str:
@@ -174,7 +136,7 @@ def main() -> int:
     print(report(figures))
     median = statistics.median
     print(f"load at the end {load()}; a charged prediction is "
-          f"{median(figures[ENDPOINTS[-1].name]) / median(figures['hello']):.1f}× hello's "
+          f"{median(figures[CHARGED.name]) / median(figures['hello']):.1f}× hello's "
           f"CPU (the issue's 20 % needs at most 5×)")
     return 0
 

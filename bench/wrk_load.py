@@ -37,7 +37,8 @@ class Spent:
     unseen_max: int = 0    # replies in flight when a cell ended: charged, never counted
 
 
-def _lua(users: list[User], bodies: list[bytes], path: str) -> str:
+def _lua(users: list[User], bodies: list[bytes], method: str, path: str) -> str:
+    """Request n: user n's token, body n (none when `bodies` is empty, as for a GET)."""
     tokens = ", ".join(json.dumps(u.token) for u in users)
     payloads = ", ".join(json.dumps(b.decode()) for b in bodies)
     return f"""
@@ -46,9 +47,11 @@ local bodies = {{{payloads}}}
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("POST", {json.dumps(path)},
+  local body = nil
+  if #bodies > 0 then body = bodies[n % #bodies + 1] end
+  return wrk.format({json.dumps(method)}, {json.dumps(path)},
     {{["Authorization"] = "Bearer " .. tokens[n % #tokens + 1],
-      ["Content-Type"] = "application/json"}}, bodies[n % #bodies + 1])
+      ["Content-Type"] = "application/json"}}, body)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -63,15 +66,18 @@ end
 
 async def wrk_drive(contender: Contender, users: list[User], connections: int,
                     seconds: float, bodies: list[bytes], workdir: Path,
-                    spent: Spent | None = None) -> Cell:
-    """One cell: `wrk -t1 -c<connections> -d<seconds>` against the contender's predict."""
+                    spent: Spent | None = None, *, method: str = "POST",
+                    path: str | None = None) -> Cell:
+    """One cell: `wrk -t1 -c<connections> -d<seconds>` against the contender's predict (or
+    another of its routes: `method`, `path`)."""
     if WRK is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    path = contender.predict_path if path is None else path
     script = workdir / f"wrk-{contender.name}.lua"
-    script.write_text(_lua(users, bodies, contender.predict_path))
+    script.write_text(_lua(users, bodies, method, path))
     process = await asyncio.create_subprocess_exec(
         WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s",
-        "-s", str(script), contender.base + contender.predict_path,
+        "-s", str(script), contender.base + path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await process.communicate()
     lines = [ln for ln in out.decode().splitlines() if ln.startswith(MARK)]
