@@ -203,7 +203,7 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
 
         A batch runs first without savepoints (two round trips fewer a job); once a job of
         it has failed, the rest run again each in a savepoint, so a batch of failing jobs
-        runs at most twice."""
+        runs at most twice (once more for each job that also took the connection down)."""
         savepoints = False
         batch = list(batch)  # jobs are taken out of our copy: the caller counts the batch
         while batch:
@@ -216,10 +216,10 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
                     log.warning("a job failed its batch (%s); %d others run again", error,
                                 len(batch))
                 savepoints = True
+                # The others run again, on a new connection if this one went (the next try
+                # makes it; if it cannot, they fail with the store). Never with the
+                # culprit's error: one user's refused charge is not another's.
                 outcomes = [(culprit, None, error)]
-                if not self._writer_alive():  # the connection went: nothing more this round
-                    outcomes += [(job, None, error) for job in batch]
-                    batch = []
             except Exception as exc:  # BEGIN or COMMIT failed: no job to blame
                 wrapped = wrap(exc)
                 error = wrapped if isinstance(wrapped, StoreError) else StoreUnavailable(

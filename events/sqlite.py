@@ -217,10 +217,12 @@ class SQLiteEventStore(GroupCommit, SqlLogReads):
                     await self._run_batch(db, jobs, guarded, outcomes)
                     jobs = []
                 except JobFailed as failed:
-                    await db.execute("ROLLBACK")  # the job's rows and the others' with them
+                    # Its own error stays true however the ROLLBACK ends: nothing of the
+                    # transaction commits. Should it fail, the others fail with the store.
                     outcomes.append((jobs[failed.index], None, failed.error))
                     jobs = jobs[:failed.index] + jobs[failed.index + 1:]
                     guarded = True
+                    await db.execute("ROLLBACK")  # the job's rows and the others' with them
         except Exception as exc:  # the transaction as a whole failed: nothing was written
             if db.in_transaction:  # SQLite may have rolled back itself (disk full)
                 with contextlib.suppress(sqlite3.Error, StoreError):

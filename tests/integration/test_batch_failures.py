@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import ConcurrencyError, Event, EventCodec, SqlSession
+from events import ConcurrencyError, Event, EventCodec, SqlSession, StoreUnavailable
 from events.postgres import PostgresEventStore
 from events.sqlite import SQLiteEventStore
 from events.verify import verify_chain
@@ -127,3 +127,79 @@ def test_each_failing_job_fails_alone_and_the_others_commit_what_they_wrote(
 async def _stream_ids_after(store: SQLiteEventStore | PostgresEventStore,
                             position: int) -> list[str]:
     return [row.stream_id async for row in store.read_rows(position + 1)]
+
+
+# A job that fails with its own error takes the transaction down, and then the ROLLBACK
+# fails too: the disk (SQLite) or the writer's connection (PostgreSQL, its backend killed
+# while the job ran) gives out. Nothing of the batch may be committed, no job may be told it
+# committed when it did not, and no job may be handed another job's error: a refused charge
+# of one user must never reach another user's prediction as theirs. The store then serves on.
+FAULTY = ("commits", "commits", "fails_after_writing", "commits")
+
+
+def _break_the_rollback(world: World, note_id: int) -> Any:
+    """The job `note_id` of FAULTY's failing kind, and a fault that makes its ROLLBACK fail."""
+    store = world.store
+    if isinstance(store, SQLiteEventStore):  # the next ROLLBACK meets a disk I/O error
+        writer, faults = store._writer, ["disk I/O error (injected)"]
+        assert writer is not None
+        real = writer.execute
+
+        async def execute(query: str, params: Any = ()) -> None:
+            if query == "ROLLBACK" and faults:
+                raise StoreUnavailable(faults.pop())
+            await real(query, params)
+
+        writer.execute = execute  # type: ignore[method-assign]
+        return world.job(note_id, "fails_after_writing")
+
+    async def work(s: SqlSession) -> int:  # PostgreSQL: a real fault, from another session
+        world.runs[note_id] = world.runs.get(note_id, 0) + 1
+        await s.db.execute("INSERT INTO notes VALUES (?, ?)", (note_id, "fails_after_writing"))
+        row = await s.db.fetchone("SELECT pg_backend_pid() AS pid")
+        assert row is not None
+        await s.db.fetchone("SELECT 1 FROM notes LIMIT 1")  # the queued INSERT is sent
+        await store.read_db().fetchone("SELECT pg_terminate_backend(?)", (row["pid"],))
+        raise ChangedItsMind(str(note_id))
+    return work
+
+
+def test_a_failed_rollback_commits_nothing_false_and_hands_no_job_another_jobs_error(
+        world: World) -> None:
+    store = world.store
+    ids = [next(world.ids) for _ in FAULTY]
+    world.runs.clear()
+    jobs = [_break_the_rollback(world, i) if k == "fails_after_writing" else world.job(i, k)
+            for i, k in zip(ids, FAULTY, strict=True)]
+    before = world.run(store.head_position())
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*(store.transact(job) for job in jobs),
+                                    return_exceptions=True)
+
+    outcomes = world.run(together())
+
+    mine = [o for o in outcomes if isinstance(o, ChangedItsMind)]
+    assert [str(o) for o in mine] == [str(ids[2])], "a job was handed another job's error"
+    committed = [o for o in outcomes if isinstance(o, int)]
+    notes = world.run(store.read_db().fetchall(
+        "SELECT id, body FROM notes WHERE id >= ? ORDER BY id", (ids[0],)))
+    assert notes == [{"id": i, "body": "commits"} for i in committed]
+    assert world.run(_stream_ids_after(store, before)) == [f"note-{i}" for i in committed]
+    if isinstance(store, SQLiteEventStore):
+        # The transaction stayed open until the store's own ROLLBACK: the other jobs fail
+        # with the store (the last never ran); the third's error is still its own, and
+        # true. Each may be sent again (an operation id makes that safe).
+        assert [type(o) for o in outcomes] == [StoreUnavailable, StoreUnavailable,
+                                               ChangedItsMind, StoreUnavailable]
+        assert world.runs == dict.fromkeys(ids[:3], 1), world.runs
+    else:
+        # The writer's connection is made anew and the others run again on it, without
+        # the failed job, as after any failed job: the first two twice, the last once.
+        assert outcomes[:2] + outcomes[3:] == ids[:2] + ids[3:], outcomes
+        assert world.runs == {ids[0]: 2, ids[1]: 2, ids[2]: 1, ids[3]: 1}, world.runs
+
+    after = next(world.ids)  # and the store serves on, its chain whole
+    assert world.run(store.transact(world.job(after, "commits"))) == after
+    report = world.run(verify_chain(store.read_rows()))
+    assert report.ok and report.events == world.run(store.head_position()), report
