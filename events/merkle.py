@@ -9,7 +9,7 @@ last one. Inclusion proofs let anyone holding a root check that one leaf is in i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -253,3 +253,62 @@ def consistency_ranges(size: int, first: int) -> list[tuple[int, int]]:
         return [*sub(m - k, lo + k, hi, False), (lo, lo + k)]
 
     return sub(first, 0, size, True)
+
+
+class LeafLevels:
+    """A tree's leaves and the root of every perfect subtree over them, level by level
+    (level h holds the len(leaves) >> h complete blocks of 2^h leaves), so that changing a
+    leaf costs one hash a level and the root the few of its perfect parts: `root()` is
+    `root_of(leaves)` always. About two hashes kept per leaf."""
+
+    def __init__(self, leaves: Iterable[bytes] = ()) -> None:
+        self.levels: list[list[bytes]] = [list(leaves)]
+        self.rebuild_from(0)
+
+    def __len__(self) -> int:
+        return len(self.levels[0])
+
+    @property
+    def leaves(self) -> list[bytes]:
+        return self.levels[0]
+
+    def set(self, changed: Mapping[int, bytes]) -> None:
+        """Leaves changed in place, {index: leaf}: each block above them hashed once, however
+        many of them it holds (250 leaves of 2,000 rehash ~950 blocks, not 250 × 11)."""
+        levels = self.levels
+        for index, leaf in changed.items():
+            levels[0][index] = leaf
+        touched = set(changed)
+        for height in range(1, len(levels)):
+            level, below = levels[height], levels[height - 1]
+            touched = {index >> 1 for index in touched if index >> 1 < len(level)}
+            if not touched:  # no block at this height is complete over a changed leaf
+                return
+            for index in touched:
+                level[index] = node_hash(below[2 * index], below[2 * index + 1])
+
+    def rebuild_from(self, first: int) -> None:
+        """Recompute every block that holds a leaf at `first` or after: after leaves were
+        inserted, removed or changed from there on (in `leaves`, in place)."""
+        levels, sha256 = self.levels, hashlib.sha256
+        height = 1
+        while len(levels[height - 1]) >= 2:
+            below = levels[height - 1]
+            if height == len(levels):
+                levels.append([])
+            kept = min(first >> height, len(below) // 2)
+            levels[height][kept:] = [sha256(b"\x01" + below[k] + below[k + 1]).digest()
+                                     for k in range(2 * kept, len(below) - 1, 2)]
+            height += 1
+        del levels[height:]
+
+    def root(self) -> bytes:
+        size = len(self)
+        if not size:
+            return EMPTY_ROOT
+        parts, offset = [], 0
+        for height in range(size.bit_length() - 1, -1, -1):
+            if size >> height & 1:  # a perfect part of 2^height leaves, left to right
+                parts.append(self.levels[height][offset >> height])
+                offset += 1 << height
+        return root_of_parts(parts)

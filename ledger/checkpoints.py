@@ -31,9 +31,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from events import SqlDatabase, SqlEventStore, SqlSession
 from events.codec import canonical_json
-from events.merkle import Frontier, leaf_hash, root_of
+from events.merkle import Frontier, leaf_hash
 from events.rows import utc_now
 from ledger import merkle_nodes
+from ledger.head_tree import HeadTree, account_leaf
 
 CHECKPOINT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_keys (
@@ -63,6 +64,7 @@ FORMAT = "ml-cabinet-checkpoint/1"
 # One seal reads at most this many new events, so a first seal over an old log holds the
 # writer for a moment per batch, not for the whole history.
 SEAL_BATCH_EVENTS = 10_000
+HEADS_A_STATEMENT = 150  # rows of one upsert of checkpoint_heads: 450 parameters
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
@@ -80,10 +82,6 @@ def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
 def public_pem(public_key: Ed25519PublicKey) -> str:
     return public_key.public_bytes(serialization.Encoding.PEM,
                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def account_leaf(stream_id: str, count: int, last_hash: str) -> bytes:
-    return leaf_hash(canonical_json([stream_id, count, last_hash]).encode())
 
 
 def accounts_tree(heads: Iterable[tuple[str, int, str]]) -> list[tuple[str, bytes]]:
@@ -209,6 +207,7 @@ class Checkpointer:
     def __init__(self, store: SqlEventStore, signer: Signer,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.signer, self.clock = store, signer, clock
+        self._heads: HeadTree | None = None  # the accounts tree at this process's last seal
 
     async def seal(self) -> Checkpoint | None:
         """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
@@ -241,19 +240,23 @@ class Checkpointer:
             heads[row["stream_id"]] = (int(row["version"]), row["hash"])
         if frontier.size != upto:  # positions are gapless; anything else is a damaged log
             raise RuntimeError(f"the log has gaps before position {upto}: not sealed")
-        for stream_id, (version, digest) in heads.items():
+        moved = list(heads.items())
+        for start in range(0, len(moved), HEADS_A_STATEMENT):
+            chunk = moved[start:start + HEADS_A_STATEMENT]
             await db.execute(
-                "INSERT INTO checkpoint_heads VALUES (?, ?, ?) ON CONFLICT (stream_id) DO "
-                "UPDATE SET version = excluded.version, hash = excluded.hash",
-                (stream_id, version, digest))
+                "INSERT INTO checkpoint_heads VALUES " + ", ".join(["(?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+                "hash = excluded.hash",
+                tuple(v for stream_id, (version, digest) in chunk
+                      for v in (stream_id, version, digest)))
         # The nodes in the checkpoint's transaction: a checkpoint on view has its nodes.
         await merkle_nodes.extend(db, upto, limit=upto - done + merkle_nodes.BLOCK)
-        leaves = accounts_tree(await account_heads(db))
+        tree = await self._tree_at(db, done, upto, heads)
         now = self.clock().isoformat(timespec="microseconds")
         unsigned = Checkpoint(key_id=self.signer.key_id, position=upto,
                               head_hash=rows[-1]["hash"], merkle_root=frontier.root().hex(),
-                              accounts_root=root_of([leaf for _, leaf in leaves]).hex(),
-                              accounts=len(leaves), signed_at=now, signature="")
+                              accounts_root=tree.root().hex(), accounts=len(tree),
+                              signed_at=now, signature="")
         signature = self.signer.sign(unsigned.signed_bytes())
         await db.execute(
             "INSERT INTO ledger_keys VALUES (?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
@@ -264,6 +267,26 @@ class Checkpointer:
              unsigned.accounts, now, self.signer.key_id, signature,
              json.dumps(frontier.to_json())))
         return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head
+
+    async def _tree_at(self, db: SqlDatabase, done: int, upto: int,
+                       moved: dict[str, tuple[int, str]]) -> HeadTree:
+        """The accounts tree at `upto`, given the heads `moved` after `done` (the last
+        checkpoint's position): the kept one moved on (ledger/head_tree.py says why that
+        holds), over the events since its own position when another process sealed since;
+        else every head, as stored."""
+        tree = self._heads
+        if tree is None or tree.position is None or not (
+                0 <= done - tree.position <= SEAL_BATCH_EVENTS):
+            self._heads = HeadTree(upto, await account_heads(db))
+            return self._heads
+        if tree.position < done:  # another process sealed since: the heads it moved too
+            rows = await db.fetchall(
+                "SELECT stream_id, version, hash FROM events WHERE position > ? AND "
+                "position <= ? ORDER BY position", (tree.position, done))
+            moved = {**{r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows},
+                     **moved}
+        tree.advance(upto, moved)
+        return tree
 
     async def register_key(self) -> None:
         """List this process's key among those that ever signed, before it signs anything."""

@@ -23,12 +23,12 @@ from ledger.checkpoints import (
     Checkpoint,
     Checkpointer,
     account_heads,
-    account_leaf,
     accounts_tree,
     latest_checkpoint,
     load_public_key,
 )
 from ledger.events import ledger_codec
+from ledger.head_tree import account_leaf
 from ledger.service import account_stream
 
 FORMAT = "ml-cabinet-statement/1"

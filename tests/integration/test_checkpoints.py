@@ -18,7 +18,14 @@ import pytest
 from events.hashing import GENESIS_HASH, chain_hash
 from events.merkle import leaf_hash, root_of
 from ledger.audit import audit
-from ledger.checkpoints import Checkpointer, Signer, latest_checkpoint, load_public_key
+from ledger.checkpoints import (
+    Checkpointer,
+    Signer,
+    account_heads,
+    accounts_tree,
+    latest_checkpoint,
+    load_public_key,
+)
 from ledger.statement_proof import build_statement, verify_statement
 
 if TYPE_CHECKING:
@@ -264,3 +271,55 @@ async def test_an_edited_checkpoint_is_caught_by_its_signature(
     report = await audit(ledger_at, show_progress=False, checkpoints=True,
                          public_keys=[signer.public_key_pem])
     assert report.first_break is not None and "was altered" in report.first_break.reason
+
+
+async def test_a_seal_with_the_accounts_tree_it_kept_signs_what_the_log_says(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    """A sealing process keeps its accounts tree from one seal to the next (ledger/
+    head_tree.py). Seals by it, by another process in between (this one then moves its tree
+    over the other's events too), after new accounts that sort among the old ones
+    ("account-12" before "account-9") and after a seal that failed: each signs the root of
+    every head as stored, and the audit holds every checkpoint to the log."""
+    kept, other = Checkpointer(services.store, signer), Checkpointer(services.store, signer)
+    users: list[int] = []
+    kept_position = 0
+    for turn in range(6):
+        for n in range(3):  # new accounts, ids 1..18: from the tenth on they sort mid-tree
+            account = await services.users.register(f"user{turn}x{n}", "correct horse")
+            users.append(int(account.id))
+        for user in users[::2]:  # and old ones move
+            await services.ledger.top_up(user, turn + 1)
+        tree_before = kept._heads
+        if turn == 2:  # a seal that fails after its tree moved on: nothing of it commits
+            kept.signer = BrokenSigner(signer)
+            with pytest.raises(RuntimeError, match="the signing key is gone"):
+                await kept.seal()
+            kept.signer = signer
+        sealed = await (other if turn == 3 else kept).seal()
+        assert sealed is not None
+        heads = await account_heads(services.store.read_db())
+        assert sealed.accounts_root == root_of(
+            [leaf for _, leaf in accounts_tree(heads)]).hex(), f"turn {turn}"
+        assert sealed.accounts == len(heads) == len(users)
+        if turn in (1, 4, 5):  # kept's tree moved on from its last seal, not read again
+            assert kept._heads is tree_before  # (on 4 over the other's events too)
+        elif turn == 2:  # read again: its position was the failed seal's, past the log's
+            assert kept._heads is not tree_before
+        assert kept._heads is not None
+        assert kept._heads.position == (sealed.position if turn != 3 else
+                                        kept_position), f"turn {turn}"
+        kept_position = kept._heads.position
+    await services.store.close()
+    report = await audit(ledger_at, show_progress=False, checkpoints=True,
+                         public_keys=[signer.public_key_pem])
+    assert report.ok and report.checkpoints_verified == 6, report
+
+
+class BrokenSigner(Signer):
+    """The key as it is, but signing fails: a seal that fails late, inside its transaction."""
+
+    def __init__(self, signer: Signer) -> None:
+        self.__dict__.update(signer.__dict__)
+
+    def sign(self, message: bytes) -> str:
+        raise RuntimeError("the signing key is gone")
