@@ -8,7 +8,9 @@ every 1,000 events, ML_CABINET_CHECKPOINT_EVERY) to random accounts (a predictio
 four events to its account: 250 accounts move) and a few new accounts, then seals it,
 alternately with a new Checkpointer (no tree: read whole, as before) and with the one kept
 across rounds (the tree moved on). A seal runs on the event loop inside the write
-transaction, so its CPU is also how long the loop and every other write wait.
+transaction, so its CPU is also how long the loop and every other write wait. Then one
+user's statement (GET /api/v1/ledger/statement): its account's proof from the kept tree,
+or from every head read and hashed (a process that did not seal the checkpoint).
 
 Run: .venv/bin/python bench/seal_bench.py [--accounts 1000 10000 100000] [--rounds 4]
 """
@@ -29,9 +31,12 @@ from benchlib import ROOT, load, machine, table
 
 sys.path.insert(0, str(ROOT))
 
-from events import Event, SqlSession
+from events import Event, SqlEventStore, SqlSession
 from ledger import ledger_store
 from ledger.checkpoints import Checkpointer, Signer
+from ledger.events import AccountOpened, CreditsDeposited
+from ledger.service import account_stream
+from ledger.statement_proof import build_statement, verify_statement
 
 EVENTS_A_PREDICTION = 4
 
@@ -43,13 +48,13 @@ class Moved(Event, type_name="BenchMoved"):
     n: int
 
 
-async def append(store: object, streams: list[tuple[str, int]]) -> None:
+async def append(store: SqlEventStore, streams: list[tuple[str, int]]) -> None:
     """One event on each (stream, its version so far), a transaction a thousand."""
     async def job(chunk: list[tuple[str, int]]) -> None:
         async def work(s: SqlSession) -> None:
             for stream_id, version in chunk:
                 await s.append(stream_id, version, [Moved(n=version)])
-        await store.transact(work)  # type: ignore[attr-defined]
+        await store.transact(work)
     for start in range(0, len(streams), 1000):
         await job(streams[start:start + 1000])
 
@@ -89,8 +94,31 @@ async def one_size(accounts: int, args: argparse.Namespace, folder: Path
             figures[f"{way} wall"] = [*figures.get(f"{way} wall", []), wall * 1000]
             if way == "afresh":  # the tree at this position is the kept one's from here
                 kept._heads = sealer._heads
+        figures.update(await statements(store, kept, signer, args.rounds))
     finally:
         await store.close()
+    return figures
+
+
+async def statements(store: SqlEventStore, kept: Checkpointer, signer: Signer, rounds: int
+                     ) -> dict[str, list[float]]:
+    """CPU ms of one user's statement: its proof from the kept tree, or (a Checkpointer that
+    did not seal, as in another process) from every head read and hashed."""
+    user_id = 10**9
+    async def work(s: SqlSession) -> None:
+        await s.append(account_stream(user_id), 0, [
+            AccountOpened(user_id=user_id, username="alice"),
+            CreditsDeposited(user_id=user_id, amount_credits=100, description="top-up")])
+    await store.transact(work)
+    await kept.seal()
+    figures: dict[str, list[float]] = {"statement afresh": [], "statement kept": []}
+    for number in range(2 * rounds):
+        way = ("afresh", "kept")[(number + number // 2) % 2]
+        builder = Checkpointer(store, signer) if way == "afresh" else kept
+        before = time.process_time()
+        statement = await build_statement(store, builder, user_id)
+        figures[f"statement {way}"].append((time.process_time() - before) * 1000)
+        verify_statement(statement, signer.public_key_pem)
     return figures
 
 
@@ -116,11 +144,14 @@ def main() -> int:
                          f"{fresh * 1000 / (args.events / EVENTS_A_PREDICTION):.0f} → "
                          f"{kept * 1000 / (args.events / EVENTS_A_PREDICTION):.0f}",
                          f"{statistics.median(figures['afresh wall']):.1f} → "
-                         f"{statistics.median(figures['kept wall']):.1f}"])
+                         f"{statistics.median(figures['kept wall']):.1f}",
+                         f"{statistics.median(figures['statement afresh']):.1f} → "
+                         f"{statistics.median(figures['statement kept']):.1f}"])
             print(f"  {accounts:,} accounts: afresh {figures['afresh']}, kept {figures['kept']}",
                   flush=True)
     print(table(["accounts", "seal CPU ms, afresh", "seal CPU ms, kept", "kept ÷ afresh",
-                 "µs a prediction (÷ its share of a seal)", "seal wall ms"], rows))
+                 "µs a prediction (÷ its share of a seal)", "seal wall ms",
+                 "a statement, CPU ms"], rows))
     print(f"load at the end {load()}")
     return 0
 

@@ -303,12 +303,20 @@ class LeafLevels:
         del levels[height:]
 
     def root(self) -> bytes:
-        size = len(self)
-        if not size:
-            return EMPTY_ROOT
-        parts, offset = [], 0
+        return self.range_root(0, len(self)) if len(self) else EMPTY_ROOT
+
+    def range_root(self, lo: int, hi: int) -> bytes:
+        """The root of leaves[lo:hi], a subtree of the tree (one of inclusion_ranges'): its
+        perfect parts, largest first, are blocks the levels hold."""
+        parts, offset, size = [], lo, hi - lo
         for height in range(size.bit_length() - 1, -1, -1):
             if size >> height & 1:  # a perfect part of 2^height leaves, left to right
+                if offset & ((1 << height) - 1):
+                    raise ValueError(f"leaves {lo}..{hi} are not a subtree of the tree")
                 parts.append(self.levels[height][offset >> height])
                 offset += 1 << height
         return root_of_parts(parts)
+
+    def inclusion_path(self, index: int) -> list[bytes]:
+        """`inclusion_proofs(leaves, [index])[index]`, from the blocks: one a level."""
+        return [self.range_root(lo, hi) for lo, hi in inclusion_ranges(len(self), index)]

@@ -268,6 +268,11 @@ class Checkpointer:
              json.dumps(frontier.to_json())))
         return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head
 
+    def kept_tree(self, position: int) -> HeadTree | None:
+        """The accounts tree this process holds, if it is the one at `position`."""
+        tree = self._heads
+        return tree if tree is not None and tree.position == position else None
+
     async def _tree_at(self, db: SqlDatabase, done: int, upto: int,
                        moved: dict[str, tuple[int, str]]) -> HeadTree:
         """The accounts tree at `upto`, given the heads `moved` after `done` (the last

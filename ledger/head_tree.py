@@ -48,6 +48,13 @@ class HeadTree:
     def root(self) -> bytes:
         return self._levels.root()
 
+    def proof(self, stream_id: str) -> tuple[int, bytes, list[bytes]] | None:
+        """(index, leaf, inclusion path) of a stream's head in the tree, None if it has none."""
+        index = self._index.get(stream_id)
+        if index is None:
+            return None
+        return index, self._levels.leaves[index], self._levels.inclusion_path(index)
+
     def advance(self, position: int, moved: Mapping[str, tuple[int, str]]) -> None:
         """The tree at `position`, from this one and the heads (version, last hash) of the
         streams the events after this one's position moved, new streams among them."""

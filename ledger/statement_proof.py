@@ -62,31 +62,57 @@ class StatementSummary:
 async def build_statement(store: SqlEventStore, checkpointer: Checkpointer, user_id: int,
                           attempts: int = 5) -> dict[str, Any]:
     """The user's statement, sealing a checkpoint first when their latest event is newer
-    than the latest one. Read without a lock: a seal landing mid-read is seen (the heads no
-    longer match the checkpoint) and the read starts again."""
+    than the latest one. Read without a lock: a seal landing mid-read is seen (the account's
+    head no longer matches the checkpoint) and the read starts again."""
     stream = account_stream(user_id)
     db = store.read_db()
     for _ in range(attempts):
         checkpoint = await latest_checkpoint(db)
-        heads = await account_heads(db)
-        mine = next((h for h in heads if h[0] == stream), None)
+        row = await db.fetchone("SELECT version, hash FROM checkpoint_heads WHERE stream_id = ?",
+                                (stream,))
+        mine = None if row is None else (stream, int(row["version"]), str(row["hash"]))
         latest = await db.fetchone("SELECT MAX(version) AS v FROM events WHERE stream_id = ?",
                                    (stream,))
         current = int(latest["v"]) if latest and latest["v"] is not None else 0
         if checkpoint is None or mine is None or mine[1] != current:
             await checkpointer.seal()
             continue
-        leaves = accounts_tree(heads)
-        if (len(leaves) != checkpoint.accounts
-                or root_of([leaf for _, leaf in leaves]).hex() != checkpoint.accounts_root):
-            continue  # a seal committed between the two reads
-        return await _assemble(store, checkpoint, leaves, mine, user_id)
+        proof = _kept_proof(checkpointer, checkpoint, mine)
+        if proof is None:  # another process sealed it, or the heads moved on meanwhile
+            proof = _read_proof(await account_heads(db), checkpoint, mine)
+        if proof is None:
+            continue  # a seal committed between the reads
+        return await _assemble(store, checkpoint, proof, mine, user_id)
     raise StatementNotReady("the log kept moving; try again")
 
 
+def _kept_proof(checkpointer: Checkpointer, checkpoint: Checkpoint,
+                head: tuple[str, int, str]) -> tuple[int, list[bytes]] | None:
+    """(index, path) of the account's head in the tree the sealing process keeps, when that
+    is the checkpoint's (ledger/head_tree.py): no read of every head, a block a level."""
+    tree = checkpointer.kept_tree(checkpoint.position)
+    found = None if tree is None else tree.proof(head[0])
+    if tree is None or found is None or found[1] != account_leaf(*head) or (
+            len(tree), tree.root().hex()) != (checkpoint.accounts, checkpoint.accounts_root):
+        return None
+    return found[0], found[2]
+
+
+def _read_proof(heads: list[tuple[str, int, str]], checkpoint: Checkpoint,
+                head: tuple[str, int, str]) -> tuple[int, list[bytes]] | None:
+    """(index, path) from every head as stored (another process sealed the checkpoint), or
+    None when they are no longer the checkpoint's."""
+    leaves = accounts_tree(heads)
+    if (len(leaves) != checkpoint.accounts or head not in heads
+            or root_of([leaf for _, leaf in leaves]).hex() != checkpoint.accounts_root):
+        return None
+    index = [s for s, _ in leaves].index(head[0])
+    return index, inclusion_proofs([leaf for _, leaf in leaves], [index])[index]
+
+
 async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
-                    leaves: list[tuple[str, bytes]], head: tuple[str, int, str], user_id: int
-                    ) -> dict[str, Any]:
+                    account_proof: tuple[int, list[bytes]], head: tuple[str, int, str],
+                    user_id: int) -> dict[str, Any]:
     db = store.read_db()
     raw = await db.fetchall(
         "SELECT position, stream_id, version, type_name, schema_version, data, metadata, "
@@ -98,8 +124,7 @@ async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
         merkle_nodes.inclusion_proofs_stored(db, checkpoint.position,
                                              [r.position - 1 for r in rows])))
     previous = await _hashes_at(db, [r.position - 1 for r in rows if r.position > 1])
-    index = [s for s, _ in leaves].index(head[0])
-    account_path = inclusion_proofs([leaf for _, leaf in leaves], [index])[index]
+    index, account_path = account_proof
     account = fold(r.to_recorded(ledger_codec()).event for r in rows)
     assert account is not None
     return {

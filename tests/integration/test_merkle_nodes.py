@@ -278,3 +278,36 @@ async def test_a_statements_reads_do_not_grow_with_the_log(
         assert rows <= (events + 1) * BLOCK + events * (size.bit_length() + 3) + 40
     assert large <= small + BLOCK + events * 8
     assert large < large_log / 8  # the log was read before: every hash up to the checkpoint
+
+
+async def open_accounts(store: SqlEventStore, first_id: int, count: int) -> None:
+    """`count` more accounts of one event each (ids from `first_id`): heads, few events."""
+    async def work(session: SqlSession) -> None:
+        for user_id in range(first_id, first_id + count):
+            await session.append(f"account-{user_id}", 0,
+                                 [AccountOpened(user_id=user_id, username=f"many{user_id}")])
+    await store.transact(work)
+
+
+async def test_a_statements_reads_do_not_grow_with_the_accounts(
+        services: Services, signer: Signer) -> None:
+    """The account's proof comes from the accounts tree the sealing process keeps (ledger/
+    head_tree.py): no read of every account's head. A process that did not seal the
+    checkpoint reads them all, and its statement is as good."""
+    sealer, rows = Checkpointer(services.store, signer), []
+    for name, more in (("alice", 0), ("bob", 600)):
+        await open_accounts(services.store, 800_000 + len(rows) * 1000, more)
+        user = int((await services.users.register(name, "correct horse")).id)
+        for _ in range(2):
+            await services.ledger.top_up(user, 5)
+        await sealer.seal()
+        counting = CountingStore(services.store)
+        statement = await build_statement(counting, sealer, user)  # type: ignore[arg-type]
+        verify_statement(statement, signer.public_key_pem)
+        rows.append(counting.rows[0])
+    assert rows[1] <= rows[0] + BLOCK + 20, rows  # a block of leaves more at most, not 600
+    elsewhere = CountingStore(services.store)  # another process: no tree of its own
+    statement = await build_statement(elsewhere, Checkpointer(services.store, signer),  # type: ignore[arg-type]
+                                      user)
+    verify_statement(statement, signer.public_key_pem)
+    assert elsewhere.rows[0] >= rows[1] + 600

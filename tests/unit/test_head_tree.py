@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.merkle import LeafLevels
+from events.merkle import LeafLevels, inclusion_proofs, root_from_inclusion
 from ledger.checkpoints import accounts_tree
-from ledger.head_tree import HeadTree
+from ledger.head_tree import HeadTree, account_leaf
 from tests.unit.test_merkle import reference_root
 
 
@@ -81,3 +81,24 @@ def test_a_tree_that_failed_halfway_claims_no_position() -> None:
     with pytest.raises(ValueError, match="JSON"):  # a count JSON cannot hold
         tree.advance(6, {"account-2": (math.nan, "00" * 32)})  # type: ignore[dict-item]
     assert tree.position is None  # so the next seal reads every head again
+
+
+@given(size=st.integers(1, 300), data=st.data())
+def test_an_inclusion_path_from_the_levels_is_the_one_from_every_leaf(
+        size: int, data: st.DataObject) -> None:
+    leaves = [_leaf(k) for k in range(size)]
+    levels = LeafLevels(leaves)
+    index = data.draw(st.integers(0, size - 1))
+    assert levels.inclusion_path(index) == inclusion_proofs(leaves, [index])[index]
+    assert root_from_inclusion(index, size, leaves[index], levels.inclusion_path(index)) == \
+        reference_root(leaves)
+
+
+def test_a_kept_tree_proves_a_head_into_its_root() -> None:
+    heads = [(f"account-{n}", n, f"{n:064x}") for n in range(1, 40)]
+    tree = HeadTree(3, heads)
+    found = tree.proof("account-17")
+    assert found is not None and tree.proof("account-99") is None
+    index, leaf, path = found
+    assert leaf == account_leaf("account-17", 17, f"{17:064x}")
+    assert root_from_inclusion(index, len(tree), leaf, path) == tree.root()
