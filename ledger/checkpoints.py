@@ -201,6 +201,25 @@ async def known_keys(db: SqlDatabase, table: str = "ledger_keys") -> list[dict[s
             for r in rows]
 
 
+async def _moved_between(db: SqlDatabase, after: int, upto: int
+                         ) -> tuple[list[dict[str, Any]], dict[str, tuple[int, str]]]:
+    """The events after position `after` up to `upto`, and the head (version, hash) at
+    `upto` of each stream they moved."""
+    rows = await db.fetchall(
+        "SELECT position, stream_id, version, hash FROM events WHERE position > ? "
+        "AND position <= ? ORDER BY position", (after, upto))
+    return rows, {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows}
+
+
+async def _signed_as(db: SqlDatabase, tree: HeadTree) -> bool:
+    """Whether a checkpoint at the tree's position signed its root: a tree that is not the
+    log's (a database restored under a running process, say) is never moved on."""
+    row = await db.fetchone("SELECT accounts_root, accounts FROM checkpoints "
+                            "WHERE position = ?", (tree.position,))
+    return row is not None and (row["accounts_root"], int(row["accounts"])) == (
+        tree.root().hex(), len(tree))
+
+
 class Checkpointer:
     """Seals checkpoints of one store with one key."""
 
@@ -214,12 +233,17 @@ class Checkpointer:
         None when the log is empty."""
         await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
         while (sealed := await self.store.transact(self._seal_batch)) is not None:
-            checkpoint, caught_up = sealed
+            checkpoint, caught_up, tree = sealed
+            # Committed: the tree is a checkpoint's now. Kept only from here, for a seal's
+            # transaction also holds the appends of the jobs in its batch, and those are
+            # the log's only once the batch commits.
+            self._heads = tree
             if caught_up:
                 return checkpoint
         return await latest_checkpoint(self.store.read_db())
 
-    async def _seal_batch(self, session: SqlSession) -> tuple[Checkpoint, bool] | None:
+    async def _seal_batch(self, session: SqlSession
+                          ) -> tuple[Checkpoint, bool, HeadTree] | None:
         db = session.db
         last = await db.fetchone("SELECT position, frontier FROM checkpoints "
                                  "ORDER BY position DESC LIMIT 1")
@@ -231,13 +255,9 @@ class Checkpointer:
         frontier = (Frontier.from_json(done, json.loads(last["frontier"])) if last
                     else Frontier())
         upto = min(head, done + SEAL_BATCH_EVENTS)
-        rows = await db.fetchall(
-            "SELECT position, stream_id, version, hash FROM events WHERE position > ? "
-            "AND position <= ? ORDER BY position", (done, upto))
-        heads: dict[str, tuple[int, str]] = {}
+        rows, heads = await _moved_between(db, done, upto)
         for row in rows:
             frontier.append(leaf_hash(bytes.fromhex(row["hash"])))
-            heads[row["stream_id"]] = (int(row["version"]), row["hash"])
         if frontier.size != upto:  # positions are gapless; anything else is a damaged log
             raise RuntimeError(f"the log has gaps before position {upto}: not sealed")
         moved = list(heads.items())
@@ -266,7 +286,7 @@ class Checkpointer:
             (upto, unsigned.head_hash, unsigned.merkle_root, unsigned.accounts_root,
              unsigned.accounts, now, self.signer.key_id, signature,
              json.dumps(frontier.to_json())))
-        return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head
+        return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head, tree
 
     def kept_tree(self, position: int) -> HeadTree | None:
         """The accounts tree this process holds, if it is the one at `position`."""
@@ -278,18 +298,15 @@ class Checkpointer:
         """The accounts tree at `upto`, given the heads `moved` after `done` (the last
         checkpoint's position): the kept one moved on (ledger/head_tree.py says why that
         holds), over the events since its own position when another process sealed since;
-        else every head, as stored."""
-        tree = self._heads
+        else every head, as stored. The kept one is taken out meanwhile (seal() puts a
+        tree back once its transaction committed), so no failed seal leaves it moved."""
+        tree, self._heads = self._heads, None
         if tree is None or tree.position is None or not (
-                0 <= done - tree.position <= SEAL_BATCH_EVENTS):
-            self._heads = HeadTree(upto, await account_heads(db))
-            return self._heads
+                0 <= done - tree.position <= SEAL_BATCH_EVENTS) or not await _signed_as(
+                db, tree):
+            return HeadTree(upto, await account_heads(db))
         if tree.position < done:  # another process sealed since: the heads it moved too
-            rows = await db.fetchall(
-                "SELECT stream_id, version, hash FROM events WHERE position > ? AND "
-                "position <= ? ORDER BY position", (tree.position, done))
-            moved = {**{r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows},
-                     **moved}
+            moved = {**(await _moved_between(db, tree.position, done))[1], **moved}
         tree.advance(upto, moved)
         return tree
 

@@ -2,21 +2,25 @@
 
 A checkpoint's `accounts_root` is the Merkle root over every stream's head (version, last
 hash) in stream-id order (checkpoints.accounts_tree). Made afresh, a seal reads every head
-and hashes every leaf and node: about 4 ms a thousand accounts, inside the write
-transaction and on the event loop, at every seal (one each 1,000 events), so a service of
-100,000 accounts would stop for a third of a second about every 250 predictions
-(bench/seal_bench.py).
+and hashes every leaf and node: 5 to 7 ms a thousand accounts, inside the write transaction
+and on the event loop, at every seal (one each 1,000 events), so a service of 100,000
+accounts would stop for half a second or more about every 250 predictions, and each user's
+statement would cost as much again (bench/seal_bench.py).
 
-The heads at a position are a function of the log up to it, whoever sealed it and in what
-batches, so a tree known at a position is the tree of any checkpoint there. The next seal
+The heads at a checkpoint's position are a function of the log up to it, whoever sealed it
+and in what batches, so the tree of one checkpoint serves every later seal. The next seal
 moves it on: only the leaves of the streams its events moved are hashed again, with each
 block above them once (events/merkle.py LeafLevels); a tree behind the last checkpoint
-(another process sealed since) moves on over the events after its own position too. A
-stream seen for the first time shifts every leaf after it (the tree is positional), so the
-blocks from there on are hashed again: new accounts cost a seal as much as before, for the
-part of the tree after them. No tree yet, or one ahead of the log's last checkpoint (a seal
-that failed after its tree moved on), and it is read whole, as before. The tree takes
-about 220 bytes of memory an account (22 MB at 100,000).
+(another process sealed since) moves on over the events after its own position too, and a
+statement takes its account's proof from it. A stream seen for the first time shifts every
+leaf after it (the tree is positional), so the blocks from there on are hashed again: new
+accounts cost a seal as much as before, for the part of the tree after them.
+
+A tree is kept only once its seal's transaction committed: that transaction also holds the
+appends of the other jobs in its batch, which are the log's only if the batch commits
+(checkpoints.Checkpointer.seal). A kept tree whose root is not the one signed at its
+position, one more than a seal's batch behind, or none at all, and every head is read
+again. The tree takes about 300 bytes of memory an account (30 MB at 100,000).
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ class HeadTree:
     def advance(self, position: int, moved: Mapping[str, tuple[int, str]]) -> None:
         """The tree at `position`, from this one and the heads (version, last hash) of the
         streams the events after this one's position moved, new streams among them."""
-        self.position = None  # halfway, the tree is of no position: should this raise, the
-        levels, leaves = self._levels, self._levels.leaves  # next seal reads it whole
+        # Halfway the tree is of no position: should this raise, it is read whole again.
+        self.position = None
+        levels, leaves = self._levels, self._levels.leaves
         new = sorted(stream_id for stream_id in moved if stream_id not in self._index)
         first = bisect.bisect_left(self._ids, new[0]) if new else len(self._ids)
         before: dict[int, bytes] = {}  # leaves before `first`: their blocks, once each

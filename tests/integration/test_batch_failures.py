@@ -21,6 +21,7 @@ from events.postgres import PostgresEventStore
 from events.sqlite import SQLiteEventStore
 from events.verify import verify_chain
 from tests.integration.test_pg_coalesced_writes import Batches
+from tests.integration.writer_faults import fail_next_sqlite, kill_pg_writer
 from tests.pgcluster import PgCluster
 
 TABLES = """
@@ -141,25 +142,13 @@ def _break_the_rollback(world: World, note_id: int) -> Any:
     """The job `note_id` of FAULTY's failing kind, and a fault that makes its ROLLBACK fail."""
     store = world.store
     if isinstance(store, SQLiteEventStore):  # the next ROLLBACK meets a disk I/O error
-        writer, faults = store._writer, ["disk I/O error (injected)"]
-        assert writer is not None
-        real = writer.execute
-
-        async def execute(query: str, params: Any = ()) -> None:
-            if query == "ROLLBACK" and faults:
-                raise StoreUnavailable(faults.pop())
-            await real(query, params)
-
-        writer.execute = execute  # type: ignore[method-assign]
+        fail_next_sqlite(store, "ROLLBACK")
         return world.job(note_id, "fails_after_writing")
 
     async def work(s: SqlSession) -> int:  # PostgreSQL: a real fault, from another session
         world.runs[note_id] = world.runs.get(note_id, 0) + 1
         await s.db.execute("INSERT INTO notes VALUES (?, ?)", (note_id, "fails_after_writing"))
-        row = await s.db.fetchone("SELECT pg_backend_pid() AS pid")
-        assert row is not None
-        await s.db.fetchone("SELECT 1 FROM notes LIMIT 1")  # the queued INSERT is sent
-        await store.read_db().fetchone("SELECT pg_terminate_backend(?)", (row["pid"],))
+        await kill_pg_writer(store, s)
         raise ChangedItsMind(str(note_id))
     return work
 

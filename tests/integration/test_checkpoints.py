@@ -3,6 +3,7 @@ trip, the audit that holds the log to its checkpoints, and a key rotation."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -15,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from events import SqlSession, StoreError
 from events.hashing import GENESIS_HASH, chain_hash
 from events.merkle import leaf_hash, root_of
+from events.postgres import PostgresEventStore
+from events.sqlite import SQLiteEventStore
 from ledger.audit import audit
 from ledger.checkpoints import (
     Checkpointer,
@@ -26,7 +30,9 @@ from ledger.checkpoints import (
     latest_checkpoint,
     load_public_key,
 )
+from ledger.events import AccountOpened
 from ledger.statement_proof import build_statement, verify_statement
+from tests.integration.writer_faults import fail_next_sqlite, kill_pg_writer
 
 if TYPE_CHECKING:
     from conftest import Services
@@ -323,3 +329,45 @@ class BrokenSigner(Signer):
 
     def sign(self, message: bytes) -> str:
         raise RuntimeError("the signing key is gone")
+
+
+async def test_a_seal_whose_batch_failed_leaves_no_tree_of_events_never_written(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    """A seal's transaction also holds the appends of the jobs in its batch. When the batch
+    fails whole (SQLite: its COMMIT meets a disk I/O error; PostgreSQL: the writer's
+    connection dies), the tree kept for the next seal must not hold those appends: once
+    another process has sealed the real events at those positions, such a tree would sign a
+    wrong accounts root from then on (found in review)."""
+    store = services.store
+    kept, other = Checkpointer(store, signer), Checkpointer(store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(alice, 5)
+    await kept.seal()
+
+    async def never_written(session: SqlSession) -> None:
+        await session.append("account-777001", 0,
+                             [AccountOpened(user_id=777_001, username="ghost")])
+
+    async def breaker(session: SqlSession) -> None:
+        if isinstance(store, PostgresEventStore):
+            await kill_pg_writer(store, session)
+
+    if isinstance(store, SQLiteEventStore):
+        fail_next_sqlite(store, "COMMIT")
+    # The seal's own job (what seal() sends), in one batch with the append and the fault.
+    outcomes = await asyncio.gather(store.transact(never_written),
+                                    store.transact(kept._seal_batch), store.transact(breaker),
+                                    return_exceptions=True)
+    assert all(isinstance(o, StoreError) for o in outcomes), outcomes
+    await services.users.register("bob", "correct horse")  # the real events there
+    assert await other.seal() is not None  # sealed by another process
+    await services.ledger.top_up(alice, 5)
+    mine = await kept.seal()
+    assert mine is not None
+    heads = await account_heads(store.read_db())
+    assert "account-777001" not in [stream for stream, _, _ in heads]
+    assert mine.accounts_root == root_of([leaf for _, leaf in accounts_tree(heads)]).hex()
+    await store.close()
+    report = await audit(ledger_at, show_progress=False, checkpoints=True,
+                         public_keys=[signer.public_key_pem])
+    assert report.ok, report

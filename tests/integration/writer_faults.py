@@ -1,0 +1,34 @@
+"""Faults of the write path for integration tests, one per store: SQLite's writer meets a
+disk I/O error at its next statement of one kind (injected: a real one cannot be had on
+demand), PostgreSQL's writer loses its connection (a real fault: its backend is killed from
+another session, mid-transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events import SqlSession, StoreUnavailable
+from events.postgres import PostgresEventStore
+from events.sqlite import SQLiteEventStore
+
+
+def fail_next_sqlite(store: SQLiteEventStore, statement: str) -> None:
+    """The writer's next `statement` (exactly this text: COMMIT, ROLLBACK) fails once."""
+    writer, faults = store._writer, ["disk I/O error (injected)"]
+    assert writer is not None
+    real = writer.execute
+
+    async def execute(query: str, params: Any = ()) -> None:
+        if query == statement and faults:
+            raise StoreUnavailable(faults.pop())
+        await real(query, params)
+
+    writer.execute = execute  # type: ignore[method-assign]
+
+
+async def kill_pg_writer(store: PostgresEventStore, session: SqlSession) -> None:
+    """From inside a job: the writer's backend is terminated by another session; what the
+    job queued is sent first, so it was on the wire."""
+    row = await session.db.fetchone("SELECT pg_backend_pid() AS pid")
+    assert row is not None
+    await store.read_db().fetchone("SELECT pg_terminate_backend(?)", (row["pid"],))
