@@ -349,6 +349,10 @@ class PostgresEventStore(GroupCommit, SqlLogReads):
             raise StoreUnavailable("the event store is not open")
         return PgDatabase(self.pool)
 
+    def background_db(self) -> PgDatabase:
+        """The pool as well: each read has a connection of its own already."""
+        return self.read_db()
+
     async def integrity_problem(self, bounded: bool = False) -> str | None:
         """None once the server answers: PostgreSQL checks its own pages (data checksums, when
         the cluster has them); the hash chain is verified apart, as on SQLite."""

@@ -91,6 +91,11 @@ class SqlEventStore(Protocol):
 
     def read_db(self) -> SqlDatabase: ...
 
+    def background_db(self) -> SqlDatabase:
+        """For long reads in the background (the verifier's walk and its checks over whole
+        tables): apart from the connection requests share, so no request queues behind one."""
+        ...
+
     def credential_generation(self, owner: str) -> Generation | None:
         """A word that changes in every process when a credential ends (events/generation.py),
         or None when the store cannot keep one. `owner` names this process (its lease)."""

@@ -231,7 +231,7 @@ class LogVerifier:
         if state.broken is not None or not await self._lease():
             self.state = state  # a break another process found is known here too
             return 0
-        before, done = state, 0
+        before, done, db = state, 0, self.store.background_db()  # long reads: apart
         tail = await read_after(db, state.mark_position, min(budget, BATCH_ROWS))
         broken = check_rows(tail, state.mark_position, state.mark_hash)
         done += len(tail)

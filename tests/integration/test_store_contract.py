@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -382,3 +383,29 @@ async def test_a_write_that_arrives_while_the_store_closes_fails_instead_of_hang
         asyncio.gather(store.close(), store.transact(work), return_exceptions=True), 10)
     assert closed is None
     assert isinstance(late, StoreUnavailable)
+
+
+async def test_a_long_background_read_holds_up_no_request_read(
+        sqlite_store: SQLiteEventStore) -> None:
+    """The verifier's walk and its whole-table checks read on `background_db()`. While such
+    a read runs (held here inside SQLite by a function that waits), a request's read on
+    `read_db()` is answered, and the background one sees what was committed."""
+    await sqlite_store.transact(lambda s: s.append("notes", 0, [Noted(note="a")]))
+    entered, release = threading.Event(), threading.Event()
+
+    def held() -> int:
+        entered.set()
+        release.wait(30)
+        return 1
+
+    background = sqlite_store.background_db()
+    await background.conn.create_function("held", 0, held)
+    long_read = asyncio.create_task(background.fetchone(
+        "SELECT held() AS x, COUNT(*) AS events FROM events"))
+    try:
+        assert await asyncio.to_thread(entered.wait, 30)
+        row = await asyncio.wait_for(sqlite_store.read_db().fetchone("SELECT 1 AS one"), 10)
+        assert row == {"one": 1} and not long_read.done()
+    finally:
+        release.set()
+    assert await long_read == {"x": 1, "events": 1}
