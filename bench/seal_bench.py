@@ -10,7 +10,7 @@ alternately with a new Checkpointer (no tree: read whole, as before) and with th
 across rounds (the tree moved on). A seal runs on the event loop inside the write
 transaction, so its CPU is also how long the loop and every other write wait. Then one
 user's statement (GET /api/v1/ledger/statement): its account's proof from the kept tree,
-or from every head read and hashed (a process that did not seal the checkpoint).
+or from every head read and hashed (the first statement of a process that did not seal).
 
 Run: .venv/bin/python bench/seal_bench.py [--accounts 1000 10000 100000] [--rounds 4]
 """
@@ -102,8 +102,8 @@ async def one_size(accounts: int, args: argparse.Namespace, folder: Path
 
 async def statements(store: SqlEventStore, kept: Checkpointer, signer: Signer, rounds: int
                      ) -> dict[str, list[float]]:
-    """CPU ms of one user's statement: its proof from the kept tree, or (a Checkpointer that
-    did not seal, as in another process) from every head read and hashed."""
+    """CPU ms of one user's statement: its proof from the kept tree, or (a new Checkpointer:
+    another process's first statement) from every head read and hashed."""
     user_id = 10**9
     async def work(s: SqlSession) -> None:
         await s.append(account_stream(user_id), 0, [

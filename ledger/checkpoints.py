@@ -288,10 +288,30 @@ class Checkpointer:
              json.dumps(frontier.to_json())))
         return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head, tree
 
-    def kept_tree(self, position: int) -> HeadTree | None:
-        """The accounts tree this process holds, if it is the one at `position`."""
-        tree = self._heads
-        return tree if tree is not None and tree.position == position else None
+    async def tree_for(self, db: SqlDatabase, checkpoint: Checkpoint) -> HeadTree | None:
+        """The accounts tree of `checkpoint` (a committed one), kept for the next statement
+        and seal: the one held, as it is or moved on over the events since its position
+        (another process sealed), else made from every head as stored. None when the heads
+        read are no longer the checkpoint's (a seal committed meanwhile: read again)."""
+        tree, position = self._heads, checkpoint.position
+        if tree is not None and tree.position == position:
+            return tree
+        if tree is not None and tree.position is not None and (
+                0 < position - tree.position <= SEAL_BATCH_EVENTS):
+            since = tree.position
+            moved = (await _moved_between(db, since, position))[1]
+            if self._heads is not tree or tree.position != since:
+                return None  # a seal took it or moved it meanwhile: ask again
+            tree.advance(position, moved)
+        else:
+            tree = HeadTree(position, await account_heads(db))
+        if (len(tree), tree.root().hex()) != (checkpoint.accounts, checkpoint.accounts_root):
+            if self._heads is tree:
+                self._heads = None
+            return None
+        if self._heads is None or (self._heads.position or 0) <= position:
+            self._heads = tree
+        return tree
 
     async def _tree_at(self, db: SqlDatabase, done: int, upto: int,
                        moved: dict[str, tuple[int, str]]) -> HeadTree:

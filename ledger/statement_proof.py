@@ -14,7 +14,7 @@ from typing import Any
 
 from events import SqlDatabase, SqlEventStore
 from events.hashing import GENESIS_HASH
-from events.merkle import inclusion_proofs, leaf_hash, root_from_inclusion, root_of
+from events.merkle import leaf_hash, root_from_inclusion
 from events.rows import StoredRow, utc_now
 from events.sql_log import row_from_db
 from ledger import merkle_nodes
@@ -22,8 +22,6 @@ from ledger.account import fold
 from ledger.checkpoints import (
     Checkpoint,
     Checkpointer,
-    account_heads,
-    accounts_tree,
     latest_checkpoint,
     load_public_key,
 )
@@ -77,37 +75,12 @@ async def build_statement(store: SqlEventStore, checkpointer: Checkpointer, user
         if checkpoint is None or mine is None or mine[1] != current:
             await checkpointer.seal()
             continue
-        proof = _kept_proof(checkpointer, checkpoint, mine)
-        if proof is None:  # another process sealed it, or the heads moved on meanwhile
-            proof = _read_proof(await account_heads(db), checkpoint, mine)
-        if proof is None:
+        tree = await checkpointer.tree_for(db, checkpoint)  # no read of every head, mostly
+        found = None if tree is None else tree.proof(stream)
+        if found is None or found[1] != account_leaf(*mine):
             continue  # a seal committed between the reads
-        return await _assemble(store, checkpoint, proof, mine, user_id)
+        return await _assemble(store, checkpoint, (found[0], found[2]), mine, user_id)
     raise StatementNotReady("the log kept moving; try again")
-
-
-def _kept_proof(checkpointer: Checkpointer, checkpoint: Checkpoint,
-                head: tuple[str, int, str]) -> tuple[int, list[bytes]] | None:
-    """(index, path) of the account's head in the tree the sealing process keeps, when that
-    is the checkpoint's (ledger/head_tree.py): no read of every head, a block a level."""
-    tree = checkpointer.kept_tree(checkpoint.position)
-    found = None if tree is None else tree.proof(head[0])
-    if tree is None or found is None or found[1] != account_leaf(*head) or (
-            len(tree), tree.root().hex()) != (checkpoint.accounts, checkpoint.accounts_root):
-        return None
-    return found[0], found[2]
-
-
-def _read_proof(heads: list[tuple[str, int, str]], checkpoint: Checkpoint,
-                head: tuple[str, int, str]) -> tuple[int, list[bytes]] | None:
-    """(index, path) from every head as stored (another process sealed the checkpoint), or
-    None when they are no longer the checkpoint's."""
-    leaves = accounts_tree(heads)
-    if (len(leaves) != checkpoint.accounts or head not in heads
-            or root_of([leaf for _, leaf in leaves]).hex() != checkpoint.accounts_root):
-        return None
-    index = [s for s, _ in leaves].index(head[0])
-    return index, inclusion_proofs([leaf for _, leaf in leaves], [index])[index]
 
 
 async def _assemble(store: SqlEventStore, checkpoint: Checkpoint,
