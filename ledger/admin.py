@@ -18,7 +18,7 @@ from ledger import admin_queries, queries
 from ledger.account import Account
 from ledger.admin_queries import AdminUser, LedgerTotals, OperatorAction
 from ledger.control import Operation, record_operation, replay_operation
-from ledger.credential_cache import MAX_ENTRIES, TTL_S
+from ledger.credential_cache import TTL_S, put_newest
 from ledger.errors import AccountNotFound, NotAnOperator
 from ledger.events import OperatorRoleGranted, OperatorRoleRevoked
 from ledger.service import LedgerService, account_stream
@@ -133,9 +133,7 @@ class AdminService:
             return hit[1]
         flags = await admin_queries.flags_of(self.store.read_db(), user_id)
         if word is not None:
-            if len(self._flags) >= MAX_ENTRIES:
-                self._flags.clear()
-            self._flags[user_id] = (word, flags, time.monotonic())
+            put_newest(self._flags, user_id, (word, flags, time.monotonic()))
         return flags
 
     async def exists(self, user_id: int) -> bool:
