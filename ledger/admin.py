@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ class AdminService:
         # user id -> (generation word, flags, read at): the flags are checked on every
         # request, so they ride on the credential cache's generation word (every suspend,
         # resume, grant and revoke bumps it), costing no database trip until one changes.
-        self._flags: dict[int, tuple[bytes, tuple[bool, bool], float]] = {}
+        self._flags: OrderedDict[int, tuple[bytes, tuple[bool, bool], float]] = OrderedDict()
         self.store = ledger.store
 
     def _now(self) -> str:

@@ -13,6 +13,7 @@ orders the seals of all processes that share the log and the key file.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -227,19 +228,23 @@ class Checkpointer:
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.signer, self.clock = store, signer, clock
         self._heads: HeadTree | None = None  # the accounts tree at this process's last seal
+        # Held by a seal while it has the tree out: a statement meanwhile waits for it
+        # rather than read every head (tree_for). One seal at a time in a process.
+        self._sealing = asyncio.Lock()
 
     async def seal(self) -> Checkpoint | None:
         """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
         None when the log is empty."""
-        await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
-        while (sealed := await self.store.transact(self._seal_batch)) is not None:
-            checkpoint, caught_up, tree = sealed
-            # Committed: the tree is a checkpoint's now. Kept only from here, for a seal's
-            # transaction also holds the appends of the jobs in its batch, and those are
-            # the log's only once the batch commits.
-            self._heads = tree
-            if caught_up:
-                return checkpoint
+        async with self._sealing:
+            await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
+            while (sealed := await self.store.transact(self._seal_batch)) is not None:
+                checkpoint, caught_up, tree = sealed
+                # Committed: the tree is a checkpoint's now. Kept only from here, for a
+                # seal's transaction also holds the appends of the jobs in its batch, and
+                # those are the log's only once the batch commits.
+                self._heads = tree
+                if caught_up:
+                    return checkpoint
         return await latest_checkpoint(self.store.read_db())
 
     async def _seal_batch(self, session: SqlSession
@@ -293,9 +298,12 @@ class Checkpointer:
         and seal: the one held, as it is or moved on over the events since its position
         (another process sealed), else made from every head as stored. None when the heads
         read are no longer the checkpoint's (a seal committed meanwhile: read again)."""
+        if self._heads is None and self._sealing.locked():
+            async with self._sealing:  # a seal has the tree out: it puts one back
+                pass
         tree, position = self._heads, checkpoint.position
-        if tree is not None and tree.position == position:
-            return tree
+        if tree is not None and tree.position is not None and tree.position > position:
+            return None  # a newer checkpoint was sealed since this one was read
         if tree is not None and tree.position is not None and (
                 0 < position - tree.position <= SEAL_BATCH_EVENTS):
             since = tree.position
@@ -303,10 +311,10 @@ class Checkpointer:
             if self._heads is not tree or tree.position != since:
                 return None  # a seal took it or moved it meanwhile: ask again
             tree.advance(position, moved)
-        else:
+        elif tree is None or tree.position != position:
             tree = HeadTree(position, await account_heads(db))
         if (len(tree), tree.root().hex()) != (checkpoint.accounts, checkpoint.accounts_root):
-            if self._heads is tree:
+            if self._heads is tree:  # not the log's (a database restored under it, say)
                 self._heads = None
             return None
         if self._heads is None or (self._heads.position or 0) <= position:

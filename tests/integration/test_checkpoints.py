@@ -31,6 +31,7 @@ from ledger.checkpoints import (
     load_public_key,
 )
 from ledger.events import AccountOpened
+from ledger.head_tree import HeadTree
 from ledger.statement_proof import build_statement, verify_statement
 from tests.integration.writer_faults import fail_next_sqlite, kill_pg_writer
 
@@ -371,3 +372,29 @@ async def test_a_seal_whose_batch_failed_leaves_no_tree_of_events_never_written(
     report = await audit(ledger_at, show_progress=False, checkpoints=True,
                          public_keys=[signer.public_key_pem])
     assert report.ok, report
+
+
+async def test_a_kept_tree_that_is_not_the_logs_is_dropped_not_used(
+        services: Services, signer: Signer) -> None:
+    """A tree held at a checkpoint's position whose root is not the one signed there (a
+    database restored under a running process, say) proves nothing and moves on to nothing:
+    the statement and the next seal read every head again (found in review)."""
+    checkpointer = Checkpointer(services.store, signer)
+    alice, _ = await history(services)
+    sealed = await checkpointer.seal()
+    assert sealed is not None
+
+    def wrong_tree() -> HeadTree:
+        return HeadTree(sealed.position, [("account-999", 1, "00" * 32)])
+
+    checkpointer._heads = wrong_tree()
+    statement = await build_statement(services.store, checkpointer, alice)
+    verify_statement(statement, signer.public_key_pem)
+    assert checkpointer._heads is not None
+    assert checkpointer._heads.root().hex() == sealed.accounts_root  # the log's, read again
+    checkpointer._heads = wrong_tree()
+    await services.ledger.top_up(alice, 3)
+    resealed = await checkpointer.seal()
+    heads = await account_heads(services.store.read_db())
+    assert resealed is not None
+    assert resealed.accounts_root == root_of([leaf for _, leaf in accounts_tree(heads)]).hex()

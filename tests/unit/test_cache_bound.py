@@ -5,6 +5,7 @@ use within its TTL."""
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from ledger.credential_cache import CredentialCache, put_newest
@@ -19,7 +20,7 @@ class FixedWord:
 
 
 def test_a_full_cache_drops_its_oldest_entry_and_a_put_again_is_newest() -> None:
-    entries: dict[str, int] = {}
+    entries: OrderedDict[str, int] = OrderedDict()
     for key in "abc":
         put_newest(entries, key, ord(key), limit=3)
     put_newest(entries, "a", 1, limit=3)  # cached again: now the newest
@@ -28,7 +29,8 @@ def test_a_full_cache_drops_its_oldest_entry_and_a_put_again_is_newest() -> None
 
 
 def test_past_its_bound_the_cache_still_serves_most_of_what_fits() -> None:
-    cache, now = CredentialCache(FixedWord()), datetime(2026, 1, 1, tzinfo=UTC)  # type: ignore[arg-type]
+    cache = CredentialCache(FixedWord(), monotonic=lambda: 0.0)  # type: ignore[arg-type]
+    now = datetime(2026, 1, 1, tzinfo=UTC)  # no entry ages: only the bound evicts
     rng, bound, hits = random.Random(7), 50_000, 0
     users = [f"d{k}" for k in range(2 * bound)]  # twice the bound in use, at random
     for digest in rng.choices(users, k=4 * bound):
