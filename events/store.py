@@ -92,8 +92,9 @@ class SqlEventStore(Protocol):
     def read_db(self) -> SqlDatabase: ...
 
     def background_db(self) -> SqlDatabase:
-        """For long reads in the background (the verifier's walk and its checks over whole
-        tables): apart from the connection requests share, so no request queues behind one."""
+        """For long reads over whole tables (the verifier's walk and checks, the admin
+        ledger totals): apart from the connection requests share, so no request queues
+        behind one."""
         ...
 
     def credential_generation(self, owner: str) -> Generation | None:

@@ -166,4 +166,6 @@ class AdminService:
                                                 starting_after=starting_after)
 
     async def totals(self) -> LedgerTotals:
-        return await admin_queries.totals(self.store.read_db(), self.store.clock())
+        # On the background connection: the sums of the system side read every system
+        # posting (about 1 s at 4.4M), and no request's read may wait behind that.
+        return await admin_queries.totals(self.store.background_db(), self.store.clock())
