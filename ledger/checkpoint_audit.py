@@ -19,12 +19,12 @@ from events.merkle import Frontier, leaf_hash, root_of
 from events.verify import ChainBreak
 from ledger.checkpoints import (
     Checkpoint,
-    accounts_tree,
     all_checkpoints,
     key_id_of,
     known_keys,
     load_public_key,
 )
+from ledger.head_tree import accounts_tree
 
 
 @dataclass(frozen=True)

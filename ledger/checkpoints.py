@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from events.codec import canonical_json
 from events.merkle import Frontier, leaf_hash
 from events.rows import utc_now
 from ledger import merkle_nodes
-from ledger.head_tree import HeadTree, account_leaf
+from ledger.head_tree import HeadTree
 
 CHECKPOINT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_keys (
@@ -83,12 +83,6 @@ def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
 def public_pem(public_key: Ed25519PublicKey) -> str:
     return public_key.public_bytes(serialization.Encoding.PEM,
                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def accounts_tree(heads: Iterable[tuple[str, int, str]]) -> list[tuple[str, bytes]]:
-    """The account-head leaves in stream-id order (sorted here, not by the database's
-    collation, so both stores and the offline verifier agree)."""
-    return [(s, account_leaf(s, v, h)) for s, v, h in sorted(heads)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,8 +211,7 @@ async def _signed_as(db: SqlDatabase, tree: HeadTree) -> bool:
     log's (a database restored under a running process, say) is never moved on."""
     row = await db.fetchone("SELECT accounts_root, accounts FROM checkpoints "
                             "WHERE position = ?", (tree.position,))
-    return row is not None and (row["accounts_root"], int(row["accounts"])) == (
-        tree.root().hex(), len(tree))
+    return row is not None and tree.signed_as(row["accounts_root"], int(row["accounts"]))
 
 
 class Checkpointer:
@@ -228,14 +221,14 @@ class Checkpointer:
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.signer, self.clock = store, signer, clock
         self._heads: HeadTree | None = None  # the accounts tree at this process's last seal
-        # Held by a seal while it has the tree out: a statement meanwhile waits for it
-        # rather than read every head (tree_for). One seal at a time in a process.
-        self._sealing = asyncio.Lock()
+        # One user of the kept tree at a time: a seal (which has it out until it commits),
+        # or a statement moving it on (tree_for), which so never reads every head in vain.
+        self._tree_lock = asyncio.Lock()
 
     async def seal(self) -> Checkpoint | None:
         """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
         None when the log is empty."""
-        async with self._sealing:
+        async with self._tree_lock:
             await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
             while (sealed := await self.store.transact(self._seal_batch)) is not None:
                 checkpoint, caught_up, tree = sealed
@@ -295,47 +288,46 @@ class Checkpointer:
 
     async def tree_for(self, db: SqlDatabase, checkpoint: Checkpoint) -> HeadTree | None:
         """The accounts tree of `checkpoint` (a committed one), kept for the next statement
-        and seal: the one held, as it is or moved on over the events since its position
-        (another process sealed), else made from every head as stored. None when the heads
-        read are no longer the checkpoint's (a seal committed meanwhile: read again)."""
-        if self._heads is None and self._sealing.locked():
-            async with self._sealing:  # a seal has the tree out: it puts one back
-                pass
-        tree, position = self._heads, checkpoint.position
-        if tree is not None and tree.position is not None and tree.position > position:
-            return None  # a newer checkpoint was sealed since this one was read
-        if tree is not None and tree.position is not None and (
-                0 < position - tree.position <= SEAL_BATCH_EVENTS):
-            since = tree.position
-            moved = (await _moved_between(db, since, position))[1]
-            if self._heads is not tree or tree.position != since:
-                return None  # a seal took it or moved it meanwhile: ask again
-            tree.advance(position, moved)
-        elif tree is None or tree.position != position:
-            tree = HeadTree(position, await account_heads(db))
-        if (len(tree), tree.root().hex()) != (checkpoint.accounts, checkpoint.accounts_root):
-            if self._heads is tree:  # not the log's (a database restored under it, say)
-                self._heads = None
-            return None
-        if self._heads is None or (self._heads.position or 0) <= position:
+        and seal: the one held, moved on over the events since its position (another
+        process sealed), else made from every head as stored. None when the checkpoint is
+        no longer the latest, or the heads read are no longer its (read again)."""
+        async with self._tree_lock:
+            held = self._heads
+            if held is not None and (held.position or 0) > checkpoint.position:
+                return None  # a newer checkpoint was sealed since this one was read
+            tree = await self._moved_on(db, checkpoint.position)
+            if tree is None:
+                tree = HeadTree(checkpoint.position, await account_heads(db))
+            if not tree.signed_as(checkpoint.accounts_root, checkpoint.accounts):
+                self._heads = None  # not the log's (a database restored under it, say)
+                return None
             self._heads = tree
-        return tree
+            return tree
 
     async def _tree_at(self, db: SqlDatabase, done: int, upto: int,
                        moved: dict[str, tuple[int, str]]) -> HeadTree:
         """The accounts tree at `upto`, given the heads `moved` after `done` (the last
         checkpoint's position): the kept one moved on (ledger/head_tree.py says why that
-        holds), over the events since its own position when another process sealed since;
-        else every head, as stored. The kept one is taken out meanwhile (seal() puts a
-        tree back once its transaction committed), so no failed seal leaves it moved."""
-        tree, self._heads = self._heads, None
-        if tree is None or tree.position is None or not (
-                0 <= done - tree.position <= SEAL_BATCH_EVENTS) or not await _signed_as(
-                db, tree):
+        holds), else every head, as stored. The kept one is taken out meanwhile (seal()
+        puts a tree back once its transaction committed), so no failed seal leaves it
+        holding its batch's appends."""
+        tree = await self._moved_on(db, done)  # over committed events only: up to `done`
+        self._heads = None
+        if tree is None or not await _signed_as(db, tree):
             return HeadTree(upto, await account_heads(db))
-        if tree.position < done:  # another process sealed since: the heads it moved too
-            moved = {**(await _moved_between(db, tree.position, done))[1], **moved}
         tree.advance(upto, moved)
+        return tree
+
+    async def _moved_on(self, db: SqlDatabase, position: int) -> HeadTree | None:
+        """The kept tree, moved on to the committed checkpoint at `position` over the
+        events since its own; None when there is none, or it is ahead, or it is more than
+        a seal's batch behind (reading every head is then as cheap)."""
+        tree = self._heads
+        if tree is None or tree.position is None or not (
+                0 <= position - tree.position <= SEAL_BATCH_EVENTS):
+            return None
+        if tree.position < position:
+            tree.advance(position, (await _moved_between(db, tree.position, position))[1])
         return tree
 
     async def register_key(self) -> None:

@@ -1,7 +1,7 @@
 """The accounts tree of a checkpoint, kept from one seal to the next.
 
 A checkpoint's `accounts_root` is the Merkle root over every stream's head (version, last
-hash) in stream-id order (checkpoints.accounts_tree). Made afresh, a seal reads every head
+hash) in stream-id order (accounts_tree). Made afresh, a seal reads every head
 and hashes every leaf and node: 5 to 7 ms a thousand accounts, inside the write transaction
 and on the event loop, at every seal (one each 1,000 events), so a service of 100,000
 accounts would stop for half a second or more about every 250 predictions, and each user's
@@ -36,21 +36,31 @@ def account_leaf(stream_id: str, count: int, last_hash: str) -> bytes:
     return leaf_hash(canonical_json([stream_id, count, last_hash]).encode())
 
 
+def accounts_tree(heads: Iterable[tuple[str, int, str]]) -> list[tuple[str, bytes]]:
+    """The account-head leaves in stream-id order (sorted here, not by the database's
+    collation, so both stores and the offline verifier agree)."""
+    return [(s, account_leaf(s, v, h)) for s, v, h in sorted(heads)]
+
+
 class HeadTree:
     """The leaves (one a stream, in stream-id order) and the tree over them at `position`."""
 
     def __init__(self, position: int, heads: Iterable[tuple[str, int, str]]) -> None:
-        ordered = sorted(heads)
+        leaves = accounts_tree(heads)
         self.position: int | None = position
-        self._ids = [stream_id for stream_id, _, _ in ordered]
+        self._ids = [stream_id for stream_id, _ in leaves]
         self._index = {stream_id: k for k, stream_id in enumerate(self._ids)}
-        self._levels = LeafLevels(account_leaf(*head) for head in ordered)
+        self._levels = LeafLevels(leaf for _, leaf in leaves)
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def root(self) -> bytes:
         return self._levels.root()
+
+    def signed_as(self, accounts_root: str, accounts: int) -> bool:
+        """Whether this is the tree a checkpoint with these figures signed."""
+        return (self.root().hex(), len(self)) == (accounts_root, accounts)
 
     def proof(self, stream_id: str) -> tuple[int, bytes, list[bytes]] | None:
         """(index, leaf, inclusion path) of a stream's head in the tree, None if it has none."""

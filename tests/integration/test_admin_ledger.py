@@ -4,7 +4,6 @@ releasing holds and refusing the account, and the audit replaying all of it."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +13,7 @@ from ledger import BalanceView, InsufficientCredits, Operation, TaskDraft, Unkno
 from ledger.admin import AdminService
 from ledger.audit import audit
 from ledger.errors import SuspendedAccount, SuspensionConflict
+from tests.integration.store_faults import held_inside
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -169,20 +169,7 @@ async def test_the_ledger_totals_read_apart_from_the_requests_reads(
         pytest.skip("PostgreSQL's reads each take a pool connection of their own")
     admin = AdminService(services.ledger)
     await user_with(services, "alice", 30)
-    entered, release = threading.Event(), threading.Event()
-
-    def held() -> int:
-        entered.set()
-        release.wait(30)
-        return 1
-
-    shared = services.store.read_db()
-    await shared.conn.create_function("held", 0, held)
-    hold = asyncio.create_task(shared.fetchone("SELECT held() AS x"))
-    try:
-        assert await asyncio.to_thread(entered.wait, 30)
+    async with held_inside(services.store.read_db()) as hold:
         totals = await asyncio.wait_for(admin.totals(), 10)
         assert totals.top_ups_credits == 30 and totals.balanced and not hold.done()
-    finally:
-        release.set()
-    assert await hold == {"x": 1}
+    assert await hold == {"held": 1}

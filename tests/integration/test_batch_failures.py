@@ -20,8 +20,8 @@ from events import ConcurrencyError, Event, EventCodec, SqlSession, StoreUnavail
 from events.postgres import PostgresEventStore
 from events.sqlite import SQLiteEventStore
 from events.verify import verify_chain
+from tests.integration.store_faults import fail_next_sqlite, kill_pg_writer
 from tests.integration.test_pg_coalesced_writes import Batches
-from tests.integration.writer_faults import fail_next_sqlite, kill_pg_writer
 from tests.pgcluster import PgCluster
 
 TABLES = """

@@ -26,14 +26,13 @@ from ledger.checkpoints import (
     Checkpointer,
     Signer,
     account_heads,
-    accounts_tree,
     latest_checkpoint,
     load_public_key,
 )
 from ledger.events import AccountOpened
-from ledger.head_tree import HeadTree
+from ledger.head_tree import HeadTree, accounts_tree
 from ledger.statement_proof import build_statement, verify_statement
-from tests.integration.writer_faults import fail_next_sqlite, kill_pg_writer
+from tests.integration.store_faults import fail_next_sqlite, kill_pg_writer
 
 if TYPE_CHECKING:
     from conftest import Services

@@ -4,6 +4,7 @@ node, a wrong node never makes a proof pass, and a statement's reads do not grow
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from contextlib import closing
@@ -318,3 +319,22 @@ async def test_a_statements_reads_do_not_grow_with_the_accounts(
     statement = await build_statement(again, other, user)  # type: ignore[arg-type]
     verify_statement(statement, signer.public_key_pem)
     assert statement["checkpoint"]["position"] > 0 and again.rows[0] <= rows[0] + BLOCK + 20
+
+
+async def test_a_statement_made_while_a_seal_runs_waits_for_it_and_reads_no_heads(
+        services: Services, signer: Signer) -> None:
+    """The seal has the kept tree out until it commits; a statement asked meanwhile waits
+    for it (one user of the tree at a time) and takes its proof from the tree the seal puts
+    back, instead of reading all 600 heads."""
+    sealer = Checkpointer(services.store, signer)
+    await open_accounts(services.store, 800_000, 600)
+    user = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(user, 5)
+    await sealer.seal()
+    await open_accounts(services.store, 810_000, 50)  # the next seal has work; alice not
+    counting = CountingStore(services.store)
+    sealed, statement = await asyncio.gather(
+        sealer.seal(), build_statement(counting, sealer, user))  # type: ignore[arg-type]
+    verify_statement(statement, signer.public_key_pem)
+    assert sealed is not None and statement["checkpoint"]["position"] == sealed.position
+    assert counting.rows[0] < BLOCK + 100, counting.rows  # its block and paths, not 651 heads

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from events import (
 from events.postgres import PostgresEventStore
 from events.rows import StoredRow
 from events.verify import verify_chain
+from tests.integration.store_faults import held_inside
 
 Store = InMemoryEventStore | SQLiteEventStore | PostgresEventStore
 
@@ -391,21 +391,9 @@ async def test_a_long_background_read_holds_up_no_request_read(
     a read runs (held here inside SQLite by a function that waits), a request's read on
     `read_db()` is answered, and the background one sees what was committed."""
     await sqlite_store.transact(lambda s: s.append("notes", 0, [Noted(note="a")]))
-    entered, release = threading.Event(), threading.Event()
-
-    def held() -> int:
-        entered.set()
-        release.wait(30)
-        return 1
-
     background = sqlite_store.background_db()
-    await background.conn.create_function("held", 0, held)
-    long_read = asyncio.create_task(background.fetchone(
-        "SELECT held() AS x, COUNT(*) AS events FROM events"))
-    try:
-        assert await asyncio.to_thread(entered.wait, 30)
+    async with held_inside(background) as long_read:
         row = await asyncio.wait_for(sqlite_store.read_db().fetchone("SELECT 1 AS one"), 10)
         assert row == {"one": 1} and not long_read.done()
-    finally:
-        release.set()
-    assert await long_read == {"x": 1, "events": 1}
+    assert await long_read == {"held": 1}
+    assert await background.fetchone("SELECT COUNT(*) AS events FROM events") == {"events": 1}

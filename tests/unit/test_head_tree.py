@@ -13,8 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.merkle import LeafLevels, inclusion_proofs, root_from_inclusion
-from ledger.checkpoints import accounts_tree
-from ledger.head_tree import HeadTree, account_leaf
+from ledger.head_tree import HeadTree, account_leaf, accounts_tree
 from tests.unit.test_merkle import reference_root
 
 
