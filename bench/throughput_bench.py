@@ -21,11 +21,12 @@ processes (`main.py --workers N`, `hello_aiohttp.py --workers N`, SO_REUSEPORT o
 pgcluster.py, fsync on, synchronous_commit on: durable defaults), a fresh database per
 round; `--gc-off` adds ours with Python's cyclic GC disabled (bench/gc_off_main.py, bench
 only); `--quiet-background` adds ours without the background verifier and without
-checkpoint sealing during the cells (bench only). Server CPU is summed over each server's
-process tree, and for PostgreSQL the cluster's own processes (postmaster and backends) are
-reported beside it. Each round also measures the commit cost: a 4 KiB write + fdatasync in
-the scratch folder (SQLite's commit under synchronous=FULL is one such sync of its WAL), and
-a one-row INSERT committed alone on PostgreSQL; PostgreSQL's commits per request are its
+checkpoint sealing during the cells, and without each alone (bench only). Server CPU is
+summed over each server's process tree, and for PostgreSQL the cluster's own processes
+(postmaster and backends) are reported beside it. Each round also measures the commit
+cost: a 4 KiB write + fdatasync in the scratch folder (SQLite's commit under
+synchronous=FULL is one such sync of its WAL), and a one-row INSERT committed alone on
+PostgreSQL; PostgreSQL's commits per request are its
 WAL's commit records (pg_waldump).
 
 Round 4 (branch lockq): `--before DIR` runs the other checkout with each `--workers` count
@@ -76,8 +77,9 @@ from wrk_load import Spent, check_totals, wrk_drive
 
 WARMUP_REQUESTS = 200
 # --quiet-background: no background verifier, no checkpoint sealed within a cell.
-QUIET_BACKGROUND = {"ML_CABINET_VERIFY_RATE": "0", "ML_CABINET_CHECKPOINT_EVERY": "100000000",
-                    "ML_CABINET_CHECKPOINT_SECONDS": "86400"}
+NO_VERIFIER = {"ML_CABINET_VERIFY_RATE": "0"}
+NO_SEALING = {"ML_CABINET_CHECKPOINT_EVERY": "100000000", "ML_CABINET_CHECKPOINT_SECONDS": "86400"}
+QUIET_BACKGROUND = NO_VERIFIER | NO_SEALING
 FSYNC_PROBES = 200
 MAX_REQUESTS = 10**7  # cells are bounded by time; this only bounds a runaway loop
 
@@ -310,7 +312,9 @@ def contenders_for(args: argparse.Namespace, workdir: Path,
         contenders.append(Cabinet(workdir, args, 1, script=str(BENCH / "gc_off_main.py"),
                                   tag="-gc-off"))
     if args.quiet_background:
-        contenders.append(Cabinet(workdir, args, 1, tag="-quiet", env=QUIET_BACKGROUND))
+        contenders += [Cabinet(workdir, args, 1, tag="-quiet", env=QUIET_BACKGROUND),
+                       Cabinet(workdir, args, 1, tag="-noverify", env=NO_VERIFIER),
+                       Cabinet(workdir, args, 1, tag="-noseal", env=NO_SEALING)]
     if args.before:
         Before.root = args.before.resolve()
         if "sqlite" in args.stores:
@@ -471,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also ours (1 worker, SQLite) with the cyclic GC disabled")
     parser.add_argument("--quiet-background", action="store_true",
                         help="also ours (1 worker, SQLite) without the background verifier "
-                             "and checkpoint sealing, to see what they add to the tail")
+                             "and checkpoint sealing, and without each alone, to see what "
+                             "they add to the tail")
     parser.add_argument("--keep", type=Path, help="keep databases and logs in this folder")
     parser.add_argument("--json", type=Path, help="write the summary here too")
     parser.add_argument("--load", choices=["python", "wrk"], default="python",
