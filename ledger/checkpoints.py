@@ -66,6 +66,8 @@ FORMAT = "ml-cabinet-checkpoint/1"
 # writer for a moment per batch, not for the whole history.
 SEAL_BATCH_EVENTS = 10_000
 HEADS_A_STATEMENT = 150  # rows of one upsert of checkpoint_heads: 450 parameters
+# Leaves a seal hashes between two turns of the event loop's other tasks (about 1 ms).
+SLICE_LEAVES = merkle_nodes.BLOCK
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
@@ -214,6 +216,74 @@ async def _signed_as(db: SqlDatabase, tree: HeadTree) -> bool:
     return row is not None and tree.signed_as(row["accounts_root"], int(row["accounts"]))
 
 
+async def _leaves(rows: list[dict[str, Any]]) -> list[bytes]:
+    """The Merkle leaf of each event row, a slice at a time."""
+    leaves: list[bytes] = []
+    for start in range(0, len(rows), SLICE_LEAVES):
+        leaves += [leaf_hash(bytes.fromhex(r["hash"])) for r in rows[start:start + SLICE_LEAVES]]
+        await asyncio.sleep(0)  # a turn for requests (not a synchronisation)
+    return leaves
+
+
+async def _nodes_made(nodes: merkle_nodes.Pending, leaves: list[bytes]
+                      ) -> list[tuple[int, int, bytes]]:
+    """The stored nodes the leaves after `nodes.built` complete, a block at a time."""
+    made: list[tuple[int, int, bytes]] = []
+    for start in range(0, nodes.target - nodes.built, merkle_nodes.BLOCK):
+        made += merkle_nodes.block_completed(nodes.blocks,
+                                             leaves[start:start + merkle_nodes.BLOCK])
+        await asyncio.sleep(0)
+    return made
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealBatch:
+    """A checkpoint made from committed events, and what its transaction writes."""
+
+    checkpoint: Checkpoint
+    after: int  # the position of the checkpoint it extends (0: none)
+    frontier: Frontier
+    heads: dict[str, tuple[int, str]]  # the streams moved since `after`: (version, hash)
+    nodes: merkle_nodes.Pending | None  # None: a stored node was missing
+    made: list[tuple[int, int, bytes]] | None
+    tree: HeadTree
+    caught_up: bool
+    signer: Signer
+
+    async def write(self, session: SqlSession) -> bool:
+        """The batch's rows, unless another process sealed (or stored nodes) since it was
+        read: then nothing, and False."""
+        db = session.db
+        latest = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM checkpoints")
+        if (int(latest["p"]) if latest else 0) != self.after:
+            return False
+        upto = self.checkpoint.position
+        if self.nodes is None or self.made is None:  # made here, from the log, as it was
+            await merkle_nodes.extend(db, upto, limit=upto - self.after + merkle_nodes.BLOCK)
+        elif await merkle_nodes.built_through(db) != self.nodes.built:
+            return False
+        else:
+            await merkle_nodes.insert(db, self.made)
+        moved = list(self.heads.items())
+        for start in range(0, len(moved), HEADS_A_STATEMENT):
+            chunk = moved[start:start + HEADS_A_STATEMENT]
+            await db.execute(
+                "INSERT INTO checkpoint_heads VALUES " + ", ".join(["(?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+                "hash = excluded.hash",
+                tuple(v for stream_id, (version, digest) in chunk
+                      for v in (stream_id, version, digest)))
+        c = self.checkpoint
+        await db.execute(
+            "INSERT INTO ledger_keys VALUES (?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+            (self.signer.key_id, self.signer.public_key_pem, c.signed_at))
+        await db.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (upto, c.head_hash, c.merkle_root, c.accounts_root, c.accounts, c.signed_at,
+             c.key_id, c.signature, json.dumps(self.frontier.to_json())))
+        return True
+
+
 class Checkpointer:
     """Seals checkpoints of one store with one key."""
 
@@ -227,22 +297,28 @@ class Checkpointer:
 
     async def seal(self) -> Checkpoint | None:
         """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
-        None when the log is empty."""
+        None when the log is empty.
+
+        A batch is made outside the write transaction, from committed events (read apart,
+        on the store's background connection), in slices that give the event loop back;
+        its transaction only checks that nobody sealed meanwhile and writes the rows. Made
+        inside, it held every write and request for the whole batch: 8-12 ms a thousand
+        events, and a loaded service seals some 6,000 once a second (BENCHMARKS.md,
+        round 12)."""
         async with self._tree_lock:
             await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
-            while (sealed := await self.store.transact(self._seal_batch)) is not None:
-                checkpoint, caught_up, tree = sealed
-                # Committed: the tree is a checkpoint's now. Kept only from here, for a
-                # seal's transaction also holds the appends of the jobs in its batch, and
-                # those are the log's only once the batch commits.
-                self._heads = tree
-                if caught_up:
-                    return checkpoint
+            while (batch := await self._prepare(self.store.background_db())) is not None:
+                if not await self.store.transact(batch.write):
+                    continue  # another process sealed since: made again from its checkpoint
+                # Committed: the tree is a checkpoint's now, and only now kept.
+                self._heads = batch.tree
+                if batch.caught_up:
+                    return batch.checkpoint
         return await latest_checkpoint(self.store.read_db())
 
-    async def _seal_batch(self, session: SqlSession
-                          ) -> tuple[Checkpoint, bool, HeadTree] | None:
-        db = session.db
+    async def _prepare(self, db: SqlDatabase) -> SealBatch | None:
+        """The next batch's checkpoint, signed, with every row it writes; None when the
+        latest checkpoint is at the head."""
         last = await db.fetchone("SELECT position, frontier FROM checkpoints "
                                  "ORDER BY position DESC LIMIT 1")
         head_row = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
@@ -253,38 +329,28 @@ class Checkpointer:
         frontier = (Frontier.from_json(done, json.loads(last["frontier"])) if last
                     else Frontier())
         upto = min(head, done + SEAL_BATCH_EVENTS)
-        rows, heads = await _moved_between(db, done, upto)
-        for row in rows:
-            frontier.append(leaf_hash(bytes.fromhex(row["hash"])))
-        if frontier.size != upto:  # positions are gapless; anything else is a damaged log
+        nodes = await merkle_nodes.pending(db, upto, limit=upto - done + merkle_nodes.BLOCK)
+        first = done if nodes is None else min(done, nodes.built)
+        rows, heads = await _moved_between(db, first, upto)
+        if len(rows) != upto - first:  # positions are gapless; anything else is a damaged log
             raise RuntimeError(f"the log has gaps before position {upto}: not sealed")
-        moved = list(heads.items())
-        for start in range(0, len(moved), HEADS_A_STATEMENT):
-            chunk = moved[start:start + HEADS_A_STATEMENT]
-            await db.execute(
-                "INSERT INTO checkpoint_heads VALUES " + ", ".join(["(?, ?, ?)"] * len(chunk))
-                + " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-                "hash = excluded.hash",
-                tuple(v for stream_id, (version, digest) in chunk
-                      for v in (stream_id, version, digest)))
-        # The nodes in the checkpoint's transaction: a checkpoint on view has its nodes.
-        await merkle_nodes.extend(db, upto, limit=upto - done + merkle_nodes.BLOCK)
+        leaves = await _leaves(rows)
+        for start in range(done - first, len(leaves), SLICE_LEAVES):
+            frontier.extend(leaves[start:start + SLICE_LEAVES])
+            await asyncio.sleep(0)  # a turn for requests (not a synchronisation)
+        heads = {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows[done - first:]}
+        made = None if nodes is None else await _nodes_made(nodes, leaves[nodes.built - first:])
         tree = await self._tree_at(db, done, upto, heads)
         now = self.clock().isoformat(timespec="microseconds")
         unsigned = Checkpoint(key_id=self.signer.key_id, position=upto,
                               head_hash=rows[-1]["hash"], merkle_root=frontier.root().hex(),
                               accounts_root=tree.root().hex(), accounts=len(tree),
                               signed_at=now, signature="")
-        signature = self.signer.sign(unsigned.signed_bytes())
-        await db.execute(
-            "INSERT INTO ledger_keys VALUES (?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
-            (self.signer.key_id, self.signer.public_key_pem, now))
-        await db.execute(
-            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (upto, unsigned.head_hash, unsigned.merkle_root, unsigned.accounts_root,
-             unsigned.accounts, now, self.signer.key_id, signature,
-             json.dumps(frontier.to_json())))
-        return Checkpoint(**{**unsigned.__dict__, "signature": signature}), upto == head, tree
+        checkpoint = Checkpoint(**{**unsigned.__dict__,
+                                   "signature": self.signer.sign(unsigned.signed_bytes())})
+        return SealBatch(checkpoint=checkpoint, after=done, frontier=frontier, heads=heads,
+                         nodes=nodes, made=made, tree=tree, caught_up=upto == head,
+                         signer=self.signer)
 
     async def tree_for(self, db: SqlDatabase, checkpoint: Checkpoint) -> HeadTree | None:
         """The accounts tree of `checkpoint` (a committed one), kept for the next statement
@@ -308,13 +374,16 @@ class Checkpointer:
                        moved: dict[str, tuple[int, str]]) -> HeadTree:
         """The accounts tree at `upto`, given the heads `moved` after `done` (the last
         checkpoint's position): the kept one moved on (ledger/head_tree.py says why that
-        holds), else every head, as stored. The kept one is taken out meanwhile (seal()
-        puts a tree back once its transaction committed), so no failed seal leaves it
-        holding its batch's appends."""
+        holds), else every head, as stored at `done`, with those moved. The kept one is
+        taken out meanwhile (seal() puts a tree back once its transaction committed), so
+        no failed seal leaves it moved on to a checkpoint that was never written."""
         tree = await self._moved_on(db, done)  # over committed events only: up to `done`
         self._heads = None
         if tree is None or not await _signed_as(db, tree):
-            return HeadTree(upto, await account_heads(db))
+            # The stored heads are at `done` (or later: then another process sealed, and
+            # the batch's write finds its checkpoint is not the latest).
+            stored = {s: (v, h) for s, v, h in await account_heads(db)} | dict(moved)
+            return HeadTree(upto, [(s, v, h) for s, (v, h) in stored.items()])
         tree.advance(upto, moved)
         return tree
 

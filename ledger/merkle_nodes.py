@@ -16,7 +16,7 @@ checks them against the log's tree (`audit_nodes`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -67,28 +67,53 @@ async def extend(db: SqlDatabase, upto: int, limit: int = BUILD_BATCH_EVENTS) ->
     """Store the nodes completed by the leaves after `built_through`, up to `upto` (at most
     `limit` of them, to a whole block), inside the caller's write transaction; how many
     leaves were added."""
+    due = await pending(db, upto, limit)
+    if due is None:  # rows removed (a restore, a hand): derived data, so start again
+        await db.execute("DELETE FROM merkle_nodes")
+        return await extend(db, upto, limit)
+    if due.target <= due.built:
+        return 0
+    rows = await db.fetchall("SELECT position, hash FROM events WHERE position > ? AND "
+                             "position <= ? ORDER BY position", (due.built, due.target))
+    if [int(r["position"]) for r in rows] != list(range(due.built + 1, due.target + 1)):
+        raise RuntimeError(f"the log has a gap or ends between positions {due.built + 1} and "
+                           f"{due.target}: nodes not built")
+    await insert(db, blocks_completed(due.blocks, [str(r["hash"]) for r in rows]))
+    return due.target - due.built
+
+
+@dataclass
+class Pending:
+    """The nodes still to store: the leaves after `built` up to `target` (whole blocks) make
+    them, appended to `blocks`, the stored right edge at `built`."""
+
+    built: int
+    target: int
+    blocks: Frontier
+
+
+async def pending(db: SqlDatabase, upto: int, limit: int = BUILD_BATCH_EVENTS
+                  ) -> Pending | None:
+    """What `extend` would add, read but not made; None when a stored node it needs is
+    missing (then the table is built again)."""
     built = await built_through(db)
     target = (min(upto, built + limit) >> BLOCK_LEVEL) << BLOCK_LEVEL
     if target <= built:
-        return 0
+        return Pending(built, built, Frontier())
     try:
-        blocks = await _frontier_at(db, built)
-    except NodesMissing:  # rows removed (a restore, a hand): derived data, so start again
-        await db.execute("DELETE FROM merkle_nodes")
-        return await extend(db, upto, limit)
-    rows = await db.fetchall("SELECT position, hash FROM events WHERE position > ? AND "
-                             "position <= ? ORDER BY position", (built, target))
-    if [int(r["position"]) for r in rows] != list(range(built + 1, target + 1)):
-        raise RuntimeError(f"the log has a gap or ends between positions {built + 1} and "
-                           f"{target}: nodes not built")
-    completed = blocks_completed(blocks, [str(r["hash"]) for r in rows])
+        return Pending(built, target, await _frontier_at(db, built))
+    except NodesMissing:
+        return None
+
+
+async def insert(db: SqlDatabase, completed: list[tuple[int, int, bytes]]) -> None:
+    """Store (level, index, root) nodes, inside the caller's write transaction."""
     for start in range(0, len(completed), IN_LIST // 3):
         chunk = completed[start:start + IN_LIST // 3]
         await db.execute(
             "INSERT INTO merkle_nodes (level, idx, hash) VALUES "
             + ", ".join(["(?, ?, ?)"] * len(chunk)) + " ON CONFLICT (level, idx) DO NOTHING",
             tuple(v for level, idx, node in chunk for v in (level, idx, node.hex())))
-    return target - built
 
 
 async def build(store: SqlEventStore) -> int:
@@ -217,11 +242,17 @@ def blocks_completed(blocks: Frontier, hashes: list[str]) -> list[tuple[int, int
     (its height h is level BLOCK_LEVEL + h), so the hashing runs block by block."""
     completed = []
     for start in range(0, len(hashes), BLOCK):
-        root = perfect_root([leaf_hash(bytes.fromhex(h)) for h in hashes[start:start + BLOCK]])
-        completed.append((BLOCK_LEVEL, blocks.size, root))
-        completed += [(BLOCK_LEVEL + height, idx, node)
-                      for height, idx, node in blocks.append_completing(root, 1)]
+        completed += block_completed(
+            blocks, [leaf_hash(bytes.fromhex(h)) for h in hashes[start:start + BLOCK]])
     return completed
+
+
+def block_completed(blocks: Frontier, leaves: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+    """The nodes one whole block of leaves completes, appended to `blocks`."""
+    root = perfect_root(leaves)
+    completed = [(BLOCK_LEVEL, blocks.size, root)]
+    return completed + [(BLOCK_LEVEL + height, idx, node)
+                        for height, idx, node in blocks.append_completing(root, 1)]
 
 
 async def _frontier_at(db: SqlDatabase, built: int) -> Frontier:

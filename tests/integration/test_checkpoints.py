@@ -335,9 +335,11 @@ async def test_a_seal_whose_batch_failed_leaves_no_tree_of_events_never_written(
         services: Services, signer: Signer, ledger_at: str | Path) -> None:
     """A seal's transaction also holds the appends of the jobs in its batch. When the batch
     fails whole (SQLite: its COMMIT meets a disk I/O error; PostgreSQL: the writer's
-    connection dies), the tree kept for the next seal must not hold those appends: once
-    another process has sealed the real events at those positions, such a tree would sign a
-    wrong accounts root from then on (found in review)."""
+    connection dies), the tree kept for the next seal must not hold those appends, nor be
+    moved on to the checkpoint that was never written: once another process has sealed the
+    real events at those positions, such a tree would sign a wrong accounts root from then
+    on (found in review). A seal is made from committed events only, so it never saw the
+    append at all."""
     store = services.store
     kept, other = Checkpointer(store, signer), Checkpointer(store, signer)
     alice = int((await services.users.register("alice", "correct horse")).id)
@@ -352,11 +354,14 @@ async def test_a_seal_whose_batch_failed_leaves_no_tree_of_events_never_written(
         if isinstance(store, PostgresEventStore):
             await kill_pg_writer(store, session)
 
+    await services.ledger.top_up(alice, 1)  # a committed event to seal
+    batch = await kept._prepare(store.background_db())
+    assert batch is not None
     if isinstance(store, SQLiteEventStore):
         fail_next_sqlite(store, "COMMIT")
     # The seal's own job (what seal() sends), in one batch with the append and the fault.
     outcomes = await asyncio.gather(store.transact(never_written),
-                                    store.transact(kept._seal_batch), store.transact(breaker),
+                                    store.transact(batch.write), store.transact(breaker),
                                     return_exceptions=True)
     assert all(isinstance(o, StoreError) for o in outcomes), outcomes
     await services.users.register("bob", "correct horse")  # the real events there
@@ -371,6 +376,33 @@ async def test_a_seal_whose_batch_failed_leaves_no_tree_of_events_never_written(
     report = await audit(ledger_at, show_progress=False, checkpoints=True,
                          public_keys=[signer.public_key_pem])
     assert report.ok, report
+
+
+async def test_a_seal_made_while_another_process_sealed_is_made_again(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    """A seal is made from committed events outside its transaction; should another process
+    seal meanwhile, the write finds its checkpoint is no longer the latest and writes
+    nothing (not a second checkpoint at one position, nor one that skips the other's), and
+    the next seal starts from the other's checkpoint."""
+    kept, other = Checkpointer(services.store, signer), Checkpointer(services.store, signer)
+    alice, _ = await history(services)
+    await kept.seal()
+    await services.ledger.top_up(alice, 7)
+    batch = await kept._prepare(services.store.background_db())
+    assert batch is not None
+    theirs = await other.seal()
+    assert theirs is not None and theirs.position == batch.checkpoint.position
+    assert await services.store.transact(batch.write) is False
+    await services.ledger.top_up(alice, 8)
+    mine = await kept.seal()
+    assert mine is not None and mine.position > theirs.position
+    checkpoints = await services.store.read_db().fetchall(
+        "SELECT position, signature FROM checkpoints ORDER BY position")
+    assert [c["signature"] for c in checkpoints][-2:] == [theirs.signature, mine.signature]
+    await services.store.close()
+    report = await audit(ledger_at, show_progress=False, checkpoints=True,
+                         public_keys=[signer.public_key_pem])
+    assert report.ok and report.checkpoints_verified == 3, report
 
 
 async def test_a_kept_tree_that_is_not_the_logs_is_dropped_not_used(
