@@ -6,9 +6,12 @@ log rewritten end to end after a checkpoint was signed no longer matches it. The
 commits to every account stream's (count, last hash) at that position: a statement proves with
 it that none of an account's events up to the checkpoint was left out.
 
-The tables are control plane (kept for good, never events). Any process may seal: a seal is one
-write transaction, so the store's writer lock (SQLite) or write advisory lock (PostgreSQL)
-orders the seals of all processes that share the log and the key file.
+The tables are control plane (kept for good, never events). Any process may seal: a seal is
+made from committed events, outside any write, and written in one write transaction that
+first checks that the checkpoint it extends is still the latest and the log still holds the
+event it signs (else it writes nothing and is made again). The store's writer lock (SQLite)
+or write advisory lock (PostgreSQL) orders those writes of all processes that share the log
+and the key file.
 """
 
 from __future__ import annotations
@@ -216,24 +219,47 @@ async def _signed_as(db: SqlDatabase, tree: HeadTree) -> bool:
     return row is not None and tree.signed_as(row["accounts_root"], int(row["accounts"]))
 
 
-async def _leaves(rows: list[dict[str, Any]]) -> list[bytes]:
-    """The Merkle leaf of each event row, a slice at a time."""
-    leaves: list[bytes] = []
-    for start in range(0, len(rows), SLICE_LEAVES):
-        leaves += [leaf_hash(bytes.fromhex(r["hash"])) for r in rows[start:start + SLICE_LEAVES]]
-        await asyncio.sleep(0)  # a turn for requests (not a synchronisation)
-    return leaves
-
-
-async def _nodes_made(nodes: merkle_nodes.Pending, leaves: list[bytes]
+async def _nodes_made(nodes: merkle_nodes.Pending, leaves: list[bytes], pause_s: float
                       ) -> list[tuple[int, int, bytes]]:
     """The stored nodes the leaves after `nodes.built` complete, a block at a time."""
     made: list[tuple[int, int, bytes]] = []
     for start in range(0, nodes.target - nodes.built, merkle_nodes.BLOCK):
         made += merkle_nodes.block_completed(nodes.blocks,
                                              leaves[start:start + merkle_nodes.BLOCK])
-        await asyncio.sleep(0)
+        await asyncio.sleep(pause_s)  # a turn for requests (a pace, not a synchronisation)
     return made
+
+
+@dataclass
+class _Leaves:
+    """The events of a batch, read and hashed a slice at a time (_read_leaves)."""
+
+    leaves: list[bytes]  # of every event read, from the first
+    heads: dict[str, tuple[int, str]]  # the streams moved after `done`: (version, hash)
+    last_hash: str
+
+
+async def _read_leaves(db: SqlDatabase, first: int, done: int, upto: int, frontier: Frontier,
+                       pause_s: float) -> _Leaves:
+    """The leaf of each event after `first` up to `upto`; those after `done` go onto
+    `frontier` too. A slice a query: a read of thousands of rows made into dicts on a
+    worker thread holds the interpreter's lock from the event loop as long."""
+    read = _Leaves([], {}, "")
+    while (position := first + len(read.leaves)) < upto:
+        end = min(upto, position + SLICE_LEAVES)
+        rows = await db.fetchall("SELECT position, stream_id, version, hash FROM events "
+                                 "WHERE position > ? AND position <= ? ORDER BY position",
+                                 (position, end))
+        if len(rows) != end - position:  # positions are gapless; else the log is damaged
+            raise RuntimeError(f"the log has gaps before position {end}: not sealed")
+        leaves = [leaf_hash(bytes.fromhex(r["hash"])) for r in rows]
+        skip = max(0, done - position)
+        frontier.extend(leaves[skip:])
+        read.heads.update({r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows[skip:]})
+        read.leaves += leaves
+        read.last_hash = rows[-1]["hash"]
+        await asyncio.sleep(pause_s)  # a turn for requests (a pace, not a synchronisation)
+    return read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,7 +284,14 @@ class SealBatch:
         if (int(latest["p"]) if latest else 0) != self.after:
             return False
         upto = self.checkpoint.position
-        if self.nodes is None or self.made is None:  # made here, from the log, as it was
+        # The event signed is still there (a database restored meanwhile, say, is not
+        # signed over): its hash chains every event before it.
+        signed = await db.fetchone("SELECT hash FROM events WHERE position = ?", (upto,))
+        if signed is None or signed["hash"] != self.checkpoint.head_hash:
+            return False
+        if self.nodes is None or self.made is None:
+            # A stored node was missing when the batch was read: extend drops the table and
+            # builds it again here, from the log, as far as one batch goes.
             await merkle_nodes.extend(db, upto, limit=upto - self.after + merkle_nodes.BLOCK)
         elif await merkle_nodes.built_through(db) != self.nodes.built:
             return False
@@ -288,8 +321,11 @@ class Checkpointer:
     """Seals checkpoints of one store with one key."""
 
     def __init__(self, store: SqlEventStore, signer: Signer,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, pause_s: float = 0.0) -> None:
         self.store, self.signer, self.clock = store, signer, clock
+        # Between two slices of a seal's hashing: with none, a request that needs several
+        # turns of the loop meets a slice at each (the service sets one: web/sealing.py).
+        self.pause_s = pause_s
         self._heads: HeadTree | None = None  # the accounts tree at this process's last seal
         # One user of the kept tree at a time: a seal (which has it out until it commits),
         # or a statement moving it on (tree_for), which so never reads every head in vain.
@@ -306,13 +342,19 @@ class Checkpointer:
         events, and a loaded service seals some 6,000 once a second (BENCHMARKS.md,
         round 12)."""
         async with self._tree_lock:
-            await merkle_nodes.build(self.store)  # an old log's nodes first, in batches
-            while (batch := await self._prepare(self.store.background_db())) is not None:
-                if not await self.store.transact(batch.write):
-                    continue  # another process sealed since: made again from its checkpoint
-                # Committed: the tree is a checkpoint's now, and only now kept.
+            while True:
+                # An old log's nodes (or ones a write had to make again) first, in batches:
+                # two indexed reads when they are caught up.
+                await merkle_nodes.build(self.store)
+                batch = await self._prepare(self.store.background_db())
+                if batch is None:
+                    break
+                written = await self.store.transact(batch.write)
+                # The tree is the log's at the batch's position, made of committed events,
+                # whether or not this checkpoint was written there: when another process
+                # sealed meanwhile, it moves on to (or is checked against) that one's.
                 self._heads = batch.tree
-                if batch.caught_up:
+                if written and batch.caught_up:
                     return batch.checkpoint
         return await latest_checkpoint(self.store.read_db())
 
@@ -331,24 +373,18 @@ class Checkpointer:
         upto = min(head, done + SEAL_BATCH_EVENTS)
         nodes = await merkle_nodes.pending(db, upto, limit=upto - done + merkle_nodes.BLOCK)
         first = done if nodes is None else min(done, nodes.built)
-        rows, heads = await _moved_between(db, first, upto)
-        if len(rows) != upto - first:  # positions are gapless; anything else is a damaged log
-            raise RuntimeError(f"the log has gaps before position {upto}: not sealed")
-        leaves = await _leaves(rows)
-        for start in range(done - first, len(leaves), SLICE_LEAVES):
-            frontier.extend(leaves[start:start + SLICE_LEAVES])
-            await asyncio.sleep(0)  # a turn for requests (not a synchronisation)
-        heads = {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows[done - first:]}
-        made = None if nodes is None else await _nodes_made(nodes, leaves[nodes.built - first:])
-        tree = await self._tree_at(db, done, upto, heads)
+        read = await _read_leaves(db, first, done, upto, frontier, self.pause_s)
+        made = None if nodes is None else await _nodes_made(
+            nodes, read.leaves[nodes.built - first:], self.pause_s)
+        tree = await self._tree_at(db, done, upto, read.heads)
         now = self.clock().isoformat(timespec="microseconds")
         unsigned = Checkpoint(key_id=self.signer.key_id, position=upto,
-                              head_hash=rows[-1]["hash"], merkle_root=frontier.root().hex(),
+                              head_hash=read.last_hash, merkle_root=frontier.root().hex(),
                               accounts_root=tree.root().hex(), accounts=len(tree),
                               signed_at=now, signature="")
         checkpoint = Checkpoint(**{**unsigned.__dict__,
                                    "signature": self.signer.sign(unsigned.signed_bytes())})
-        return SealBatch(checkpoint=checkpoint, after=done, frontier=frontier, heads=heads,
+        return SealBatch(checkpoint=checkpoint, after=done, frontier=frontier, heads=read.heads,
                          nodes=nodes, made=made, tree=tree, caught_up=upto == head,
                          signer=self.signer)
 

@@ -2,10 +2,10 @@
 
 A checkpoint's `accounts_root` is the Merkle root over every stream's head (version, last
 hash) in stream-id order (accounts_tree). Made afresh, a seal reads every head
-and hashes every leaf and node: 5 to 7 ms a thousand accounts, inside the write transaction
-and on the event loop, at every seal (one each 1,000 events), so a service of 100,000
-accounts would stop for half a second or more about every 250 predictions, and each user's
-statement would cost as much again (bench/seal_bench.py).
+and hashes every leaf and node: 5 to 7 ms a thousand accounts, on the event loop, at every
+seal (once a second under load), so a service of 100,000 accounts would stop for half a
+second or more every second, and each user's statement would cost as much again
+(bench/seal_bench.py).
 
 The heads at a checkpoint's position are a function of the log up to it, whoever sealed it
 and in what batches, so the tree of one checkpoint serves every later seal. The next seal
@@ -16,11 +16,11 @@ statement takes its account's proof from it. A stream seen for the first time sh
 leaf after it (the tree is positional), so the blocks from there on are hashed again: new
 accounts cost a seal as much as before, for the part of the tree after them.
 
-A tree is kept only once its seal's transaction committed: that transaction also holds the
-appends of the other jobs in its batch, which are the log's only if the batch commits
-(checkpoints.Checkpointer.seal). A kept tree whose root is not the one signed at its
-position, one more than a seal's batch behind, or none at all, and every head is read
-again. The tree takes about 300 bytes of memory an account (30 MB at 100,000).
+A tree is made of committed events only (a seal reads them outside its write:
+checkpoints.Checkpointer.seal), and is taken out while a seal moves it on, so a seal that
+fails leaves none. A kept tree is used only where a checkpoint signed its root at its
+position: one whose root is not, one more than a seal's batch behind, or none at all, and
+every head is read again. The tree takes about 300 bytes of memory an account (30 MB at 100,000).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS verifier_lease (
 );
 """
 LEASE_S = 30.0
-# Rows fetched per query at start-up: a read never holds a snapshot for long.
+# Rows fetched per query at start-up (a read never holds a snapshot for long), and the most
+# of the tail after the mark that one background tick walks (the pass gets the rest).
 BATCH_ROWS = 2_000
 # Rows the background walk reads and hashes at a time, serving requests in between: each
 # row's hash is made again on the event loop (about 5 µs), so 2,000 at once held every
@@ -197,6 +198,25 @@ async def take_lease(store: SqlEventStore, owner: str, now: datetime) -> bool:
     return await store.transact(work)
 
 
+async def _walk_tail(db: SqlDatabase, state: VerifierState, budget: int, pause_s: float
+                     ) -> tuple[VerifierState, int, ChainBreak | None]:
+    """The rows after the mark, up to `budget` of them, STEP_ROWS at a time: the mark moves
+    over each slice that chains (to the last one before a break, should there be one)."""
+    done = 0
+    while done < budget:
+        wanted = min(budget - done, STEP_ROWS)
+        tail = await read_after(db, state.mark_position, wanted)
+        done += len(tail)
+        if (broken := check_rows(tail, state.mark_position, state.mark_hash)) is not None:
+            return state, done, broken
+        if tail:
+            state = replace(state, mark_position=tail[-1].position, mark_hash=tail[-1].hash)
+        if len(tail) < wanted:  # the head
+            break
+        await asyncio.sleep(pause_s)  # a pace, not a synchronisation
+    return state, done, None
+
+
 class LogVerifier:
     """The background re-walk: `step()` checks up to `rows` rows — the tail after the mark
     first (it bounds the next start-up), then the full pass from its cursor — and saves its
@@ -229,46 +249,23 @@ class LogVerifier:
                 "first_break": None if broken is None else {"position": broken.position,
                                                       "reason": broken.reason}}
 
-    async def step(self, rows: int | None = None) -> int:
+    async def step(self, rows: int | None = None, spread_s: float = 0.0) -> int:
+        """Check up to `rows` rows (the rate's tick), STEP_ROWS at a time, the slices spread
+        over `spread_s`: done at once, a request that needs several turns of the event
+        loop would meet a slice at each; spread, it meets one."""
         budget = rows if rows is not None else max(1, int(self.rate_per_s * self.tick_s))
+        pause_s = spread_s * STEP_ROWS / budget
         db = self.store.read_db()
         stored = await load_state(db)  # another process may have advanced it
         state = stored if stored.mark_position >= self.state.mark_position else self.state
         if state.broken is not None or not await self._lease():
             self.state = state  # a break another process found is known here too
             return 0
-        before, done, db = state, 0, self.store.background_db()  # long reads: apart
-        broken, tail_budget = None, min(budget, BATCH_ROWS)  # the pass gets the rest
-        while broken is None and done < tail_budget:
-            wanted = min(tail_budget - done, STEP_ROWS)
-            tail = await read_after(db, state.mark_position, wanted)
-            broken = check_rows(tail, state.mark_position, state.mark_hash)
-            done += len(tail)
-            if broken is None and tail:
-                state = replace(state, mark_position=tail[-1].position,
-                                mark_hash=tail[-1].hash)
-            if len(tail) < wanted:  # the head
-                break
-        while broken is None and done < budget and self._pass_due(state):
-            try:  # the walk reads every page of the log: a damaged one shows here
-                walked = await read_after(db, state.pass_position,
-                                          min(budget - done, STEP_ROWS))
-            except StoreCorrupted as error:
-                broken = ChainBreak(state.pass_position + 1, f"the file is damaged: {error}")
-                break
-            done += len(walked)
-            broken = check_rows(walked, state.pass_position, state.pass_hash)
-            if broken is not None:
-                break
-            if walked:
-                state = replace(state, pass_position=walked[-1].position,
-                                pass_hash=walked[-1].hash)
-            if state.pass_position >= state.mark_position:  # the pass met the tail: done
-                broken = await projections_problem(db)
-                if broken is None:
-                    state = replace(state, pass_position=0, pass_hash=GENESIS_HASH,
-                                    last_full_pass_at=self._now())
-                break
+        before, db = state, self.store.background_db()  # long reads: apart
+        state, done, broken = await _walk_tail(db, state, min(budget, BATCH_ROWS), pause_s)
+        if broken is None and self._pass_due(state):  # the pass gets the rest of the budget
+            state, walked, broken = await self._walk_pass(db, state, budget - done, pause_s)
+            done += walked
         if broken is not None:
             state = replace(state, break_position=broken.position, break_reason=broken.reason)
             log.error("the event log is broken at position %d: %s", broken.position,
@@ -279,6 +276,33 @@ class LogVerifier:
         if broken is not None and self.on_break is not None:
             self.on_break(broken)
         return done
+
+    async def _walk_pass(self, db: SqlDatabase, state: VerifierState, budget: int,
+                         pause_s: float) -> tuple[VerifierState, int, ChainBreak | None]:
+        """The full pass from its cursor, up to `budget` rows; when it meets the mark, the
+        projections' invariants, and the pass starts again."""
+        done = 0
+        while done < budget:
+            try:  # the walk reads every page of the log: a damaged one shows here
+                walked = await read_after(db, state.pass_position,
+                                          min(budget - done, STEP_ROWS))
+            except StoreCorrupted as error:
+                return state, done, ChainBreak(state.pass_position + 1,
+                                               f"the file is damaged: {error}")
+            done += len(walked)
+            if (broken := check_rows(walked, state.pass_position, state.pass_hash)) is not None:
+                return state, done, broken
+            if walked:
+                state = replace(state, pass_position=walked[-1].position,
+                                pass_hash=walked[-1].hash)
+            if state.pass_position >= state.mark_position:  # the pass met the tail: done
+                broken = await projections_problem(db)
+                if broken is None:
+                    state = replace(state, pass_position=0, pass_hash=GENESIS_HASH,
+                                    last_full_pass_at=self._now())
+                return state, done, broken
+            await asyncio.sleep(pause_s)  # a pace, not a synchronisation
+        return state, done, None
 
     async def _lease(self) -> bool:
         """Several processes on one database: only the lease holder walks. Renewed at half
@@ -305,13 +329,16 @@ class LogVerifier:
 
     async def run_forever(self) -> None:
         while True:
-            try:
-                await self.step()
+            started = time.monotonic()
+            try:  # the tick's slices spread over most of it
+                await self.step(spread_s=self.tick_s * 0.8)
             except StoreError as error:
                 log.warning("verifier step skipped: %s", error)
             except Exception:  # the verifier must outlive any one bad step
                 log.exception("verifier step failed")
-            await asyncio.sleep(self.tick_s)  # the rate limit, not a synchronisation
+            # The rate limit, not a synchronisation: a tick at least, and a pause.
+            await asyncio.sleep(max(self.tick_s - (time.monotonic() - started),
+                                    self.tick_s * 0.2))
 
 
 async def projections_problem(db: SqlDatabase) -> ChainBreak | None:

@@ -1,7 +1,8 @@
 """The sealing task: a signed checkpoint every N events or T seconds, in every process.
 
-Seals of processes sharing one log are ordered by the store's write lock, so two processes
-sealing at once only make two honest checkpoints; each reads the same key file.
+Processes sharing one log seal in turn: a seal's write is ordered by the store's write lock
+and writes nothing if another process sealed since it was made (ledger/checkpoints.py), so
+two processes sealing at once only make honest checkpoints; each reads the same key file.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from web.config import Config
 from web.keys import CHECKPOINTS, CONFIG, NODES_BUILT, STORE
 
 log = logging.getLogger("ml_cabinet")
+# Between two slices of a seal's hashing (about 1.5 ms each): a request meets one slice, not
+# one at each turn of the loop it needs; a seal of 6,000 events (a second of a loaded
+# service) spreads over about 0.15 s (BENCHMARKS.md, round 12).
+SEAL_PAUSE_S = 0.005
 
 
 async def sealing_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load (or make) the signing key and seal in the background; runs after services_ctx."""
     config, store = app[CONFIG], app[STORE]
     signer = await asyncio.to_thread(Signer.from_file, config.signing_key_path)
-    checkpointer = app[CHECKPOINTS] = Checkpointer(store, signer)
+    checkpointer = app[CHECKPOINTS] = Checkpointer(store, signer, pause_s=SEAL_PAUSE_S)
     try:
         await checkpointer.register_key()
     except StoreError as error:  # a read-only disk: the key is listed at its first seal

@@ -378,31 +378,65 @@ async def test_a_seal_whose_batch_failed_leaves_no_tree_of_events_never_written(
     assert report.ok, report
 
 
-async def test_a_seal_made_while_another_process_sealed_is_made_again(
-        services: Services, signer: Signer, ledger_at: str | Path) -> None:
-    """A seal is made from committed events outside its transaction; should another process
+async def test_a_seal_raced_by_another_process_writes_nothing_and_moves_on_from_theirs(
+        services: Services, signer: Signer, ledger_at: str | Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seal is made from committed events outside its transaction. Should another process
     seal meanwhile, the write finds its checkpoint is no longer the latest and writes
-    nothing (not a second checkpoint at one position, nor one that skips the other's), and
-    the next seal starts from the other's checkpoint."""
-    kept, other = Checkpointer(services.store, signer), Checkpointer(services.store, signer)
+    nothing (not a second checkpoint at one position, nor one that skips the other's); the
+    tree it made, the log's at that position, is kept, and the next seal moves it on from
+    the other's checkpoint instead of reading every head again."""
+    store = services.store
+    kept, other = Checkpointer(store, signer), Checkpointer(store, signer)
     alice, _ = await history(services)
     await kept.seal()
     await services.ledger.top_up(alice, 7)
-    batch = await kept._prepare(services.store.background_db())
-    assert batch is not None
-    theirs = await other.seal()
-    assert theirs is not None and theirs.position == batch.checkpoint.position
-    assert await services.store.transact(batch.write) is False
+    prepare, theirs = kept._prepare, []
+
+    async def raced(db: Any) -> Any:
+        batch = await prepare(db)
+        if not theirs:  # another process seals just after this one read the log
+            theirs.append(await other.seal())
+        return batch
+
+    monkeypatch.setattr(kept, "_prepare", raced)
+    sealed = await kept.seal()
+    assert sealed is not None and theirs[0] is not None
+    assert sealed.signature == theirs[0].signature  # the latest is theirs: none of its own
+    rows = await store.read_db().fetchall("SELECT position FROM checkpoints")
+    assert len(rows) == 2
+    tree = kept._heads
+    assert tree is not None and tree.signed_as(sealed.accounts_root, sealed.accounts)
     await services.ledger.top_up(alice, 8)
     mine = await kept.seal()
-    assert mine is not None and mine.position > theirs.position
-    checkpoints = await services.store.read_db().fetchall(
-        "SELECT position, signature FROM checkpoints ORDER BY position")
-    assert [c["signature"] for c in checkpoints][-2:] == [theirs.signature, mine.signature]
-    await services.store.close()
+    assert mine is not None and mine.position > sealed.position
+    assert kept._heads is tree  # moved on, not read again
+    heads = await account_heads(store.read_db())
+    assert mine.accounts_root == root_of([leaf for _, leaf in accounts_tree(heads)]).hex()
+    await store.close()
     report = await audit(ledger_at, show_progress=False, checkpoints=True,
                          public_keys=[signer.public_key_pem])
     assert report.ok and report.checkpoints_verified == 3, report
+
+
+async def test_a_seal_made_before_the_log_was_rewritten_under_it_is_not_written(
+        services: Services, signer: Signer, ledger_at: str | Path) -> None:
+    """Between a seal's read and its write, the log is rewritten end to end (a database
+    restored under the process, say) with its latest checkpoint where it was: the write
+    finds the event it signs changed and writes nothing (found in review)."""
+    kept = Checkpointer(services.store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    await kept.seal()
+    await services.ledger.top_up(alice, 100)
+    batch = await kept._prepare(services.store.background_db())
+    assert batch is not None
+    if isinstance(ledger_at, Path):
+        rechain_sqlite(ledger_at, batch.checkpoint.position)
+    else:
+        await rechain_postgres(ledger_at, batch.checkpoint.position)
+    assert await services.store.transact(batch.write) is False
+    rows = await services.store.read_db().fetchall("SELECT position FROM checkpoints")
+    assert len(rows) == 1
 
 
 async def test_a_kept_tree_that_is_not_the_logs_is_dropped_not_used(
