@@ -71,6 +71,9 @@ SEAL_BATCH_EVENTS = 10_000
 HEADS_A_STATEMENT = 150  # rows of one upsert of checkpoint_heads: 450 parameters
 # Leaves a seal hashes between two turns of the event loop's other tasks (about 1 ms).
 SLICE_LEAVES = merkle_nodes.BLOCK
+# Batches a seal() makes in vain (another process sealed, the log changed) before it
+# leaves the rest to the next seal.
+SEAL_RACES = 8
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
@@ -239,25 +242,40 @@ class _Leaves:
     last_hash: str
 
 
+class LogChanged(RuntimeError):
+    """Rows read for a seal no longer chain onto the ones read before them: the log was
+    rewritten or restored while it was read. The seal is made again."""
+
+
 async def _read_leaves(db: SqlDatabase, first: int, done: int, upto: int, frontier: Frontier,
-                       pause_s: float) -> _Leaves:
+                       done_hash: str | None, pause_s: float) -> _Leaves:
     """The leaf of each event after `first` up to `upto`; those after `done` go onto
     `frontier` too. A slice a query: a read of thousands of rows made into dicts on a
-    worker thread holds the interpreter's lock from the event loop as long."""
-    read = _Leaves([], {}, "")
+    worker thread holds the interpreter's lock from the event loop as long. Slices are
+    separate reads, so each starts at the last row of the one before, and the row at `done`
+    must hold the hash of the checkpoint there (`done_hash`): one log, not two, is signed."""
+    read, held = _Leaves([], {}, ""), {} if done_hash is None else {done: done_hash}
     while (position := first + len(read.leaves)) < upto:
         end = min(upto, position + SLICE_LEAVES)
         rows = await db.fetchall("SELECT position, stream_id, version, hash FROM events "
-                                 "WHERE position > ? AND position <= ? ORDER BY position",
+                                 "WHERE position >= ? AND position <= ? ORDER BY position",
                                  (position, end))
+        if rows and int(rows[0]["position"]) == position:
+            if position in held and held.pop(position) != rows[0]["hash"]:
+                raise LogChanged(f"the event at position {position} changed while read")
+            rows = rows[1:]
         if len(rows) != end - position:  # positions are gapless; else the log is damaged
             raise RuntimeError(f"the log has gaps before position {end}: not sealed")
+        if done in held and position < done <= end and rows[done - position - 1]["hash"] \
+                != held.pop(done):
+            raise LogChanged(f"the event at position {done} is not the one signed there")
         leaves = [leaf_hash(bytes.fromhex(r["hash"])) for r in rows]
         skip = max(0, done - position)
         frontier.extend(leaves[skip:])
         read.heads.update({r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows[skip:]})
         read.leaves += leaves
         read.last_hash = rows[-1]["hash"]
+        held[end] = read.last_hash
         await asyncio.sleep(pause_s)  # a turn for requests (a pace, not a synchronisation)
     return read
 
@@ -278,7 +296,8 @@ class SealBatch:
 
     async def write(self, session: SqlSession) -> bool:
         """The batch's rows, unless another process sealed (or stored nodes) since it was
-        read: then nothing, and False."""
+        read, or the event it signs changed (the log rewritten or restored): then nothing,
+        and False."""
         db = session.db
         latest = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM checkpoints")
         if (int(latest["p"]) if latest else 0) != self.after:
@@ -326,42 +345,59 @@ class Checkpointer:
         # Between two slices of a seal's hashing: with none, a request that needs several
         # turns of the loop meets a slice at each (the service sets one: web/sealing.py).
         self.pause_s = pause_s
-        self._heads: HeadTree | None = None  # the accounts tree at this process's last seal
-        # One user of the kept tree at a time: a seal (which has it out until it commits),
-        # or a statement moving it on (tree_for), which so never reads every head in vain.
+        # The accounts tree at a checkpoint's position (or at a batch's, once another
+        # process sealed there or beyond): checked against a signed root before any use.
+        self._heads: HeadTree | None = None
+        # One user of the kept tree at a time: a seal's batch (which has it out until its
+        # write is done), or a statement moving it on (tree_for), which so never reads
+        # every head in vain.
         self._tree_lock = asyncio.Lock()
 
-    async def seal(self) -> Checkpoint | None:
-        """Sign a checkpoint at the head of the log (in batches); the newest checkpoint, or
-        None when the log is empty.
+    async def seal(self, pause_s: float | None = None) -> Checkpoint | None:
+        """Sign a checkpoint at the head of the log as it is now (in batches); the newest
+        checkpoint, or None when the log is empty. `pause_s` between slices of hashing
+        (None: the sealer's own; a statement waiting for its seal passes 0).
 
         A batch is made outside the write transaction, from committed events (read apart,
         on the store's background connection), in slices that give the event loop back;
-        its transaction only checks that nobody sealed meanwhile and writes the rows. Made
-        inside, it held every write and request for the whole batch: 8-12 ms a thousand
-        events, and a loaded service seals some 6,000 once a second (BENCHMARKS.md,
-        round 12)."""
-        async with self._tree_lock:
-            while True:
+        its transaction only checks that the log is still the one read and nobody sealed
+        meanwhile, then writes the rows. Made inside, it held every write and request for
+        the whole batch: 8-12 ms a thousand events, and a loaded service seals some 6,000
+        once a second (BENCHMARKS.md, round 12). The tree is taken a batch at a time, so a
+        statement waits for one batch, not a backlog."""
+        pause_s = self.pause_s if pause_s is None else pause_s
+        target, races = await self.store.head_position(), 0
+        while races < SEAL_RACES:
+            async with self._tree_lock:
                 # An old log's nodes (or ones a write had to make again) first, in batches:
                 # two indexed reads when they are caught up.
                 await merkle_nodes.build(self.store)
-                batch = await self._prepare(self.store.background_db())
+                try:
+                    batch = await self._prepare(self.store.background_db(), pause_s)
+                except LogChanged:
+                    races += 1
+                    continue
                 if batch is None:
                     break
-                written = await self.store.transact(batch.write)
-                # The tree is the log's at the batch's position, made of committed events,
-                # whether or not this checkpoint was written there: when another process
-                # sealed meanwhile, it moves on to (or is checked against) that one's.
-                self._heads = batch.tree
-                if written and batch.caught_up:
-                    return batch.checkpoint
+                if await self.store.transact(batch.write):
+                    self._heads = batch.tree  # committed: a checkpoint's tree now
+                    if batch.caught_up:
+                        return batch.checkpoint
+                    continue
+                races += 1
+                latest = await latest_checkpoint(self.store.read_db())
+                if latest is not None and latest.position >= batch.checkpoint.position:
+                    # Another process sealed meanwhile: the tree, the log's at the batch's
+                    # position, moves on to (or is checked against) that one's.
+                    self._heads = batch.tree
+                    if latest.position >= target:
+                        return latest
         return await latest_checkpoint(self.store.read_db())
 
-    async def _prepare(self, db: SqlDatabase) -> SealBatch | None:
+    async def _prepare(self, db: SqlDatabase, pause_s: float = 0.0) -> SealBatch | None:
         """The next batch's checkpoint, signed, with every row it writes; None when the
         latest checkpoint is at the head."""
-        last = await db.fetchone("SELECT position, frontier FROM checkpoints "
+        last = await db.fetchone("SELECT position, head_hash, frontier FROM checkpoints "
                                  "ORDER BY position DESC LIMIT 1")
         head_row = await db.fetchone("SELECT COALESCE(MAX(position), 0) AS p FROM events")
         head = int(head_row["p"]) if head_row else 0
@@ -373,9 +409,10 @@ class Checkpointer:
         upto = min(head, done + SEAL_BATCH_EVENTS)
         nodes = await merkle_nodes.pending(db, upto, limit=upto - done + merkle_nodes.BLOCK)
         first = done if nodes is None else min(done, nodes.built)
-        read = await _read_leaves(db, first, done, upto, frontier, self.pause_s)
+        read = await _read_leaves(db, first, done, upto, frontier,
+                                  last["head_hash"] if last else None, pause_s)
         made = None if nodes is None else await _nodes_made(
-            nodes, read.leaves[nodes.built - first:], self.pause_s)
+            nodes, read.leaves[nodes.built - first:], pause_s)
         tree = await self._tree_at(db, done, upto, read.heads)
         now = self.clock().isoformat(timespec="microseconds")
         unsigned = Checkpoint(key_id=self.signer.key_id, position=upto,
@@ -411,8 +448,9 @@ class Checkpointer:
         """The accounts tree at `upto`, given the heads `moved` after `done` (the last
         checkpoint's position): the kept one moved on (ledger/head_tree.py says why that
         holds), else every head, as stored at `done`, with those moved. The kept one is
-        taken out meanwhile (seal() puts a tree back once its transaction committed), so
-        no failed seal leaves it moved on to a checkpoint that was never written."""
+        taken out meanwhile: seal() puts a tree back once its write committed, or once a
+        checkpoint at or past its position is there (another process's), and a failed seal
+        leaves none."""
         tree = await self._moved_on(db, done)  # over committed events only: up to `done`
         self._heads = None
         if tree is None or not await _signed_as(db, tree):

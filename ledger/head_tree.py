@@ -17,10 +17,12 @@ leaf after it (the tree is positional), so the blocks from there on are hashed a
 accounts cost a seal as much as before, for the part of the tree after them.
 
 A tree is made of committed events only (a seal reads them outside its write:
-checkpoints.Checkpointer.seal), and is taken out while a seal moves it on, so a seal that
-fails leaves none. A kept tree is used only where a checkpoint signed its root at its
-position: one whose root is not, one more than a seal's batch behind, or none at all, and
-every head is read again. The tree takes about 300 bytes of memory an account (30 MB at 100,000).
+checkpoints.Checkpointer.seal), and is taken out while a seal moves it on: it is put back
+once the seal's checkpoint is written, or once another process's is there at or past its
+position; a seal that fails leaves none. A kept tree is used only where a checkpoint signed
+its root at its position: one whose root is not, one more than a seal's batch behind, or
+none at all, and every head is read again. The tree takes about 300 bytes of memory an
+account (30 MB at 100,000).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ async def build_statement(store: SqlEventStore, checkpointer: Checkpointer, user
                                    (stream,))
         current = int(latest["v"]) if latest and latest["v"] is not None else 0
         if checkpoint is None or mine is None or mine[1] != current:
-            await checkpointer.seal()
+            await checkpointer.seal(pause_s=0.0)  # the user waits: no pauses
             continue
         tree = await checkpointer.tree_for(db, checkpoint)  # no read of every head, mostly
         found = None if tree is None else tree.proof(stream)

@@ -198,12 +198,25 @@ async def take_lease(store: SqlEventStore, owner: str, now: datetime) -> bool:
     return await store.transact(work)
 
 
-async def _walk_tail(db: SqlDatabase, state: VerifierState, budget: int, pause_s: float
+class _Pace:
+    """A pause before every slice of a step but its first (a pace, not a synchronisation)."""
+
+    def __init__(self, pause_s: float) -> None:
+        self.pause_s, self.started = pause_s, False
+
+    async def slice(self) -> None:
+        if self.started:
+            await asyncio.sleep(self.pause_s)
+        self.started = True
+
+
+async def _walk_tail(db: SqlDatabase, state: VerifierState, budget: int, pace: _Pace
                      ) -> tuple[VerifierState, int, ChainBreak | None]:
     """The rows after the mark, up to `budget` of them, STEP_ROWS at a time: the mark moves
     over each slice that chains (to the last one before a break, should there be one)."""
     done = 0
     while done < budget:
+        await pace.slice()
         wanted = min(budget - done, STEP_ROWS)
         tail = await read_after(db, state.mark_position, wanted)
         done += len(tail)
@@ -213,7 +226,6 @@ async def _walk_tail(db: SqlDatabase, state: VerifierState, budget: int, pause_s
             state = replace(state, mark_position=tail[-1].position, mark_hash=tail[-1].hash)
         if len(tail) < wanted:  # the head
             break
-        await asyncio.sleep(pause_s)  # a pace, not a synchronisation
     return state, done, None
 
 
@@ -250,11 +262,13 @@ class LogVerifier:
                                                       "reason": broken.reason}}
 
     async def step(self, rows: int | None = None, spread_s: float = 0.0) -> int:
-        """Check up to `rows` rows (the rate's tick), STEP_ROWS at a time, the slices spread
-        over `spread_s`: done at once, a request that needs several turns of the event
-        loop would meet a slice at each; spread, it meets one."""
+        """Check up to `rows` rows (the rate's tick), STEP_ROWS at a time, the pauses between
+        the slices adding up to less than `spread_s`: done at once, a request that needs
+        several turns of the event loop would meet a slice at each; spread, it meets one."""
         budget = rows if rows is not None else max(1, int(self.rate_per_s * self.tick_s))
-        pause_s = spread_s * STEP_ROWS / budget
+        if budget <= 0:
+            return 0
+        pace = _Pace(spread_s / -(-budget // STEP_ROWS))  # slices share the spread
         db = self.store.read_db()
         stored = await load_state(db)  # another process may have advanced it
         state = stored if stored.mark_position >= self.state.mark_position else self.state
@@ -262,9 +276,9 @@ class LogVerifier:
             self.state = state  # a break another process found is known here too
             return 0
         before, db = state, self.store.background_db()  # long reads: apart
-        state, done, broken = await _walk_tail(db, state, min(budget, BATCH_ROWS), pause_s)
+        state, done, broken = await _walk_tail(db, state, min(budget, BATCH_ROWS), pace)
         if broken is None and self._pass_due(state):  # the pass gets the rest of the budget
-            state, walked, broken = await self._walk_pass(db, state, budget - done, pause_s)
+            state, walked, broken = await self._walk_pass(db, state, budget - done, pace)
             done += walked
         if broken is not None:
             state = replace(state, break_position=broken.position, break_reason=broken.reason)
@@ -278,11 +292,12 @@ class LogVerifier:
         return done
 
     async def _walk_pass(self, db: SqlDatabase, state: VerifierState, budget: int,
-                         pause_s: float) -> tuple[VerifierState, int, ChainBreak | None]:
+                         pace: _Pace) -> tuple[VerifierState, int, ChainBreak | None]:
         """The full pass from its cursor, up to `budget` rows; when it meets the mark, the
         projections' invariants, and the pass starts again."""
         done = 0
         while done < budget:
+            await pace.slice()
             try:  # the walk reads every page of the log: a damaged one shows here
                 walked = await read_after(db, state.pass_position,
                                           min(budget - done, STEP_ROWS))
@@ -301,7 +316,6 @@ class LogVerifier:
                     state = replace(state, pass_position=0, pass_hash=GENESIS_HASH,
                                     last_full_pass_at=self._now())
                 return state, done, broken
-            await asyncio.sleep(pause_s)  # a pace, not a synchronisation
         return state, done, None
 
     async def _lease(self) -> bool:
@@ -336,9 +350,8 @@ class LogVerifier:
                 log.warning("verifier step skipped: %s", error)
             except Exception:  # the verifier must outlive any one bad step
                 log.exception("verifier step failed")
-            # The rate limit, not a synchronisation: a tick at least, and a pause.
-            await asyncio.sleep(max(self.tick_s - (time.monotonic() - started),
-                                    self.tick_s * 0.2))
+            # The rate limit, not a synchronisation: a step a tick.
+            await asyncio.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))
 
 
 async def projections_problem(db: SqlDatabase) -> ChainBreak | None:

@@ -24,7 +24,8 @@ from web.keys import CHECKPOINTS, CONFIG, NODES_BUILT, STORE
 log = logging.getLogger("ml_cabinet")
 # Between two slices of a seal's hashing (about 1.5 ms each): a request meets one slice, not
 # one at each turn of the loop it needs; a seal of 6,000 events (a second of a loaded
-# service) spreads over about 0.15 s (BENCHMARKS.md, round 12).
+# service: 24 slices of events, 24 blocks of nodes) spreads over about 0.3 s
+# (BENCHMARKS.md, round 12).
 SEAL_PAUSE_S = 0.005
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type hints
@@ -25,6 +26,7 @@ from events import Event, SqlEventStore, SqlSession, merkle
 from events.merkle import leaf_hash, root_of
 from events.rows import StoredRow
 from ledger import checkpoints, head_tree, ledger_store_at, merkle_nodes
+from ledger import verifier as verifier_module
 from ledger.audit import audit
 from ledger.checkpoints import Checkpointer, Signer
 from ledger.verifier import LogVerifier
@@ -150,6 +152,27 @@ async def test_a_break_in_the_tail_stops_the_mark_at_the_last_slice_that_chains(
         assert verifier.state.mark_position == 400  # slices of 200: 1-200, 201-400 chain
 
 
+async def test_the_verifier_pauses_only_between_slices_and_within_the_spread(
+        ledger_at: str | Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(verifier_module, "asyncio", SimpleNamespace(sleep=sleep))
+    async with log_of(ledger_at, 3000) as store:
+        assert await LogVerifier(store, rate_per_s=5000).step(spread_s=1.0) == 4000
+        assert len(pauses) == 19  # 20 slices
+        assert sum(pauses) <= 1.0
+        pauses.clear()
+        slow = LogVerifier(store, rate_per_s=50)  # a slice a tick: nothing to spread
+        assert await slow.step(spread_s=1.0) == 50
+        assert pauses == []
+        assert await slow.step(rows=0, spread_s=1.0) == 0
+
+
 async def edit_event(ledger_at: str | Path, position: int) -> None:
     """As someone with database access does it: the guard trigger dropped, a row edited."""
     edit = f"UPDATE events SET data = '{{\"n\": -1}}' WHERE position = {position}"
@@ -228,3 +251,36 @@ async def test_a_paced_seal_spreads_its_slices(
         assert leaves() == 3050
         # Calls, not hashes: a slice's leaves and the frontier's nodes over them.
         assert 0 < largest_burst(times, pause_s=0.01) <= 2 * SLICE_ROWS + 32
+
+
+async def test_a_seal_whose_rows_stop_chaining_while_read_is_made_again(
+        ledger_at: str | Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seal reads its events a slice a query: should the log be restored or rewritten
+    between two of them, the rows read no longer chain onto each other, and the seal is
+    made again, from one log."""
+    async with log_of(ledger_at, 1000) as store:
+        sealer = Checkpointer(store, Signer.from_file(tmp_path / "signing-key"))
+        background, reads = store.background_db(), [0]
+
+        class Restored:  # the second slice's rows come from another log
+            async def fetchone(self, query: str, params: Any = ()) -> Any:
+                return await background.fetchone(query, params)
+
+            async def fetchall(self, query: str, params: Any = ()) -> list[dict[str, Any]]:
+                rows = await background.fetchall(query, params)
+                if "position >= ?" in query:
+                    reads[0] += 1
+                    if reads[0] == 2:
+                        rows[0] = {**rows[0], "hash": "ab" * 32}
+                return rows
+
+        with pytest.raises(checkpoints.LogChanged):
+            await sealer._prepare(Restored())  # type: ignore[arg-type]
+        monkeypatch.setattr(store, "background_db", lambda: Restored())
+        reads[0] = 0
+        sealed = await sealer.seal()  # the first try meets the change; the second is whole
+        assert sealed is not None and sealed.position == 1000
+        assert reads[0] > 4
+        rows = await store.read_db().fetchall("SELECT hash FROM events ORDER BY position")
+        assert sealed.merkle_root == root_of(
+            [leaf_hash(bytes.fromhex(r["hash"])) for r in rows]).hex()

@@ -393,8 +393,8 @@ async def test_a_seal_raced_by_another_process_writes_nothing_and_moves_on_from_
     await services.ledger.top_up(alice, 7)
     prepare, theirs = kept._prepare, []
 
-    async def raced(db: Any) -> Any:
-        batch = await prepare(db)
+    async def raced(db: Any, pause_s: float = 0.0) -> Any:
+        batch = await prepare(db, pause_s)
         if not theirs:  # another process seals just after this one read the log
             theirs.append(await other.seal())
         return batch
@@ -437,6 +437,51 @@ async def test_a_seal_made_before_the_log_was_rewritten_under_it_is_not_written(
     assert await services.store.transact(batch.write) is False
     rows = await services.store.read_db().fetchall("SELECT position FROM checkpoints")
     assert len(rows) == 1
+
+
+async def cut_back(ledger_at: str | Path, position: int) -> None:
+    """The database restored to an older copy: the events after `position` are gone."""
+    if isinstance(ledger_at, Path):
+        with closing(sqlite3.connect(ledger_at)) as db:
+            db.execute("DROP TRIGGER events_no_delete")
+            db.execute("DELETE FROM events WHERE position > ?", (position,))
+            db.commit()
+        return
+    db = await asyncpg.connect(ledger_at)
+    try:
+        await db.execute("DROP TRIGGER events_no_update ON events")  # (and delete)
+        await db.execute("DELETE FROM events WHERE position > $1", position)
+    finally:
+        await db.close()
+
+
+async def test_a_seal_whose_log_was_cut_back_under_it_keeps_no_tree_from_beyond(
+        services: Services, signer: Signer, ledger_at: str | Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log goes back to its latest checkpoint between a seal's read and its write: the
+    write finds the event it signs gone and writes nothing, the tree made past the latest
+    checkpoint is not kept, and statements go on from the checkpoint there (kept, such a
+    tree made every statement answer "not ready": found in review)."""
+    store, kept = services.store, Checkpointer(services.store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(alice, 100)
+    first = await kept.seal()
+    assert first is not None
+    await services.ledger.top_up(alice, 5)
+    prepare = kept._prepare
+
+    async def restored_meanwhile(db: Any, pause_s: float = 0.0) -> Any:
+        batch = await prepare(db, pause_s)
+        if batch is not None:
+            await cut_back(ledger_at, batch.after)
+        return batch
+
+    monkeypatch.setattr(kept, "_prepare", restored_meanwhile)
+    sealed = await kept.seal()
+    assert sealed is not None and sealed.signature == first.signature
+    assert kept._heads is None or kept._heads.position == first.position
+    statement = await build_statement(store, kept, alice)
+    assert verify_statement(statement, signer.public_key_pem).position == first.position
 
 
 async def test_a_kept_tree_that_is_not_the_logs_is_dropped_not_used(
