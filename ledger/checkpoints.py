@@ -260,8 +260,9 @@ async def _read_leaves(db: SqlDatabase, first: int, done: int, upto: int, fronti
         rows = await db.fetchall("SELECT position, stream_id, version, hash FROM events "
                                  "WHERE position >= ? AND position <= ? ORDER BY position",
                                  (position, end))
-        if rows and int(rows[0]["position"]) == position:
-            if position in held and held.pop(position) != rows[0]["hash"]:
+        if position > 0:  # the overlap row: there, and as read before
+            if not rows or int(rows[0]["position"]) != position or (
+                    position in held and held.pop(position) != rows[0]["hash"]):
                 raise LogChanged(f"the event at position {position} changed while read")
             rows = rows[1:]
         if len(rows) != end - position:  # positions are gapless; else the log is damaged

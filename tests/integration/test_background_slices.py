@@ -263,6 +263,8 @@ async def test_a_seal_whose_rows_stop_chaining_while_read_is_made_again(
         background, reads = store.background_db(), [0]
 
         class Restored:  # the second slice's rows come from another log
+            edit = "hash"  # its first row's hash differs, or (None) the row is gone
+
             async def fetchone(self, query: str, params: Any = ()) -> Any:
                 return await background.fetchone(query, params)
 
@@ -270,12 +272,16 @@ async def test_a_seal_whose_rows_stop_chaining_while_read_is_made_again(
                 rows = await background.fetchall(query, params)
                 if "position >= ?" in query:
                     reads[0] += 1
-                    if reads[0] == 2:
+                    if reads[0] == 2 and self.edit is None:
+                        del rows[0]
+                    elif reads[0] == 2:
                         rows[0] = {**rows[0], "hash": "ab" * 32}
                 return rows
 
-        with pytest.raises(checkpoints.LogChanged):
-            await sealer._prepare(Restored())  # type: ignore[arg-type]
+        for edit in ("hash", None):  # a row edited, a row deleted (review finding)
+            Restored.edit, reads[0] = edit, 0
+            with pytest.raises(checkpoints.LogChanged):
+                await sealer._prepare(Restored())  # type: ignore[arg-type]
         monkeypatch.setattr(store, "background_db", lambda: Restored())
         reads[0] = 0
         sealed = await sealer.seal()  # the first try meets the change; the second is whole
