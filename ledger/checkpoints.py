@@ -205,13 +205,13 @@ async def known_keys(db: SqlDatabase, table: str = "ledger_keys") -> list[dict[s
 
 
 async def _moved_between(db: SqlDatabase, after: int, upto: int
-                         ) -> tuple[list[dict[str, Any]], dict[str, tuple[int, str]]]:
-    """The events after position `after` up to `upto`, and the head (version, hash) at
-    `upto` of each stream they moved."""
+                         ) -> dict[str, tuple[int, str]]:
+    """The head (version, hash) at `upto` of each stream the events after position `after`
+    moved."""
     rows = await db.fetchall(
         "SELECT position, stream_id, version, hash FROM events WHERE position > ? "
         "AND position <= ? ORDER BY position", (after, upto))
-    return rows, {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows}
+    return {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows}
 
 
 async def _signed_as(db: SqlDatabase, tree: HeadTree) -> bool:
@@ -471,7 +471,7 @@ class Checkpointer:
                 0 <= position - tree.position <= SEAL_BATCH_EVENTS):
             return None
         if tree.position < position:
-            tree.advance(position, (await _moved_between(db, tree.position, position))[1])
+            tree.advance(position, await _moved_between(db, tree.position, position))
         return tree
 
     async def register_key(self) -> None:

@@ -23,7 +23,9 @@ from events.postgres import PostgresEventStore
 from events.sqlite import SQLiteEventStore
 from ledger.audit import audit
 from ledger.checkpoints import (
+    SEAL_RACES,
     Checkpointer,
+    LogChanged,
     Signer,
     account_heads,
     latest_checkpoint,
@@ -437,6 +439,26 @@ async def test_a_seal_made_before_the_log_was_rewritten_under_it_is_not_written(
     assert await services.store.transact(batch.write) is False
     rows = await services.store.read_db().fetchall("SELECT position FROM checkpoints")
     assert len(rows) == 1
+
+
+async def test_a_seal_that_keeps_losing_stops_and_leaves_the_rest_to_the_next(
+        services: Services, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log that changes under every read is not chased for ever: after SEAL_RACES batches
+    made in vain, seal() answers with the latest checkpoint there is."""
+    kept = Checkpointer(services.store, signer)
+    alice = int((await services.users.register("alice", "correct horse")).id)
+    first = await kept.seal()
+    await services.ledger.top_up(alice, 5)
+    tries = [0]
+
+    async def changed(db: Any, pause_s: float = 0.0) -> Any:
+        tries[0] += 1
+        raise LogChanged("changed while read")
+
+    monkeypatch.setattr(kept, "_prepare", changed)
+    sealed = await kept.seal()
+    assert tries[0] == SEAL_RACES
+    assert first is not None and sealed is not None and sealed.signature == first.signature
 
 
 async def cut_back(ledger_at: str | Path, position: int) -> None:
