@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from asyncio import Lock
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -245,6 +246,10 @@ class LogVerifier:
         self.state = VerifierState()
         self.on_break = on_break
         self.min_pass_interval_s = 60.0
+        # One step at a time in a process: a step called while the background one pauses
+        # between slices would otherwise end first, and the background step, ending after
+        # it, set the state back to what it had read before (verified_through went back).
+        self._stepping = Lock()
 
     @property
     def broken(self) -> ChainBreak | None:
@@ -268,7 +273,10 @@ class LogVerifier:
         budget = rows if rows is not None else max(1, int(self.rate_per_s * self.tick_s))
         if budget <= 0:
             return 0
-        pace = _Pace(spread_s / -(-budget // STEP_ROWS))  # slices share the spread
+        async with self._stepping:
+            return await self._step(budget, _Pace(spread_s / -(-budget // STEP_ROWS)))
+
+    async def _step(self, budget: int, pace: _Pace) -> int:
         db = self.store.read_db()
         stored = await load_state(db)  # another process may have advanced it
         state = stored if stored.mark_position >= self.state.mark_position else self.state

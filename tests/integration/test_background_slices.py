@@ -173,6 +173,36 @@ async def test_the_verifier_pauses_only_between_slices_and_within_the_spread(
         assert await slow.step(rows=0, spread_s=1.0) == 0
 
 
+async def test_a_step_taken_while_another_pauses_is_not_undone_by_it(
+        ledger_at: str | Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background step pauses between its slices; a step called meanwhile (an operator's,
+    a test's) must not have its result set back when the paused one ends."""
+    paused = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        paused.set()
+        await real_sleep(seconds)  # the pace itself: the step called meanwhile runs in it
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(verifier_module, "asyncio", SimpleNamespace(sleep=sleep))
+    async with log_of(ledger_at, 0) as store:
+        verifier = LogVerifier(store, rate_per_s=5000)
+        verifier.min_pass_interval_s = 0  # a pass at every step
+        # Two slices of budget (the tail, then the pass): one pause of 0.3 s between them.
+        background = asyncio.create_task(verifier.step(rows=400, spread_s=0.6))
+        await paused.wait()  # it read an empty log and waits to start its pass
+
+        async def append(session: SqlSession) -> None:
+            for n in range(300):
+                await session.append(f"account-{n % 50}", n // 50, [Noted(n=n)])
+        await store.transact(append)
+        assert await verifier.step(rows=1000) == 600  # the tail and a whole pass
+        await background
+        assert verifier.state.mark_position == 300
+        assert verifier.state.last_full_pass_at is not None
+        assert (await verifier_module.load_state(store.read_db())).mark_position == 300
+
+
 async def edit_event(ledger_at: str | Path, position: int) -> None:
     """As someone with database access does it: the guard trigger dropped, a row edited."""
     edit = f"UPDATE events SET data = '{{\"n\": -1}}' WHERE position = {position}"
