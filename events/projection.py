@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from events.codec import EventCodec
-from events.event import RecordedEvent
+from events.event import RecordedEvent, projected
 from events.rows import StoredRow
 from events.sql import SqlDatabase
 
@@ -48,7 +48,9 @@ async def project(db: SqlDatabase, projectors: Sequence[Projector],
     given them together, to write each row once (it must leave the rows `apply` one by one
     would: the audit's replay folds event by event and compares), with `facts`: what the
     writer read of the stream's state just before this append, in this transaction
-    (SqlLogSession.read_in_write), which it may use instead of reading it again."""
+    (SqlLogSession.read_in_write), which it may use instead of reading it again. A composite
+    event reaches them as its parts (Event.parts)."""
+    appended = projected(appended)
     for projector in projectors:
         apply_all = getattr(projector, "apply_all", None)
         if apply_all is not None:
@@ -56,6 +58,15 @@ async def project(db: SqlDatabase, projectors: Sequence[Projector],
             continue
         for recorded in appended:
             await projector.apply(db, recorded)
+
+
+async def apply_each(db: SqlDatabase, projectors: Sequence[Projector],
+                     recorded: RecordedEvent) -> None:
+    """One stored event folded by every projector, event by event (a rebuild, the audit's
+    replay): a composite as its parts, as the append projected it."""
+    for fact in projected((recorded,)):
+        for projector in projectors:
+            await projector.apply(db, fact)
 
 
 def projector_version(projector: Projector) -> int:
@@ -83,9 +94,7 @@ async def refold(db: SqlDatabase, projectors: Sequence[Projector], codec: EventC
     their versions; the number of events folded. Runs inside the caller's transaction."""
     count = 0
     async for row in rows:
-        recorded = row.to_recorded(codec)
-        for projector in projectors:
-            await projector.apply(db, recorded)
+        await apply_each(db, projectors, row.to_recorded(codec))
         count += 1
     for projector in projectors:
         await db.execute("DELETE FROM projection_versions WHERE name = ?", (projector.name,))

@@ -12,7 +12,7 @@ from events.codec import EventCodec
 from events.errors import ConcurrencyError, UniqueViolation
 from events.event import Event, Metadata, RecordedEvent
 from events.hashing import GENESIS_HASH
-from events.projection import NO_FACTS, Projector, project
+from events.projection import NO_FACTS, Projector, apply_each, project
 from events.rows import StoredRow, appended_time, metadata_text, seal_texts, stored_time
 from events.sql import SqlDatabase
 from events.store import SqlSession
@@ -218,9 +218,7 @@ class SqlLogReads:
                     await session.db.execute(f"DELETE FROM {table}")
             count = 0
             async for row in iterate_rows(session.db, 1):
-                recorded = row.to_recorded(self.codec)
-                for projector in self.projectors:
-                    await projector.apply(session.db, recorded)
+                await apply_each(session.db, self.projectors, row.to_recorded(self.codec))
                 count += 1
             return count
 

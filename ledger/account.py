@@ -32,6 +32,7 @@ from ledger.events import (
     HoldReleased,
     HoldSettled,
     TaskCompleted,
+    TaskCompletedAtOnce,
     TaskFailed,
     TaskRejected,
     TaskSubmitted,
@@ -78,6 +79,10 @@ def evolve(account: Account | None, event: Event) -> Account:
         balance -= event.amount_credits
     elif isinstance(event, AccountSuspended | AccountResumed):
         suspended = isinstance(event, AccountSuspended)
+    elif isinstance(event, TaskCompletedAtOnce):  # held and settled at once: the charge
+        assert event.task_id not in holds, f"task {event.task_id} is held already"
+        assert 0 < event.charged_credits <= event.quoted_credits <= balance - held, event
+        balance -= event.charged_credits
     elif isinstance(event, CreditsHeld):
         held += event.amount_credits
         holds = MappingProxyType({**holds, event.task_id: event.amount_credits})
@@ -237,14 +242,17 @@ def complete_at_once(
     account: Account, submitted: TaskSubmitted, owner: str, key_id: str | None, *,
     charged_credits: int, description: str, completed: TaskCompleted,
 ) -> list[Event]:
-    """The one-transaction path of a task whose model already ran: the same four events the
+    """The one-transaction path of a task whose model already ran: the four facts the
     two-phase path writes in two transactions (submitted, held, settled, completed), decided
-    on the account as it stands now. Raises InsufficientCredits exactly where submit_task
-    does, so a task is charged only on success and only if covered."""
+    on the account as it stands now, as one event (TaskCompletedAtOnce). Raises
+    InsufficientCredits exactly where submit_task does, so a task is charged only on
+    success and only if covered."""
     opened = submit_task(account, submitted, owner, key_id)
     holding = fold_onto(account, opened)
     settled = settle_part(holding, submitted.task_id, charged_credits, description)
-    return [*opened, settled, completed]
+    _, held = opened
+    assert isinstance(held, CreditsHeld)
+    return [TaskCompletedAtOnce.of(submitted, held, settled, completed)]
 
 
 def fail_at_once(account: Account, submitted: TaskSubmitted, owner: str, key_id: str | None,

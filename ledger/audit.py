@@ -25,6 +25,7 @@ from events import Database, StoreCorrupted, UniqueViolation
 from events.database import InlineDatabase
 from events.hashing import GENESIS_HASH
 from events.pgdatabase import wrap
+from events.projection import apply_each
 from events.sql_log import row_from_db
 from events.sqlite import SCHEMA as SQLITE_EVENTS_SCHEMA
 from events.verify import ChainBreak, verify_chain
@@ -454,9 +455,7 @@ async def _replay(db: Database, report: AuditReport) -> None:
         if report.first_break and row.position >= report.first_break.position:
             break  # past a break nothing is trusted, so nothing is replayed
         try:
-            recorded = row.to_recorded(codec)
-            for projector in projectors:
-                await projector.apply(db, recorded)
+            await apply_each(db, projectors, row.to_recorded(codec))
         except Exception as exc:  # a row the chain accepted but the domain cannot fold
             report.first_break = ChainBreak(row.position, f"cannot be replayed: {exc}")
             break

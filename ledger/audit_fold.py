@@ -40,10 +40,12 @@ from ledger.events import (
     OperatorRoleGranted,
     OperatorRoleRevoked,
     TaskCompleted,
+    TaskCompletedAtOnce,
     TaskFailed,
     TaskRejected,
     TaskSubmitted,
     TimeZoneSet,
+    completed_at_once_parts,
 )
 from ledger.limits import SLOT_S
 from ledger.projections import ADJUSTMENTS_ACCOUNT, REVENUE_ACCOUNT, TOP_UPS_ACCOUNT
@@ -119,6 +121,10 @@ class Fold:
         if type_name == AccountOpened.type_name:
             self._opened(user_id, version, event, at)
             self.usage.apply(type_name, user_id, event, recorded_at)
+            return
+        if type_name == TaskCompletedAtOnce.type_name:  # its four facts, as projected
+            for part_type, part in completed_at_once_parts(event):
+                self.apply(position, user_id, version, part_type, part, text, recorded_at)
             return
         handler = self._handlers.get(type_name)
         if handler is None:  # a type newer than this fold: the projectors must fold it
@@ -313,7 +319,7 @@ class Fold:
                                       reason, at))
 
     def known_types(self) -> set[str]:
-        return {AccountOpened.type_name, *self._handlers}
+        return {AccountOpened.type_name, TaskCompletedAtOnce.type_name, *self._handlers}
 
     def rows(self, table: str) -> list[Row]:
         """The rows of one projection table, in its columns' order."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from events.database import InlineDatabase
 from events.hashing import GENESIS_HASH
+from events.projection import apply_each
 from events.sql_log import row_from_db
 from events.verify import ChainBreak, check_link
 from ledger.events import ledger_codec
@@ -110,9 +111,7 @@ async def _replay_part(live_uri: str, scratch: str, part: int, parts: int,
         async for raw in db.iterate(query, (before, parts, part)):
             row = row_from_db(raw)
             try:
-                recorded = row.to_recorded(codec)
-                for projector in projectors:
-                    await projector.apply(db, recorded)
+                await apply_each(db, projectors, row.to_recorded(codec))
             except Exception as exc:  # as the serial replay says it
                 await db.execute("COMMIT")
                 return ReplayResult(scratch, ChainBreak(row.position,

@@ -106,6 +106,83 @@ class TaskCompleted(Event, type_name="TaskCompleted", schema_version=2):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskCompletedAtOnce(Event, type_name="TaskCompletedAtOnce"):
+    """A task submitted, held, run and settled in one write (the one-transaction path), as
+    one row of the log: the four facts the two-phase path records (TaskSubmitted,
+    CreditsHeld, HoldSettled, TaskCompleted) always happen together there, so one hash and
+    one leaf stand for them. Projectors, the fold and the audit see those four, each at this
+    event's position (`parts()`, `completed_at_once_parts`). `quoted_credits` was held (the
+    cost of every valid row), `charged_credits` of it charged, the rest released uncharged.
+    Logs written before it hold the four events; both read the same."""
+
+    user_id: int
+    task_id: int
+    model_id: int
+    input_data: list[Json]
+    input_indexes: list[int]
+    invalid: list[dict[str, object]]
+    quoted_credits: int
+    model_version: str | None
+    owner: str
+    key_id: str | None
+    charged_credits: int
+    description: str
+    output_data: list[Json]
+    unpredictable: list[dict[str, object]]
+
+    @classmethod
+    def of(cls, submitted: TaskSubmitted, held: CreditsHeld, settled: HoldSettled,
+           completed: TaskCompleted) -> TaskCompletedAtOnce:
+        """The four facts as one; they must be one task's, as complete_at_once decides it."""
+        assert submitted.task_id == held.task_id == settled.task_id == completed.task_id
+        assert submitted.user_id == held.user_id == settled.user_id == completed.user_id
+        assert held.amount_credits == submitted.cost_credits
+        assert settled.amount_credits == completed.cost_credits
+        assert settled.amount_credits + settled.released_credits == held.amount_credits
+        return cls(user_id=submitted.user_id, task_id=submitted.task_id,
+                   model_id=submitted.model_id, input_data=submitted.input_data,
+                   input_indexes=submitted.input_indexes, invalid=submitted.invalid,
+                   quoted_credits=submitted.cost_credits,
+                   model_version=submitted.model_version, owner=held.owner,
+                   key_id=held.key_id, charged_credits=settled.amount_credits,
+                   description=settled.description, output_data=completed.output_data,
+                   unpredictable=completed.unpredictable)
+
+    def parts(self) -> tuple[TaskSubmitted, CreditsHeld, HoldSettled, TaskCompleted]:
+        made = self.__dict__.get("_parts")  # made once: the append's projectors, then its
+        if made is None:  # caller, ask for them (not a field: not encoded, not compared)
+            submitted, held, settled, completed = (
+                data for _, data in completed_at_once_parts(self.__dict__))
+            made = (TaskSubmitted(**submitted), CreditsHeld(**held), HoldSettled(**settled),
+                    TaskCompleted(**completed))
+            object.__setattr__(self, "_parts", made)
+        return made
+
+
+def completed_at_once_parts(data: Any) -> list[tuple[str, dict[str, Any]]]:
+    """A TaskCompletedAtOnce's fields (a mapping of them) as its four facts: (type name,
+    fields) each, the fields those classes are made with. The audit folds these directly."""
+    user_id, task_id, quoted = data["user_id"], data["task_id"], data["quoted_credits"]
+    charged = data["charged_credits"]
+    return [
+        (TaskSubmitted.type_name, {
+            "user_id": user_id, "task_id": task_id, "model_id": data["model_id"],
+            "input_data": data["input_data"], "input_indexes": data["input_indexes"],
+            "invalid": data["invalid"], "cost_credits": quoted,
+            "model_version": data["model_version"]}),
+        (CreditsHeld.type_name, {
+            "user_id": user_id, "task_id": task_id, "amount_credits": quoted,
+            "owner": data["owner"], "key_id": data["key_id"]}),
+        (HoldSettled.type_name, {
+            "user_id": user_id, "task_id": task_id, "amount_credits": charged,
+            "description": data["description"], "released_credits": quoted - charged}),
+        (TaskCompleted.type_name, {
+            "user_id": user_id, "task_id": task_id, "output_data": data["output_data"],
+            "cost_credits": charged, "unpredictable": data["unpredictable"]}),
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskFailed(Event, type_name="TaskFailed"):
     user_id: int
     task_id: int
@@ -211,7 +288,7 @@ class OperatorRoleRevoked(Event, type_name="OperatorRoleRevoked"):
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     AccountOpened, CreditsDeposited, CreditsWithdrawn, TaskSubmitted, CreditsHeld,
-    HoldSettled, HoldReleased, TaskCompleted, TaskFailed, TaskRejected,
+    HoldSettled, HoldReleased, TaskCompleted, TaskFailed, TaskRejected, TaskCompletedAtOnce,
     TimeZoneSet, LimitsSet, KeyCreated, KeyRevoked,
     CreditsAdjusted, AccountSuspended, AccountResumed, OperatorRoleGranted, OperatorRoleRevoked,
 )

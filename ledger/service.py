@@ -20,6 +20,7 @@ from events import (
     SqlSession,
     UniqueViolation,
 )
+from events.event import projected
 from events.generation import Generation
 from ledger import account as decide
 from ledger import limits, queries, security_log, spend, usage
@@ -145,6 +146,7 @@ async def _submitted(s: SqlSession, user_id: int, draft: TaskDraft) -> TaskSubmi
 def _balance_after(account: Account, new: Sequence[Event]) -> BalanceView:
     """The balance after a one-write task's events: every hold among them is opened and
     closed among them (held credits end as they began), and the settled part is charged."""
+    new = [part for event in new for part in event.parts()]
     held = {e.task_id for e in new if isinstance(e, CreditsHeld)}
     closed = {e.task_id for e in new if isinstance(e, HoldSettled | HoldReleased)}
     assert held == closed, "a one-write task leaves no hold open"
@@ -155,6 +157,7 @@ def _balance_after(account: Account, new: Sequence[Event]) -> BalanceView:
 
 def _task_written(recorded: Sequence[RecordedEvent]) -> TaskView:
     """The tasks row of a one-write task (whole, or rejected) as the projector wrote it."""
+    recorded = projected(recorded)  # a task completed at once: its four facts
     task = whole_task(recorded)
     if task is not None:  # the events' values, which the row's JSON texts decode to
         values = dict(zip(TASK_COLUMNS, whole_task_values(task), strict=True))

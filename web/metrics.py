@@ -122,7 +122,8 @@ class Metrics:
 
     def events_committed(self, events: Sequence[RecordedEvent]) -> None:
         for recorded in events:
-            self._count(recorded.event)
+            for fact in recorded.event.parts():  # a task completed at once: its four
+                self._count(fact)
 
     def _count(self, event: object) -> None:
         if isinstance(event, CreditsDeposited):

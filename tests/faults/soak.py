@@ -288,7 +288,8 @@ async def check_log(soak: Soak, final: dict[str, Reply]) -> tuple[int, int, int]
     per_task: Counter[tuple[str, int]] = Counter()
     for event in events:
         operation = json.loads(event["metadata"]).get("operation_id") or ""
-        if event["type_name"] in ("CreditsDeposited", "TaskSubmitted", "TaskRejected"):
+        if event["type_name"] in ("CreditsDeposited", "TaskSubmitted", "TaskRejected",
+                                  "TaskCompletedAtOnce"):
             per_key[operation.removeprefix("api:")] += 1
         task_id = json.loads(event["data"]).get("task_id")
         if task_id is not None:
@@ -315,9 +316,11 @@ async def check_log(soak: Soak, final: dict[str, Reply]) -> tuple[int, int, int]
             task = attempt.reply.body["task"]
             task_id = ids.parse(TASK, task["id"])
             row = tasks.get(task_id)
-            terminal = {"completed": "TaskCompleted", "rejected": "TaskRejected",
-                        "failed": "TaskFailed"}[task["status"]]
+            terminals = {"completed": ("TaskCompleted", "TaskCompletedAtOnce"),
+                         "rejected": ("TaskRejected",),
+                         "failed": ("TaskFailed",)}[task["status"]]
+            ended = sum(per_task[(terminal, task_id or 0)] for terminal in terminals)
             if row is None or (row["status"], row["cost_credits"]) != (
-                    task["status"], task["cost"]) or per_task[(terminal, task_id or 0)] != 1:
+                    task["status"], task["cost"]) or ended != 1:
                 lost += 1
     return lost, twice, changed

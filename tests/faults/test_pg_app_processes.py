@@ -100,7 +100,8 @@ async def test_one_key_sent_fifty_times_across_processes_charges_once(
                                              "available": 100 - COST}
     submitted = await pg_query(
         pg_url, "SELECT COUNT(*) AS n FROM events WHERE type_name IN "
-                "('TaskSubmitted', 'TaskRejected') AND metadata LIKE '%the-one-key%'")
+                "('TaskSubmitted', 'TaskRejected', 'TaskCompletedAtOnce') "
+                "AND metadata LIKE '%the-one-key%'")
     assert submitted[0]["n"] == 1
     code, report = await run_audit(pg_url)
     assert code == 0, report

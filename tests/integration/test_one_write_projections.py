@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ledger import account as decide
 from ledger.audit import KEYS, audit
 from ml import MLModel, MLModelManager, MLService, ModelSpec, default_models
 
@@ -100,3 +101,47 @@ async def test_one_write_replies_show_the_rows_and_balance_as_stored(
                    key=lambda r: r.task.id)
         assert last.balance == await services.ledger.get_balance(who)
     assert any(r.refusal is not None for r in together[1::2])  # the daily limit of 3
+
+
+async def test_a_log_of_both_shapes_serves_rebuilds_and_audits_alike(
+        services: Services, ledger_at: str | Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version before TaskCompletedAtOnce wrote a task completed in one write as its four
+    events (submitted, held, settled, completed). A log holding both shapes must give the
+    same rows for either, rebuild to them event by event, and audit clean."""
+    ml = MLService(services.ledger, one_write_models())
+    user_id = int((await services.users.register("alice", "correct horse")).id)
+    await services.ledger.top_up(user_id, 40)
+    composite = decide.complete_at_once
+    monkeypatch.setattr(decide, "complete_at_once",  # as the previous version wrote it
+                        lambda *args, **kwargs: list(composite(*args, **kwargs)[0].parts()))
+    before = await ml.process_task(user_id, 8, [1, -1, 2])
+    monkeypatch.setattr(decide, "complete_at_once", composite)
+    after = await ml.process_task(user_id, 8, [1, -1, 2])
+    assert await type_names(services) == [
+        "AccountOpened", "CreditsDeposited", "TaskSubmitted", "CreditsHeld", "HoldSettled",
+        "TaskCompleted", "TaskCompletedAtOnce"]
+    assert (before.status, before.cost_credits, before.task.output_data) == (
+        after.status, after.cost_credits, after.task.output_data) == ("completed", 4,
+                                                                      [2, None, 4])
+    assert before.predictions == after.predictions
+    assert before.invalid == after.invalid and before.invalid  # -1: unpredictable, uncharged
+    assert after.balance == await services.ledger.get_balance(user_id)
+    assert (after.balance.balance_credits, after.balance.held_credits) == (40 - 8, 0)
+
+    written = await tables(services)
+    tasks = [{k: v for k, v in row.items() if k not in ("id", "created_at", "updated_at")}
+             for row in written["tasks"]]
+    assert tasks[0] == tasks[1]  # the same row from either shape
+    holds = [{k: v for k, v in row.items() if k not in ("task_id", "opened_at")}
+             for row in written["holds"]]
+    assert holds[0] == holds[1]
+    assert await services.store.rebuild_projections() == 7
+    assert await tables(services) == written
+    report = await audit(ledger_at, show_progress=False)
+    assert report.ok, report.render()
+
+
+async def type_names(services: Services) -> list[str]:
+    rows = await services.store.read_db().fetchall(
+        "SELECT type_name FROM events ORDER BY position")
+    return [row["type_name"] for row in rows]

@@ -16,7 +16,7 @@ from ledger.audit_fast import Decoder, _loads, payload
 from ledger.audit_fold import _CANONICAL_AT, Fold, Unexpected, json_text
 from ledger.audit_fold_usage import UsageFold
 from ledger.audit_jobs import tables
-from ledger.events import ALL_EVENTS, ledger_codec
+from ledger.events import ALL_EVENTS, TaskCompletedAtOnce, completed_at_once_parts, ledger_codec
 
 ROW = [7, "account-3", 2, "CreditsDeposited", 1, '{"a":1}', '{"actor":"user:3"}',
        "2026-12-01T21:28:50.079137+00:00"]
@@ -175,3 +175,39 @@ def test_a_time_zone_change_moves_the_usage_days_the_slots_fall_on() -> None:
     tokyo_day = AT.date().toordinal() + 1  # 06:28 the next morning
     assert usage.rows("usage_days") == [(3, tokyo_day, 0, 0, 0, 5)]
     assert usage.rows("usage_zones") == [(3, "Asia/Tokyo")]
+
+
+completed_at_once = st.builds(
+    lambda quoted, charged, key_id, unpredictable: TaskCompletedAtOnce(
+        user_id=3, task_id=9, model_id=1, input_data=[1.5, 2], input_indexes=[0, 2],
+        invalid=[{"index": 1, "value": "x", "error": "not a number"}],
+        quoted_credits=quoted, model_version="0123456789ab", owner="me", key_id=key_id,
+        charged_credits=min(charged, quoted), description="Prediction",
+        output_data=[3.0, None] if unpredictable else [3.0, 4], unpredictable=(
+            [{"index": 2, "value": 2, "error": "no answer"}] if unpredictable else [])),
+    st.integers(1, 50), st.integers(1, 50), st.none() | st.just("k1"), st.booleans())
+
+
+@given(completed_at_once)
+def test_a_task_completed_at_once_folds_as_its_four_facts(event: TaskCompletedAtOnce) -> None:
+    """The audit folds the stored text's fields (completed_at_once_parts); projectors fold
+    the event's parts(): both must be the same four facts, at the one position."""
+    codec = ledger_codec()
+    type_name, version, text = codec.encode(event)
+    fields = Decoder()(type_name, version, text)
+    parts = event.parts()
+    assert [(name, codec.decode(name, 2, canonical_json(data)))
+            for name, data in completed_at_once_parts(fields)] == [
+        (part.type_name, part) for part in parts]
+    whole, four = Fold(), Fold()
+    for fold in (whole, four):
+        fold.apply(1, 3, 1, "AccountOpened", {"user_id": 3, "username": "bob"},
+                   AT.isoformat(), AT)
+        fold.apply(2, 3, 2, "CreditsDeposited", {"user_id": 3, "amount_credits": 50,
+                                                 "description": "top-up"}, AT.isoformat(), AT)
+    whole.apply(3, 3, 3, type_name, fields, AT.isoformat(), AT)
+    for part in parts:
+        four.apply(3, 3, 3, part.type_name, dict(vars(part)), AT.isoformat(), AT)
+    for table in tables():
+        assert whole.rows(table) == four.rows(table), table
+    assert whole.rows("accounts")[0][5] == 50 - event.charged_credits

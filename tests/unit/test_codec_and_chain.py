@@ -43,7 +43,7 @@ def test_every_ledger_event_survives_a_round_trip() -> None:
     assert {cls.type_name for cls in ALL_EVENTS} == {
         "AccountOpened", "CreditsDeposited", "CreditsWithdrawn", "TaskSubmitted", "CreditsHeld",
         "HoldSettled", "HoldReleased", "TaskCompleted", "TaskFailed", "TaskRejected",
-        "TimeZoneSet", "LimitsSet", "KeyCreated", "KeyRevoked",
+        "TaskCompletedAtOnce", "TimeZoneSet", "LimitsSet", "KeyCreated", "KeyRevoked",
         "CreditsAdjusted", "AccountSuspended", "AccountResumed", "OperatorRoleGranted",
         "OperatorRoleRevoked"}
 
