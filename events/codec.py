@@ -45,13 +45,33 @@ _NULL = b"null"
 def _all_finite(value: Any) -> bool:
     """No NaN or infinity anywhere in `value`: then every `null` orjson wrote is a None,
     which json writes as null too (asked only of a text holding a null: a None field, such
-    as an event's `key_id`, would otherwise send every such event to json)."""
-    if isinstance(value, float):
+    as an event's `key_id`, sends every such event here). Scalars are tested inline, by
+    exact type: an event's rows are mostly numbers, and one call a leaf was most of the
+    check's cost. Subclasses never get here (orjson refused them: OPT_PASSTHROUGH_SUBCLASS,
+    and it writes no float or tuple subclass); they are walked anyway, as before."""
+    kind = type(value)
+    if kind is float:
         return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_all_finite(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return all(_all_finite(item) for item in value)
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    elif isinstance(value, float):
+        return math.isfinite(value)
+    elif isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return True
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (kind is int or kind is str or kind is bool or item is None
+                  or _all_finite(item)):
+            return False
     return True
 
 
