@@ -36,7 +36,10 @@ longest wait, held, jobs a transaction: events/sqlite.py logs it at close).
 Run: .venv/bin/python bench/throughput_bench.py [--rounds 3] [--connections 1 16 50]
      [--seconds 5] [--synchronous FULL] [--before DIR] [--json out.json]
      [--workers 1 2] [--stores sqlite postgres] [--gc-off] [--quiet-background]
-     [--load wrk]
+     [--load wrk] [--asyncio]
+
+Round 13 adds `--asyncio`: ours on asyncio's own event loop (ML_CABINET_UVLOOP=0), beside
+ours on uvloop, to measure that lever alone.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ WARMUP_REQUESTS = 200
 NO_VERIFIER = {"ML_CABINET_VERIFY_RATE": "0"}
 NO_SEALING = {"ML_CABINET_CHECKPOINT_EVERY": "100000000", "ML_CABINET_CHECKPOINT_SECONDS": "86400"}
 QUIET_BACKGROUND = NO_VERIFIER | NO_SEALING
+ASYNCIO_LOOP = {"ML_CABINET_UVLOOP": "0"}  # --asyncio: main.py on asyncio's own loop
 FSYNC_PROBES = 200
 MAX_REQUESTS = 10**7  # cells are bounded by time; this only bounds a runaway loop
 
@@ -315,6 +319,8 @@ def contenders_for(args: argparse.Namespace, workdir: Path,
         contenders += [Cabinet(workdir, args, 1, tag="-quiet", env=QUIET_BACKGROUND),
                        Cabinet(workdir, args, 1, tag="-noverify", env=NO_VERIFIER),
                        Cabinet(workdir, args, 1, tag="-noseal", env=NO_SEALING)]
+    if args.asyncio:
+        contenders.append(Cabinet(workdir, args, 1, tag="-asyncio", env=ASYNCIO_LOOP))
     if args.before:
         Before.root = args.before.resolve()
         if "sqlite" in args.stores:
@@ -477,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also ours (1 worker, SQLite) without the background verifier "
                              "and checkpoint sealing, and without each alone, to see what "
                              "they add to the tail")
+    parser.add_argument("--asyncio", action="store_true",
+                        help="also ours (1 worker, SQLite) on asyncio's loop, not uvloop "
+                             "(ML_CABINET_UVLOOP=0): what uvloop is worth alone")
     parser.add_argument("--keep", type=Path, help="keep databases and logs in this folder")
     parser.add_argument("--json", type=Path, help="write the summary here too")
     parser.add_argument("--load", choices=["python", "wrk"], default="python",
