@@ -72,8 +72,9 @@ def projected(appended: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]:
     is none (the usual case: no copy)."""
     if not any(recorded.event.composite for recorded in appended):
         return appended
-    if _last_projected and _last_projected[0][0] is appended:  # the append's projectors,
-        return _last_projected[0][1]  # then its caller: the same list, made once
+    last = _last_projected[0] if _last_projected else None  # one read: a pair, whole
+    if last is not None and last[0] is appended:  # the append's projectors, then its
+        return last[1]  # caller: the same list, made once
     found = [_at_place_of(recorded, part) for recorded in appended
              for part in recorded.event.parts()]
     _last_projected[:] = [(appended, found)]  # holding the list: no other can take its id

@@ -42,6 +42,7 @@ from ledger.events import (
     LimitsSet,
     TaskCompleted,
     TaskFailed,
+    TaskRejected,
     TaskSubmitted,
     TimeZoneSet,
 )
@@ -302,8 +303,9 @@ class LedgerService:
         """The one-transaction path, for a model that already ran: accept and settle (or
         fail), or reject, in ONE write. The same checks as submit_task, in the same order and
         on the account read inside the write, so it is charged only on success and only if
-        the available balance and the limits cover the whole quote. The same four events
-        as the two-phase path, so the log, projections and audit cannot tell them apart.
+        the available balance and the limits cover the whole quote. The two-phase path's four
+        facts (a success as one event that stands for them, TaskCompletedAtOnce), so the
+        projections and the audit's fold cannot tell them apart.
         Also returns the task as stored (None for a replayed operation id: read it after)."""
 
         async def work(s: SqlSession) -> tuple[TaskOutcome, TaskView | None]:
@@ -339,8 +341,10 @@ class LedgerService:
                     new = [decide.reject_task(submitted, "spend_limit_reached")]
             except InsufficientCredits:
                 new = [decide.reject_task(submitted, "insufficient_balance")]
-            charged = len(new) > 1 and run.problem is None
-            # As the two-phase path reports it: what was charged, else what was quoted.
+            # As the two-phase path reports it: what was charged, else what was quoted. A
+            # completed task is one event (TaskCompletedAtOnce; four in older code), a
+            # rejected one a TaskRejected: the last event tells them apart in either shape.
+            charged = run.problem is None and not isinstance(new[-1], TaskRejected)
             cost_credits = run.cost_credits if charged else draft.cost_credits
             recorded = await s.append(account_stream(user_id), account.version, new,
                                       Metadata(operation_id=op.operation_id,

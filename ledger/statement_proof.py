@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from events import SqlDatabase, SqlEventStore
+from events import SqlDatabase, SqlEventStore, UnknownEventType
 from events.hashing import GENESIS_HASH
 from events.merkle import leaf_hash, root_from_inclusion
 from events.rows import StoredRow, utc_now
@@ -36,6 +36,11 @@ ROW_FIELDS = ("position", "stream_id", "version", "type_name", "schema_version",
 
 class StatementInvalid(Exception):
     """The statement does not prove what it claims; the message names what failed."""
+
+
+class StatementUnreadable(Exception):
+    """Its hashes and proofs held, but it records an event of a type this version does not
+    know (written by a newer one): its balance cannot be checked here, nor called wrong."""
 
 
 class StatementNotReady(Exception):
@@ -127,11 +132,16 @@ async def _hashes_at(db: SqlDatabase, positions: list[int]) -> dict[int, str]:
 
 
 def verify_statement(statement: Any, public_key_pem: str) -> StatementSummary:
-    """Check a statement offline; raises StatementInvalid naming the first thing that fails."""
+    """Check a statement offline; raises StatementInvalid naming the first thing that fails
+    (StatementUnreadable for an event type this version does not know)."""
     try:
         return _verify(statement, public_key_pem)
     except StatementInvalid:
         raise
+    except UnknownEventType as exc:  # hashes and proofs held; its events cannot be folded
+        raise StatementUnreadable(
+            f"the statement holds an event type this version cannot read ({exc}): check it "
+            "with the version that issued it, or a newer one") from exc
     except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
         raise StatementInvalid(f"the file is not a well-formed statement ({exc!r})") from exc
 
@@ -192,7 +202,7 @@ def _row(entry: dict[str, Any], checkpoint: Checkpoint, stream: str) -> StoredRo
 
 def verify_statement_file(path: str, public_key_file: str) -> int:
     """The command: 0 and a summary when the statement holds, 1 naming what failed, 2 when a
-    file cannot be read at all."""
+    file cannot be read at all or holds an event this version cannot read."""
     try:
         with open(path, encoding="utf-8") as statement, \
                 open(public_key_file, encoding="utf-8") as pem:
@@ -206,5 +216,8 @@ def verify_statement_file(path: str, public_key_file: str) -> int:
     except StatementInvalid as failure:
         print(f"STATEMENT INVALID: {failure}", file=sys.stderr)
         return 1
+    except StatementUnreadable as unread:
+        print(f"STATEMENT NOT CHECKED: {unread}", file=sys.stderr)
+        return 2
     print(summary.render())
     return 0

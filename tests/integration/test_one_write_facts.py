@@ -7,6 +7,8 @@ account row off its log."""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from ledger.events import TaskCompleted, TimeZoneSet
 from ledger.projections import BALANCE_FACT
 from ledger.queries import load_account
 from ledger.service import _submitted, account_stream
-from ml import MLModelManager, MLService, default_models
+from ml import MLModel, MLModelManager, MLService, ModelSpec, default_models
 
 pytestmark = pytest.mark.parametrize("ledger_at", ["sqlite", "postgres"], indirect=True)
 
@@ -158,5 +160,42 @@ async def test_an_account_row_off_its_log_is_refused_and_writes_nothing(
         assert stream == list(range(1, len(stream) + 1)), "a gap in the stream's versions"
         report = await audit(ledger_at, show_progress=False)
         assert report.ok, report.render()
+    finally:
+        await store.close()
+
+
+class HalfPredictable(MLModel):
+    """Predicts the positive rows; the others it cannot (NaN): charged for half the quote."""
+
+    def predict(self, data: list[Any]) -> list[Any]:
+        return [x * 2 if x > 0 else math.nan for x in data]
+
+
+@pytest.mark.parametrize("one_transaction", [True, False], ids=["one_write", "two_phase"])
+async def test_a_keyed_retry_of_a_partly_charged_task_reports_what_was_charged(
+        ledger_at: str | Path, one_transaction: bool) -> None:
+    """Both paths store and replay the charge, not the quote, for a key's retry."""
+    store = ledger_store_at(ledger_at)
+    await store.open()
+    try:
+        ledger = LedgerService(store)
+        users = UserService(ledger, Passwords.cheap())
+        models = MLModelManager(default_models())
+        models.register(ModelSpec(id=8, name="Half", description="half", factory=HalfPredictable,
+                                  price_per_item_credits=2, max_items=10, one_transaction=True))
+        ml = MLService(ledger, models, one_transaction=one_transaction)
+        alice = (await users.register("alice", "correct horse")).id
+        await ledger.top_up(alice, 40)
+
+        first = await ml.process_task(alice, 8, [1, -1, 2], operation_id="api:k-1")
+        again = await ml.process_task(alice, 8, [1, -1, 2], operation_id="api:k-1")
+
+        assert (first.status, again.status) == ("completed", "completed")
+        assert (first.cost_credits, first.quoted_credits) == (4, 4), "2 of 3 rows, 2 each"
+        assert (again.cost_credits, again.quoted_credits) == (4, 4)
+        assert (await ledger.get_balance(alice)).balance_credits == 36
+        row = await store.read_db().fetchone(
+            "SELECT outcome FROM operations WHERE operation_id = 'api:k-1'")
+        assert row is not None and json.loads(row["outcome"])["cost"] == 4
     finally:
         await store.close()

@@ -12,8 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from events import EventCodec
+from ledger import statement_proof
 from ledger.checkpoints import Checkpointer, Signer
-from ledger.statement_proof import StatementInvalid, build_statement, verify_statement
+from ledger.events import ALL_EVENTS, TaskCompletedAtOnce
+from ledger.statement_proof import (
+    StatementInvalid,
+    StatementUnreadable,
+    build_statement,
+    verify_statement,
+)
 
 if TYPE_CHECKING:
     from conftest import Services
@@ -150,3 +158,17 @@ def test_a_file_that_is_not_a_statement_fails_plainly(
     (tmp_path / "public.pem").write_text("not a key")
     no_key = run_verify(issued[0], "not a key", tmp_path)
     assert no_key.returncode == 2 and "STATEMENT NOT CHECKED" in no_key.stderr
+
+
+def test_a_statement_with_an_event_type_unknown_here_is_not_checked_not_called_wrong(
+        issued: tuple[Statement, Statement, Signer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verifier older than the service that issued the statement: Alice's prediction is
+    one TaskCompletedAtOnce, which it cannot read. It says so, and does not crash or call a
+    genuine statement invalid."""
+    alice, _, signer = issued
+    assert "TaskCompletedAtOnce" in {e["row"]["type_name"] for e in alice["events"]}
+    older = EventCodec()
+    older.register(*(cls for cls in ALL_EVENTS if cls is not TaskCompletedAtOnce))
+    monkeypatch.setattr(statement_proof, "ledger_codec", lambda: older)
+    with pytest.raises(StatementUnreadable, match="TaskCompletedAtOnce"):
+        verify_statement(alice, signer.public_key_pem)
