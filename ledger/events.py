@@ -161,7 +161,10 @@ class TaskCompletedAtOnce(Event, type_name="TaskCompletedAtOnce"):
 
 def completed_at_once_parts(data: Any) -> list[tuple[str, dict[str, Any]]]:
     """A TaskCompletedAtOnce's fields (a mapping of them) as its four facts: (type name,
-    fields) each, the fields those classes are made with. The audit folds these directly."""
+    fields) each, the fields those classes are made with. The audit folds these directly.
+    A part's class that gains a field makes this event gain it too, with a schema_version
+    and an upcaster of its own: stored composites keep the fields they were written with
+    (tests/unit/test_account.py builds the parts, so a field missing here fails there)."""
     user_id, task_id, quoted = data["user_id"], data["task_id"], data["quoted_credits"]
     charged = data["charged_credits"]
     return [
