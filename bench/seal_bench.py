@@ -12,18 +12,27 @@ transaction, so its CPU is also how long the loop and every other write wait. Th
 user's statement (GET /api/v1/ledger/statement): its account's proof from the kept tree,
 or from every head read and hashed (the first statement of a process that did not seal).
 
+Round 13 adds the longest the event loop went without a turn while each seal ran (a task
+asking for a turn every millisecond: what a request would have waited), and
+`--off-loop-accounts N`: trees of N accounts or more are made, or moved past a new
+account, in a worker thread (ledger/checkpoints.py OFF_LOOP_ACCOUNTS; a huge N keeps all of
+it on the loop, as before).
+
 Run: .venv/bin/python bench/seal_bench.py [--accounts 1000 10000 100000] [--rounds 4]
+         [--off-loop-accounts 4096]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +41,7 @@ from benchlib import ROOT, load, machine, table
 sys.path.insert(0, str(ROOT))
 
 from events import Event, SqlEventStore, SqlSession
-from ledger import ledger_store
+from ledger import checkpoints, ledger_store
 from ledger.checkpoints import Checkpointer, Signer
 from ledger.events import AccountOpened, CreditsDeposited
 from ledger.service import account_stream
@@ -87,8 +96,10 @@ async def one_size(accounts: int, args: argparse.Namespace, folder: Path
             way = ("afresh", "kept")[(number + number // 2) % 2]
             sealer = Checkpointer(store, signer) if way == "afresh" else kept
             before_cpu, before_wall = time.process_time(), time.perf_counter()
-            sealed = await sealer.seal()
+            async with longest_stall() as stall:
+                sealed = await sealer.seal()
             cpu, wall = time.process_time() - before_cpu, time.perf_counter() - before_wall
+            figures[f"{way} stall"] = [*figures.get(f"{way} stall", []), stall[0] * 1000]
             assert sealed is not None and sealed.accounts == len(versions)
             figures[way].append(cpu * 1000)
             figures[f"{way} wall"] = [*figures.get(f"{way} wall", []), wall * 1000]
@@ -98,6 +109,28 @@ async def one_size(accounts: int, args: argparse.Namespace, folder: Path
     finally:
         await store.close()
     return figures
+
+
+@contextlib.asynccontextmanager
+async def longest_stall() -> AsyncIterator[list[float]]:
+    """The longest the loop went without giving a task that wants a turn each millisecond
+    one (seconds, less that millisecond)."""
+    found, stop = [0.0], asyncio.Event()
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            found[0] = max(found[0], now - last - 0.001)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield found
+    finally:
+        stop.set()
+        await ticker
 
 
 async def statements(store: SqlEventStore, kept: Checkpointer, signer: Signer, rounds: int
@@ -128,10 +161,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--events", type=int, default=1000, help="events a seal covers")
     parser.add_argument("--new", type=int, default=2, help="new accounts a seal covers")
+    parser.add_argument("--off-loop-accounts", type=int, default=checkpoints.OFF_LOOP_ACCOUNTS,
+                        help="trees this large are hashed in a worker thread")
     args = parser.parse_args()
+    checkpoints.OFF_LOOP_ACCOUNTS = args.off_loop_accounts
     print(f"seal_bench: {machine()}; load {load()}; {args.events} events a seal over "
           f"{args.events // EVENTS_A_PREDICTION} accounts + {args.new} new, "
-          f"{args.rounds} rounds each way")
+          f"{args.rounds} rounds each way; trees of {args.off_loop_accounts:,} accounts or "
+          "more off the loop")
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlc-seal-") as scratch:
         for accounts in args.accounts:
@@ -146,12 +183,15 @@ def main() -> int:
                          f"{statistics.median(figures['afresh wall']):.1f} → "
                          f"{statistics.median(figures['kept wall']):.1f}",
                          f"{statistics.median(figures['statement afresh']):.1f} → "
-                         f"{statistics.median(figures['statement kept']):.1f}"])
+                         f"{statistics.median(figures['statement kept']):.1f}",
+                         f"{statistics.median(figures['afresh stall']):.1f} → "
+                         f"{statistics.median(figures['kept stall']):.1f} (max "
+                         f"{max(figures['kept stall']):.1f})"])
             print(f"  {accounts:,} accounts: afresh {figures['afresh']}, kept {figures['kept']}",
                   flush=True)
     print(table(["accounts", "seal CPU ms, afresh", "seal CPU ms, kept", "kept ÷ afresh",
                  "µs a prediction (÷ its share of a seal)", "seal wall ms",
-                 "a statement, CPU ms"], rows))
+                 "a statement, CPU ms", "longest loop stall ms, afresh → kept"], rows))
     print(f"load at the end {load()}")
     return 0
 

@@ -75,6 +75,14 @@ SLICE_LEAVES = merkle_nodes.BLOCK
 # leaves the rest to the next seal.
 SEAL_RACES = 8
 
+# A tree of this many accounts or more is made whole, or moved past a new account, in a
+# worker thread: that hashes every block from the new leaf on, 131 ms at 100,000 accounts
+# (a whole tree 5-7 ms a thousand), and on the event loop no request would be answered
+# meanwhile. In a thread the loop takes the GIL back at each switch interval (5 ms). Below
+# it the hop would cost more than the hashing. The tree is used under the tree lock only,
+# and its holder waits for the thread, so nothing else touches it meanwhile.
+OFF_LOOP_ACCOUNTS = 4_096
+
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -212,6 +220,31 @@ async def _moved_between(db: SqlDatabase, after: int, upto: int
         "SELECT position, stream_id, version, hash FROM events WHERE position > ? "
         "AND position <= ? ORDER BY position", (after, upto))
     return {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows}
+
+
+async def _stored_tree(db: SqlDatabase, position: int,
+                       moved: dict[str, tuple[int, str]] | None = None) -> HeadTree:
+    """The tree of every head as stored, with those `moved` after it, at `position`: the
+    heads turned into leaves off the loop when they are many (OFF_LOOP_ACCOUNTS)."""
+    rows = await db.fetchall("SELECT stream_id, version, hash FROM checkpoint_heads")
+    moved = moved or {}
+    if max(len(rows), len(moved)) >= OFF_LOOP_ACCOUNTS:  # a first seal: all of them moved
+        return await asyncio.to_thread(_tree_of_rows, position, rows, moved)
+    return _tree_of_rows(position, rows, moved)
+
+
+def _tree_of_rows(position: int, rows: list[dict[str, Any]],
+                  moved: dict[str, tuple[int, str]]) -> HeadTree:
+    stored = {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows} | moved
+    return HeadTree(position, [(s, v, h) for s, (v, h) in stored.items()])
+
+
+async def _advance(tree: HeadTree, position: int, moved: dict[str, tuple[int, str]]) -> None:
+    """tree.advance(position, moved), off the loop when it hashes much (OFF_LOOP_ACCOUNTS)."""
+    if len(tree) >= OFF_LOOP_ACCOUNTS and tree.adds_streams(moved):
+        await asyncio.to_thread(tree.advance, position, moved)
+    else:
+        tree.advance(position, moved)
 
 
 async def _signed_as(db: SqlDatabase, tree: HeadTree) -> bool:
@@ -437,7 +470,7 @@ class Checkpointer:
                 return None  # a newer checkpoint was sealed since this one was read
             tree = await self._moved_on(db, checkpoint.position)
             if tree is None:
-                tree = HeadTree(checkpoint.position, await account_heads(db))
+                tree = await _stored_tree(db, checkpoint.position)
             if not tree.signed_as(checkpoint.accounts_root, checkpoint.accounts):
                 self._heads = None  # not the log's (a database restored under it, say)
                 return None
@@ -457,9 +490,8 @@ class Checkpointer:
         if tree is None or not await _signed_as(db, tree):
             # The stored heads are at `done` (or later: then another process sealed, and
             # the batch's write finds its checkpoint is not the latest).
-            stored = {s: (v, h) for s, v, h in await account_heads(db)} | dict(moved)
-            return HeadTree(upto, [(s, v, h) for s, (v, h) in stored.items()])
-        tree.advance(upto, moved)
+            return await _stored_tree(db, upto, moved)
+        await _advance(tree, upto, moved)
         return tree
 
     async def _moved_on(self, db: SqlDatabase, position: int) -> HeadTree | None:
@@ -471,7 +503,7 @@ class Checkpointer:
                 0 <= position - tree.position <= SEAL_BATCH_EVENTS):
             return None
         if tree.position < position:
-            tree.advance(position, await _moved_between(db, tree.position, position))
+            await _advance(tree, position, await _moved_between(db, tree.position, position))
         return tree
 
     async def register_key(self) -> None:

@@ -22,7 +22,8 @@ once the seal's checkpoint is written, or once another process's is there at or 
 position; a seal that fails leaves none. A kept tree is used only where a checkpoint signed
 its root at its position: one whose root is not, one more than a seal's batch behind, or
 none at all, and every head is read again. The tree takes about 300 bytes of memory an
-account (30 MB at 100,000).
+account (30 MB at 100,000). A tree of many accounts is made, or moved past a new one, in a
+worker thread (checkpoints.OFF_LOOP_ACCOUNTS), so requests are answered meanwhile.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class HeadTree:
         if index is None:
             return None
         return index, self._levels.leaves[index], self._levels.inclusion_path(index)
+
+    def adds_streams(self, moved: Mapping[str, tuple[int, str]]) -> bool:
+        """Whether advancing over `moved` inserts a leaf: then every block after it is
+        hashed again (about half the tree, on average), not one a level a leaf moved."""
+        return any(stream_id not in self._index for stream_id in moved)
 
     def advance(self, position: int, moved: Mapping[str, tuple[int, str]]) -> None:
         """The tree at `position`, from this one and the heads (version, last hash) of the

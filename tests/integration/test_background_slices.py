@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
@@ -320,3 +321,59 @@ async def test_a_seal_whose_rows_stop_chaining_while_read_is_made_again(
         rows = await store.read_db().fetchall("SELECT hash FROM events ORDER BY position")
         assert sealed.merkle_root == root_of(
             [leaf_hash(bytes.fromhex(r["hash"])) for r in rows]).hex()
+
+
+async def test_a_large_accounts_tree_is_made_while_the_loop_serves(
+        ledger_at: str | Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree of many accounts, made whole or moved past a new account, hashes every block
+    after the new leaf at once (131 ms at 100,000 accounts): it is made in a worker thread,
+    so the loop runs meanwhile. The rebuild below waits, in its thread, for the loop to
+    run a probe: on the loop's own thread it could never see it run (it fails, at the
+    bound). A tree that only moves a leaf stays on the loop (a thread's hop costs more)."""
+    accounts = checkpoints.OFF_LOOP_ACCOUNTS + 4
+    store = ledger_store_at(ledger_at)
+    store.codec.register(Noted)
+    await store.open()
+    try:
+        async def opened(session: SqlSession, names: list[str]) -> None:
+            for name in names:
+                await session.append(name, 0, [Noted(n=0)])
+
+        names = [f"account-{k}" for k in range(1, accounts + 1)]
+        for start in range(0, accounts, 1000):
+            await store.transact(lambda s, chunk=names[start:start + 1000]: opened(s, chunk))
+        loop, served, rebuilt = asyncio.get_running_loop(), [0], []
+        real = merkle.LeafLevels.rebuild_from
+
+        async def probe() -> None:
+            served[0] += 1
+
+        def rebuild_from(levels: merkle.LeafLevels, first: int) -> None:
+            if len(levels) >= checkpoints.OFF_LOOP_ACCOUNTS:
+                on_loop = threading.get_ident() == loop_thread
+                rebuilt.append(on_loop)
+                if not on_loop:  # the loop must be free to run this, meanwhile
+                    asyncio.run_coroutine_threadsafe(probe(), loop).result(timeout=60)
+            real(levels, first)
+
+        loop_thread = threading.get_ident()
+        monkeypatch.setattr(merkle.LeafLevels, "rebuild_from", rebuild_from)
+        signer = Signer.from_file(tmp_path / "signing-key")
+        sealer = Checkpointer(store, signer)
+        first = await sealer.seal()  # the whole tree, made from every head
+        await store.transact(lambda s: opened(s, ["account-0"]))  # sorts first: all shift
+        second = await sealer.seal()  # the kept tree moved past the new account
+        assert first is not None and first.accounts == accounts
+        assert second is not None and second.accounts == accounts + 1
+        await store.transact(lambda s: s.append("account-7", 1, [Noted(n=1)]))
+        third = await sealer.seal()  # one leaf moved: a hash a level, on the loop
+        assert third is not None and third.accounts == accounts + 1
+        assert rebuilt == [False, False, True] and served == [2]
+        statement_tree = await sealer.tree_for(store.read_db(), third)
+        assert statement_tree is not None and statement_tree.root().hex() == (
+            third.accounts_root)
+    finally:
+        await store.close()
+    report = await audit(ledger_at, show_progress=False, checkpoints=True,
+                         public_keys=[signer.public_key_pem])
+    assert report.checkpoints_verified == 3, report
