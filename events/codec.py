@@ -47,19 +47,11 @@ def _all_finite(value: Any) -> bool:
     which json writes as null too (asked only of a text holding a null: a None field, such
     as an event's `key_id`, sends every such event here). Scalars are tested inline, by
     exact type: an event's rows are mostly numbers, and one call a leaf was most of the
-    check's cost. Subclasses never get here (orjson refused them: OPT_PASSTHROUGH_SUBCLASS,
-    and it writes no float or tuple subclass); they are walked anyway, as before."""
-    kind = type(value)
-    if kind is float:
+    check's cost. Anything else, containers and subclasses alike, is walked by a call."""
+    if isinstance(value, float):
         return math.isfinite(value)
-    if kind is dict:
+    if isinstance(value, dict):
         items: Any = value.values()
-    elif kind is list or kind is tuple:
-        items = value
-    elif isinstance(value, float):
-        return math.isfinite(value)
-    elif isinstance(value, dict):
-        items = value.values()
     elif isinstance(value, list | tuple):
         items = value
     else:

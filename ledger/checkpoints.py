@@ -199,8 +199,14 @@ async def all_checkpoints(db: SqlDatabase, table: str = "checkpoints") -> list[C
     return [_checkpoint_from_row(row) for row in rows]
 
 
+HEADS_QUERY = "SELECT stream_id, version, hash FROM checkpoint_heads"
+
+
 async def account_heads(db: SqlDatabase) -> list[tuple[str, int, str]]:
-    rows = await db.fetchall("SELECT stream_id, version, hash FROM checkpoint_heads")
+    return _heads_of(await db.fetchall(HEADS_QUERY))
+
+
+def _heads_of(rows: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
     return [(r["stream_id"], int(r["version"]), r["hash"]) for r in rows]
 
 
@@ -226,7 +232,7 @@ async def _stored_tree(db: SqlDatabase, position: int,
                        moved: dict[str, tuple[int, str]] | None = None) -> HeadTree:
     """The tree of every head as stored, with those `moved` after it, at `position`: the
     heads turned into leaves off the loop when they are many (OFF_LOOP_ACCOUNTS)."""
-    rows = await db.fetchall("SELECT stream_id, version, hash FROM checkpoint_heads")
+    rows = await db.fetchall(HEADS_QUERY)  # turned into heads in the thread, if it is one
     moved = moved or {}
     if max(len(rows), len(moved)) >= OFF_LOOP_ACCOUNTS:  # a first seal: all of them moved
         return await asyncio.to_thread(_tree_of_rows, position, rows, moved)
@@ -235,7 +241,7 @@ async def _stored_tree(db: SqlDatabase, position: int,
 
 def _tree_of_rows(position: int, rows: list[dict[str, Any]],
                   moved: dict[str, tuple[int, str]]) -> HeadTree:
-    stored = {r["stream_id"]: (int(r["version"]), r["hash"]) for r in rows} | moved
+    stored = {s: (v, h) for s, v, h in _heads_of(rows)} | moved
     return HeadTree(position, [(s, v, h) for s, (v, h) in stored.items()])
 
 

@@ -372,6 +372,10 @@ async def test_a_large_accounts_tree_is_made_while_the_loop_serves(
         statement_tree = await sealer.tree_for(store.read_db(), third)
         assert statement_tree is not None and statement_tree.root().hex() == (
             third.accounts_root)
+        # Another process's first statement: the tree made from every stored head.
+        fresh = await Checkpointer(store, signer).tree_for(store.read_db(), third)
+        assert fresh is not None and fresh.root().hex() == third.accounts_root
+        assert rebuilt[3:] == [False] and served == [3]
     finally:
         await store.close()
     report = await audit(ledger_at, show_progress=False, checkpoints=True,

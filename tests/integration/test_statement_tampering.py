@@ -161,10 +161,11 @@ def test_a_file_that_is_not_a_statement_fails_plainly(
 
 
 def test_a_statement_with_an_event_type_unknown_here_is_not_checked_not_called_wrong(
-        issued: tuple[Statement, Statement, Signer], monkeypatch: pytest.MonkeyPatch) -> None:
+        issued: tuple[Statement, Statement, Signer], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A verifier older than the service that issued the statement: Alice's prediction is
     one TaskCompletedAtOnce, which it cannot read. It says so, and does not crash or call a
-    genuine statement invalid."""
+    genuine statement invalid: the command says it did not check it (exit 2)."""
     alice, _, signer = issued
     assert "TaskCompletedAtOnce" in {e["row"]["type_name"] for e in alice["events"]}
     older = EventCodec()
@@ -172,3 +173,9 @@ def test_a_statement_with_an_event_type_unknown_here_is_not_checked_not_called_w
     monkeypatch.setattr(statement_proof, "ledger_codec", lambda: older)
     with pytest.raises(StatementUnreadable, match="TaskCompletedAtOnce"):
         verify_statement(alice, signer.public_key_pem)
+    (tmp_path / "statement.json").write_text(json.dumps(alice))
+    (tmp_path / "public.pem").write_text(signer.public_key_pem)
+    code = statement_proof.verify_statement_file(str(tmp_path / "statement.json"),
+                                                 str(tmp_path / "public.pem"))
+    said = capsys.readouterr().err
+    assert code == 2 and "STATEMENT NOT CHECKED" in said and "TaskCompletedAtOnce" in said
